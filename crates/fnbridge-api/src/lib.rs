@@ -1,0 +1,1 @@
+//! fnbridge-api (skeleton)

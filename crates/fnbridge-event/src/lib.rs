@@ -1,0 +1,20 @@
+//! Event envelopes and the domain types every other crate shares; no I/O.
+//!
+//! # Layout
+//! - `source`: the event sources fnbridge knows (CDN, OSS) and the names each may emit.
+//! - `envelope`: parsing and validating an ingest envelope `{"events":[...]}` into single events,
+//!   and building the exact `{"events":[event]}` payload a function receives.
+//! - `function`: the stored configuration of a function (runtime, handler, limits, environment).
+//! - `trigger`: the stored configuration of a trigger and its type.
+//! - `limits`: every size and count bound, in one place so the API and the docs agree.
+
+pub mod envelope;
+pub mod function;
+pub mod limits;
+pub mod source;
+pub mod trigger;
+
+pub use envelope::{Envelope, EnvelopeError, SourceEvent};
+pub use function::{FunctionConfig, LifecycleHook};
+pub use source::EventSource;
+pub use trigger::{TriggerConfig, TriggerType};

@@ -1,0 +1,86 @@
+//! The event sources fnbridge accepts on its ingest API and the event names each may emit.
+
+/// The eight CDN events of seed 000, all at version `1.0.0`.
+pub const CDN_EVENT_NAMES: [&str; 8] = [
+    "CachedObjectsRefreshed",
+    "CachedObjectsBlocked",
+    "CachedObjectsPushed",
+    "LogFileCreated",
+    "CdnDomainStarted",
+    "CdnDomainStopped",
+    "CdnDomainAdded",
+    "CdnDomainDeleted",
+];
+pub const CDN_EVENT_VERSION: &str = "1.0.0";
+
+/// OSS event names as delivered (no `oss:` prefix), events.md §3.
+pub const OSS_EVENT_NAMES: [&str; 17] = [
+    "ObjectCreated:PutObject",
+    "ObjectCreated:PostObject",
+    "ObjectCreated:CopyObject",
+    "ObjectCreated:PutSymlink",
+    "ObjectCreated:AppendObject",
+    "ObjectCreated:InitiateMultipartUpload",
+    "ObjectCreated:UploadPart",
+    "ObjectCreated:UploadPartCopy",
+    "ObjectCreated:CompleteMultipartUpload",
+    "ObjectRemoved:DeleteObject",
+    "ObjectRemoved:DeleteObjects",
+    "ObjectRemoved:AbortMultipartUpload",
+    "ObjectModified:UpdateObjectMeta",
+    "ObjectReplication:ObjectCreated",
+    "ObjectReplication:ObjectModified",
+    "ObjectReplication:ObjectRemoved",
+    "ObjectRestore:FinishRestore",
+];
+pub const OSS_EVENT_VERSION: &str = "1.0";
+
+/// Where an event came from, decided by its `eventSource` field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EventSource {
+    Cdn,
+    Oss,
+}
+
+impl EventSource {
+    /// The value of `eventSource` in the payload.
+    pub fn wire_name(self) -> &'static str {
+        match self {
+            EventSource::Cdn => "cdn",
+            EventSource::Oss => "acs:oss",
+        }
+    }
+
+    pub fn from_wire(s: &str) -> Option<Self> {
+        match s {
+            "cdn" => Some(EventSource::Cdn),
+            "acs:oss" => Some(EventSource::Oss),
+            _ => None,
+        }
+    }
+
+    pub fn version(self) -> &'static str {
+        match self {
+            EventSource::Cdn => CDN_EVENT_VERSION,
+            EventSource::Oss => OSS_EVENT_VERSION,
+        }
+    }
+
+    pub fn event_names(self) -> &'static [&'static str] {
+        match self {
+            EventSource::Cdn => &CDN_EVENT_NAMES,
+            EventSource::Oss => &OSS_EVENT_NAMES,
+        }
+    }
+
+    /// The field that identifies one event across redeliveries: the idempotency key users dedupe on.
+    pub fn id_of(self, event: &serde_json::Map<String, serde_json::Value>) -> Option<&str> {
+        match self {
+            EventSource::Cdn => event.get("traceId").and_then(|v| v.as_str()),
+            EventSource::Oss => event
+                .get("responseElements")
+                .and_then(|r| r.get("requestId"))
+                .and_then(|v| v.as_str()),
+        }
+    }
+}

@@ -1,0 +1,2 @@
+//! fnbridge binary (skeleton)
+fn main() {}
