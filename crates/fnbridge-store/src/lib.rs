@@ -1,1 +1,32 @@
-//! fnbridge-store (skeleton)
+//! Durable state in SQLite: the registry (functions, triggers, async configs), the event log,
+//! delivery tasks with every attempt, and the dead-letter queue.
+//!
+//! All writes go through one writer thread that batches concurrent requests into one
+//! transaction (group commit): many ingests share one fsync, so durability does not cost
+//! throughput. Reads use a small pool of separate connections (WAL lets them run beside the
+//! writer).
+//!
+//! # Layout
+//! - `db`: opening the database, the schema, and the `Store` handle with `write`/`read`.
+//! - `writer`: the group-commit writer thread.
+//! - `registry`: functions, triggers and async-invoke configs.
+//! - `tasks`: the event log, delivery tasks, attempts and the dead-letter queue.
+//! - `error`: `StoreError`.
+
+mod db;
+mod error;
+pub mod registry;
+pub mod tasks;
+mod writer;
+
+pub use db::Store;
+pub use error::StoreError;
+pub use tasks::{Attempt, DlqEntry, NewTask, Task, TaskStatus};
+
+/// Milliseconds since the Unix epoch, the unit of every stored time.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,226 @@
+//! Opens the SQLite database, creates the schema, and hands out the `Store` handle: `write`
+//! (group-committed, durable when it returns) and `read` (a pooled reader connection).
+
+use std::path::Path;
+use std::sync::{Arc, Mutex, mpsc};
+
+use rusqlite::{Connection, OpenFlags};
+
+use crate::StoreError;
+use crate::writer::{self, Job};
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS functions(
+    name TEXT PRIMARY KEY,
+    config TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS triggers(
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    function_name TEXT NOT NULL,
+    name TEXT NOT NULL,
+    config TEXT NOT NULL,
+    UNIQUE(function_name, name)
+);
+CREATE TABLE IF NOT EXISTS async_configs(
+    function_name TEXT NOT NULL,
+    qualifier TEXT NOT NULL,
+    config TEXT NOT NULL,
+    PRIMARY KEY(function_name, qualifier)
+);
+CREATE TABLE IF NOT EXISTS events(
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    event_id TEXT NOT NULL,
+    source TEXT NOT NULL,
+    name TEXT NOT NULL,
+    received_ms INTEGER NOT NULL,
+    body TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS tasks(
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    task_id TEXT NOT NULL UNIQUE,
+    function_name TEXT NOT NULL,
+    qualifier TEXT NOT NULL,
+    trigger_name TEXT,
+    event_seq INTEGER,
+    payload BLOB NOT NULL,
+    status TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    created_ms INTEGER NOT NULL,
+    next_ms INTEGER NOT NULL,
+    ended_ms INTEGER,
+    last_error TEXT,
+    return_payload BLOB,
+    log TEXT
+);
+CREATE INDEX IF NOT EXISTS tasks_open ON tasks(status) WHERE status IN ('Enqueued','Retrying','Running');
+CREATE INDEX IF NOT EXISTS tasks_by_function ON tasks(function_name, id);
+CREATE TABLE IF NOT EXISTS attempts(
+    task INTEGER NOT NULL,
+    n INTEGER NOT NULL,
+    started_ms INTEGER NOT NULL,
+    ended_ms INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    error_type TEXT,
+    error_message TEXT,
+    instance_id TEXT,
+    PRIMARY KEY(task, n)
+);
+CREATE TABLE IF NOT EXISTS dlq(
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    task_id TEXT NOT NULL,
+    function_name TEXT NOT NULL,
+    qualifier TEXT NOT NULL,
+    trigger_name TEXT,
+    event_seq INTEGER,
+    payload BLOB NOT NULL,
+    attempts INTEGER NOT NULL,
+    reason TEXT NOT NULL,
+    last_error TEXT,
+    created_ms INTEGER NOT NULL
+);
+"#;
+
+const READERS: usize = 4;
+
+/// A handle to the database; cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    tx: Mutex<Option<mpsc::Sender<Job>>>,
+    readers: Mutex<Vec<Connection>>,
+    path: std::path::PathBuf,
+}
+
+fn configure(conn: &Connection) -> Result<(), StoreError> {
+    // WAL + synchronous=FULL: a commit is on disk (fsynced) when it returns, and readers never
+    // wait for the writer.
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    Ok(())
+}
+
+impl Store {
+    /// Opens (creating if needed) the database file at `path` and starts the writer thread.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let conn = Connection::open(path)?;
+        configure(&conn)?;
+        conn.execute_batch(SCHEMA)?;
+        let mut readers = Vec::with_capacity(READERS);
+        for _ in 0..READERS {
+            let r = Connection::open_with_flags(
+                path,
+                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )?;
+            r.busy_timeout(std::time::Duration::from_secs(5))?;
+            readers.push(r);
+        }
+        let (tx, rx) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("fnbridge-store-writer".into())
+            .spawn(move || writer::run(conn, rx))
+            .map_err(|e| StoreError::Corrupt(format!("cannot start writer thread: {e}")))?;
+        Ok(Store {
+            inner: Arc::new(Inner {
+                tx: Mutex::new(Some(tx)),
+                readers: Mutex::new(readers),
+                path: path.to_path_buf(),
+            }),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    fn submit(&self, job: Job) -> Result<(), StoreError> {
+        let guard = self.inner.tx.lock().unwrap_or_else(|p| p.into_inner());
+        match guard.as_ref() {
+            Some(tx) => tx.send(job).map_err(|_| StoreError::Closed),
+            None => Err(StoreError::Closed),
+        }
+    }
+
+    /// Runs `f` in the next group-committed transaction; resolves once the commit is durable.
+    /// An `Err` from `f` rolls back only `f`'s own changes.
+    pub async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        self.submit(writer::job(f, move |r| {
+            let _ = reply.send(r);
+        }))?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Queues `f` for the next transaction without waiting: for bookkeeping whose loss in a
+    /// crash is harmless (the work it records is redone), never for acknowledgements.
+    pub fn write_detached<F>(&self, f: F)
+    where
+        F: FnOnce(&Connection) -> Result<(), StoreError> + Send + 'static,
+    {
+        let r = self.submit(writer::job(f, |r| {
+            if let Err(e) = r {
+                tracing::warn!(error = %e, "store: background write failed");
+            }
+        }));
+        if let Err(e) = r {
+            tracing::warn!(error = %e, "store: background write dropped");
+        }
+    }
+
+    /// Runs `f` on a reader connection on a blocking thread.
+    pub async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || inner.with_reader(f))
+            .await
+            .map_err(|e| StoreError::Corrupt(format!("reader task failed: {e}")))?
+    }
+
+    /// Blocking read, for start-up and tests.
+    pub fn read_blocking<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        self.inner.with_reader(f)
+    }
+
+    /// Stops accepting writes; queued writes still commit.
+    pub fn close(&self) {
+        self.inner.tx.lock().unwrap_or_else(|p| p.into_inner()).take();
+    }
+}
+
+impl Inner {
+    fn with_reader<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let conn = self.readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let conn = match conn {
+            Some(c) => c,
+            None => {
+                let c = Connection::open_with_flags(&self.path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+                c.busy_timeout(std::time::Duration::from_secs(5))?;
+                c
+            }
+        };
+        let r = f(&conn);
+        let mut pool = self.readers.lock().unwrap_or_else(|p| p.into_inner());
+        if pool.len() < READERS {
+            pool.push(conn);
+        }
+        r
+    }
+}
