@@ -1,1 +1,30 @@
-//! fnbridge-api (skeleton)
+//! The HTTP API: Function Compute 2023-03-30 paths for functions, triggers, invocations, async
+//! configs and async tasks, plus fnbridge's own event ingest (`POST /events`) and dead-letter
+//! queue (`/dlq`). The only crate that knows the public JSON shapes: requests are parsed into
+//! DTOs here, validated, and turned into domain calls on the dispatcher and store.
+//!
+//! # Layout
+//! - `router`: the route table, request-id and auth middleware, shared `AppState`.
+//! - `error`: `ApiError`, the one place errors become FC's `{"Code","Message","RequestId"}`.
+//! - `body`: bounded JSON/bytes extraction with FC-shaped errors.
+//! - `validate`: name, runtime, handler, limits and environment rules.
+//! - `code`: code packages: base64 zip decoding, CRC-64 checksums, safe unpacking.
+//! - `functions`, `triggers`, `invoke`, `async_config`, `tasks`, `events`, `dlq`: one module per
+//!   resource, each a set of handlers.
+
+mod async_config;
+mod body;
+pub mod code;
+mod dlq;
+mod error;
+mod events;
+mod functions;
+mod invoke;
+mod router;
+mod tasks;
+mod time;
+mod triggers;
+mod validate;
+
+pub use error::ApiError;
+pub use router::{AppState, router};

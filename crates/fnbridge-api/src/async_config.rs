@@ -1,0 +1,168 @@
+//! PutAsyncInvokeConfig, GetAsyncInvokeConfig, DeleteAsyncInvokeConfig, ListAsyncInvokeConfigs
+//! (fc-api.md §10): per function and qualifier retry attempts, maximum event age and
+//! destinations.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use fnbridge_dispatch::destination::function_of_arn;
+use fnbridge_store::registry;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::body;
+use crate::error::ApiError;
+use crate::functions::{QualifierQuery, check_qualifier, loaded, parse_limit};
+use crate::router::AppState;
+use crate::time::now_rfc3339;
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Input {
+    max_async_retry_attempts: Option<i64>,
+    max_async_event_age_in_seconds: Option<i64>,
+    async_task: Option<bool>,
+    destination_config: Option<DestinationConfig>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct DestinationConfig {
+    on_success: Option<Destination>,
+    on_failure: Option<Destination>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Destination {
+    destination: String,
+}
+
+fn check_destination(state: &AppState, field: &str, d: &Option<Destination>) -> Result<(), String> {
+    let Some(d) = d else { return Ok(()) };
+    match function_of_arn(&d.destination) {
+        Some(f) if state.dispatcher.function(f).is_some() => Ok(()),
+        Some(f) => Err(format!("destinationConfig.{field}.destination: function '{f}' does not exist")),
+        None => Err(format!(
+            "destinationConfig.{field}.destination: '{}' is not a function ARN (acs:fc:{{region}}:{{uid}}:functions/{{name}}); other destination kinds are not supported yet",
+            d.destination
+        )),
+    }
+}
+
+pub(crate) async fn put(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    Query(q): Query<QualifierQuery>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let f = loaded(&state, &name)?;
+    let qualifier = check_qualifier(&name, q.qualifier.as_deref())?;
+    let input: Input = body::json(&body)?;
+    let mut errors = Vec::new();
+    let retries = input.max_async_retry_attempts.unwrap_or(3);
+    if !(0..=8).contains(&retries) {
+        errors.push(format!("maxAsyncRetryAttempts: {retries} must be between 0 and 8"));
+    }
+    let age = input.max_async_event_age_in_seconds.unwrap_or(86_400);
+    if !(1..=604_800).contains(&age) {
+        errors.push(format!("maxAsyncEventAgeInSeconds: {age} must be between 1 and 604800"));
+    }
+    let mut dest = json!({});
+    if let Some(dc) = &input.destination_config {
+        for (field, d) in [("onSuccess", &dc.on_success), ("onFailure", &dc.on_failure)] {
+            if let Err(e) = check_destination(&state, field, d) {
+                errors.push(e);
+            } else if let Some(d) = d {
+                dest[field] = json!({"destination": d.destination});
+            }
+        }
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::invalid(errors.join("; ")));
+    }
+    let (f2, q2) = (name.clone(), qualifier.clone());
+    let existing = state.dispatcher.store().read(move |c| registry::get_async_config(c, &f2, &q2)).await?;
+    let now = now_rfc3339();
+    let created = existing
+        .as_ref()
+        .and_then(|e| e.get("createdTime"))
+        .and_then(|v| v.as_str())
+        .map(str::to_string)
+        .unwrap_or_else(|| now.clone());
+    let cfg = state.dispatcher.config();
+    let v = json!({
+        "maxAsyncRetryAttempts": retries,
+        "maxAsyncEventAgeInSeconds": age,
+        "asyncTask": input.async_task.unwrap_or(false),
+        "destinationConfig": dest,
+        "functionArn": f.arn(&cfg.region, &cfg.account_id),
+        "qualifier": qualifier,
+        "createdTime": created,
+        "lastModifiedTime": now,
+    });
+    let (stored, f2, q2) = (v.clone(), name.clone(), qualifier.clone());
+    state.dispatcher.store().write(move |c| registry::put_async_config(c, &f2, &q2, &stored)).await?;
+    state.dispatcher.put_async_config(&name, &qualifier, &v);
+    Ok(Json(v))
+}
+
+fn missing(name: &str, q: &str) -> ApiError {
+    ApiError::not_found("AsyncConfigNotExists", format!("AsyncConfig for {name}:{q} does not exist."))
+}
+
+pub(crate) async fn get(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    Query(q): Query<QualifierQuery>,
+) -> Result<Json<Value>, ApiError> {
+    loaded(&state, &name)?;
+    let qualifier = check_qualifier(&name, q.qualifier.as_deref())?;
+    let (f, qq) = (name.clone(), qualifier.clone());
+    let v = state.dispatcher.store().read(move |c| registry::get_async_config(c, &f, &qq)).await?;
+    v.map(Json).ok_or_else(|| missing(&name, &qualifier))
+}
+
+pub(crate) async fn delete(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    Query(q): Query<QualifierQuery>,
+) -> Result<StatusCode, ApiError> {
+    loaded(&state, &name)?;
+    let qualifier = check_qualifier(&name, q.qualifier.as_deref())?;
+    let (f, qq) = (name.clone(), qualifier.clone());
+    let deleted = state.dispatcher.store().write(move |c| registry::delete_async_config(c, &f, &qq)).await?;
+    if !deleted {
+        return Err(missing(&name, &qualifier));
+    }
+    state.dispatcher.remove_async_config(&name, &qualifier);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct ListQuery {
+    function_name: Option<String>,
+    limit: Option<String>,
+    next_token: Option<String>,
+}
+
+pub(crate) async fn list(State(state): State<AppState>, Query(q): Query<ListQuery>) -> Result<Json<Value>, ApiError> {
+    let limit = parse_limit(q.limit.as_deref())?;
+    let all = state.dispatcher.store().read(registry::all_async_configs).await?;
+    let after = q.next_token.unwrap_or_default();
+    let mut items: Vec<(String, Value)> = all
+        .into_iter()
+        .filter(|(f, _, _)| q.function_name.as_deref().is_none_or(|n| n == f))
+        .map(|(f, qq, v)| (format!("{f}:{qq}"), v))
+        .filter(|(k, _)| *k > after)
+        .collect();
+    let next = if items.len() > limit {
+        items.truncate(limit);
+        items.last().map(|(k, _)| k.clone()).unwrap_or_default()
+    } else {
+        String::new()
+    };
+    Ok(Json(json!({"configs": items.into_iter().map(|(_, v)| v).collect::<Vec<_>>(), "nextToken": next})))
+}

@@ -1,0 +1,86 @@
+//! `ApiError`: every failure of a request, mapped in this one place to an HTTP status and FC's
+//! error body `{"Code","Message","RequestId"}` (fc-api.md §3). The request id is filled in by the
+//! router's middleware, which is the only code that knows it.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use fnbridge_dispatch::DispatchError;
+use fnbridge_store::StoreError;
+
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+/// Carried on an error response until the middleware renders it with the request id.
+#[derive(Debug, Clone)]
+pub(crate) struct ErrorBody {
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError { status, code, message: message.into() }
+    }
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "InvalidArgument", message)
+    }
+    pub fn too_large(limit: usize) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "EntityTooLarge",
+            format!("payload size exceeds maximum allowed size ({limit} bytes)"),
+        )
+    }
+    pub fn function_not_found(name: &str) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "FunctionNotFound", format!("function '{name}' does not exist"))
+    }
+    pub fn not_found(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, code, message)
+    }
+    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, code, message)
+    }
+    pub fn internal(message: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %message, "internal error");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalServerError",
+            "an internal error has occurred. Please retry.",
+        )
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut r = self.status.into_response();
+        r.extensions_mut().insert(ErrorBody { code: self.code, message: self.message });
+        r
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Conflict(m) => ApiError::conflict("ConcurrentUpdateError", m),
+            other => ApiError::internal(other),
+        }
+    }
+}
+
+impl From<DispatchError> for ApiError {
+    fn from(e: DispatchError) -> Self {
+        match e {
+            DispatchError::FunctionNotFound(n) => ApiError::function_not_found(&n),
+            DispatchError::Invalid(m) => ApiError::invalid(m),
+            DispatchError::ShuttingDown => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "ResourceThrottled", "the server is shutting down")
+            }
+            DispatchError::Store(s) => s.into(),
+            DispatchError::Runtime(m) => ApiError::internal(m),
+        }
+    }
+}

@@ -1,0 +1,20 @@
+//! `POST /events`: the ingest API. Takes the envelope a CDN or OSS sends, `{"events":[...]}`,
+//! validates every event, and answers only once each event and its deliveries are durable.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use fnbridge_event::Envelope;
+use fnbridge_event::limits::MAX_INGEST_BODY;
+use serde_json::{Value, json};
+
+use crate::body;
+use crate::error::ApiError;
+use crate::router::AppState;
+
+pub(crate) async fn put(State(state): State<AppState>, payload: Bytes) -> Result<Json<Value>, ApiError> {
+    body::limit(&payload, MAX_INGEST_BODY)?;
+    let env = Envelope::parse(&payload).map_err(|e| ApiError::invalid(e.to_string()))?;
+    let receipts = state.dispatcher.ingest(env).await?;
+    Ok(Json(json!({"events": receipts})))
+}

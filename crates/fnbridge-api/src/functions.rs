@@ -1,0 +1,488 @@
+//! CreateFunction, GetFunction, UpdateFunction, DeleteFunction, ListFunctions (fc-api.md §5).
+//!
+//! A deployment is checked completely before anything is stored: the zip unpacks safely, the
+//! handler's module exists and imports, and only then is the function written; a failed
+//! deployment leaves the previous one (or nothing) in place.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use fnbridge_dispatch::ids;
+use fnbridge_event::{FunctionConfig, LifecycleHook};
+use fnbridge_store::registry;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::body;
+use crate::code;
+use crate::error::ApiError;
+use crate::router::AppState;
+use crate::time::now_rfc3339;
+use crate::validate;
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct FunctionInput {
+    function_name: Option<String>,
+    runtime: Option<String>,
+    handler: Option<String>,
+    code: Option<CodeInput>,
+    memory_size: Option<u32>,
+    timeout: Option<u32>,
+    cpu: Option<f64>,
+    disk_size: Option<u32>,
+    instance_concurrency: Option<u32>,
+    environment_variables: Option<BTreeMap<String, String>>,
+    role: Option<String>,
+    description: Option<String>,
+    instance_lifecycle_config: Option<LifecycleInput>,
+    internet_access: Option<bool>,
+    custom_runtime_config: Option<Value>,
+    disable_inject_credentials: Option<String>,
+    /// FC 2.0 spellings, accepted as aliases of `instanceLifecycleConfig.initializer`.
+    initializer: Option<String>,
+    initialization_timeout: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct CodeInput {
+    zip_file: Option<String>,
+    oss_bucket_name: Option<String>,
+    oss_object_name: Option<String>,
+    checksum: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct LifecycleInput {
+    initializer: Option<HookInput>,
+    pre_stop: Option<HookInput>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct HookInput {
+    handler: Option<String>,
+    timeout: Option<u32>,
+    command: Option<Vec<String>>,
+}
+
+/// The FC `Function` shape for a stored function.
+pub(crate) fn to_json(f: &FunctionConfig, region: &str, account: &str) -> Value {
+    let mut lifecycle = serde_json::Map::new();
+    if let Some(h) = &f.initializer {
+        lifecycle.insert("initializer".into(), json!({"handler": h.handler, "timeout": h.timeout}));
+    }
+    if let Some(h) = &f.pre_stop {
+        lifecycle.insert("preStop".into(), json!({"handler": h.handler, "timeout": h.timeout}));
+    }
+    let mut v = json!({
+        "functionId": f.function_id,
+        "functionName": f.function_name,
+        "functionArn": f.arn(region, account),
+        "runtime": f.runtime,
+        "handler": f.handler,
+        "memorySize": f.memory_size,
+        "timeout": f.timeout,
+        "instanceConcurrency": f.instance_concurrency,
+        "environmentVariables": f.environment_variables,
+        "description": f.description,
+        "codeSize": f.code_size,
+        "codeChecksum": f.code_checksum,
+        "createdTime": f.created_time,
+        "lastModifiedTime": f.last_modified_time,
+        "state": "Active",
+        "lastUpdateStatus": "Successful",
+        "instanceLifecycleConfig": lifecycle,
+    });
+    let o = v.as_object_mut().expect("object literal");
+    if let Some(c) = f.cpu {
+        o.insert("cpu".into(), json!(c));
+    }
+    if let Some(d) = f.disk_size {
+        o.insert("diskSize".into(), json!(d));
+    }
+    if let Some(r) = &f.role {
+        o.insert("role".into(), json!(r));
+    }
+    if let Some(i) = f.internet_access {
+        o.insert("internetAccess".into(), json!(i));
+    }
+    if let Some(c) = &f.custom_runtime_config {
+        o.insert("customRuntimeConfig".into(), c.clone());
+    }
+    v
+}
+
+fn hook(field: &str, h: Option<HookInput>) -> Result<Option<LifecycleHook>, String> {
+    let Some(h) = h else { return Ok(None) };
+    if h.command.is_some() {
+        return Err(format!("{field}.command: command hooks need a custom runtime, which fnbridge does not run yet"));
+    }
+    let Some(handler) = h.handler.filter(|s| !s.is_empty()) else { return Ok(None) };
+    validate::python_handler(&format!("{field}.handler"), &handler)?;
+    let timeout = h.timeout.unwrap_or(3);
+    validate::timeout(&format!("{field}.timeout"), timeout, 600)?;
+    Ok(Some(LifecycleHook { handler, timeout }))
+}
+
+/// Applies `input` over `base` (all fields for create, present fields for update) and validates
+/// the result as a whole, collecting every problem into one message.
+fn merge(mut f: FunctionConfig, input: FunctionInput) -> Result<(FunctionConfig, Option<CodeInput>), String> {
+    let mut errors = Vec::new();
+    if let Some(r) = input.runtime {
+        f.runtime = r;
+    }
+    if let Some(h) = input.handler {
+        f.handler = h;
+    }
+    if let Some(m) = input.memory_size {
+        f.memory_size = m;
+    }
+    if let Some(t) = input.timeout {
+        f.timeout = t;
+    }
+    if let Some(c) = input.instance_concurrency {
+        f.instance_concurrency = c;
+    }
+    if let Some(e) = input.environment_variables {
+        f.environment_variables = e;
+    }
+    if let Some(d) = input.description {
+        f.description = d;
+    }
+    if input.cpu.is_some() {
+        f.cpu = input.cpu;
+    }
+    if input.disk_size.is_some() {
+        f.disk_size = input.disk_size;
+    }
+    if input.role.is_some() {
+        f.role = input.role;
+    }
+    if input.internet_access.is_some() {
+        f.internet_access = input.internet_access;
+    }
+    if input.custom_runtime_config.is_some() {
+        f.custom_runtime_config = input.custom_runtime_config;
+    }
+    if let Some(d) = &input.disable_inject_credentials {
+        if !["None", "Env", "Request", "All"].contains(&d.as_str()) {
+            errors.push(format!("disableInjectCredentials: '{d}' must be one of None, Env, Request, All"));
+        }
+    }
+    if let Some(lc) = input.instance_lifecycle_config {
+        match hook("instanceLifecycleConfig.initializer", lc.initializer) {
+            Ok(h) => f.initializer = h,
+            Err(e) => errors.push(e),
+        }
+        match hook("instanceLifecycleConfig.preStop", lc.pre_stop) {
+            Ok(h) => f.pre_stop = h,
+            Err(e) => errors.push(e),
+        }
+    }
+    if let Some(init) = input.initializer {
+        let h = HookInput { handler: Some(init), timeout: input.initialization_timeout, command: None };
+        match hook("initializer", Some(h)) {
+            Ok(h) => f.initializer = h,
+            Err(e) => errors.push(e),
+        }
+    }
+    let checks = [
+        validate::runtime(&f.runtime),
+        validate::python_handler("handler", &f.handler),
+        validate::memory_size(f.memory_size),
+        validate::timeout("timeout", f.timeout, 86_400),
+        validate::environment(&f.environment_variables),
+    ];
+    errors.extend(checks.into_iter().filter_map(Result::err));
+    if !(1..=200).contains(&f.instance_concurrency) {
+        errors.push(format!("instanceConcurrency: {} must be between 1 and 200", f.instance_concurrency));
+    }
+    if let Some(c) = f.cpu {
+        let steps = (c / 0.05).round();
+        if !(0.05..=16.0).contains(&c) || (steps * 0.05 - c).abs() > 1e-9 {
+            errors.push(format!("cpu: {c} must be a multiple of 0.05 between 0.05 and 16"));
+        }
+    }
+    if let Some(d) = f.disk_size {
+        if d != 512 && d != 10240 {
+            errors.push(format!("diskSize: {d} must be 512 or 10240"));
+        }
+    }
+    if f.description.len() > fnbridge_event::limits::MAX_DESCRIPTION {
+        errors.push(format!("description: longer than {} bytes", fnbridge_event::limits::MAX_DESCRIPTION));
+    }
+    if errors.is_empty() { Ok((f, input.code)) } else { Err(errors.join("; ")) }
+}
+
+/// Decodes, checks and unpacks a code package into a new revision directory, and checks that
+/// the handler imports. Returns (revision, size, checksum).
+async fn deploy_code(
+    state: &AppState,
+    f: &FunctionConfig,
+    code: CodeInput,
+) -> Result<(String, u64, String), ApiError> {
+    if code.oss_bucket_name.is_some() || code.oss_object_name.is_some() {
+        return Err(ApiError::invalid(
+            "code.ossBucketName: code from the object store is not supported yet; send code.zipFile",
+        ));
+    }
+    let Some(b64) = code.zip_file else {
+        return Err(ApiError::invalid("code.zipFile: required (a base64-encoded zip of the code directory)"));
+    };
+    let zip = code::decode_zip(&b64).map_err(ApiError::invalid)?;
+    let checksum = code::crc64(&zip).to_string();
+    if let Some(expected) = code.checksum {
+        if expected != checksum {
+            return Err(ApiError::invalid(format!(
+                "code.checksum: '{expected}' does not match the CRC-64 of the zip ({checksum})"
+            )));
+        }
+    }
+    let revision = ids::hex_token(8);
+    let dir = state.dispatcher.code_dir(&f.function_name, &revision);
+    let size = zip.len() as u64;
+    let d = dir.clone();
+    tokio::task::spawn_blocking(move || code::unpack(&zip, &d))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::invalid)?;
+    if let Err(e) = check_handler(state, f, &dir).await {
+        let _ = tokio::fs::remove_dir_all(&dir).await;
+        return Err(e);
+    }
+    Ok((revision, size, checksum))
+}
+
+async fn check_handler(state: &AppState, f: &FunctionConfig, dir: &std::path::Path) -> Result<(), ApiError> {
+    let mut handlers = vec![("handler", f.handler.clone())];
+    if let Some(h) = &f.initializer {
+        handlers.push(("instanceLifecycleConfig.initializer.handler", h.handler.clone()));
+    }
+    for (field, h) in handlers {
+        fnbridge_runtime::check_python_handler(&state.python, dir, &h)
+            .await
+            .map_err(|e| ApiError::invalid(format!("{field}: {e}")))?;
+    }
+    Ok(())
+}
+
+pub(crate) async fn create(State(state): State<AppState>, body: Bytes) -> Result<Json<Value>, ApiError> {
+    let input: FunctionInput = body::json(&body)?;
+    let name = input.function_name.clone().ok_or_else(|| ApiError::invalid("functionName: required"))?;
+    validate::function_name(&name).map_err(ApiError::invalid)?;
+    let mut missing = Vec::new();
+    if input.runtime.is_none() {
+        missing.push("runtime");
+    }
+    if input.handler.is_none() {
+        missing.push("handler");
+    }
+    if input.code.is_none() {
+        missing.push("code");
+    }
+    if !missing.is_empty() {
+        return Err(ApiError::invalid(format!("missing required fields: {}", missing.join(", "))));
+    }
+    if state.dispatcher.function(&name).is_some() {
+        return Err(ApiError::conflict("FunctionAlreadyExists", format!("function '{name}' already exists")));
+    }
+    let now = now_rfc3339();
+    let base = FunctionConfig {
+        function_id: ids::uuid_like(),
+        function_name: name.clone(),
+        runtime: String::new(),
+        handler: String::new(),
+        memory_size: 128,
+        timeout: 3,
+        instance_concurrency: 1,
+        environment_variables: BTreeMap::new(),
+        description: String::new(),
+        cpu: None,
+        disk_size: None,
+        role: None,
+        internet_access: None,
+        initializer: None,
+        pre_stop: None,
+        custom_runtime_config: None,
+        code_size: 0,
+        code_checksum: String::new(),
+        revision: String::new(),
+        created_time: now.clone(),
+        last_modified_time: now,
+    };
+    let (mut f, code) = merge(base, input).map_err(ApiError::invalid)?;
+    let (revision, size, checksum) = deploy_code(&state, &f, code.expect("checked above")).await?;
+    f.revision = revision;
+    f.code_size = size;
+    f.code_checksum = checksum;
+    let stored = f.clone();
+    if let Err(e) = state.dispatcher.store().write(move |c| registry::insert_function(c, &stored)).await {
+        let _ = tokio::fs::remove_dir_all(state.dispatcher.code_dir(&name, &f.revision)).await;
+        return Err(match e {
+            fnbridge_store::StoreError::Conflict(m) => ApiError::conflict("FunctionAlreadyExists", m),
+            other => other.into(),
+        });
+    }
+    state.dispatcher.put_function(f.clone());
+    let cfg = state.dispatcher.config();
+    Ok(Json(to_json(&f, &cfg.region, &cfg.account_id)))
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct QualifierQuery {
+    pub qualifier: Option<String>,
+}
+
+/// Only `LATEST` exists until versions and aliases land.
+pub(crate) fn check_qualifier(function: &str, q: Option<&str>) -> Result<String, ApiError> {
+    match q {
+        None | Some("") | Some("LATEST") => Ok("LATEST".into()),
+        Some(other) if other.chars().all(|c| c.is_ascii_digit()) => Err(ApiError::not_found(
+            "VersionNotFound",
+            format!("version '{other}' of function '{function}' does not exist"),
+        )),
+        Some(other) => Err(ApiError::not_found(
+            "AliasNotFound",
+            format!("alias '{other}' of function '{function}' does not exist"),
+        )),
+    }
+}
+
+pub(crate) fn loaded(state: &AppState, name: &str) -> Result<FunctionConfig, ApiError> {
+    state.dispatcher.function(name).ok_or_else(|| ApiError::function_not_found(name))
+}
+
+pub(crate) async fn get(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    Query(q): Query<QualifierQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let f = loaded(&state, &name)?;
+    check_qualifier(&name, q.qualifier.as_deref())?;
+    let cfg = state.dispatcher.config();
+    Ok(Json(to_json(&f, &cfg.region, &cfg.account_id)))
+}
+
+pub(crate) async fn update(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let input: FunctionInput = body::json(&body)?;
+    if let Some(n) = &input.function_name {
+        if *n != name {
+            return Err(ApiError::invalid(format!("functionName: cannot be changed (path says '{name}', body '{n}')")));
+        }
+    }
+    let old = loaded(&state, &name)?;
+    let (mut f, code) = merge(old.clone(), input).map_err(ApiError::invalid)?;
+    f.last_modified_time = now_rfc3339();
+    let mut new_dir = None;
+    match code {
+        Some(code) => {
+            let (revision, size, checksum) = deploy_code(&state, &f, code).await?;
+            new_dir = Some(state.dispatcher.code_dir(&name, &revision));
+            f.revision = revision;
+            f.code_size = size;
+            f.code_checksum = checksum;
+        }
+        None if f.handler != old.handler || f.initializer != old.initializer => {
+            let dir = state.dispatcher.code_dir(&name, &f.revision);
+            check_handler(&state, &f, &dir).await?;
+        }
+        None => {}
+    }
+    let stored = f.clone();
+    let ok = state.dispatcher.store().write(move |c| registry::update_function(c, &stored)).await;
+    match ok {
+        Ok(true) => {}
+        Ok(false) | Err(_) => {
+            if let Some(d) = new_dir {
+                let _ = tokio::fs::remove_dir_all(d).await;
+            }
+            return match ok {
+                Err(e) => Err(e.into()),
+                _ => Err(ApiError::function_not_found(&name)),
+            };
+        }
+    }
+    state.dispatcher.put_function(f.clone());
+    if f.revision != old.revision {
+        let _ = tokio::fs::remove_dir_all(state.dispatcher.code_dir(&name, &old.revision)).await;
+    }
+    let cfg = state.dispatcher.config();
+    Ok(Json(to_json(&f, &cfg.region, &cfg.account_id)))
+}
+
+pub(crate) async fn delete(State(state): State<AppState>, Path(name): Path<String>) -> Result<StatusCode, ApiError> {
+    loaded(&state, &name)?;
+    let n = name.clone();
+    let deleted = state
+        .dispatcher
+        .store()
+        .write(move |c| {
+            let triggers = registry::count_triggers(c, &n)?;
+            if triggers > 0 {
+                return Ok(Err(triggers));
+            }
+            Ok(Ok(registry::delete_function(c, &n)?))
+        })
+        .await?;
+    match deleted {
+        Err(n) => Err(ApiError::conflict(
+            "FunctionNotEmpty",
+            format!("function '{name}' has {n} active trigger(s); delete them first"),
+        )),
+        Ok(false) => Err(ApiError::function_not_found(&name)),
+        Ok(true) => {
+            state.dispatcher.remove_function(&name);
+            let dir = state.dispatcher.config().code_root.join(&name);
+            let _ = tokio::fs::remove_dir_all(dir).await;
+            Ok(StatusCode::NO_CONTENT)
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct ListQuery {
+    pub limit: Option<String>,
+    pub next_token: Option<String>,
+    pub prefix: Option<String>,
+}
+
+pub(crate) fn parse_limit(limit: Option<&str>) -> Result<usize, ApiError> {
+    match limit {
+        None | Some("") => Ok(20),
+        Some(s) => match s.parse::<usize>() {
+            Ok(n) if (1..=100).contains(&n) => Ok(n),
+            _ => Err(ApiError::invalid(format!("limit: '{s}' must be an integer between 1 and 100"))),
+        },
+    }
+}
+
+pub(crate) async fn list(State(state): State<AppState>, Query(q): Query<ListQuery>) -> Result<Json<Value>, ApiError> {
+    let limit = parse_limit(q.limit.as_deref())?;
+    let prefix = q.prefix.unwrap_or_default();
+    let after = q.next_token.unwrap_or_default();
+    let mut fs = state
+        .dispatcher
+        .store()
+        .read(move |c| registry::list_functions(c, &prefix, &after, limit + 1))
+        .await?;
+    let next = if fs.len() > limit {
+        fs.truncate(limit);
+        fs.last().map(|f| f.function_name.clone()).unwrap_or_default()
+    } else {
+        String::new()
+    };
+    let cfg = state.dispatcher.config();
+    let items: Vec<Value> = fs.iter().map(|f| to_json(f, &cfg.region, &cfg.account_id)).collect();
+    Ok(Json(json!({"functions": items, "nextToken": next})))
+}

@@ -1,0 +1,184 @@
+//! End-to-end delivery benchmark: events per second from `POST /events` to handler completion
+//! with a no-op Python handler, and latency from acknowledgement to handler start, against the
+//! raw cost of the same handler called in a loop in one Python process.
+//!
+//! Run: `cargo bench -p fnbridge --bench delivery` (env: EVENTS, CLIENTS, BATCH, LAT_EVENTS).
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use base64::Engine;
+use serde_json::{Value, json};
+
+const NOOP: &str = "def handler(event, context):\n    return ''\n";
+const STAMP: &str = r#"
+import json, os, time
+OUT = os.environ["OUT_FILE"]
+def handler(event, context):
+    t = time.time_ns()
+    e = json.loads(event)["events"][0]
+    fd = os.open(OUT, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    os.write(fd, ("%s %d\n" % (e["traceId"], t)).encode())
+    os.close(fd)
+    return ''
+"#;
+
+fn env_usize(k: &str, d: usize) -> usize {
+    std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(d)
+}
+
+fn zip_b64(src: &str) -> String {
+    let mut buf = std::io::Cursor::new(Vec::new());
+    {
+        let mut w = zip::ZipWriter::new(&mut buf);
+        w.start_file("index.py", zip::write::SimpleFileOptions::default()).unwrap();
+        w.write_all(src.as_bytes()).unwrap();
+        w.finish().unwrap();
+    }
+    base64::engine::general_purpose::STANDARD.encode(buf.into_inner())
+}
+
+fn now_ns() -> i128 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos() as i128
+}
+
+fn pct(v: &mut [f64], p: f64) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[((v.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn main() {
+    let events = env_usize("EVENTS", 20_000);
+    let clients = env_usize("CLIENTS", 4);
+    let batch = env_usize("BATCH", 50);
+    let lat_events = env_usize("LAT_EVENTS", 2_000);
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_fnbridge"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .env("FNBRIDGE_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let base = line.trim().strip_prefix("fnbridge listening on ").unwrap().to_string();
+    let token = std::fs::read_to_string(dir.path().join("data/admin.token")).unwrap();
+    let http = reqwest::blocking::Client::new();
+    let post = |path: &str, body: &Value| {
+        let r = http.post(format!("{base}{path}")).bearer_auth(&token).json(body).send().unwrap();
+        assert!(r.status().is_success(), "{path}: {}", r.text().unwrap());
+    };
+    let out = dir.path().join("stamps.txt");
+    post("/2023-03-30/functions", &json!({"functionName": "noop", "runtime": "python3.10", "handler": "index.handler", "code": {"zipFile": zip_b64(NOOP)}}));
+    post("/2023-03-30/functions", &json!({"functionName": "stamp", "runtime": "python3.10", "handler": "index.handler", "code": {"zipFile": zip_b64(STAMP)}, "environmentVariables": {"OUT_FILE": out.to_str().unwrap()}}));
+    let trig = |ev: &str| json!({"triggerName": format!("t-{ev}"), "triggerType": "cdn_events", "triggerConfig": json!({"eventName": ev, "eventVersion": "1.0.0", "filter": {"domain": ["example.com"]}}).to_string()});
+    post("/2023-03-30/functions/noop/triggers", &trig("LogFileCreated"));
+    post("/2023-03-30/functions/stamp/triggers", &trig("CdnDomainAdded"));
+
+    let sample: Value = serde_json::from_str(&std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/events/LogFileCreated.json")).unwrap()).unwrap();
+    let ev = sample["events"][0].clone();
+    let size = ev.to_string().len();
+
+    // Raw cost: the same no-op handler called in a loop in one Python process.
+    let raw = Command::new("python3")
+        .args(["-c", &format!("import time\n{NOOP}\nb=b'x'*{size}\nn=200000\nt=time.perf_counter()\nfor _ in range(n): handler(b, None)\nd=time.perf_counter()-t\nprint(n/d, d/n*1e9)")])
+        .output()
+        .unwrap();
+    let raw = String::from_utf8(raw.stdout).unwrap();
+    let mut it = raw.split_whitespace().map(|x| x.parse::<f64>().unwrap());
+    let (raw_rate, raw_ns) = (it.next().unwrap(), it.next().unwrap());
+
+    // Warm up: one event so instances exist.
+    post("/events", &json!({"events": [ev]}));
+    let stats = || -> Value { http.get(format!("{base}/stats")).bearer_auth(&token).send().unwrap().json().unwrap() };
+    while stats()["succeeded"].as_u64().unwrap() < 1 {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+
+    // (a) throughput, end to end.
+    let sent = Arc::new(AtomicUsize::new(0));
+    let t0 = Instant::now();
+    let mut hs = Vec::new();
+    for c in 0..clients {
+        let (base, token, ev, sent) = (base.clone(), token.clone(), ev.clone(), sent.clone());
+        hs.push(std::thread::spawn(move || {
+            let http = reqwest::blocking::Client::new();
+            let mut i = c * 1_000_000;
+            loop {
+                let n = sent.fetch_add(batch, Ordering::Relaxed);
+                if n >= events {
+                    break;
+                }
+                let evs: Vec<Value> = (0..batch)
+                    .map(|k| {
+                        let mut e = ev.clone();
+                        e["traceId"] = json!(format!("t{}", i + k));
+                        e
+                    })
+                    .collect();
+                i += batch;
+                let r = http.post(format!("{base}/events")).bearer_auth(&token).json(&json!({"events": evs})).send().unwrap();
+                assert!(r.status().is_success());
+            }
+        }));
+    }
+    for h in hs {
+        h.join().unwrap();
+    }
+    let ingest = t0.elapsed();
+    let target = 1 + events.div_ceil(batch) * batch;
+    while (stats()["succeeded"].as_u64().unwrap() as usize) < target {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let total = t0.elapsed();
+    let delivered = target - 1;
+
+    // (b) latency from acknowledgement to handler start, one event per request, paced.
+    let mut acks = std::collections::HashMap::new();
+    for i in 0..lat_events {
+        let mut e = ev.clone();
+        e["eventName"] = json!("CdnDomainAdded");
+        e["traceId"] = json!(format!("lat-{i}"));
+        post("/events", &json!({"events": [e]}));
+        acks.insert(format!("lat-{i}"), now_ns());
+        std::thread::sleep(Duration::from_micros(500));
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let stamps = loop {
+        let text = std::fs::read_to_string(&out).unwrap_or_default();
+        if text.lines().count() >= lat_events || Instant::now() > deadline {
+            break text;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut lat: Vec<f64> = stamps
+        .lines()
+        .filter_map(|l| {
+            let (id, t) = l.split_once(' ')?;
+            let ack = acks.get(id)?;
+            Some(((t.parse::<i128>().ok()? - ack) as f64 / 1e6).max(0.0))
+        })
+        .collect();
+    let _ = child.kill();
+    let _ = child.wait();
+
+    println!("machine: {} cores; event size {size} bytes; {clients} clients x {batch} events/request", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0));
+    println!("raw python loop (one process, no-op handler): {raw_rate:.0} calls/s ({raw_ns:.0} ns/call)");
+    println!(
+        "end to end: {delivered} events in {:.2} s = {:.0} events/s delivered (ingest acknowledged at {:.0} events/s)",
+        total.as_secs_f64(),
+        delivered as f64 / total.as_secs_f64(),
+        delivered as f64 / ingest.as_secs_f64()
+    );
+    let n = lat.len();
+    println!(
+        "ack -> handler start over {n} events: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        pct(&mut lat, 0.5),
+        pct(&mut lat, 0.99),
+        pct(&mut lat, 1.0)
+    );
+}

@@ -1,0 +1,127 @@
+//! `fnbridge serve`: prepares the data directory and admin token, wires store, runtime,
+//! dispatcher and API together, and shuts down gracefully on SIGINT/SIGTERM.
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use fnbridge_api::{AppState, router};
+use fnbridge_dispatch::{Backoff, DispatchConfig, Dispatcher, ids};
+use fnbridge_runtime::{Runtime, RuntimeConfig};
+use fnbridge_store::Store;
+
+use crate::cli::ServeArgs;
+
+/// Reads the admin token, creating it (mode 0600) on first start.
+fn admin_token(data_dir: &Path) -> anyhow::Result<String> {
+    let path = data_dir.join("admin.token");
+    if let Ok(t) = std::fs::read_to_string(&path) {
+        let t = t.trim().to_string();
+        if t.len() >= 16 {
+            return Ok(t);
+        }
+    }
+    let token = ids::hex_token(32);
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(&path).with_context(|| format!("cannot write {}", path.display()))?;
+    f.write_all(token.as_bytes())?;
+    f.sync_all()?;
+    Ok(token)
+}
+
+pub fn run(args: ServeArgs) -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("FNBRIDGE_LOG").unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    rt.block_on(serve(args))
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let data = &args.data_dir;
+    std::fs::create_dir_all(data).with_context(|| format!("cannot create data dir {}", data.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(data, std::fs::Permissions::from_mode(0o700));
+    }
+    let data = data.canonicalize()?;
+    let token = admin_token(&data)?;
+    let store = Store::open(&data.join("fnbridge.db")).context("cannot open the database")?;
+    let runtime = Runtime::new(RuntimeConfig {
+        python: args.python.clone(),
+        work_dir: data.join("runtime"),
+        region: args.region.clone(),
+        account_id: args.account_id.clone(),
+        max_instances_per_function: args.max_instances,
+        idle_timeout: Duration::from_secs(args.idle_timeout_s),
+        base_env: fnbridge_runtime::host_base_env(),
+        ..RuntimeConfig::default()
+    })
+    .context("cannot start the function runtime")?;
+    let dispatcher = Dispatcher::start(
+        DispatchConfig {
+            region: args.region.clone(),
+            account_id: args.account_id.clone(),
+            backoff: Backoff {
+                base: Duration::from_millis(args.retry_base_ms.max(1)),
+                max: Duration::from_secs(args.retry_max_s.max(1)),
+            },
+            max_in_flight: args.max_in_flight,
+            code_root: data.join("code"),
+        },
+        store.clone(),
+        runtime,
+    )
+    .await
+    .context("cannot start the dispatcher")?;
+    let app = router(AppState {
+        dispatcher: dispatcher.clone(),
+        token: Arc::from(token.as_str()),
+        python: Arc::from(args.python.as_path()),
+    });
+    let listener = tokio::net::TcpListener::bind(&args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let addr = listener.local_addr()?;
+    // One line on stdout, so scripts and tests can find a port chosen with :0.
+    println!("fnbridge listening on http://{addr}");
+    eprintln!("admin token: {}", data.join("admin.token").display());
+    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+    tracing::info!("shutting down: finishing running deliveries");
+    dispatcher.shutdown(Duration::from_secs(args.shutdown_grace_s)).await;
+    store.close();
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

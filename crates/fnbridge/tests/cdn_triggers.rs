@@ -1,0 +1,126 @@
+//! End to end: the CDN sample handler from seed 001, deployed unchanged, bound to each of the
+//! eight CDN events by a `cdn_events` trigger, receives each seed event and returns exactly the
+//! string the seed promises; events for other domains or events invoke nothing.
+
+mod common;
+
+use std::time::Duration;
+
+use base64::Engine;
+use common::*;
+use serde_json::{Value, json};
+
+const EVENTS: [&str; 8] = [
+    "LogFileCreated",
+    "CachedObjectsRefreshed",
+    "CachedObjectsPushed",
+    "CachedObjectsBlocked",
+    "CdnDomainStarted",
+    "CdnDomainStopped",
+    "CdnDomainAdded",
+    "CdnDomainDeleted",
+];
+
+fn expected(event: &str) -> String {
+    let info = match event {
+        "LogFileCreated" => "http://cdnlog.cn-hangzhou.oss.aliyun-inc.com/www.aliyun.com/2017_12_27/www.aliyun.com_2017_12_27_0800_0900.gz?OSSAccessKeyId=xxxx&Expires=xxxx&Signature=xxxx",
+        "CachedObjectsRefreshed" => "/2018/03/16/13/33b430c57e7.mp4,/2018/03/16/14/4ff6b9bd54d.mp4",
+        "CachedObjectsPushed" => "/2018/03/16/13/33b430c57e7.mp4",
+        // The sample's if/elif chain has no branch for these, so info stays "".
+        _ => "",
+    };
+    format!("eventName:{event}, domain: example.com, info: {info}")
+}
+
+#[test]
+fn the_example_handler_is_the_seed_code_unchanged() {
+    let seed = std::fs::read_to_string(repo().join("../shared/seeds/001_dc51c4a6e9142914.txt"))
+        .or_else(|_| std::fs::read_to_string(repo().join("../../shared/seeds/001_dc51c4a6e9142914.txt")))
+        .expect("seed 001 in ../shared/seeds");
+    let handler = example("cdn-sample/index.py");
+    for line in handler.lines().filter(|l| !l.trim().is_empty()) {
+        assert!(seed.contains(&format!("    {line}")), "line not in seed 001: {line}");
+    }
+    assert!(handler.contains("return f\"eventName:{eventName}, domain: {domain}, info: {info}\""));
+}
+
+#[test]
+fn seed_events_reach_the_seed_handler_through_cdn_triggers() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path());
+    ok_json(s.deploy("cdn-sample", &[("index.py", &example("cdn-sample/index.py"))], json!({})));
+    for e in EVENTS {
+        let t = ok_json(s.cdn_trigger("cdn-sample", &format!("on-{e}"), e, &["example.com", "other.example.org"]));
+        assert_eq!(t["triggerType"], "cdn_events");
+        assert_eq!(t["qualifier"], "LATEST");
+        let cfg: Value = serde_json::from_str(t["triggerConfig"].as_str().unwrap()).unwrap();
+        assert_eq!(cfg["eventName"], e);
+    }
+    for e in EVENTS {
+        let body = example(&format!("events/{e}.json"));
+        let receipt = ok_json(s.post_raw("/events", body.clone()));
+        let tasks = receipt["events"][0]["taskIds"].as_array().unwrap();
+        assert_eq!(tasks.len(), 1, "{e}: exactly its own trigger matches: {receipt}");
+        let task = s.wait_task("cdn-sample", tasks[0].as_str().unwrap(), Duration::from_secs(60));
+        assert_eq!(task["status"], "Succeeded", "{e}: {task}");
+        assert_eq!(task["returnPayload"], expected(e), "{e}");
+        assert_eq!(task["triggerName"], format!("on-{e}"));
+        // The handler received {"events":[event]} with the event as sent.
+        let delivered: Value = serde_json::from_str(task["taskPayload"].as_str().unwrap()).unwrap();
+        let sent: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(delivered, sent, "{e}: payload differs from the event sent");
+        let log = task["log"].as_str().unwrap();
+        assert!(log.contains(&format!("FC Invoke Start RequestId: {}", tasks[0].as_str().unwrap())), "{log}");
+        assert!(log.contains("FC Invoke End RequestId:"), "{log}");
+    }
+
+    // Another domain, and an event no trigger names, invoke nothing.
+    let other_domain = example("events/LogFileCreated.json").replace("example.com", "not-mine.example.net");
+    let r = ok_json(s.post_raw("/events", other_domain));
+    assert_eq!(r["events"][0]["taskIds"], json!([]));
+    s.req(reqwest::Method::DELETE, "/2023-03-30/functions/cdn-sample/triggers/on-CdnDomainDeleted").send().unwrap();
+    let r = ok_json(s.post_raw("/events", example("events/CdnDomainDeleted.json")));
+    assert_eq!(r["events"][0]["taskIds"], json!([]));
+    let all = s.get("/tasks?functionName=cdn-sample&limit=100");
+    assert_eq!(all["asyncTasks"].as_array().unwrap().len(), 8, "no task beyond the eight matched events");
+}
+
+#[test]
+fn sync_invoke_returns_result_log_tail_and_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path());
+    let code = r#"
+import logging
+def handler(event, context):
+    print("got", type(event).__name__, len(event))
+    logging.getLogger().info("request %s", context.request_id)
+    if event == b"boom":
+        raise ValueError("asked to fail")
+    return {"ok": True, "function": context.function.name}
+"#;
+    ok_json(s.deploy("echo", &[("index.py", code)], json!({})));
+    let r = s
+        .req(reqwest::Method::POST, "/2023-03-30/functions/echo/invocations")
+        .header("x-fc-log-type", "Tail")
+        .body("hello")
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let rid = r.headers()["x-fc-request-id"].to_str().unwrap().to_string();
+    assert!(r.headers().get("x-fc-error-type").is_none());
+    let log = base64::engine::general_purpose::STANDARD.decode(r.headers()["x-fc-log-result"].as_bytes()).unwrap();
+    let log = String::from_utf8(log).unwrap();
+    assert!(log.contains(&format!("FC Invoke Start RequestId: {rid}")), "{log}");
+    assert!(log.contains("got bytes 5"), "{log}");
+    assert!(log.contains(&format!("{rid} [INFO] request {rid}")), "{log}");
+    let v: Value = serde_json::from_slice(&r.bytes().unwrap()).unwrap();
+    assert_eq!(v, json!({"ok": true, "function": "echo"}));
+
+    let r = s.req(reqwest::Method::POST, "/2023-03-30/functions/echo/invocations").body("boom").send().unwrap();
+    assert_eq!(r.status(), 200, "function errors keep HTTP 200");
+    assert_eq!(r.headers()["x-fc-error-type"], "UnhandledInvocationError");
+    let v: Value = serde_json::from_slice(&r.bytes().unwrap()).unwrap();
+    assert_eq!(v["errorType"], "ValueError");
+    assert_eq!(v["errorMessage"], "asked to fail");
+    assert!(v["stackTrace"].as_array().unwrap().iter().any(|f| f[2] == "in handler"), "{v}");
+}
