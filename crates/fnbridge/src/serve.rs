@@ -89,7 +89,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let app = router(AppState {
         dispatcher: dispatcher.clone(),
         token: Arc::from(token.as_str()),
-        python: Arc::from(args.python.as_path()),
+        // The resolved interpreter: a bare `python3` may be a shim that costs 100+ ms per start.
+        python: Arc::from(dispatcher.runtime().python()),
     });
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await

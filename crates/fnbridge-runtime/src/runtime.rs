@@ -1,0 +1,214 @@
+//! `Runtime`: the entry point. Finds or starts an instance for each invocation, returns it to
+//! its pool afterwards, and stops idle, retired and (at shutdown) all instances.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use tokio::task::AbortHandle;
+
+use crate::config::RuntimeConfig;
+use crate::error::RuntimeError;
+use crate::instance::{Backend, Host, Instance, Launch};
+use crate::outcome::InvokeOutcome;
+use crate::pool::{FunctionPool, Lease};
+use crate::python;
+use crate::spec::{FunctionSpec, Invocation};
+
+/// Function instances for every function of this server. `Send + Sync`; share it as `Arc`.
+#[derive(Debug)]
+pub struct Runtime {
+    host: Host,
+    /// One pool per function name. A std mutex: it is held for a map lookup only, never
+    /// across an await.
+    pools: Mutex<HashMap<String, Arc<FunctionPool>>>,
+    /// Distinguishes instance ids of this server run from those of earlier runs.
+    boot: u64,
+    next_instance: AtomicU64,
+    shutting_down: AtomicBool,
+    reaper: OnceLock<AbortHandle>,
+    this: Weak<Runtime>,
+}
+
+impl Runtime {
+    /// Installs the bootstrap into `cfg.work_dir` and resolves the Python interpreter (it runs
+    /// `python -c` once, so call it at start-up rather than on a hot path).
+    pub fn new(cfg: RuntimeConfig) -> Result<Arc<Runtime>, RuntimeError> {
+        let bootstrap = python::install_bootstrap(&cfg.work_dir)?;
+        let python = python::resolve_interpreter(&cfg)?;
+        let boot = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        Ok(Arc::new_cyclic(|this| Runtime {
+            host: Host {
+                cfg,
+                python,
+                bootstrap,
+                live: Arc::default(),
+            },
+            pools: Mutex::default(),
+            boot,
+            next_instance: AtomicU64::new(1),
+            shutting_down: AtomicBool::new(false),
+            reaper: OnceLock::new(),
+            this: this.clone(),
+        }))
+    }
+
+    /// The interpreter instances run on, after resolution (for `check_python_handler`).
+    pub fn python(&self) -> &Path {
+        &self.host.python
+    }
+
+    /// Runs one invocation on a warm instance of `spec`'s revision, or on a new one. Waits in
+    /// line when the function is at `max_instances_per_function`. A function failing is an
+    /// `Ok` outcome with `error` set; `Err` means the platform could not run it at all.
+    ///
+    /// Cancel-safe in the sense that matters: dropping the future kills the instance it was
+    /// using, since that instance is left in the middle of a request.
+    pub async fn invoke(
+        &self,
+        spec: &Arc<FunctionSpec>,
+        inv: Invocation,
+    ) -> Result<InvokeOutcome, RuntimeError> {
+        let backend = Backend::for_runtime(&spec.runtime)?;
+        self.start_reaper();
+        let mut lease = self.lease(spec).await?;
+        let mut instance = match lease.take_warm() {
+            Some(instance) => instance,
+            None => {
+                let launch = Launch {
+                    host: &self.host,
+                    spec,
+                    instance_id: self.next_instance_id(),
+                    first: &inv,
+                };
+                Instance::start(backend, &launch).await?
+            }
+        };
+        // An instance started while shutdown ran may have missed its kill.
+        if self.is_shutting_down() {
+            return Err(RuntimeError::ShuttingDown);
+        }
+        let served = instance.invoke(&inv).await;
+        if !served.reusable && self.is_shutting_down() {
+            return Err(RuntimeError::ShuttingDown);
+        }
+        lease.give_back(instance, served.reusable);
+        Ok(served.outcome)
+    }
+
+    /// Stops every instance of a function (it was updated or deleted). Busy instances finish
+    /// their invocation and are then stopped; later invocations start afresh.
+    pub fn retire(&self, function_name: &str) {
+        let pool = self.lock_pools().remove(function_name);
+        if let Some(pool) = pool {
+            drop(pool.close());
+        }
+    }
+
+    /// Stops idle instances past `idle_timeout` now (the background reaper calls this
+    /// periodically). Returns how many were stopped.
+    pub fn reap_idle(&self) -> usize {
+        let cutoff = Instant::now().checked_sub(self.host.cfg.idle_timeout);
+        let Some(cutoff) = cutoff else { return 0 };
+        let mut expired = Vec::new();
+        self.lock_pools().retain(|_, pool| {
+            let (instances, unused) = pool.reap(cutoff);
+            expired.extend(instances);
+            !unused
+        });
+        // Killed outside the lock.
+        let n = expired.len();
+        drop(expired);
+        n
+    }
+
+    /// Instances (idle, busy or starting) a function has right now.
+    pub fn instance_count(&self, function_name: &str) -> usize {
+        let pool = self.lock_pools().get(function_name).cloned();
+        pool.map_or(0, |p| p.instance_count())
+    }
+
+    /// Kills every instance, busy or idle, and refuses further invocations.
+    pub async fn shutdown(&self) {
+        self.shutting_down.store(true, Ordering::SeqCst);
+        if let Some(reaper) = self.reaper.get() {
+            reaper.abort();
+        }
+        let pools: Vec<_> = self.lock_pools().drain().map(|(_, p)| p).collect();
+        let idle: Vec<Instance> = pools.iter().flat_map(|p| p.close()).collect();
+        // Busy instances belong to their invocations; kill them by process group.
+        self.host.live.kill_all();
+        for instance in idle {
+            instance.stop().await;
+        }
+    }
+
+    async fn lease(&self, spec: &FunctionSpec) -> Result<Lease, RuntimeError> {
+        loop {
+            if self.is_shutting_down() {
+                return Err(RuntimeError::ShuttingDown);
+            }
+            let pool = {
+                let mut pools = self.lock_pools();
+                match pools.get(&spec.function_name) {
+                    Some(pool) => Arc::clone(pool),
+                    None => {
+                        let pool = FunctionPool::new(self.host.cfg.max_instances_per_function);
+                        pools.insert(spec.function_name.clone(), Arc::clone(&pool));
+                        pool
+                    }
+                }
+            };
+            // `None`: retired or reaped while we waited; the next lookup finds the new pool.
+            if let Some(lease) = pool.lease(&spec.revision).await {
+                return Ok(lease);
+            }
+        }
+    }
+
+    fn start_reaper(&self) {
+        self.reaper.get_or_init(|| {
+            let this = self.this.clone();
+            let every = (self.host.cfg.idle_timeout / 4)
+                .clamp(Duration::from_millis(100), Duration::from_secs(30));
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(every);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tick.tick().await;
+                    let Some(runtime) = this.upgrade() else { break };
+                    let reaped = runtime.reap_idle();
+                    if reaped > 0 {
+                        tracing::debug!(reaped, "stopped idle instances");
+                    }
+                }
+            })
+            .abort_handle()
+        });
+    }
+
+    fn next_instance_id(&self) -> String {
+        let n = self.next_instance.fetch_add(1, Ordering::Relaxed);
+        format!("c-{:08x}-{n:06}", self.boot)
+    }
+
+    fn is_shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::SeqCst)
+    }
+
+    fn lock_pools(&self) -> MutexGuard<'_, HashMap<String, Arc<FunctionPool>>> {
+        self.pools.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        if let Some(reaper) = self.reaper.get() {
+            reaper.abort();
+        }
+    }
+}
