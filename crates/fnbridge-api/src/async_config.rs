@@ -58,7 +58,7 @@ pub(crate) async fn put(
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     let f = loaded(&state, &name)?;
-    let qualifier = check_qualifier(&name, q.qualifier.as_deref())?;
+    let qualifier = check_qualifier(&state, &name, q.qualifier.as_deref())?;
     let input: Input = body::json(&body)?;
     let mut errors = Vec::new();
     let retries = input.max_async_retry_attempts.unwrap_or(3);
@@ -118,7 +118,7 @@ pub(crate) async fn get(
     Query(q): Query<QualifierQuery>,
 ) -> Result<Json<Value>, ApiError> {
     loaded(&state, &name)?;
-    let qualifier = check_qualifier(&name, q.qualifier.as_deref())?;
+    let qualifier = check_qualifier(&state, &name, q.qualifier.as_deref())?;
     let (f, qq) = (name.clone(), qualifier.clone());
     let v = state.dispatcher.store().read(move |c| registry::get_async_config(c, &f, &qq)).await?;
     v.map(Json).ok_or_else(|| missing(&name, &qualifier))
@@ -130,7 +130,7 @@ pub(crate) async fn delete(
     Query(q): Query<QualifierQuery>,
 ) -> Result<StatusCode, ApiError> {
     loaded(&state, &name)?;
-    let qualifier = check_qualifier(&name, q.qualifier.as_deref())?;
+    let qualifier = check_qualifier(&state, &name, q.qualifier.as_deref())?;
     let (f, qq) = (name.clone(), qualifier.clone());
     let deleted = state.dispatcher.store().write(move |c| registry::delete_async_config(c, &f, &qq)).await?;
     if !deleted {

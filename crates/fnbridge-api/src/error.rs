@@ -76,6 +76,10 @@ impl From<DispatchError> for ApiError {
         match e {
             DispatchError::FunctionNotFound(n) => ApiError::function_not_found(&n),
             DispatchError::Invalid(m) => ApiError::invalid(m),
+            DispatchError::QualifierNotFound(m) => {
+                let code = if m.starts_with("version") { "VersionNotFound" } else { "AliasNotFound" };
+                ApiError::not_found(code, m)
+            }
             DispatchError::ShuttingDown => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "ResourceThrottled", "the server is shutting down")
             }

@@ -252,7 +252,11 @@ async fn deploy_code(
         .await
         .map_err(ApiError::internal)?
         .map_err(ApiError::invalid)?;
-    if let Err(e) = check_handler(state, f, &dir).await {
+    let checked = async {
+        crate::deps::install_requirements(&state.python, &dir).await.map_err(ApiError::invalid)?;
+        check_handler(state, f, &dir).await
+    };
+    if let Err(e) = checked.await {
         let _ = tokio::fs::remove_dir_all(&dir).await;
         return Err(e);
     }
@@ -339,18 +343,28 @@ pub(crate) struct QualifierQuery {
     pub qualifier: Option<String>,
 }
 
-/// Only `LATEST` exists until versions and aliases land.
-pub(crate) fn check_qualifier(function: &str, q: Option<&str>) -> Result<String, ApiError> {
-    match q {
-        None | Some("") | Some("LATEST") => Ok("LATEST".into()),
-        Some(other) if other.chars().all(|c| c.is_ascii_digit()) => Err(ApiError::not_found(
-            "VersionNotFound",
-            format!("version '{other}' of function '{function}' does not exist"),
-        )),
-        Some(other) => Err(ApiError::not_found(
-            "AliasNotFound",
-            format!("alias '{other}' of function '{function}' does not exist"),
-        )),
+/// Checks that a qualifier names LATEST, an existing version or an existing alias, and
+/// returns it normalized (`LATEST` when empty).
+pub(crate) fn check_qualifier(state: &AppState, function: &str, q: Option<&str>) -> Result<String, ApiError> {
+    let q = match q {
+        None | Some("") => "LATEST",
+        Some(q) => q,
+    };
+    if q == "LATEST" {
+        return Ok(q.into());
+    }
+    if let Ok(v) = q.parse::<u64>() {
+        return match state.dispatcher.version(function, v) {
+            Some(_) => Ok(q.into()),
+            None => Err(ApiError::not_found(
+                "VersionNotFound",
+                format!("version '{q}' of function '{function}' does not exist"),
+            )),
+        };
+    }
+    match state.dispatcher.alias(function, q) {
+        Some(_) => Ok(q.into()),
+        None => Err(ApiError::not_found("AliasNotFound", format!("alias '{q}' of function '{function}' does not exist"))),
     }
 }
 
@@ -363,10 +377,22 @@ pub(crate) async fn get(
     Path(name): Path<String>,
     Query(q): Query<QualifierQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let f = loaded(&state, &name)?;
-    check_qualifier(&name, q.qualifier.as_deref())?;
+    loaded(&state, &name)?;
+    let qualifier = check_qualifier(&state, &name, q.qualifier.as_deref())?;
+    // A version or alias answers with the configuration it resolves to (an alias with
+    // weights: its main version).
+    let f = match qualifier.parse::<u64>() {
+        Ok(v) => state.dispatcher.version(&name, v),
+        Err(_) if qualifier == "LATEST" => state.dispatcher.function(&name),
+        Err(_) => state.dispatcher.alias(&name, &qualifier).and_then(|a| state.dispatcher.version(&name, a.version_id)),
+    }
+    .ok_or_else(|| ApiError::function_not_found(&name))?;
     let cfg = state.dispatcher.config();
-    Ok(Json(to_json(&f, &cfg.region, &cfg.account_id)))
+    let mut v = to_json(&f, &cfg.region, &cfg.account_id);
+    if qualifier != "LATEST" {
+        v["qualifier"] = json!(qualifier);
+    }
+    Ok(Json(v))
 }
 
 pub(crate) async fn update(
@@ -414,7 +440,12 @@ pub(crate) async fn update(
     }
     state.dispatcher.put_function(f.clone());
     if f.revision != old.revision {
-        let _ = tokio::fs::remove_dir_all(state.dispatcher.code_dir(&name, &old.revision)).await;
+        let n = name.clone();
+        let versions = state.dispatcher.store().read(move |c| registry::list_versions(c, &n)).await?;
+        // Published versions keep their code: only an unreferenced revision is removed.
+        if !versions.iter().any(|v| v.config.revision == old.revision) {
+            let _ = tokio::fs::remove_dir_all(state.dispatcher.code_dir(&name, &old.revision)).await;
+        }
     }
     let cfg = state.dispatcher.config();
     Ok(Json(to_json(&f, &cfg.region, &cfg.account_id)))

@@ -55,7 +55,7 @@ pub(crate) async fn invoke(
     payload: Bytes,
 ) -> Result<Response, ApiError> {
     loaded(&state, &name)?;
-    let qualifier = check_qualifier(&name, q.qualifier.as_deref())?;
+    let qualifier = check_qualifier(&state, &name, q.qualifier.as_deref())?;
     let kind = header(&headers, "x-fc-invocation-type")?.unwrap_or("Sync");
     let log_type = header(&headers, "x-fc-log-type")?.unwrap_or("None");
     if !matches!(log_type, "None" | "Tail") {

@@ -9,12 +9,16 @@
 //! - `body`: bounded JSON/bytes extraction with FC-shaped errors.
 //! - `validate`: name, runtime, handler, limits and environment rules.
 //! - `code`: code packages: base64 zip decoding, CRC-64 checksums, safe unpacking.
-//! - `functions`, `triggers`, `invoke`, `async_config`, `tasks`, `events`, `dlq`: one module per
+//! - `deps`: `requirements.txt` installed into the code directory with pip at deploy time.
+//! - `functions`, `versions`, `aliases`, `triggers`, `invoke`, `async_config`, `tasks`, `events`,
+//!   `dlq`: one module per
 //!   resource, each a set of handlers.
 
+mod aliases;
 mod async_config;
 mod body;
 pub mod code;
+mod deps;
 mod dlq;
 mod error;
 mod events;
@@ -25,6 +29,7 @@ mod tasks;
 mod time;
 mod triggers;
 mod validate;
+mod versions;
 
 pub use error::ApiError;
 pub use router::{AppState, router};

@@ -13,7 +13,7 @@ use fnbridge_dispatch::{Dispatcher, ids};
 use fnbridge_event::limits::MAX_API_BODY;
 
 use crate::error::{ApiError, ErrorBody};
-use crate::{async_config, dlq, events, functions, invoke, tasks, triggers};
+use crate::{aliases, async_config, dlq, events, functions, invoke, tasks, triggers, versions};
 
 /// Everything a handler needs.
 #[derive(Clone)]
@@ -34,6 +34,13 @@ pub fn router(state: AppState) -> Router {
             get(functions::get).put(functions::update).delete(functions::delete),
         )
         .route(&format!("{v}/functions/{{name}}/invocations"), post(invoke::invoke))
+        .route(&format!("{v}/functions/{{name}}/versions"), post(versions::publish).get(versions::list))
+        .route(&format!("{v}/functions/{{name}}/versions/{{version}}"), axum::routing::delete(versions::delete))
+        .route(&format!("{v}/functions/{{name}}/aliases"), post(aliases::create).get(aliases::list))
+        .route(
+            &format!("{v}/functions/{{name}}/aliases/{{alias}}"),
+            get(aliases::get).put(aliases::update).delete(aliases::delete),
+        )
         .route(&format!("{v}/functions/{{name}}/triggers"), post(triggers::create).get(triggers::list))
         .route(
             &format!("{v}/functions/{{name}}/triggers/{{trigger}}"),

@@ -122,7 +122,7 @@ pub(crate) async fn create(
             "triggerType: '{type_name}' is not supported (supported: cdn_events, oss, cos, eventbridge)"
         )));
     };
-    let qualifier = check_qualifier(&function, input.qualifier.as_deref())?;
+    let qualifier = check_qualifier(&state, &function, input.qualifier.as_deref())?;
     let now = now_rfc3339();
     let mut t = TriggerConfig {
         trigger_id: ids::uuid_like(),
@@ -206,7 +206,7 @@ pub(crate) async fn update(
         t.trigger_config = new;
     }
     if let Some(q) = input.qualifier {
-        t.qualifier = check_qualifier(&function, Some(&q))?;
+        t.qualifier = check_qualifier(&state, &function, Some(&q))?;
     }
     if let Some(r) = input.invocation_role {
         t.invocation_role = Some(r).filter(|s| !s.is_empty());

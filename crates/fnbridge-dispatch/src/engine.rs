@@ -17,6 +17,7 @@ use fnbridge_event::{Envelope, EventSource, FunctionConfig, TriggerConfig, Trigg
 use fnbridge_pattern::{Matcher, Pattern};
 use fnbridge_runtime::{Credentials, FunctionSpec, Hook, Invocation, InvokeOutcome, Runtime};
 use fnbridge_store::tasks::{self, AttemptOutcome};
+use fnbridge_store::registry::{Alias, Version};
 use fnbridge_store::{Attempt, NewTask, Store, StoreError, Task, TaskStatus, now_ms, registry};
 use rand::Rng;
 use serde::Serialize;
@@ -46,6 +47,8 @@ pub enum DispatchError {
     FunctionNotFound(String),
     #[error("{0}")]
     Invalid(String),
+    #[error("{0}")]
+    QualifierNotFound(String),
     #[error("the server is shutting down")]
     ShuttingDown,
     #[error("runtime error: {0}")]
@@ -79,6 +82,8 @@ struct FunctionEntry {
 #[derive(Default)]
 struct Registry {
     functions: HashMap<String, Arc<FunctionEntry>>,
+    versions: HashMap<(String, u64), Arc<FunctionEntry>>,
+    aliases: HashMap<(String, String), Alias>,
     triggers: HashMap<u64, Arc<TriggerConfig>>,
     policies: HashMap<(String, String), AsyncPolicy>,
 }
@@ -232,10 +237,12 @@ impl Dispatcher {
             dead_lettered: AtomicU64::new(0),
         });
         let d = Dispatcher { inner };
-        let (functions, triggers, configs, open) = store
+        let (functions, versions, aliases, triggers, configs, open) = store
             .read(|c| {
                 Ok((
                     registry::list_functions(c, "", "", usize::MAX >> 1)?,
+                    registry::all_versions(c)?,
+                    registry::all_aliases(c)?,
                     registry::all_triggers(c)?,
                     registry::all_async_configs(c)?,
                     tasks::open_tasks(c)?,
@@ -244,6 +251,12 @@ impl Dispatcher {
             .await?;
         for f in functions {
             d.put_function(f);
+        }
+        for v in &versions {
+            d.put_version(v);
+        }
+        for (f, a) in aliases {
+            d.put_alias(&f, a);
         }
         let mut compiled = Vec::with_capacity(triggers.len());
         for st in triggers {
@@ -315,10 +328,16 @@ impl Dispatcher {
         self.inner.cfg.code_root.join(function).join(revision)
     }
 
-    pub fn put_function(&self, config: FunctionConfig) {
+    /// Builds the runtime spec of a function snapshot. The pool key (`revision`) covers code
+    /// and configuration, so a version published from an unchanged LATEST shares its warm
+    /// instances, and any change gets fresh ones.
+    fn entry(&self, config: FunctionConfig) -> Arc<FunctionEntry> {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        serde_json::to_string(&config).unwrap_or_default().hash(&mut h);
         let spec = Arc::new(FunctionSpec {
             function_name: config.function_name.clone(),
-            revision: config.revision.clone(),
+            revision: format!("{}-{:016x}", config.revision, h.finish()),
             runtime: config.runtime.clone(),
             handler: config.handler.clone(),
             code_dir: self.code_dir(&config.function_name, &config.revision),
@@ -331,22 +350,137 @@ impl Dispatcher {
                 .map(|h| Hook { handler: h.handler.clone(), timeout: Duration::from_secs(h.timeout as u64) }),
             instance_concurrency: config.instance_concurrency,
         });
+        Arc::new(FunctionEntry { config, spec })
+    }
+
+    /// Installs LATEST of a function. Instances of the previous configuration are not reused
+    /// (their pool key differs) and are reaped when idle.
+    pub fn put_function(&self, config: FunctionConfig) {
         let name = config.function_name.clone();
-        let old = self
-            .inner
+        let e = self.entry(config);
+        self.inner.registry.write().unwrap_or_else(|p| p.into_inner()).functions.insert(name, e);
+    }
+
+    pub fn put_version(&self, v: &Version) {
+        let e = self.entry(v.config.clone());
+        self.inner
             .registry
             .write()
             .unwrap_or_else(|p| p.into_inner())
-            .functions
-            .insert(name.clone(), Arc::new(FunctionEntry { config, spec }));
-        if old.is_some() {
-            self.inner.runtime.retire(&name);
+            .versions
+            .insert((v.config.function_name.clone(), v.version_id), e);
+    }
+
+    pub fn remove_version(&self, function: &str, version: u64) {
+        self.inner.registry.write().unwrap_or_else(|p| p.into_inner()).versions.remove(&(function.to_string(), version));
+    }
+
+    /// The configuration of one version.
+    pub fn version(&self, function: &str, version: u64) -> Option<FunctionConfig> {
+        self.inner
+            .registry
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .versions
+            .get(&(function.to_string(), version))
+            .map(|e| e.config.clone())
+    }
+
+    pub fn put_alias(&self, function: &str, a: Alias) {
+        self.inner
+            .registry
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .aliases
+            .insert((function.to_string(), a.alias_name.clone()), a);
+    }
+
+    pub fn remove_alias(&self, function: &str, name: &str) {
+        self.inner.registry.write().unwrap_or_else(|p| p.into_inner()).aliases.remove(&(function.to_string(), name.to_string()));
+    }
+
+    pub fn alias(&self, function: &str, name: &str) -> Option<Alias> {
+        self.inner
+            .registry
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .aliases
+            .get(&(function.to_string(), name.to_string()))
+            .cloned()
+    }
+
+    /// Triggers and aliases that point at `qualifier` of `function` (what keeps a version or
+    /// alias from being deleted).
+    pub fn references(&self, function: &str, qualifier: &str) -> Vec<String> {
+        let reg = self.inner.registry.read().unwrap_or_else(|p| p.into_inner());
+        let mut out: Vec<String> = reg
+            .triggers
+            .values()
+            .filter(|t| t.function_name == function && t.qualifier == qualifier)
+            .map(|t| format!("trigger '{}'", t.trigger_name))
+            .collect();
+        if let Ok(v) = qualifier.parse::<u64>() {
+            out.extend(
+                reg.aliases
+                    .iter()
+                    .filter(|((f, _), a)| f == function && (a.version_id == v || a.additional_version_weight.contains_key(&v)))
+                    .map(|((_, n), _)| format!("alias '{n}'")),
+            );
         }
+        out.sort();
+        out
+    }
+
+    /// Resolves a qualifier (`LATEST`, a version id, an alias) to the function snapshot to run
+    /// and the version id reported to it (`""` for LATEST). Alias weights are applied here, at
+    /// invocation time.
+    pub fn resolve(&self, function: &str, qualifier: &str) -> Result<(FunctionConfig, String), DispatchError> {
+        self.resolve_entry(function, qualifier).map(|(e, v)| (e.config.clone(), v))
+    }
+
+    fn resolve_entry(&self, function: &str, qualifier: &str) -> Result<(Arc<FunctionEntry>, String), DispatchError> {
+        let reg = self.inner.registry.read().unwrap_or_else(|p| p.into_inner());
+        if !reg.functions.contains_key(function) {
+            return Err(DispatchError::FunctionNotFound(function.to_string()));
+        }
+        let version = |v: u64| {
+            reg.versions
+                .get(&(function.to_string(), v))
+                .cloned()
+                .map(|e| (e, v.to_string()))
+                .ok_or_else(|| DispatchError::QualifierNotFound(format!("version '{v}' of function '{function}' does not exist")))
+        };
+        if qualifier.is_empty() || qualifier == "LATEST" {
+            return Ok((reg.functions[function].clone(), String::new()));
+        }
+        if let Ok(v) = qualifier.parse::<u64>() {
+            return version(v);
+        }
+        let Some(alias) = reg.aliases.get(&(function.to_string(), qualifier.to_string())) else {
+            return Err(DispatchError::QualifierNotFound(format!(
+                "alias '{qualifier}' of function '{function}' does not exist"
+            )));
+        };
+        let mut pick = alias.version_id;
+        if !alias.additional_version_weight.is_empty() {
+            let r: f64 = rand::rng().random();
+            let mut acc = 0.0;
+            for (v, w) in &alias.additional_version_weight {
+                acc += w;
+                if r < acc {
+                    pick = *v;
+                    break;
+                }
+            }
+        }
+        version(pick)
     }
 
     pub fn remove_function(&self, name: &str) {
         let mut reg = self.inner.registry.write().unwrap_or_else(|p| p.into_inner());
         reg.functions.remove(name);
+        reg.versions.retain(|(f, _), _| f != name);
+        reg.aliases.retain(|(f, _), _| f != name);
         reg.policies.retain(|(f, _), _| f != name);
         drop(reg);
         self.inner.runtime.retire(name);
@@ -544,17 +678,9 @@ impl Dispatcher {
         qualifier: &str,
         payload: Bytes,
     ) -> Result<(String, InvokeOutcome), DispatchError> {
-        let entry = self
-            .inner
-            .registry
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .functions
-            .get(function)
-            .cloned()
-            .ok_or_else(|| DispatchError::FunctionNotFound(function.to_string()))?;
+        let (entry, version_id) = self.resolve_entry(function, qualifier)?;
         let request_id = ids::request_id();
-        let inv = self.invocation(&request_id, qualifier, payload);
+        let inv = self.invocation(&request_id, qualifier, &version_id, payload);
         let out = self
             .inner
             .runtime
@@ -564,12 +690,12 @@ impl Dispatcher {
         Ok((request_id, out))
     }
 
-    fn invocation(&self, request_id: &str, qualifier: &str, payload: Bytes) -> Invocation {
+    fn invocation(&self, request_id: &str, qualifier: &str, version_id: &str, payload: Bytes) -> Invocation {
         Invocation {
             request_id: request_id.to_string(),
             payload,
             qualifier: qualifier.to_string(),
-            version_id: String::new(),
+            version_id: version_id.to_string(),
             credentials: self.inner.credentials.clone(),
         }
     }
@@ -640,15 +766,15 @@ async fn run_job(inner: &Arc<Inner>, mut job: Job) {
         });
         return;
     }
-    let entry = inner.registry.read().unwrap_or_else(|p| p.into_inner()).functions.get(&job.function).cloned();
+    let entry = d.resolve_entry(&job.function, &job.qualifier);
     inner.running.lock().unwrap_or_else(|p| p.into_inner()).insert(job.task_id.clone(), started);
     inner.attempts.fetch_add(1, Ordering::Relaxed);
     let outcome = match &entry {
-        Some(e) => {
-            let inv = d.invocation(&job.task_id, &job.qualifier, job.payload.clone());
+        Ok((e, version_id)) => {
+            let inv = d.invocation(&job.task_id, &job.qualifier, version_id, job.payload.clone());
             inner.runtime.invoke(&e.spec, inv).await.map_err(|e| e.to_string())
         }
-        None => Err(format!("function '{}' does not exist", job.function)),
+        Err(e) => Err(e.to_string()),
     };
     inner.running.lock().unwrap_or_else(|p| p.into_inner()).remove(&job.task_id);
     let ended = now_ms();

@@ -22,6 +22,22 @@ CREATE TABLE IF NOT EXISTS triggers(
     config TEXT NOT NULL,
     UNIQUE(function_name, name)
 );
+CREATE TABLE IF NOT EXISTS versions(
+    function_name TEXT NOT NULL,
+    version_id INTEGER NOT NULL,
+    config TEXT NOT NULL,
+    PRIMARY KEY(function_name, version_id)
+);
+CREATE TABLE IF NOT EXISTS version_counters(
+    function_name TEXT PRIMARY KEY,
+    last INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS aliases(
+    function_name TEXT NOT NULL,
+    name TEXT NOT NULL,
+    config TEXT NOT NULL,
+    PRIMARY KEY(function_name, name)
+);
 CREATE TABLE IF NOT EXISTS async_configs(
     function_name TEXT NOT NULL,
     qualifier TEXT NOT NULL,

@@ -38,6 +38,7 @@ pub fn update_function(c: &Connection, f: &FunctionConfig) -> Result<bool, Store
 
 pub fn delete_function(c: &Connection, name: &str) -> Result<bool, StoreError> {
     c.execute("DELETE FROM async_configs WHERE function_name = ?1", [name])?;
+    delete_function_history(c, name)?;
     Ok(c.execute("DELETE FROM functions WHERE name = ?1", [name])? == 1)
 }
 
@@ -206,4 +207,118 @@ pub fn all_async_configs(c: &Connection) -> Result<Vec<(String, String, serde_js
         .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))?
         .collect::<Result<Vec<_>, _>>()?;
     rows.into_iter().map(|(f, q, s)| Ok((f, q, serde_json::from_str(&s)?))).collect()
+}
+
+/// A published version: an immutable snapshot of the function's code and configuration.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Version {
+    pub version_id: u64,
+    pub description: String,
+    pub created_time: String,
+    pub config: FunctionConfig,
+}
+
+/// An alias: a name pointing at a version, optionally splitting traffic with others.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Alias {
+    pub alias_name: String,
+    pub version_id: u64,
+    /// Version id → fraction (0–1) of invocations routed to it instead of `version_id`.
+    #[serde(default)]
+    pub additional_version_weight: std::collections::BTreeMap<u64, f64>,
+    #[serde(default)]
+    pub description: String,
+    pub created_time: String,
+    pub last_modified_time: String,
+}
+
+/// Publishes the next version id of `function` (ids are never reused, even after deletes).
+pub fn publish_version(c: &Connection, function: &str, description: &str, created: &str, config: &FunctionConfig) -> Result<Version, StoreError> {
+    let last: i64 = c.query_row(
+        "INSERT INTO version_counters(function_name, last) VALUES (?1, 1)
+         ON CONFLICT(function_name) DO UPDATE SET last = last + 1 RETURNING last",
+        [function],
+        |r| r.get(0),
+    )?;
+    let v = Version {
+        version_id: last as u64,
+        description: description.to_string(),
+        created_time: created.to_string(),
+        config: config.clone(),
+    };
+    c.execute(
+        "INSERT INTO versions(function_name, version_id, config) VALUES (?1, ?2, ?3)",
+        params![function, last, serde_json::to_string(&v)?],
+    )?;
+    Ok(v)
+}
+
+pub fn list_versions(c: &Connection, function: &str) -> Result<Vec<Version>, StoreError> {
+    let mut st = c.prepare_cached("SELECT config FROM versions WHERE function_name = ?1 ORDER BY version_id")?;
+    let rows = st.query_map([function], |r| r.get::<_, String>(0))?.collect::<Result<Vec<_>, _>>()?;
+    rows.into_iter().map(|s| Ok(serde_json::from_str(&s)?)).collect()
+}
+
+/// Every version of every function, for the dispatcher's cache.
+pub fn all_versions(c: &Connection) -> Result<Vec<Version>, StoreError> {
+    let mut st = c.prepare("SELECT config FROM versions ORDER BY function_name, version_id")?;
+    let rows = st.query_map([], |r| r.get::<_, String>(0))?.collect::<Result<Vec<_>, _>>()?;
+    rows.into_iter().map(|s| Ok(serde_json::from_str(&s)?)).collect()
+}
+
+pub fn delete_version(c: &Connection, function: &str, version: u64) -> Result<bool, StoreError> {
+    Ok(c.execute(
+        "DELETE FROM versions WHERE function_name = ?1 AND version_id = ?2",
+        params![function, version as i64],
+    )? == 1)
+}
+
+pub fn put_alias(c: &Connection, function: &str, a: &Alias, create: bool) -> Result<(), StoreError> {
+    let sql = if create {
+        "INSERT INTO aliases(function_name, name, config) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING"
+    } else {
+        "UPDATE aliases SET config = ?3 WHERE function_name = ?1 AND name = ?2"
+    };
+    let n = c.execute(sql, params![function, a.alias_name, serde_json::to_string(a)?])?;
+    if n == 0 {
+        return Err(StoreError::Conflict(if create {
+            format!("alias '{}' of function '{function}' already exists", a.alias_name)
+        } else {
+            format!("alias '{}' of function '{function}' does not exist", a.alias_name)
+        }));
+    }
+    Ok(())
+}
+
+pub fn get_alias(c: &Connection, function: &str, name: &str) -> Result<Option<Alias>, StoreError> {
+    let s: Option<String> = c
+        .query_row("SELECT config FROM aliases WHERE function_name = ?1 AND name = ?2", [function, name], |r| r.get(0))
+        .optional()?;
+    Ok(match s {
+        Some(s) => Some(serde_json::from_str(&s)?),
+        None => None,
+    })
+}
+
+pub fn delete_alias(c: &Connection, function: &str, name: &str) -> Result<bool, StoreError> {
+    Ok(c.execute("DELETE FROM aliases WHERE function_name = ?1 AND name = ?2", [function, name])? == 1)
+}
+
+/// Every alias as (function, alias).
+pub fn all_aliases(c: &Connection) -> Result<Vec<(String, Alias)>, StoreError> {
+    let mut st = c.prepare("SELECT function_name, config FROM aliases ORDER BY function_name, name")?;
+    let rows = st
+        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
+        .collect::<Result<Vec<_>, _>>()?;
+    rows.into_iter().map(|(f, s)| Ok((f, serde_json::from_str(&s)?))).collect()
+}
+
+/// Removes versions, aliases and the version counter of a deleted function.
+pub fn delete_function_history(c: &Connection, function: &str) -> Result<(), StoreError> {
+    c.execute("DELETE FROM versions WHERE function_name = ?1", [function])?;
+    c.execute("DELETE FROM aliases WHERE function_name = ?1", [function])?;
+    c.execute("DELETE FROM version_counters WHERE function_name = ?1", [function])?;
+    Ok(())
 }

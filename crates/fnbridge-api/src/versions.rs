@@ -1,0 +1,132 @@
+//! PublishFunctionVersion, ListFunctionVersions, DeleteFunctionVersion (fc-api.md §6): immutable
+//! snapshots of LATEST's code and configuration, with ids that are never reused.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use fnbridge_store::registry::{self, Version};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::body;
+use crate::error::ApiError;
+use crate::functions::{loaded, parse_limit};
+use crate::router::AppState;
+use crate::time::now_rfc3339;
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct PublishInput {
+    description: Option<String>,
+}
+
+fn to_json(v: &Version) -> Value {
+    json!({
+        "versionId": v.version_id.to_string(),
+        "description": v.description,
+        "createdTime": v.created_time,
+        "lastModifiedTime": v.created_time,
+    })
+}
+
+pub(crate) async fn publish(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let input: PublishInput = if body.is_empty() { PublishInput::default() } else { body::json(&body)? };
+    let description = input.description.unwrap_or_default();
+    if description.len() > fnbridge_event::limits::MAX_DESCRIPTION {
+        return Err(ApiError::invalid("description: longer than 256 bytes"));
+    }
+    let latest = loaded(&state, &name)?;
+    let created = now_rfc3339();
+    let (f, snapshot) = (name.clone(), latest.clone());
+    let v = state
+        .dispatcher
+        .store()
+        .write(move |c| {
+            if let Some(last) = registry::list_versions(c, &f)?.pop() {
+                if last.config == snapshot {
+                    return Ok(Err(ApiError::invalid(format!(
+                        "function '{f}' has not changed since version {}; update it before publishing",
+                        last.version_id
+                    ))));
+                }
+            }
+            Ok(Ok(registry::publish_version(c, &f, &description, &created, &snapshot)?))
+        })
+        .await??;
+    state.dispatcher.put_version(&v);
+    Ok(Json(to_json(&v)))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct ListQuery {
+    limit: Option<String>,
+    next_token: Option<String>,
+    direction: Option<String>,
+}
+
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
+    loaded(&state, &name)?;
+    let limit = parse_limit(q.limit.as_deref())?;
+    let direction = q.direction.unwrap_or_else(|| "BACKWARD".into());
+    let forward = match direction.as_str() {
+        "FORWARD" => true,
+        "BACKWARD" => false,
+        other => return Err(ApiError::invalid(format!("direction: '{other}' must be FORWARD or BACKWARD"))),
+    };
+    let start: Option<u64> = match q.next_token.as_deref() {
+        None | Some("") => None,
+        Some(s) => Some(s.parse().map_err(|_| ApiError::invalid(format!("nextToken: '{s}' is not valid")))?),
+    };
+    let f = name.clone();
+    let mut vs = state.dispatcher.store().read(move |c| registry::list_versions(c, &f)).await?;
+    if !forward {
+        vs.reverse();
+    }
+    let vs: Vec<Version> = vs
+        .into_iter()
+        .filter(|v| match start {
+            None => true,
+            Some(s) if forward => v.version_id >= s,
+            Some(s) => v.version_id <= s,
+        })
+        .collect();
+    let next = vs.get(limit).map(|v| v.version_id.to_string()).unwrap_or_default();
+    let items: Vec<Value> = vs.iter().take(limit).map(to_json).collect();
+    Ok(Json(json!({"versions": items, "direction": direction, "nextToken": next})))
+}
+
+pub(crate) async fn delete(
+    State(state): State<AppState>,
+    Path((name, version)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    loaded(&state, &name)?;
+    let missing = || ApiError::not_found("VersionNotFound", format!("version '{version}' of function '{name}' does not exist"));
+    let v: u64 = version.parse().map_err(|_| missing())?;
+    if state.dispatcher.version(&name, v).is_none() {
+        return Err(missing());
+    }
+    let refs = state.dispatcher.references(&name, &version);
+    if !refs.is_empty() {
+        return Err(ApiError::conflict(
+            "VersionInUse",
+            format!("version '{v}' of function '{name}' is used by {}; point them elsewhere first", refs.join(", ")),
+        ));
+    }
+    let f = name.clone();
+    let deleted = state.dispatcher.store().write(move |c| registry::delete_version(c, &f, v)).await?;
+    if !deleted {
+        return Err(missing());
+    }
+    state.dispatcher.remove_version(&name, v);
+    Ok(StatusCode::NO_CONTENT)
+}
