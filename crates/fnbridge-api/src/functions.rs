@@ -118,13 +118,14 @@ pub(crate) fn to_json(f: &FunctionConfig, region: &str, account: &str) -> Value 
     v
 }
 
+/// Hook handlers are checked as Python names when the runtime is Python; for custom runtimes the
+/// handler is informational (the platform calls `/initialize` and `/pre-stop`).
 fn hook(field: &str, h: Option<HookInput>) -> Result<Option<LifecycleHook>, String> {
     let Some(h) = h else { return Ok(None) };
     if h.command.is_some() {
-        return Err(format!("{field}.command: command hooks need a custom runtime, which fnbridge does not run yet"));
+        return Err(format!("{field}.command: command hooks are not supported; use handler"));
     }
     let Some(handler) = h.handler.filter(|s| !s.is_empty()) else { return Ok(None) };
-    validate::python_handler(&format!("{field}.handler"), &handler)?;
     let timeout = h.timeout.unwrap_or(3);
     validate::timeout(&format!("{field}.timeout"), timeout, 600)?;
     Ok(Some(LifecycleHook { handler, timeout }))
@@ -192,9 +193,30 @@ fn merge(mut f: FunctionConfig, input: FunctionInput) -> Result<(FunctionConfig,
             Err(e) => errors.push(e),
         }
     }
+    if f.is_python() {
+        for (field, h) in [
+            ("handler", Some(&f.handler)),
+            ("instanceLifecycleConfig.initializer.handler", f.initializer.as_ref().map(|h| &h.handler)),
+            ("instanceLifecycleConfig.preStop.handler", f.pre_stop.as_ref().map(|h| &h.handler)),
+        ] {
+            if let Some(h) = h {
+                if let Err(e) = validate::python_handler(field, h) {
+                    errors.push(e);
+                }
+            }
+        }
+    } else if f.handler.is_empty() {
+        errors.push("handler: must not be empty (custom runtimes pass it on as FC_FUNCTION_HANDLER)".into());
+    }
+    if let Some(c) = &f.custom_runtime_config {
+        if !f.is_custom() {
+            errors.push(format!("customRuntimeConfig: only for custom runtimes, not '{}'", f.runtime));
+        } else if let Err(e) = validate::custom_runtime_config(c) {
+            errors.push(e);
+        }
+    }
     let checks = [
         validate::runtime(&f.runtime),
-        validate::python_handler("handler", &f.handler),
         validate::memory_size(f.memory_size),
         validate::timeout("timeout", f.timeout, 86_400),
         validate::environment(&f.environment_variables),
@@ -253,7 +275,9 @@ async fn deploy_code(
         .map_err(ApiError::internal)?
         .map_err(ApiError::invalid)?;
     let checked = async {
-        crate::deps::install_requirements(&state.python, &dir).await.map_err(ApiError::invalid)?;
+        if f.is_python() {
+            crate::deps::install_requirements(&state.python, &dir).await.map_err(ApiError::invalid)?;
+        }
         check_handler(state, f, &dir).await
     };
     if let Err(e) = checked.await {
@@ -264,7 +288,13 @@ async fn deploy_code(
 }
 
 async fn check_handler(state: &AppState, f: &FunctionConfig, dir: &std::path::Path) -> Result<(), ApiError> {
+    if f.is_custom() {
+        return check_custom_start(f, dir);
+    }
     let mut handlers = vec![("handler", f.handler.clone())];
+    if let Some(h) = &f.pre_stop {
+        handlers.push(("instanceLifecycleConfig.preStop.handler", h.handler.clone()));
+    }
     if let Some(h) = &f.initializer {
         handlers.push(("instanceLifecycleConfig.initializer.handler", h.handler.clone()));
     }
@@ -273,6 +303,39 @@ async fn check_handler(state: &AppState, f: &FunctionConfig, dir: &std::path::Pa
             .await
             .map_err(|e| ApiError::invalid(format!("{field}: {e}")))?;
     }
+    Ok(())
+}
+
+/// A custom runtime without `command` starts `./bootstrap` from the code: it must be there and
+/// executable (FC's CAFileNotFound / CAFilePermission, reported at deploy instead of first use).
+fn check_custom_start(f: &FunctionConfig, dir: &std::path::Path) -> Result<(), ApiError> {
+    let command = f
+        .custom_runtime_config
+        .as_ref()
+        .and_then(|c| c.get("command"))
+        .and_then(|c| c.as_array())
+        .and_then(|a| a.first())
+        .and_then(|s| s.as_str());
+    let rel = match command {
+        None => "bootstrap",
+        // A relative path names a file in the code; a bare name is looked up on PATH at start.
+        Some(c) if c.starts_with("./") => c.trim_start_matches("./"),
+        Some(_) => return Ok(()),
+    };
+    let path = dir.join(rel);
+    let meta = std::fs::metadata(&path).map_err(|_| {
+        ApiError::invalid(format!(
+            "customRuntimeConfig.command: '{rel}' not found in the code (set command, or include an executable '{rel}')"
+        ))
+    })?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if meta.permissions().mode() & 0o111 == 0 {
+            return Err(ApiError::invalid(format!("customRuntimeConfig.command: '{rel}' in the code is not executable")));
+        }
+    }
+    let _ = meta;
     Ok(())
 }
 
@@ -418,7 +481,11 @@ pub(crate) async fn update(
             f.code_size = size;
             f.code_checksum = checksum;
         }
-        None if f.handler != old.handler || f.initializer != old.initializer => {
+        None if f.handler != old.handler
+            || f.initializer != old.initializer
+            || f.pre_stop != old.pre_stop
+            || f.custom_runtime_config != old.custom_runtime_config =>
+        {
             let dir = state.dispatcher.code_dir(&name, &f.revision);
             check_handler(&state, &f, &dir).await?;
         }

@@ -9,6 +9,7 @@
 //! - `body`: bounded JSON/bytes extraction with FC-shaped errors.
 //! - `validate`: name, runtime, handler, limits and environment rules.
 //! - `code`: code packages: base64 zip decoding, CRC-64 checksums, safe unpacking.
+//! - `testing`: saved test events, templates, and the function log.
 //! - `deps`: `requirements.txt` installed into the code directory with pip at deploy time.
 //! - `functions`, `versions`, `aliases`, `triggers`, `invoke`, `async_config`, `tasks`, `events`,
 //!   `dlq`: one module per
@@ -26,6 +27,7 @@ mod functions;
 mod invoke;
 mod router;
 mod tasks;
+mod testing;
 mod time;
 mod triggers;
 mod validate;

@@ -13,7 +13,7 @@ use fnbridge_dispatch::{Dispatcher, ids};
 use fnbridge_event::limits::MAX_API_BODY;
 
 use crate::error::{ApiError, ErrorBody};
-use crate::{aliases, async_config, dlq, events, functions, invoke, tasks, triggers, versions};
+use crate::{aliases, async_config, dlq, events, functions, invoke, tasks, testing, triggers, versions};
 
 /// Everything a handler needs.
 #[derive(Clone)]
@@ -54,6 +54,14 @@ pub fn router(state: AppState) -> Router {
         .route(&format!("{v}/functions/{{name}}/async-tasks"), get(tasks::list_for_function))
         .route(&format!("{v}/functions/{{name}}/async-tasks/{{task}}"), get(tasks::get))
         .route("/tasks", get(tasks::list_all))
+        .route(&format!("{v}/functions/{{name}}/logs"), get(testing::read_logs))
+        .route(&format!("{v}/functions/{{name}}/test-events"), get(testing::list))
+        .route(
+            &format!("{v}/functions/{{name}}/test-events/{{event}}"),
+            get(testing::get).put(testing::put).delete(testing::delete),
+        )
+        .route("/templates", get(testing::list_templates))
+        .route("/templates/{name}", get(testing::get_template))
         .route("/events", post(events::put))
         .route("/stats", get(stats))
         .route("/dlq", get(dlq::list))

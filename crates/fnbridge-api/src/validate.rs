@@ -39,7 +39,7 @@ pub fn runtime(v: &str) -> Result<(), String> {
     }
     let known_fc = [
         "nodejs12", "nodejs14", "nodejs16", "nodejs18", "nodejs20", "go1", "java8", "java11", "php7.2",
-        "dotnetcore3.1", "custom", "custom.debian10", "custom.debian11", "custom.debian12", "custom-container",
+        "dotnetcore3.1", "custom-container",
     ];
     if known_fc.contains(&v) {
         return Err(format!(
@@ -62,6 +62,55 @@ pub fn python_handler(field: &str, v: &str) -> Result<(), String> {
     };
     if !module.split('.').all(ident) || !ident(func) {
         return Err(format!("{field}: '{v}' is not a valid Python 'module.function' name"));
+    }
+    Ok(())
+}
+
+/// `customRuntimeConfig` (fc-api.md §5): command and args are string lists, port 1–65535, and
+/// the health check's numbers within FC's ranges. Unknown keys are rejected.
+pub fn custom_runtime_config(v: &serde_json::Value) -> Result<(), String> {
+    let f = "customRuntimeConfig";
+    let Some(o) = v.as_object() else { return Err(format!("{f}: must be an object")) };
+    for (k, val) in o {
+        match k.as_str() {
+            "command" | "args" => {
+                let ok = val.as_array().is_some_and(|a| a.len() <= 64 && a.iter().all(|s| s.as_str().is_some_and(|s| s.len() <= 4096)));
+                if !ok {
+                    return Err(format!("{f}.{k}: must be a list of at most 64 strings"));
+                }
+            }
+            "port" => {
+                if !val.as_u64().is_some_and(|p| (1..=65535).contains(&p)) {
+                    return Err(format!("{f}.port: {val} must be a port number between 1 and 65535"));
+                }
+            }
+            "healthCheckConfig" => {
+                let Some(h) = val.as_object() else { return Err(format!("{f}.healthCheckConfig: must be an object")) };
+                for (hk, hv) in h {
+                    let range = match hk.as_str() {
+                        "httpGetUrl" => {
+                            if !hv.as_str().is_some_and(|s| s.starts_with('/') || s.starts_with("http://")) {
+                                return Err(format!("{f}.healthCheckConfig.httpGetUrl: must be a path such as /ready"));
+                            }
+                            continue;
+                        }
+                        "initialDelaySeconds" => 0..=120,
+                        "periodSeconds" => 1..=120,
+                        "timeoutSeconds" => 1..=3,
+                        "failureThreshold" | "successThreshold" => 1..=120,
+                        other => return Err(format!("{f}.healthCheckConfig: unknown field '{other}'")),
+                    };
+                    if !hv.as_u64().is_some_and(|n| range.contains(&n)) {
+                        return Err(format!(
+                            "{f}.healthCheckConfig.{hk}: {hv} must be between {} and {}",
+                            range.start(),
+                            range.end()
+                        ));
+                    }
+                }
+            }
+            other => return Err(format!("{f}: unknown field '{other}'")),
+        }
     }
     Ok(())
 }
@@ -120,6 +169,13 @@ mod tests {
     fn runtimes_and_handlers() {
         assert!(runtime("python3.10").is_ok());
         assert!(runtime("nodejs20").unwrap_err().contains("does not run yet"));
+        assert!(runtime("custom.debian12").is_ok());
+        let c = |v: serde_json::Value| custom_runtime_config(&v);
+        assert!(c(serde_json::json!({"command": ["python3"], "args": ["server.py"], "port": 9000})).is_ok());
+        assert!(c(serde_json::json!({"command": "python3"})).unwrap_err().contains("list"));
+        assert!(c(serde_json::json!({"port": 70000})).unwrap_err().contains("port"));
+        assert!(c(serde_json::json!({"healthCheckConfig": {"timeoutSeconds": 9}})).unwrap_err().contains("between 1 and 3"));
+        assert!(c(serde_json::json!({"cmd": []})).unwrap_err().contains("unknown field 'cmd'"));
         assert!(runtime("cobol").unwrap_err().contains("unknown runtime"));
         assert!(python_handler("handler", "index.handler").is_ok());
         assert!(python_handler("handler", "pkg.mod.fn").is_ok());

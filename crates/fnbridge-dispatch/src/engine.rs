@@ -15,7 +15,7 @@ use bytes::Bytes;
 use fnbridge_event::envelope::delivery_payload;
 use fnbridge_event::{Envelope, EventSource, FunctionConfig, TriggerConfig, TriggerType};
 use fnbridge_pattern::{Matcher, Pattern};
-use fnbridge_runtime::{Credentials, FunctionSpec, Hook, Invocation, InvokeOutcome, Runtime};
+use fnbridge_runtime::{Credentials, CustomRuntime, FunctionSpec, HealthCheck, Hook, Invocation, InvokeOutcome, Runtime};
 use fnbridge_store::tasks::{self, AttemptOutcome};
 use fnbridge_store::registry::{Alias, Version};
 use fnbridge_store::{Attempt, NewTask, Store, StoreError, Task, TaskStatus, now_ms, registry};
@@ -349,6 +349,11 @@ impl Dispatcher {
                 .as_ref()
                 .map(|h| Hook { handler: h.handler.clone(), timeout: Duration::from_secs(h.timeout as u64) }),
             instance_concurrency: config.instance_concurrency,
+            pre_stop: config
+                .pre_stop
+                .as_ref()
+                .map(|h| Hook { handler: h.handler.clone(), timeout: Duration::from_secs(h.timeout as u64) }),
+            custom: config.custom_runtime_config.as_ref().map(custom_runtime),
         });
         Arc::new(FunctionEntry { config, spec })
     }
@@ -687,6 +692,8 @@ impl Dispatcher {
             .invoke(&entry.spec, inv)
             .await
             .map_err(|e| DispatchError::Runtime(e.to_string()))?;
+        let (f, rid, q, log) = (function.to_string(), request_id.clone(), qualifier.to_string(), out.log.clone());
+        self.inner.store.write_detached(move |c| fnbridge_store::logs::append_log(c, &f, &rid, &q, now_ms(), &log));
         Ok((request_id, out))
     }
 
@@ -713,6 +720,34 @@ impl Dispatcher {
         // A write after the attempt records commits only once they have: a flush barrier.
         let _ = self.inner.store.write(|_| Ok(())).await;
         self.inner.runtime.shutdown().await;
+    }
+}
+
+/// Reads a stored (API-validated) `customRuntimeConfig` into the runtime's settings; absent
+/// fields take FC's defaults.
+fn custom_runtime(v: &serde_json::Value) -> CustomRuntime {
+    let strings = |k: &str| -> Vec<String> {
+        v.get(k).and_then(|a| a.as_array()).map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect()).unwrap_or_default()
+    };
+    let d = CustomRuntime::default();
+    let health_check = v.get("healthCheckConfig").filter(|h| h.is_object()).map(|h| {
+        let hd = HealthCheck::default();
+        let secs = |k: &str, d: Duration| h.get(k).and_then(|x| x.as_u64()).map(Duration::from_secs).unwrap_or(d);
+        let num = |k: &str, d: u32| h.get(k).and_then(|x| x.as_u64()).map(|x| x as u32).unwrap_or(d);
+        HealthCheck {
+            http_get_url: h.get("httpGetUrl").and_then(|x| x.as_str()).map(str::to_string).unwrap_or(hd.http_get_url),
+            initial_delay: secs("initialDelaySeconds", hd.initial_delay),
+            period: secs("periodSeconds", hd.period),
+            timeout: secs("timeoutSeconds", hd.timeout),
+            failure_threshold: num("failureThreshold", hd.failure_threshold),
+            success_threshold: num("successThreshold", hd.success_threshold),
+        }
+    });
+    CustomRuntime {
+        command: strings("command"),
+        args: strings("args"),
+        port: v.get("port").and_then(|p| p.as_u64()).map(|p| p as u16).unwrap_or(d.port),
+        health_check,
     }
 }
 
@@ -857,8 +892,12 @@ async fn run_job(inner: &Arc<Inner>, mut job: Job) {
     let row = job.row;
     let attempts = job.attempts;
     let ready = inner.ready.clone();
+    let (log_fn, log_rid, log_q) = (job.function.clone(), job.task_id.clone(), job.qualifier.clone());
     inner.store.write_detached(move |c| {
         tasks::record_attempt(c, row, &record)?;
+        if let Some(log) = record.log.as_deref().filter(|l| !l.is_empty()) {
+            fnbridge_store::logs::append_log(c, &log_fn, &log_rid, &log_q, ended, log)?;
+        }
         if let Some((task, reason)) = dead {
             tasks::dead_letter(c, &task, attempts, reason, record.last_error.as_deref(), ended)?;
         }

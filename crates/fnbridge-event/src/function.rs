@@ -56,10 +56,24 @@ impl FunctionConfig {
         self.runtime.starts_with("python3")
     }
 
+    pub fn is_custom(&self) -> bool {
+        self.runtime == "custom" || self.runtime.starts_with("custom.")
+    }
+
     pub fn arn(&self, region: &str, account_id: &str) -> String {
         format!("acs:fc:{region}:{account_id}:functions/{}", self.function_name)
     }
 }
 
-/// Runtimes fnbridge runs today.
-pub const SUPPORTED_RUNTIMES: [&str; 4] = ["python3", "python3.9", "python3.10", "python3.12"];
+/// Runtimes fnbridge runs today: Python on the host's python3, and custom runtimes (any
+/// program speaking FC's HTTP protocol).
+pub const SUPPORTED_RUNTIMES: [&str; 8] = [
+    "python3",
+    "python3.9",
+    "python3.10",
+    "python3.12",
+    "custom",
+    "custom.debian10",
+    "custom.debian11",
+    "custom.debian12",
+];

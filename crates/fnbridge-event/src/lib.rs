@@ -7,11 +7,13 @@
 //! - `function`: the stored configuration of a function (runtime, handler, limits, environment).
 //! - `trigger`: the stored configuration of a trigger and its type.
 //! - `limits`: every size and count bound, in one place so the API and the docs agree.
+//! - `templates`: test-event templates for every CDN event and the object-storage events.
 
 pub mod envelope;
 pub mod function;
 pub mod limits;
 pub mod source;
+pub mod templates;
 pub mod trigger;
 
 pub use envelope::{Envelope, EnvelopeError, SourceEvent};

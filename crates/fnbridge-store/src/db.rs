@@ -38,6 +38,22 @@ CREATE TABLE IF NOT EXISTS aliases(
     config TEXT NOT NULL,
     PRIMARY KEY(function_name, name)
 );
+CREATE TABLE IF NOT EXISTS test_events(
+    function_name TEXT NOT NULL,
+    name TEXT NOT NULL,
+    body TEXT NOT NULL,
+    PRIMARY KEY(function_name, name)
+);
+CREATE TABLE IF NOT EXISTS logs(
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    function_name TEXT NOT NULL,
+    request_id TEXT NOT NULL,
+    qualifier TEXT NOT NULL,
+    time_ms INTEGER NOT NULL,
+    text TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS logs_by_function ON logs(function_name, id);
+CREATE INDEX IF NOT EXISTS logs_by_request ON logs(request_id);
 CREATE TABLE IF NOT EXISTS async_configs(
     function_name TEXT NOT NULL,
     qualifier TEXT NOT NULL,

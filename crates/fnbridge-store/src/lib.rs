@@ -11,10 +11,12 @@
 //! - `writer`: the group-commit writer thread.
 //! - `registry`: functions, triggers and async-invoke configs.
 //! - `tasks`: the event log, delivery tasks, attempts and the dead-letter queue.
+//! - `logs`: function logs per invocation, and saved test events.
 //! - `error`: `StoreError`.
 
 mod db;
 mod error;
+pub mod logs;
 pub mod registry;
 pub mod tasks;
 mod writer;

@@ -39,6 +39,7 @@ pub fn update_function(c: &Connection, f: &FunctionConfig) -> Result<bool, Store
 pub fn delete_function(c: &Connection, name: &str) -> Result<bool, StoreError> {
     c.execute("DELETE FROM async_configs WHERE function_name = ?1", [name])?;
     delete_function_history(c, name)?;
+    crate::logs::delete_logs(c, name)?;
     Ok(c.execute("DELETE FROM functions WHERE name = ?1", [name])? == 1)
 }
 

@@ -52,6 +52,16 @@ pub enum Command {
     /// Work with event patterns locally.
     #[command(subcommand)]
     Pattern(PatternCmd),
+    /// Print a function's logs.
+    Logs {
+        function: String,
+        /// Keep printing new log records as they arrive.
+        #[arg(long, short)]
+        follow: bool,
+        /// Only the log of this invocation.
+        #[arg(long)]
+        request_id: Option<String>,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -121,6 +131,22 @@ pub enum FunctionCmd {
         /// Print the invocation's log.
         #[arg(long)]
         log: bool,
+        #[arg(long)]
+        qualifier: Option<String>,
+    },
+    /// Run a function on a saved test event or a template (see `--list`).
+    Test {
+        name: String,
+        /// A saved test event of the function, or a template such as LogFileCreated or
+        /// oss:ObjectCreated:PutObject.
+        #[arg(long, required_unless_present = "list")]
+        event_name: Option<String>,
+        /// Save this file as the test event first (- for standard input).
+        #[arg(long)]
+        payload_file: Option<PathBuf>,
+        /// List the function's saved test events and the templates.
+        #[arg(long)]
+        list: bool,
         #[arg(long)]
         qualifier: Option<String>,
     },

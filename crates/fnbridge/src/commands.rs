@@ -41,6 +41,7 @@ pub fn run(g: &Global, cmd: Command) -> anyhow::Result<i32> {
         }
         Command::Tasks(t) => tasks(&c, g, t),
         Command::Dlq(d) => dlq(&c, g, d),
+        Command::Logs { function, follow, request_id } => logs(&c, &function, follow, request_id.as_deref()),
         Command::Serve(_) | Command::Pattern(_) => unreachable!("handled in main"),
     }
 }
@@ -204,6 +205,9 @@ fn function(c: &Client, g: &Global, cmd: FunctionCmd) -> anyhow::Result<i32> {
                 output::table(&["NAME", "RUNTIME", "HANDLER", "MEMORY", "TIMEOUT", "MODIFIED"], &rows);
             }
         }
+        FunctionCmd::Test { name, event_name, payload_file, list, qualifier } => {
+            return test_function(c, &name, event_name.as_deref(), payload_file.as_deref(), list, qualifier.as_deref());
+        }
         FunctionCmd::Invoke { name, payload, payload_file, is_async, log, qualifier } => {
             let body = match (payload, payload_file) {
                 (Some(p), _) => p.into_bytes(),
@@ -243,6 +247,99 @@ fn function(c: &Client, g: &Global, cmd: FunctionCmd) -> anyhow::Result<i32> {
         }
     }
     Ok(0)
+}
+
+/// `function test`: finds the payload (saved test event, else template), runs it synchronously
+/// with the log, and prints both.
+fn test_function(
+    c: &Client,
+    name: &str,
+    event_name: Option<&str>,
+    payload_file: Option<&Path>,
+    list: bool,
+    qualifier: Option<&str>,
+) -> anyhow::Result<i32> {
+    let base = format!("{V}/functions/{}", seg(name));
+    if list {
+        let saved = c.json(c.request(Method::GET, &format!("{base}/test-events")))?;
+        let templates = c.json(c.request(Method::GET, "/templates"))?;
+        println!("saved test events:");
+        for e in saved["testEvents"].as_array().into_iter().flatten() {
+            println!("  {}", output::cell(e, "name"));
+        }
+        println!("templates:");
+        for t in templates["templates"].as_array().into_iter().flatten() {
+            println!("  {}", t.as_str().unwrap_or(""));
+        }
+        return Ok(0);
+    }
+    let event_name = event_name.unwrap_or_default();
+    let path = format!("{base}/test-events/{}", seg(event_name));
+    if let Some(file) = payload_file {
+        let body = read_input(file)?;
+        c.send(c.request(Method::PUT, &path).body(body))?;
+        eprintln!("saved test event {event_name}");
+    }
+    let saved = c.request(Method::GET, &path).send().context("cannot reach fnbridge")?;
+    let payload = if saved.status().is_success() {
+        saved.json::<Value>()?["payload"].as_str().unwrap_or_default().to_string()
+    } else {
+        let t = c.request(Method::GET, &format!("/templates/{}", seg(event_name))).send()?;
+        if !t.status().is_success() {
+            bail!("function '{name}' has no test event '{event_name}' and there is no such template (see --list)");
+        }
+        t.json::<Value>()?["payload"].as_str().unwrap_or_default().to_string()
+    };
+    let mut rb = c
+        .request(Method::POST, &format!("{base}/invocations"))
+        .header("x-fc-log-type", "Tail")
+        .body(payload);
+    if let Some(q) = qualifier {
+        rb = rb.query(&[("qualifier", q)]);
+    }
+    let resp = c.send(rb)?;
+    let h = resp.headers().clone();
+    let get = |k: &str| h.get(k).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    let body = resp.bytes()?;
+    let log = base64::engine::general_purpose::STANDARD.decode(get("x-fc-log-result")).unwrap_or_default();
+    println!("--- log\n{}", String::from_utf8_lossy(&log).trim_end());
+    println!("--- result ({} ms)\n{}", get("x-fc-invocation-duration"), String::from_utf8_lossy(&body));
+    if !get("x-fc-error-type").is_empty() {
+        eprintln!("function error: {}", get("x-fc-error-type"));
+        return Ok(1);
+    }
+    Ok(0)
+}
+
+/// `logs`: prints a function's log records, then (with `--follow`) new ones as they arrive.
+fn logs(c: &Client, function: &str, follow: bool, request_id: Option<&str>) -> anyhow::Result<i32> {
+    let path = format!("{V}/functions/{}/logs", seg(function));
+    let mut next = String::new();
+    loop {
+        let mut rb = c.request(Method::GET, &path).query(&[("limit", "1000")]);
+        if let Some(r) = request_id {
+            rb = rb.query(&[("requestId", r)]);
+        }
+        if !next.is_empty() {
+            rb = rb.query(&[("nextToken", &next)]);
+        }
+        let v = c.json(rb)?;
+        let records = v["logs"].as_array().cloned().unwrap_or_default();
+        for r in &records {
+            print!("{}", r["text"].as_str().unwrap_or(""));
+            if !r["text"].as_str().unwrap_or("").ends_with('\n') {
+                println!();
+            }
+        }
+        std::io::stdout().flush()?;
+        next = v["nextToken"].as_str().unwrap_or("").to_string();
+        if records.len() < 1000 {
+            if !follow {
+                return Ok(0);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(500));
+        }
+    }
 }
 
 fn config_arg(s: &str) -> anyhow::Result<String> {
