@@ -116,6 +116,9 @@ fn function_body(a: &FunctionSpecArgs, create: bool) -> anyhow::Result<Value> {
         Some(dir) => {
             let zip = zip_dir(dir)?;
             eprintln!("uploading {} ({} bytes zipped)", dir.display(), zip.len());
+            if dir.join("requirements.txt").is_file() {
+                eprintln!("the server installs requirements.txt with pip before the deploy completes; this can take a minute");
+            }
             body.insert(
                 "code".into(),
                 json!({"zipFile": base64::engine::general_purpose::STANDARD.encode(zip)}),
