@@ -188,11 +188,6 @@ pub(crate) async fn list(
         .filter(|(f, a)| *f == function && a.alias_name.starts_with(&prefix) && a.alias_name > after)
         .map(|(_, a)| a)
         .collect();
-    let next = if items.len() > limit {
-        items.truncate(limit);
-        items.last().map(|a| a.alias_name.clone()).unwrap_or_default()
-    } else {
-        String::new()
-    };
+    let next = crate::body::page(&mut items, limit, |a| a.alias_name.clone());
     Ok(Json(json!({"aliases": items.iter().map(to_json).collect::<Vec<_>>(), "nextToken": next})))
 }

@@ -158,11 +158,6 @@ pub(crate) async fn list(State(state): State<AppState>, Query(q): Query<ListQuer
         .map(|(f, qq, v)| (format!("{f}:{qq}"), v))
         .filter(|(k, _)| *k > after)
         .collect();
-    let next = if items.len() > limit {
-        items.truncate(limit);
-        items.last().map(|(k, _)| k.clone()).unwrap_or_default()
-    } else {
-        String::new()
-    };
+    let next = crate::body::page(&mut items, limit, |(k, _)| k.clone());
     Ok(Json(json!({"configs": items.into_iter().map(|(_, v)| v).collect::<Vec<_>>(), "nextToken": next})))
 }

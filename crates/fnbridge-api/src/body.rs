@@ -18,3 +18,26 @@ pub fn json<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
 pub fn limit(body: &Bytes, limit: usize) -> Result<(), ApiError> {
     if body.len() > limit { Err(ApiError::too_large(limit)) } else { Ok(()) }
 }
+
+/// Cuts a list fetched with `limit + 1` rows down to `limit` and returns the `nextToken` (the key
+/// of the last item kept), or `""` on the last page.
+pub fn page<T>(items: &mut Vec<T>, limit: usize, key: impl Fn(&T) -> String) -> String {
+    if items.len() <= limit {
+        return String::new();
+    }
+    items.truncate(limit);
+    items.last().map(key).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn page_cuts_and_names_the_last_kept_item() {
+        let mut v = vec![1, 2, 3];
+        assert_eq!(super::page(&mut v, 2, |x| x.to_string()), "2");
+        assert_eq!(v, [1, 2]);
+        let mut v = vec![1, 2];
+        assert_eq!(super::page(&mut v, 2, |x| x.to_string()), "");
+        assert_eq!(v, [1, 2]);
+    }
+}

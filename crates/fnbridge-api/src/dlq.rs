@@ -45,12 +45,7 @@ pub(crate) async fn list(State(state): State<AppState>, Query(q): Query<ListQuer
     };
     let f = q.function_name.filter(|s| !s.is_empty());
     let mut es = state.dispatcher.store().read(move |c| tasks::list_dlq(c, f.as_deref(), after, limit + 1)).await?;
-    let next = if es.len() > limit {
-        es.truncate(limit);
-        es.last().map(|e| e.id.to_string()).unwrap_or_default()
-    } else {
-        String::new()
-    };
+    let next = crate::body::page(&mut es, limit, |e| e.id.to_string());
     Ok(Json(json!({"entries": es.iter().map(to_json).collect::<Vec<_>>(), "nextToken": next})))
 }
 

@@ -574,12 +574,7 @@ pub(crate) async fn list(State(state): State<AppState>, Query(q): Query<ListQuer
         .store()
         .read(move |c| registry::list_functions(c, &prefix, &after, limit + 1))
         .await?;
-    let next = if fs.len() > limit {
-        fs.truncate(limit);
-        fs.last().map(|f| f.function_name.clone()).unwrap_or_default()
-    } else {
-        String::new()
-    };
+    let next = crate::body::page(&mut fs, limit, |f| f.function_name.clone());
     let cfg = state.dispatcher.config();
     let items: Vec<Value> = fs.iter().map(|f| to_json(f, &cfg.region, &cfg.account_id)).collect();
     Ok(Json(json!({"functions": items, "nextToken": next})))

@@ -109,12 +109,7 @@ async fn list(state: AppState, function: Option<String>, q: ListQuery) -> Result
         .store()
         .read(move |c| tasks::list_tasks(c, function.as_deref(), status, before, limit + 1))
         .await?;
-    let next = if ts.len() > limit {
-        ts.truncate(limit);
-        ts.last().map(|t| t.id.to_string()).unwrap_or_default()
-    } else {
-        String::new()
-    };
+    let next = crate::body::page(&mut ts, limit, |t| t.id.to_string());
     let full = q.include_payload.unwrap_or(false);
     let items: Vec<Value> = ts.iter().map(|t| to_json(&state, t, None, full)).collect();
     Ok(Json(json!({"asyncTasks": items, "nextToken": next})))

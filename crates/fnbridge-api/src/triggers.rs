@@ -251,12 +251,7 @@ pub(crate) async fn list(
         .store()
         .read(move |c| registry::list_triggers(c, &f, &prefix, &after, limit + 1))
         .await?;
-    let next = if ts.len() > limit {
-        ts.truncate(limit);
-        ts.last().map(|t| t.trigger.trigger_name.clone()).unwrap_or_default()
-    } else {
-        String::new()
-    };
+    let next = crate::body::page(&mut ts, limit, |t| t.trigger.trigger_name.clone());
     let cfg = state.dispatcher.config();
     let items: Vec<Value> = ts.iter().map(|t| to_json(&t.trigger, &cfg.region, &cfg.account_id)).collect();
     Ok(Json(json!({"triggers": items, "nextToken": next})))

@@ -792,7 +792,7 @@ async fn run_job(inner: &Arc<Inner>, mut job: Job) {
         let attempts = job.attempts;
         let msg = format!("event expired after {} s without a successful attempt", age.as_secs());
         inner.dead_lettered.fetch_add(1, Ordering::Relaxed);
-        let dest = failure_destination(&d, &job, &policy, "EventAgeExceeded", None, b"");
+        let dest = destination(&d, &job, &policy, "EventAgeExceeded", None, b"");
         let ready = inner.ready.clone();
         inner.store.write_detached(move |c| {
             tasks::finish_task(c, task.id, TaskStatus::Expired, started, Some(&msg))?;
@@ -871,14 +871,14 @@ async fn run_job(inner: &Arc<Inner>, mut job: Job) {
         log: Some(log),
     };
     let dest = match action {
-        RetryAction::Succeeded => success_destination(&d, &job, &policy, &body),
+        RetryAction::Succeeded => destination(&d, &job, &policy, "Success", None, &body),
         RetryAction::DeadLetter { reason } => {
             let cond = if reason.as_str() == "EventAgeExceeded" {
                 "EventAgeExceeded".to_string()
             } else {
                 error_type.clone().unwrap_or_else(|| "UnhandledInvocationError".into())
             };
-            failure_destination(&d, &job, &policy, &cond, error_type.as_deref(), &body)
+            destination(&d, &job, &policy, &cond, error_type.as_deref(), &body)
         }
         RetryAction::Retry { .. } => None,
     };
@@ -936,12 +936,11 @@ fn summarize_error(kind: &str, body: &[u8]) -> String {
     format!("{kind}: {msg}")
 }
 
-fn destination_task(d: &Dispatcher, job: &Job, arn: &str, record: DestinationRecord<'_>) -> Option<NewTask> {
+fn destination_task(d: &Dispatcher, arn: &str, record: DestinationRecord<'_>) -> Option<NewTask> {
     let Some(target) = function_of_arn(arn) else {
         tracing::warn!(destination = %arn, "unsupported destination ARN; skipped");
         return None;
     };
-    let _ = job;
     Some(NewTask {
         task_id: ids::request_id(),
         function_name: target.to_string(),
@@ -961,28 +960,9 @@ fn function_arn(d: &Dispatcher, name: &str) -> String {
     format!("acs:fc:{}:{}:functions/{name}", d.inner.cfg.region, d.inner.cfg.account_id)
 }
 
-fn success_destination(d: &Dispatcher, job: &Job, p: &AsyncPolicy, body: &[u8]) -> Option<NewTask> {
-    let arn = p.on_success.as_ref()?;
-    let fa = function_arn(d, &job.function);
-    destination_task(
-        d,
-        job,
-        arn,
-        DestinationRecord {
-            timestamp_ms: now_ms(),
-            request_id: &job.task_id,
-            function_arn: &fa,
-            qualifier: &job.qualifier,
-            condition: "Success",
-            approximate_invoke_count: job.attempts,
-            request_payload: &job.payload,
-            function_error: None,
-            response_payload: body,
-        },
-    )
-}
-
-fn failure_destination(
+/// The destination task for a finished job: `onSuccess` when `function_error` is `None` and the
+/// condition is `Success`, else `onFailure`.
+fn destination(
     d: &Dispatcher,
     job: &Job,
     p: &AsyncPolicy,
@@ -990,11 +970,10 @@ fn failure_destination(
     function_error: Option<&str>,
     body: &[u8],
 ) -> Option<NewTask> {
-    let arn = p.on_failure.as_ref()?;
+    let arn = if condition == "Success" { p.on_success.as_ref()? } else { p.on_failure.as_ref()? };
     let fa = function_arn(d, &job.function);
     destination_task(
         d,
-        job,
         arn,
         DestinationRecord {
             timestamp_ms: now_ms(),
