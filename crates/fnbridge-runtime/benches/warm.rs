@@ -157,7 +157,9 @@ fn function(name: &str, code: &Path) -> Arc<FunctionSpec> {
         timeout: Duration::from_secs(10),
         env: Default::default(),
         initializer: None,
+        pre_stop: None,
         instance_concurrency: 1,
+        custom: None,
     })
 }
 

@@ -23,6 +23,9 @@ pub struct RuntimeConfig {
     /// Address space granted on top of `memory_mb` (RLIMIT_AS). Python maps far more than it touches:
     /// the interpreter alone maps ~20 MB, each thread 8 MB of stack, each malloc arena 64 MB.
     pub memory_headroom_mb: u32,
+    /// How long a custom-runtime instance may take to listen on its port (and pass its health
+    /// check) before the invocation fails with `StartFailed` (`CAExited`).
+    pub custom_start_timeout: Duration,
     /// Variables every instance starts with, below the user's and the system's (PATH, HOME, LANG).
     /// Nothing else from the server's environment reaches user code.
     pub base_env: BTreeMap<String, String>,
@@ -39,6 +42,7 @@ impl Default for RuntimeConfig {
             idle_timeout: Duration::from_secs(600),
             max_log_bytes: 1024 * 1024,
             memory_headroom_mb: 256,
+            custom_start_timeout: Duration::from_secs(30),
             base_env: host_base_env(),
         }
     }

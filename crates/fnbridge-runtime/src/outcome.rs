@@ -18,6 +18,11 @@ pub enum FunctionError {
     OutOfMemory,
     /// The initializer failed or timed out; the instance was discarded.
     InitFailed,
+    /// A custom-runtime instance could not be started: its command is missing or not
+    /// executable, or the process exited or never became ready. The body's `errorType` is FC's
+    /// code for it: `CAFileNotFound`, `CAFilePermission` or `CAExited` (FC answers these with
+    /// HTTP 412 rather than an `UnhandledInvocationError`; mapping that is the API's business).
+    StartFailed,
 }
 
 impl FunctionError {
@@ -34,6 +39,7 @@ impl FunctionError {
             FunctionError::Crashed => "crashed",
             FunctionError::OutOfMemory => "out_of_memory",
             FunctionError::InitFailed => "init_failed",
+            FunctionError::StartFailed => "start_failed",
         }
     }
 }

@@ -1,7 +1,7 @@
 //! `Runtime`: the entry point. Finds or starts an instance for each invocation, returns it to
 //! its pool afterwards, and stops idle, retired and (at shutdown) all instances.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
@@ -11,7 +11,7 @@ use tokio::task::AbortHandle;
 
 use crate::config::RuntimeConfig;
 use crate::error::RuntimeError;
-use crate::instance::{Backend, Host, Instance, Launch};
+use crate::instance::{Backend, Host, Instance, Launch, StartFailure, dispose};
 use crate::outcome::InvokeOutcome;
 use crate::pool::{FunctionPool, Lease};
 use crate::python;
@@ -47,6 +47,7 @@ impl Runtime {
                 python,
                 bootstrap,
                 live: Arc::default(),
+                memory: Default::default(),
             },
             pools: Mutex::default(),
             boot,
@@ -77,15 +78,32 @@ impl Runtime {
         self.start_reaper();
         let mut lease = self.lease(spec).await?;
         let mut instance = match lease.take_warm() {
-            Some(instance) => instance,
-            None => {
+            Some(instance) if instance.is_usable() => instance,
+            warm => {
+                if let Some(dead) = warm {
+                    // Died while idle (a custom runtime's server exited, or went over its
+                    // memory): nothing of this invocation ran on it, so start afresh.
+                    lease.discard_warm(dead);
+                }
                 let launch = Launch {
                     host: &self.host,
                     spec,
                     instance_id: self.next_instance_id(),
                     first: &inv,
                 };
-                Instance::start(backend, &launch).await?
+                match Instance::start(backend, &launch).await {
+                    Ok(instance) => {
+                        lease.attach(&instance);
+                        instance
+                    }
+                    Err(StartFailure::Platform(e)) => return Err(e),
+                    Err(StartFailure::Function(outcome)) => {
+                        if self.is_shutting_down() {
+                            return Err(RuntimeError::ShuttingDown);
+                        }
+                        return Ok(*outcome);
+                    }
+                }
             }
         };
         // An instance started while shutdown ran may have missed its kill.
@@ -101,16 +119,17 @@ impl Runtime {
     }
 
     /// Stops every instance of a function (it was updated or deleted). Busy instances finish
-    /// their invocation and are then stopped; later invocations start afresh.
+    /// their invocation and are then stopped; later invocations start afresh. Instances with a
+    /// PreStop hook run it first, in the background.
     pub fn retire(&self, function_name: &str) {
         let pool = self.lock_pools().remove(function_name);
         if let Some(pool) = pool {
-            drop(pool.close());
+            dispose(pool.close());
         }
     }
 
     /// Stops idle instances past `idle_timeout` now (the background reaper calls this
-    /// periodically). Returns how many were stopped.
+    /// periodically), after their PreStop hook if they have one. Returns how many were stopped.
     pub fn reap_idle(&self) -> usize {
         let cutoff = Instant::now().checked_sub(self.host.cfg.idle_timeout);
         let Some(cutoff) = cutoff else { return 0 };
@@ -122,7 +141,7 @@ impl Runtime {
         });
         // Killed outside the lock.
         let n = expired.len();
-        drop(expired);
+        dispose(expired);
         n
     }
 
@@ -132,7 +151,9 @@ impl Runtime {
         pool.map_or(0, |p| p.instance_count())
     }
 
-    /// Kills every instance, busy or idle, and refuses further invocations.
+    /// Kills every instance, busy or idle, and refuses further invocations. Idle instances with
+    /// a PreStop hook run it first (all at once, each within its timeout); busy ones are killed
+    /// at once, as are those still running a PreStop hook they started earlier.
     pub async fn shutdown(&self) {
         self.shutting_down.store(true, Ordering::SeqCst);
         if let Some(reaper) = self.reaper.get() {
@@ -140,11 +161,21 @@ impl Runtime {
         }
         let pools: Vec<_> = self.lock_pools().drain().map(|(_, p)| p).collect();
         let idle: Vec<Instance> = pools.iter().flat_map(|p| p.close()).collect();
-        // Busy instances belong to their invocations; kill them by process group.
-        self.host.live.kill_all();
+        // Busy instances belong to their invocations; kill them by process group. Idle ones
+        // with a PreStop hook are spared until it has run.
+        let spared: HashSet<i32> = idle
+            .iter()
+            .filter(|i| i.has_pre_stop())
+            .map(Instance::pgid)
+            .collect();
+        self.host.live.kill_all_but(&spared);
+        let mut stopping = tokio::task::JoinSet::new();
         for instance in idle {
-            instance.stop().await;
+            stopping.spawn(instance.stop());
         }
+        while stopping.join_next().await.is_some() {}
+        // Whatever started meanwhile.
+        self.host.live.kill_all();
     }
 
     async fn lease(&self, spec: &FunctionSpec) -> Result<Lease, RuntimeError> {

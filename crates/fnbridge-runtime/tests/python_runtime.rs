@@ -4,8 +4,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{invocation, json, runtime, runtime_with, text};
+use common::{exits_soon, invocation, json, runtime, runtime_with, text};
 use fnbridge_runtime::{FunctionError, Hook, RuntimeError};
+use tokio::io::AsyncReadExt;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn seed_001_cdn_sample_runs_unchanged() {
@@ -392,28 +393,6 @@ async fn timeout_kills_the_instance_and_its_children() {
     assert_eq!(next.error, None);
     assert_eq!(text(&next.body), "quick");
     assert_ne!(next.instance_id, out.instance_id);
-}
-
-/// Waits (up to 5 s) for a process that is not our child to terminate, through a pidfd, which
-/// becomes readable when the process exits. SIGKILL is delivered asynchronously, so the group
-/// may still be dying when the invocation returns.
-async fn exits_soon(pid: u32) -> bool {
-    use std::os::fd::{FromRawFd, OwnedFd};
-    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
-    if fd < 0 {
-        return std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
-    }
-    // SAFETY: the fd was just returned to us and is owned by nobody else.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
-    // SAFETY: the AsyncFd owns the fd for as long as it is registered.
-    let fd = unsafe {
-        tokio::io::unix::AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE)
-    }
-    .unwrap();
-    tokio::time::timeout(Duration::from_secs(5), fd.readable())
-        .await
-        .is_ok()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -878,4 +857,60 @@ async fn seed_002_handler_gets_working_credentials() {
         "{}",
         out.log
     );
+}
+
+const PRE_STOP_HANDLER: &str = r#"
+import os, socket, time
+
+def handler(event, context):
+    return str(os.getpid())
+
+def pre_stop(context):
+    print("bye from", context.request_id)
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(os.environ["PRESTOP_SOCK"])
+    s.sendall(("%s %s" % (context.request_id, context.credentials.access_key_id)).encode())
+    s.close()
+    if os.environ.get("HANG"):
+        time.sleep(1000)
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pre_stop_runs_before_an_idle_instance_is_stopped() {
+    for hang in [false, true] {
+        let fx = runtime_with(|c| c.idle_timeout = Duration::ZERO);
+        let path = fx.dir.path().join("prestop.sock");
+        let listener = tokio::net::UnixListener::bind(&path).unwrap();
+        let spec = fx.function_files("bye", "r1", &[("index.py", PRE_STOP_HANDLER)], |s| {
+            s.pre_stop = Some(Hook {
+                handler: "index.pre_stop".into(),
+                timeout: Duration::from_millis(500),
+            });
+            s.env
+                .insert("PRESTOP_SOCK".into(), path.to_str().unwrap().into());
+            if hang {
+                s.env.insert("HANG".into(), "1".into());
+            }
+        });
+        let out = fx
+            .runtime
+            .invoke(&spec, invocation("r-1", ""))
+            .await
+            .unwrap();
+        let pid: u32 = text(&out.body).parse().unwrap();
+        // The background reaper may have got there first; either way the hook runs once.
+        fx.runtime.reap_idle();
+        let (mut conn, _) = tokio::time::timeout(Duration::from_secs(10), listener.accept())
+            .await
+            .expect("pre_stop within 10 s")
+            .unwrap();
+        let mut report = String::new();
+        conn.read_to_string(&mut report).await.unwrap();
+        assert_eq!(report, format!("{}-prestop STS.test-ak", out.instance_id));
+        // Stopped after the hook returns, or once its timeout runs out.
+        assert!(
+            exits_soon(pid).await,
+            "worker {pid} survived (hang: {hang})"
+        );
+    }
 }

@@ -4,7 +4,7 @@
 # stderr on one pipe. The platform sends frames on the socket, one at a time:
 #   request  = u32 header_len | u32 payload_len | header JSON | payload    (big endian)
 #   response = u32 status     | u32 body_len    | body                     status: 0 ok, 1 error, 2 out of memory
-# Header "t" is "i" (invoke: payload is the event) or "n" (run the initializer). Everything else the
+# Header "t" is "i" (invoke: payload is the event), "n" (run the initializer) or "s" (run the PreStop hook). Everything else the
 # function prints goes to the log pipe between "FC ... Start/End RequestId" markers; the End marker is
 # written before the response, so the platform has the whole log once it has seen that marker.
 # Keep this file free of per-call threads, spawns and payload copies: it is the warm path.
@@ -281,6 +281,10 @@ class Worker:
         _resolve(self.cfg["initializer"])(self.context(h))
         return b""
 
+    def pre_stop(self, h, _payload):
+        _resolve(self.cfg["pre_stop"])(self.context(h))
+        return b""
+
     def send(self, status, body):
         head = _FRAME.pack(status, len(body))
         data = memoryview(head + body if len(body) < 65536 else head)
@@ -303,10 +307,13 @@ class Worker:
             header_len, payload_len = _FRAME.unpack(head)
             h = json.loads(read(header_len))
             payload = read(payload_len) if payload_len else b""
-            if h["t"] == "i":
+            t = h["t"]
+            if t == "i":
                 status, body = self.run(h, self.invoke, payload, "FC Invoke Start", "FC Invoke End")
-            else:
+            elif t == "n":
                 status, body = self.run(h, self.initialize, None, "FC Initialize Start", "FC Initialize End")
+            else:
+                status, body = self.run(h, self.pre_stop, None, "FC PreStop Start", "FC PreStop End")
             del payload
             self.send(status, body)
 

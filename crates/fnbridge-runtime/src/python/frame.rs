@@ -22,6 +22,7 @@ const MAX_FRAME_BODY: usize = MAX_RESPONSE_BYTES + 64 * 1024;
 pub(crate) enum Request {
     Invoke,
     Initialize,
+    PreStop,
 }
 
 #[derive(Serialize)]
@@ -47,6 +48,7 @@ pub(crate) fn request_head(
         t: match kind {
             Request::Invoke => "i",
             Request::Initialize => "n",
+            Request::PreStop => "s",
         },
         id: &inv.request_id,
         ak: &inv.credentials.access_key_id,

@@ -27,10 +27,10 @@ use tokio::task::JoinHandle;
 
 use crate::error::RuntimeError;
 use crate::instance::{Launch, Served};
-use crate::logs::{LogCapture, Section, spawn_pump};
+use crate::logs::{LogCapture, Section, Wait, spawn_pump};
 use crate::outcome::{FunctionError, InvokeOutcome, platform_error_body, seconds};
-use crate::process::ProcessGroup;
-use crate::spec::{FunctionSpec, Invocation};
+use crate::process::{ProcessGroup, describe_exit};
+use crate::spec::{FunctionSpec, Hook, Invocation};
 use frame::{Reply, Request, Status, read_reply, request_head};
 
 /// Exit code of a bootstrap that could not even report a MemoryError (see bootstrap.py).
@@ -56,6 +56,9 @@ pub(crate) struct PythonInstance {
     logs: Arc<LogCapture>,
     pump: JoinHandle<()>,
     initialized: bool,
+    /// The last invocation without its payload, kept only when there is a PreStop hook: its
+    /// credentials and qualifier make the hook's context.
+    last: Option<Invocation>,
 }
 
 /// How one request to the worker ended.
@@ -134,10 +137,17 @@ impl PythonInstance {
             logs,
             pump,
             initialized: false,
+            last: None,
         })
     }
 
     pub(crate) async fn invoke(&mut self, inv: &Invocation) -> Served {
+        if self.spec.pre_stop.is_some() {
+            self.last = Some(Invocation {
+                payload: Bytes::new(),
+                ..inv.clone()
+            });
+        }
         let mut log = String::new();
         if !self.initialized {
             if let Some(timeout) = self.spec.initializer.as_ref().map(|h| h.timeout) {
@@ -170,9 +180,48 @@ impl PythonInstance {
         self.served(error, body, log, run.elapsed, reusable)
     }
 
+    pub(crate) fn pgid(&self) -> i32 {
+        self.group.pgid()
+    }
+
+    pub(crate) fn has_pre_stop(&self) -> bool {
+        self.spec.pre_stop.is_some()
+    }
+
+    /// Runs the PreStop hook, if any, then kills the instance and waits (briefly) until it is
+    /// gone.
     pub(crate) async fn stop(mut self) {
+        if let Some(hook) = self.spec.pre_stop.clone() {
+            self.pre_stop(&hook).await;
+        }
         self.group.kill();
         let _ = tokio::time::timeout(EXIT_GRACE, self.child.wait()).await;
+    }
+
+    /// Calls `pre_stop(context)` within the hook's timeout. Nobody waits for its result, so its
+    /// log and any failure go to `tracing`.
+    async fn pre_stop(&mut self, hook: &Hook) {
+        let mut inv = self.last.take().unwrap_or_else(|| Invocation {
+            request_id: String::new(),
+            payload: Bytes::new(),
+            qualifier: "LATEST".to_owned(),
+            version_id: String::new(),
+            credentials: Default::default(),
+        });
+        inv.request_id = format!("{}-prestop", self.id);
+        let step = self
+            .call(Request::PreStop, &inv, &Bytes::new(), hook.timeout)
+            .await;
+        let function = &self.spec.function_name;
+        match step.verdict.error {
+            None => {
+                tracing::info!(instance = %self.id, %function, log = %step.log, "pre-stop hook ran");
+            }
+            Some(error) => {
+                let body = String::from_utf8_lossy(&step.verdict.body);
+                tracing::warn!(instance = %self.id, %function, %error, %body, log = %step.log, "pre-stop hook failed");
+            }
+        }
     }
 
     fn served(
@@ -204,6 +253,7 @@ impl PythonInstance {
         let (section, what) = match kind {
             Request::Invoke => (Section::Invoke, "Function"),
             Request::Initialize => (Section::Initialize, "Initializer"),
+            Request::PreStop => (Section::PreStop, "PreStop hook"),
         };
         let logged = self.logs.arm(section, &inv.request_id);
         let started = Instant::now();
@@ -244,7 +294,7 @@ impl PythonInstance {
             }
         };
         let elapsed = started.elapsed();
-        let captured = self.logs.finish(logged, LOG_GRACE).await;
+        let captured = self.logs.finish(logged, LOG_GRACE, Wait::ForEnd).await;
         let verdict = self.settle(end, what, limit);
         let mut log = captured.text;
         if !captured.complete {
@@ -359,13 +409,4 @@ impl Drop for PythonInstance {
 fn killed_for_memory(status: ExitStatus) -> bool {
     use std::os::unix::process::ExitStatusExt;
     status.signal() == Some(libc::SIGKILL) || status.code() == Some(OOM_EXIT)
-}
-
-fn describe_exit(status: ExitStatus) -> String {
-    use std::os::unix::process::ExitStatusExt;
-    match (status.code(), status.signal()) {
-        (Some(code), _) => format!("exit code {code}"),
-        (None, Some(signal)) => format!("signal {signal}"),
-        _ => status.to_string(),
-    }
 }

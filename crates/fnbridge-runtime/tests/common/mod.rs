@@ -60,7 +60,9 @@ impl Fixture {
             timeout: Duration::from_secs(10),
             env: BTreeMap::new(),
             initializer: None,
+            pre_stop: None,
             instance_concurrency: 1,
+            custom: None,
         };
         tweak(&mut spec);
         Arc::new(spec)
@@ -93,4 +95,26 @@ pub fn text(body: &Bytes) -> &str {
 pub fn json(body: &Bytes) -> serde_json::Value {
     serde_json::from_slice(body)
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(body)))
+}
+
+/// Waits (up to 5 s) for a process that is not our child to terminate, through a pidfd, which
+/// becomes readable when the process exits. SIGKILL is delivered asynchronously, so the group
+/// may still be dying when the invocation returns.
+pub async fn exits_soon(pid: u32) -> bool {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+    if fd < 0 {
+        return std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
+    }
+    // SAFETY: the fd was just returned to us and is owned by nobody else.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+    // SAFETY: the AsyncFd owns the fd for as long as it is registered.
+    let fd = unsafe {
+        tokio::io::unix::AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE)
+    }
+    .unwrap();
+    tokio::time::timeout(Duration::from_secs(5), fd.readable())
+        .await
+        .is_ok()
 }
