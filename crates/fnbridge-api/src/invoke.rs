@@ -65,6 +65,17 @@ pub(crate) async fn invoke(
         "Sync" => {
             body::limit(&payload, MAX_SYNC_PAYLOAD)?;
             let (request_id, out) = state.dispatcher.invoke_sync(&name, &qualifier, payload).await?;
+            if out.error == Some(fnbridge_runtime::FunctionError::StartFailed) {
+                // FC answers a custom runtime that cannot start with 412 and the CA* code.
+                let v: serde_json::Value = serde_json::from_slice(&out.body).unwrap_or_default();
+                let code = match v["errorType"].as_str() {
+                    Some("CAFileNotFound") => "CAFileNotFound",
+                    Some("CAFilePermission") => "CAFilePermission",
+                    _ => "CAExited",
+                };
+                let msg = v["errorMessage"].as_str().unwrap_or("the custom runtime did not start").to_string();
+                return Err(ApiError::new(StatusCode::PRECONDITION_FAILED, code, msg));
+            }
             let mut resp = (StatusCode::OK, out.body.clone()).into_response();
             let h = resp.headers_mut();
             h.insert("x-fc-request-id", HeaderValue::from_str(&request_id).map_err(ApiError::internal)?);

@@ -64,6 +64,20 @@ fn custom_runtime_function_through_the_api_and_a_trigger() {
     assert!(t["returnPayload"].as_str().unwrap().starts_with("custom:web:{\"events\":[{\"eventName\":\"LogFileCreated\""), "{t}");
     assert!(t["log"].as_str().unwrap().contains("custom runtime got"), "{t}");
 
+    // A server that exits at once: FC's 412 CAExited, with its output in the message or log.
+    ok_json(s.post(
+        "/2023-03-30/functions",
+        &json!({"functionName": "dies", "runtime": "custom", "handler": "h", "timeout": 5,
+                "code": {"zipFile": zip_b64(&[("server.py", "import sys\nprint('cannot start: no config')\nsys.exit(3)\n")])},
+                "customRuntimeConfig": {"command": ["python3"], "args": ["server.py"]}}),
+    ));
+    expect_error(
+        s.req(Method::POST, "/2023-03-30/functions/dies/invocations").body("x").send().unwrap(),
+        412,
+        "CAExited",
+        "",
+    );
+
     // Deploy-time checks for custom runtimes.
     let bad = |cfg: serde_json::Value, files: &[(&str, &str)]| {
         s.post(
