@@ -1,0 +1,376 @@
+//! The matcher index: many named patterns, matched against one event at a time.
+//!
+//! # Structure
+//!
+//! Each pattern branch is a conjunction of conditions, sorted into a canonical order (selective
+//! conditions first). The conditions of all branches form a trie in which identical condition
+//! prefixes share nodes ([`segment::Segment`]); the conditions leaving a node are indexed per
+//! field by exact-value hash maps, prefix and suffix radix tries, interval sets for `numeric` and
+//! `cidr`, and short lists for the field-level operators ([`field::FieldIndex`]). An event is
+//! flattened once, skipping every field no pattern names ([`flat`], [`paths`]), and the trie is
+//! walked along satisfied conditions only, so the cost of a match follows what the event
+//! satisfies rather than how many patterns exist. `anything-but`, `exists` and wildcards of the
+//! form `*x*` are the exceptions: they are listed per node and checked one by one, which the
+//! canonical order keeps away from the hot upper levels.
+//!
+//! # Concurrency and updates
+//!
+//! Readers load an immutable snapshot through [`arc_swap::ArcSwap`] and never wait: a writer
+//! builds the next snapshot beside the current one and swaps it in; writers are serialized by a
+//! mutex. To keep that copy-on-write cheap, the index is a short list of independently built
+//! segments (the logarithmic method): an insert builds a one-pattern segment, and the newest
+//! segments are merged while the older of the last two is at most [`MERGE_RATIO`] times the
+//! newer (or there are more than [`MAX_SEGMENTS`]). Every pattern is therefore rebuilt
+//! O(log n) times in total, so inserting 100,000 patterns one by one is n log n work, not n^2,
+//! and there are at most about [`MAX_SEGMENTS`] segments to visit per match;
+//! [`Matcher::insert_many`] builds one segment for a whole batch. A removal marks the pattern's
+//! slot dead in a per-segment bitmap (copied on write) and rebuilds the segment once half of it
+//! is dead. The path trie used for skipping is rebuilt when the set of named paths changes.
+
+mod bytetrie;
+mod field;
+mod flat;
+mod hash;
+mod intervals;
+mod paths;
+mod residual;
+mod segment;
+mod strmap;
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use arc_swap::ArcSwap;
+
+use crate::error::EventError;
+use crate::flatten;
+use crate::pattern::Pattern;
+use flat::{Flat, IndexSink};
+use paths::{PathTrie, Registry};
+use segment::Segment;
+
+/// Merge the two newest segments while the older holds at most this many times the newer's
+/// patterns.
+pub const MERGE_RATIO: usize = 4;
+/// Merge regardless once there are more segments than this.
+pub const MAX_SEGMENTS: usize = 8;
+
+/// A list of `u32`s (child node ids, wildcard ids or pattern slots): a range of a segment's
+/// pool, or, for a single item, the item itself in `start` (no pool access, one cache miss
+/// fewer on the common one-edge lookup).
+#[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
+pub(crate) struct EdgeRange {
+    pub start: u32,
+    pub len: u32,
+}
+
+impl EdgeRange {
+    pub const EMPTY: EdgeRange = EdgeRange { start: 0, len: 0 };
+
+    /// Stores `items` (sorted, deduplicated), in the pool when more than one.
+    pub fn store(pool: &mut Vec<u32>, mut items: Vec<u32>) -> EdgeRange {
+        items.sort_unstable();
+        items.dedup();
+        match items.len() {
+            0 => EdgeRange::EMPTY,
+            1 => EdgeRange { start: items[0], len: 1 },
+            n => {
+                let start = pool.len() as u32;
+                pool.extend_from_slice(&items);
+                EdgeRange { start, len: n as u32 }
+            }
+        }
+    }
+
+    #[inline(always)]
+    pub fn get<'a>(&'a self, pool: &'a [u32]) -> &'a [u32] {
+        if self.len <= 1 {
+            &std::slice::from_ref(&self.start)[..self.len as usize]
+        } else {
+            &pool[self.start as usize..(self.start + self.len) as usize]
+        }
+    }
+}
+
+#[derive(Clone)]
+struct SegRef {
+    seg: Arc<Segment>,
+    dead: Option<Arc<Vec<u64>>>,
+}
+
+/// What readers see: immutable once published.
+struct Snapshot {
+    paths: Arc<PathTrie>,
+    segs: Vec<SegRef>,
+    len: usize,
+}
+
+struct SegState {
+    uid: u64,
+    seg: Arc<Segment>,
+    dead: Option<Arc<Vec<u64>>>,
+    live: usize,
+}
+
+struct Entry {
+    pattern: Pattern,
+    seg: u64,
+    slot: u32,
+}
+
+#[derive(Default)]
+struct Writer {
+    /// Subtrees of at most this many branches become residual groups.
+    group_max: usize,
+    entries: HashMap<u64, Entry>,
+    segs: Vec<SegState>,
+    registry: Registry,
+    paths: Option<Arc<PathTrie>>,
+    next_uid: u64,
+}
+
+/// A set of named patterns, matched against events. `Send + Sync`; share it with an `Arc`.
+/// Matching never blocks on concurrent inserts or removals.
+pub struct Matcher {
+    snap: ArcSwap<Snapshot>,
+    writer: Mutex<Writer>,
+}
+
+impl Default for Matcher {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl std::fmt::Debug for Matcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Matcher").field("len", &self.len()).finish()
+    }
+}
+
+/// Per-thread scratch space, so a match allocates only its result.
+#[derive(Default)]
+struct Scratch {
+    flat: Flat,
+    key_buf: Vec<u8>,
+    stack: Vec<u32>,
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+}
+
+impl Matcher {
+    pub fn new() -> Matcher {
+        Matcher::with_group_max(residual::GROUP_MAX)
+    }
+
+    /// A matcher whose trie turns subtrees of at most `group_max` branches into linear groups
+    /// (0: never). The default suits all workloads; tests use this to exercise both halves of
+    /// the index.
+    #[doc(hidden)]
+    pub fn with_group_max(group_max: usize) -> Matcher {
+        let snap = Snapshot { paths: Arc::new(PathTrie::empty()), segs: Vec::new(), len: 0 };
+        let writer = Writer { group_max, ..Writer::default() };
+        Matcher { snap: ArcSwap::from_pointee(snap), writer: Mutex::new(writer) }
+    }
+
+    /// Number of patterns held.
+    pub fn len(&self) -> usize {
+        self.snap.load().len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Number of segments a match currently visits (see the module docs); for tests and metrics.
+    pub fn segments(&self) -> usize {
+        self.snap.load().segs.len()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Writer> {
+        // A panic mid-update leaves the writer state consistent up to the last publish: every
+        // mutation is followed by a publish, so a poisoned lock is safe to reuse.
+        self.writer.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Adds a pattern under `id`, replacing any pattern already there.
+    pub fn insert(&self, id: u64, pattern: &Pattern) {
+        self.insert_many(std::iter::once((id, pattern.clone())));
+    }
+
+    /// Adds many patterns with one rebuild; a repeated id keeps its last pattern.
+    pub fn insert_many(&self, items: impl IntoIterator<Item = (u64, Pattern)>) {
+        let mut batch: Vec<(u64, Pattern)> = Vec::new();
+        let mut pos: HashMap<u64, usize> = HashMap::new();
+        for (id, p) in items {
+            match pos.get(&id) {
+                Some(&i) => batch[i].1 = p,
+                None => {
+                    pos.insert(id, batch.len());
+                    batch.push((id, p));
+                }
+            }
+        }
+        if batch.is_empty() {
+            return;
+        }
+        let mut w = self.lock();
+        for (id, _) in &batch {
+            w.kill(*id);
+        }
+        for (_, p) in &batch {
+            w.registry.add(p);
+        }
+        w.push_segment(batch);
+        w.merge();
+        self.publish(&mut w);
+    }
+
+    /// Removes the pattern under `id`; false when there was none.
+    pub fn remove(&self, id: u64) -> bool {
+        let mut w = self.lock();
+        if !w.kill(id) {
+            return false;
+        }
+        self.publish(&mut w);
+        true
+    }
+
+    fn publish(&self, w: &mut Writer) {
+        if let Some(t) = w.registry.take_trie() {
+            w.paths = Some(Arc::new(t));
+        }
+        let paths = w.paths.clone().unwrap_or_else(|| Arc::new(PathTrie::empty()));
+        let segs = w.segs.iter().map(|s| SegRef { seg: s.seg.clone(), dead: s.dead.clone() }).collect();
+        self.snap.store(Arc::new(Snapshot { paths, segs, len: w.entries.len() }));
+    }
+
+    /// The sorted, deduplicated ids of the patterns `event_json` matches.
+    pub fn matches(&self, event_json: &[u8]) -> Result<Vec<u64>, EventError> {
+        let mut out = Vec::new();
+        self.matches_into(event_json, &mut out)?;
+        Ok(out)
+    }
+
+    /// Like [`Matcher::matches`], reusing `out` (cleared first).
+    pub fn matches_into(&self, event_json: &[u8], out: &mut Vec<u64>) -> Result<(), EventError> {
+        out.clear();
+        let snap = self.snap.load();
+        SCRATCH.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut s) => run(&snap, event_json, &mut s, out),
+            // Re-entered from inside a match on this thread (not something the crate does):
+            // use fresh scratch rather than fail.
+            Err(_) => run(&snap, event_json, &mut Scratch::default(), out),
+        })
+    }
+}
+
+fn run(snap: &Snapshot, input: &[u8], s: &mut Scratch, out: &mut Vec<u64>) -> Result<(), EventError> {
+    let Scratch { flat, key_buf, stack } = s;
+    flat.clear();
+    flatten::walk(input, &mut IndexSink { trie: &snap.paths, flat }, key_buf)?;
+    flat.finish();
+    for r in &snap.segs {
+        r.seg.collect(flat, input, r.dead.as_ref().map(|d| d.as_slice()), stack, out);
+    }
+    if out.len() > 1 {
+        out.sort_unstable();
+        out.dedup();
+    }
+    Ok(())
+}
+
+impl Writer {
+    fn new_uid(&mut self) -> u64 {
+        self.next_uid += 1;
+        self.next_uid
+    }
+
+    /// Builds a segment from `batch` (already registered) and appends it.
+    fn push_segment(&mut self, batch: Vec<(u64, Pattern)>) {
+        let uid = self.new_uid();
+        let seg = Arc::new(Segment::build(&batch, &self.registry, self.group_max));
+        let live = batch.len();
+        for (slot, (id, pattern)) in batch.into_iter().enumerate() {
+            self.entries.insert(id, Entry { pattern, seg: uid, slot: slot as u32 });
+        }
+        self.segs.push(SegState { uid, seg, dead: None, live });
+    }
+
+    /// Live patterns of segment `i`, in slot order.
+    fn live_patterns(&self, i: usize) -> Vec<(u64, Pattern)> {
+        let s = &self.segs[i];
+        let mut out = Vec::with_capacity(s.live);
+        for (slot, id) in s.seg.ids.iter().enumerate() {
+            let dead = s.dead.as_ref().is_some_and(|d| d[slot / 64] >> (slot % 64) & 1 == 1);
+            if !dead {
+                if let Some(e) = self.entries.get(id) {
+                    out.push((*id, e.pattern.clone()));
+                }
+            }
+        }
+        out
+    }
+
+    /// Merges the newest segments per the policy in the module docs.
+    fn merge(&mut self) {
+        while self.segs.len() >= 2 {
+            let n = self.segs.len();
+            let (older, newer) = (self.segs[n - 2].live, self.segs[n - 1].live);
+            if older > MERGE_RATIO * newer && n <= MAX_SEGMENTS {
+                break;
+            }
+            let mut all = self.live_patterns(n - 2);
+            all.extend(self.live_patterns(n - 1));
+            self.segs.truncate(n - 2);
+            self.push_segment(all);
+        }
+    }
+
+    /// Drops `id` from the writer state and marks it dead in its segment. False if absent.
+    fn kill(&mut self, id: u64) -> bool {
+        let Some(e) = self.entries.remove(&id) else { return false };
+        self.registry.remove(&e.pattern);
+        let Some(i) = self.segs.iter().position(|s| s.uid == e.seg) else { return true };
+        let s = &mut self.segs[i];
+        s.live -= 1;
+        if s.live == 0 {
+            self.segs.remove(i);
+            return true;
+        }
+        let words = s.seg.len().div_ceil(64);
+        let dead = Arc::make_mut(s.dead.get_or_insert_with(|| Arc::new(vec![0u64; words])));
+        dead[e.slot as usize / 64] |= 1 << (e.slot % 64);
+        if s.live * 2 < s.seg.len() {
+            // Mostly dead: rebuild in place so matching stops walking dead branches.
+            let live = self.live_patterns(i);
+            let uid = self.new_uid();
+            let seg = Arc::new(Segment::build(&live, &self.registry, self.group_max));
+            for (slot, (pid, _)) in live.iter().enumerate() {
+                if let Some(en) = self.entries.get_mut(pid) {
+                    en.seg = uid;
+                    en.slot = slot as u32;
+                }
+            }
+            self.segs[i] = SegState { uid, seg, dead: None, live: live.len() };
+        }
+        true
+    }
+}
+
+/// A sink that asks for every path and records nothing (scanner speed tests).
+#[cfg(test)]
+pub(crate) struct NullSink;
+
+#[cfg(test)]
+impl crate::flatten::Sink for NullSink {
+    type Node = ();
+    fn root(&mut self) {}
+    fn child(&mut self, _: (), _: &[u8]) -> Option<()> {
+        Some(())
+    }
+    fn leaf(&mut self, _: (), _: &[u8], _: crate::flatten::RawLeaf) {}
+}
