@@ -42,8 +42,16 @@ fn domain(i: usize) -> String {
 fn cdn_event(rng: &mut Rng, pool: usize) -> String {
     let name = *rng.pick(&CDN_EVENT_NAMES);
     // Most events concern a configured domain; some match nothing.
-    let d = if rng.below(10) < 9 { domain(rng.below(pool)) } else { format!("unknown{}.net", rng.below(1000)) };
-    let trace = format!("{:08x}-6a4d-4413-894c-{:012x}", rng.next() as u32, rng.next() >> 16);
+    let d = if rng.below(10) < 9 {
+        domain(rng.below(pool))
+    } else {
+        format!("unknown{}.net", rng.below(1000))
+    };
+    let trace = format!(
+        "{:08x}-6a4d-4413-894c-{:012x}",
+        rng.next() as u32,
+        rng.next() >> 16
+    );
     let param = if name == "LogFileCreated" {
         json!({"domain": d, "startTime": 1528959600, "endTime": 1528963200, "fileSize": 1788115,
             "filePath": format!("http://cdnlog.cn-hangzhou.oss.aliyun-inc.com/{d}/2018_06_14/{d}_2018_06_14_150000_160000.gz?OSSAccessKeyId=LTAI4G8x7pQkZ3sKfD2wE9aB&Expires=1529049600&Signature=q0r7nB3vQ%2F8zJk9TnXv2sLh4YwE%3D&x-oss-process=log%2Fformat%2Cv2&x-oss-request-id=5B2213F0C5D1E8A3B71F4E62&response-content-disposition=attachment%3B%20filename%3D{d}_2018_06_14_150000_160000.gz&response-content-type=application%2Fgzip&security-token=CAISzwJ1q6Ft5B2yfSjIr5bMPdfhq5RK0YuCYRPfjmUBO9Zq3PLdtzz2IHhMeHFoBe0bs")})
@@ -78,15 +86,30 @@ fn cdn_patterns(rng: &mut Rng, n: usize, pool: usize) -> Vec<Pattern> {
         .collect()
 }
 
-const OSS_TYPES: [&str; 6] = ["PutObject", "PostObject", "CopyObject", "AppendObject", "CompleteMultipartUpload", "DeleteObject"];
-const EXTS: [&str; 8] = [".jpg", ".png", ".zip", ".csv", ".json", ".log", ".mp4", ".tar.gz"];
+const OSS_TYPES: [&str; 6] = [
+    "PutObject",
+    "PostObject",
+    "CopyObject",
+    "AppendObject",
+    "CompleteMultipartUpload",
+    "DeleteObject",
+];
+const EXTS: [&str; 8] = [
+    ".jpg", ".png", ".zip", ".csv", ".json", ".log", ".mp4", ".tar.gz",
+];
 
 fn bucket(i: usize) -> String {
     format!("bucket-{i}")
 }
 
 fn oss_key(rng: &mut Rng) -> String {
-    format!("dir{}/sub{}/file-{}{}", rng.below(200), rng.below(10), rng.below(100_000), rng.pick(&EXTS))
+    format!(
+        "dir{}/sub{}/file-{}{}",
+        rng.below(200),
+        rng.below(10),
+        rng.below(100_000),
+        rng.pick(&EXTS)
+    )
 }
 
 fn oss_record(rng: &mut Rng, buckets: usize) -> serde_json::Value {
@@ -97,7 +120,11 @@ fn oss_record(rng: &mut Rng, buckets: usize) -> serde_json::Value {
 /// form below omits it to stay near 1 KB with its envelope).
 fn oss_record_with(rng: &mut Rng, buckets: usize, rich: bool) -> serde_json::Value {
     let t = *rng.pick(&OSS_TYPES);
-    let family = if t == "DeleteObject" { "ObjectRemoved" } else { "ObjectCreated" };
+    let family = if t == "DeleteObject" {
+        "ObjectRemoved"
+    } else {
+        "ObjectCreated"
+    };
     let b = bucket(rng.below(buckets));
     let key = oss_key(rng);
     json!({"eventName": format!("{family}:{t}"), "eventSource": "acs:oss", "eventTime": "2022-08-13T06:45:43.000Z",
@@ -129,7 +156,10 @@ fn oss_patterns(rng: &mut Rng, n: usize, buckets: usize) -> Vec<Pattern> {
             let events: Vec<String> = match rng.below(3) {
                 0 => vec!["oss:ObjectCreated:*".into()],
                 1 => vec![format!("oss:ObjectCreated:{}", OSS_TYPES[rng.below(5)])],
-                _ => vec!["oss:ObjectCreated:PutObject".into(), "oss:ObjectRemoved:DeleteObject".into()],
+                _ => vec![
+                    "oss:ObjectCreated:PutObject".into(),
+                    "oss:ObjectRemoved:DeleteObject".into(),
+                ],
             };
             let prefix = format!("dir{}/", rng.below(200));
             let suffix = rng.pick(&EXTS).to_string();
@@ -140,7 +170,12 @@ fn oss_patterns(rng: &mut Rng, n: usize, buckets: usize) -> Vec<Pattern> {
             };
             let b = if i < buckets { i } else { rng.below(buckets) };
             let arn = format!("acs:oss:cn-hangzhou:1234567890123456:{}", bucket(b));
-            oss(&json!({"events": events, "filter": {"key": key}}), Some(&arn)).unwrap().pattern
+            oss(
+                &json!({"events": events, "filter": {"key": key}}),
+                Some(&arn),
+            )
+            .unwrap()
+            .pattern
         })
         .collect()
 }
@@ -198,7 +233,11 @@ struct Row {
 /// back to wall time where the file does not exist.
 fn thread_cpu() -> Option<Duration> {
     let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
-    s.split_whitespace().next()?.parse().ok().map(Duration::from_nanos)
+    s.split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+        .map(Duration::from_nanos)
 }
 
 struct Clock {
@@ -208,7 +247,10 @@ struct Clock {
 
 impl Clock {
     fn start() -> Clock {
-        Clock { wall: Instant::now(), cpu: thread_cpu() }
+        Clock {
+            wall: Instant::now(),
+            cpu: thread_cpu(),
+        }
     }
     fn wall(&self) -> Duration {
         self.wall.elapsed()
@@ -248,7 +290,11 @@ fn run_index(m: &Matcher, events: &[String]) -> (f64, f64, f64) {
         n_all += n;
     }
     rates.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    (rates[ROUNDS / 2], rates[ROUNDS - 1], hits as f64 / n_all as f64)
+    (
+        rates[ROUNDS / 2],
+        rates[ROUNDS - 1],
+        hits as f64 / n_all as f64,
+    )
 }
 
 fn run_naive(patterns: &[Pattern], events: &[String]) -> (f64, f64) {
@@ -291,25 +337,62 @@ fn main() {
         for &n in &sizes {
             // CDN: a domain pool as large as the pattern set (each domain in ~2 patterns);
             // OSS and mixed: ten patterns per bucket.
-            let pool = if name == "cdn" { n.max(100) } else { (n / 10).max(10) };
+            let pool = if name == "cdn" {
+                n.max(100)
+            } else {
+                (n / 10).max(10)
+            };
             let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ n as u64);
             let patterns = gen_patterns(&mut rng, n, pool);
-            let events: Vec<String> = (0..EVENTS).map(|_| gen_event(&mut rng, pool)).collect();
+            let count = std::env::var("BENCH_EVENTS")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(EVENTS);
+            let events: Vec<String> = (0..count).map(|_| gen_event(&mut rng, pool)).collect();
             let avg_len = events.iter().map(String::len).sum::<usize>() / events.len();
-            let m = match std::env::var("BENCH_GROUP_MAX").ok().and_then(|v| v.parse().ok()) {
+            let m = match std::env::var("BENCH_GROUP_MAX")
+                .ok()
+                .and_then(|v| v.parse().ok())
+            {
                 Some(g) => Matcher::with_group_max(g),
                 None => Matcher::new(),
             };
             let t = Instant::now();
-            m.insert_many(patterns.iter().cloned().enumerate().map(|(i, p)| (i as u64, p)));
+            m.insert_many(
+                patterns
+                    .iter()
+                    .cloned()
+                    .enumerate()
+                    .map(|(i, p)| (i as u64, p)),
+            );
             let build = t.elapsed();
             let (rate, best, hits) = run_index(&m, &events);
-            eprintln!("{name:>6} {n:>7} patterns  index  {rate:>12.0} events/s (best round {best:.0})  {hits:>6.2} matches/event  build {build:?}  ({avg_len} B events)");
-            rows.push(Row { workload: name, patterns: n, engine: "index", events_per_s: rate, best, matches_per_event: hits, build });
+            eprintln!(
+                "{name:>6} {n:>7} patterns  index  {rate:>12.0} events/s (best round {best:.0})  {hits:>6.2} matches/event  build {build:?}  ({avg_len} B events)"
+            );
+            rows.push(Row {
+                workload: name,
+                patterns: n,
+                engine: "index",
+                events_per_s: rate,
+                best,
+                matches_per_event: hits,
+                build,
+            });
             if (n == 100 || n == 10_000) && std::env::var_os("BENCH_NO_NAIVE").is_none() {
                 let (rate, hits) = run_naive(&patterns, &events);
-                eprintln!("{name:>6} {n:>7} patterns  naive  {rate:>12.0} events/s  {hits:>6.2} matches/event");
-                rows.push(Row { workload: name, patterns: n, engine: "naive loop", events_per_s: rate, best: rate, matches_per_event: hits, build: Duration::ZERO });
+                eprintln!(
+                    "{name:>6} {n:>7} patterns  naive  {rate:>12.0} events/s  {hits:>6.2} matches/event"
+                );
+                rows.push(Row {
+                    workload: name,
+                    patterns: n,
+                    engine: "naive loop",
+                    events_per_s: rate,
+                    best: rate,
+                    matches_per_event: hits,
+                    build: Duration::ZERO,
+                });
             }
         }
     }
@@ -327,14 +410,31 @@ fn main() {
         }
         let build = t.elapsed();
         let (rate, best, hits) = run_index(&m, &events);
-        eprintln!("cdn {n} patterns inserted one at a time: {build:?}, {} segments, {rate:.0} events/s, {hits:.2} matches/event", m.segments());
-        rows.push(Row { workload: "cdn (one-by-one inserts)", patterns: n, engine: "index", events_per_s: rate, best, matches_per_event: hits, build });
+        eprintln!(
+            "cdn {n} patterns inserted one at a time: {build:?}, {} segments, {rate:.0} events/s, {hits:.2} matches/event",
+            m.segments()
+        );
+        rows.push(Row {
+            workload: "cdn (one-by-one inserts)",
+            patterns: n,
+            engine: "index",
+            events_per_s: rate,
+            best,
+            matches_per_event: hits,
+            build,
+        });
     }
 
-    println!("\n| workload | patterns | engine | events/s (median) | events/s (best round) | matches/event | build |");
+    println!(
+        "\n| workload | patterns | engine | events/s (median) | events/s (best round) | matches/event | build |"
+    );
     println!("|---|---:|---|---:|---:|---:|---:|");
     for r in &rows {
-        let build = if r.build.is_zero() { "-".to_string() } else { format!("{:.1} ms", r.build.as_secs_f64() * 1000.0) };
+        let build = if r.build.is_zero() {
+            "-".to_string()
+        } else {
+            format!("{:.1} ms", r.build.as_secs_f64() * 1000.0)
+        };
         println!(
             "| {} | {} | {} | {:.0} | {:.0} | {:.2} | {} |",
             r.workload, r.patterns, r.engine, r.events_per_s, r.best, r.matches_per_event, build

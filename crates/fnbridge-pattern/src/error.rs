@@ -12,7 +12,10 @@ pub struct PatternError {
 
 impl PatternError {
     pub(crate) fn new(path: impl Into<String>, reason: impl Into<String>) -> Self {
-        PatternError { path: path.into(), reason: reason.into() }
+        PatternError {
+            path: path.into(),
+            reason: reason.into(),
+        }
     }
 
     /// The dot-joined pattern path of the offending field (`detail.state`, `$or[1].x`); empty
@@ -34,7 +37,11 @@ impl fmt::Display for PatternError {
         if self.path.is_empty() {
             write!(f, "Event pattern is not valid. Reason: {}", self.reason)
         } else {
-            write!(f, "Event pattern is not valid. Reason: {}: {}", self.path, self.reason)
+            write!(
+                f,
+                "Event pattern is not valid. Reason: {}: {}",
+                self.path, self.reason
+            )
         }
     }
 }
@@ -66,7 +73,10 @@ pub struct ConfigError {
 
 impl ConfigError {
     pub(crate) fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
-        ConfigError { path: path.into(), message: message.into() }
+        ConfigError {
+            path: path.into(),
+            message: message.into(),
+        }
     }
 }
 

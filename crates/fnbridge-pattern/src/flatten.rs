@@ -40,23 +40,42 @@ pub(crate) trait Sink {
 }
 
 fn invalid(e: LexError) -> EventError {
-    EventError::InvalidJson { offset: e.offset, reason: e.reason }
+    EventError::InvalidJson {
+        offset: e.offset,
+        reason: e.reason,
+    }
 }
 
 /// Walks a whole event, which must be a JSON object.
-pub(crate) fn walk<S: Sink>(input: &[u8], sink: &mut S, key_buf: &mut Vec<u8>) -> Result<(), EventError> {
+pub(crate) fn walk<S: Sink>(
+    input: &[u8],
+    sink: &mut S,
+    key_buf: &mut Vec<u8>,
+) -> Result<(), EventError> {
     let i = lex::skip_ws(input, 0);
     match input.get(i) {
         Some(b'{') => {}
         Some(_) => return Err(EventError::NotAnObject),
-        None => return Err(EventError::InvalidJson { offset: i, reason: "empty input" }),
+        None => {
+            return Err(EventError::InvalidJson {
+                offset: i,
+                reason: "empty input",
+            });
+        }
     }
     let root = sink.root();
-    let mut w = Walker { b: input, sink, key_buf };
+    let mut w = Walker {
+        b: input,
+        sink,
+        key_buf,
+    };
     let end = w.value(i, Some(root), 0)?;
     let end = lex::skip_ws(input, end);
     if end != input.len() {
-        return Err(EventError::InvalidJson { offset: end, reason: "trailing characters" });
+        return Err(EventError::InvalidJson {
+            offset: end,
+            reason: "trailing characters",
+        });
     }
     Ok(())
 }
@@ -82,7 +101,12 @@ impl<S: Sink> Walker<'_, '_, S> {
         self.sink.descend(node, key)
     }
 
-    fn value(&mut self, i: usize, node: Option<S::Node>, depth: usize) -> Result<usize, EventError> {
+    fn value(
+        &mut self,
+        i: usize,
+        node: Option<S::Node>,
+        depth: usize,
+    ) -> Result<usize, EventError> {
         let b = self.b;
         match b.get(i) {
             Some(b'"') => {
@@ -94,7 +118,9 @@ impl<S: Sink> Walker<'_, '_, S> {
             }
             Some(b'{') => {
                 if depth >= MAX_EVENT_DEPTH {
-                    return Err(EventError::TooDeep { limit: MAX_EVENT_DEPTH });
+                    return Err(EventError::TooDeep {
+                        limit: MAX_EVENT_DEPTH,
+                    });
                 }
                 let mut j = lex::skip_ws(b, i + 1);
                 if b.get(j) == Some(&b'}') {
@@ -102,12 +128,18 @@ impl<S: Sink> Walker<'_, '_, S> {
                 }
                 loop {
                     if b.get(j) != Some(&b'"') {
-                        return Err(invalid(LexError { offset: j, reason: "expected a key" }));
+                        return Err(invalid(LexError {
+                            offset: j,
+                            reason: "expected a key",
+                        }));
                     }
                     let (span, next) = lex::scan_string(b, j).map_err(invalid)?;
                     j = lex::skip_ws(b, next);
                     if b.get(j) != Some(&b':') {
-                        return Err(invalid(LexError { offset: j, reason: "expected ':'" }));
+                        return Err(invalid(LexError {
+                            offset: j,
+                            reason: "expected ':'",
+                        }));
                     }
                     j = lex::skip_ws(b, j + 1);
                     let child = match node {
@@ -125,13 +157,20 @@ impl<S: Sink> Walker<'_, '_, S> {
                     match b.get(j) {
                         Some(b',') => j = lex::skip_ws(b, j + 1),
                         Some(b'}') => return Ok(j + 1),
-                        _ => return Err(invalid(LexError { offset: j, reason: "expected ',' or '}'" })),
+                        _ => {
+                            return Err(invalid(LexError {
+                                offset: j,
+                                reason: "expected ',' or '}'",
+                            }));
+                        }
                     }
                 }
             }
             Some(b'[') => {
                 if depth >= MAX_EVENT_DEPTH {
-                    return Err(EventError::TooDeep { limit: MAX_EVENT_DEPTH });
+                    return Err(EventError::TooDeep {
+                        limit: MAX_EVENT_DEPTH,
+                    });
                 }
                 let mut j = lex::skip_ws(b, i + 1);
                 if b.get(j) == Some(&b']') {
@@ -143,7 +182,12 @@ impl<S: Sink> Walker<'_, '_, S> {
                     match b.get(j) {
                         Some(b',') => j = lex::skip_ws(b, j + 1),
                         Some(b']') => return Ok(j + 1),
-                        _ => return Err(invalid(LexError { offset: j, reason: "expected ',' or ']'" })),
+                        _ => {
+                            return Err(invalid(LexError {
+                                offset: j,
+                                reason: "expected ',' or ']'",
+                            }));
+                        }
                     }
                 }
             }
@@ -175,8 +219,14 @@ impl<S: Sink> Walker<'_, '_, S> {
                 }
                 Ok(next)
             }
-            Some(_) => Err(invalid(LexError { offset: i, reason: "unexpected character" })),
-            None => Err(invalid(LexError { offset: i, reason: "unexpected end of input" })),
+            Some(_) => Err(invalid(LexError {
+                offset: i,
+                reason: "unexpected character",
+            })),
+            None => Err(invalid(LexError {
+                offset: i,
+                reason: "unexpected end of input",
+            })),
         }
     }
 }
@@ -194,7 +244,9 @@ pub(crate) fn skip_value(b: &[u8], mut i: usize, depth: usize) -> Result<usize, 
             Some(b'"') => i = lex::scan_string(b, i).map_err(invalid)?.1,
             Some(&c @ (b'{' | b'[')) => {
                 if depth + open >= MAX_EVENT_DEPTH {
-                    return Err(EventError::TooDeep { limit: MAX_EVENT_DEPTH });
+                    return Err(EventError::TooDeep {
+                        limit: MAX_EVENT_DEPTH,
+                    });
                 }
                 let is_obj = c == b'{';
                 stack = (stack << 1) | is_obj as u128;
@@ -216,8 +268,18 @@ pub(crate) fn skip_value(b: &[u8], mut i: usize, depth: usize) -> Result<usize, 
             Some(b't') => i = lex::scan_literal(b, i, b"true").map_err(invalid)?,
             Some(b'f') => i = lex::scan_literal(b, i, b"false").map_err(invalid)?,
             Some(b'n') => i = lex::scan_literal(b, i, b"null").map_err(invalid)?,
-            Some(_) => return Err(invalid(LexError { offset: i, reason: "unexpected character" })),
-            None => return Err(invalid(LexError { offset: i, reason: "unexpected end of input" })),
+            Some(_) => {
+                return Err(invalid(LexError {
+                    offset: i,
+                    reason: "unexpected character",
+                }));
+            }
+            None => {
+                return Err(invalid(LexError {
+                    offset: i,
+                    reason: "unexpected end of input",
+                }));
+            }
         }
         // A value ended: close containers or move to the next member.
         loop {
@@ -237,7 +299,11 @@ pub(crate) fn skip_value(b: &[u8], mut i: usize, depth: usize) -> Result<usize, 
                 Some(b'}') if in_obj => {}
                 Some(b']') if !in_obj => {}
                 _ => {
-                    let reason = if in_obj { "expected ',' or '}'" } else { "expected ',' or ']'" };
+                    let reason = if in_obj {
+                        "expected ',' or '}'"
+                    } else {
+                        "expected ',' or ']'"
+                    };
                     return Err(invalid(LexError { offset: i, reason }));
                 }
             }
@@ -252,19 +318,39 @@ pub(crate) fn skip_value(b: &[u8], mut i: usize, depth: usize) -> Result<usize, 
 #[inline]
 fn skip_key(b: &[u8], i: usize) -> Result<usize, EventError> {
     if b.get(i) != Some(&b'"') {
-        return Err(invalid(LexError { offset: i, reason: "expected a key" }));
+        return Err(invalid(LexError {
+            offset: i,
+            reason: "expected a key",
+        }));
     }
     let (_, next) = lex::scan_string(b, i).map_err(invalid)?;
     let j = lex::skip_ws(b, next);
     if b.get(j) != Some(&b':') {
-        return Err(invalid(LexError { offset: j, reason: "expected ':'" }));
+        return Err(invalid(LexError {
+            offset: j,
+            reason: "expected ':'",
+        }));
     }
     Ok(lex::skip_ws(b, j + 1))
 }
 
+/// Scanner and matcher timings on one hot event; run with
+/// `cargo test --release -p fnbridge-pattern --lib speed -- --ignored --nocapture`.
 #[cfg(test)]
 mod speed {
     use super::*;
+
+    /// Asks for every path and records nothing.
+    struct NullSink;
+
+    impl Sink for NullSink {
+        type Node = ();
+        fn root(&mut self) {}
+        fn child(&mut self, _: (), _: &[u8]) -> Option<()> {
+            Some(())
+        }
+        fn leaf(&mut self, _: (), _: &[u8], _: RawLeaf) {}
+    }
 
     /// Minimum over rounds of the mean time of `f` (ns): robust to other processes.
     fn min_time(mut f: impl FnMut()) -> f64 {
@@ -292,10 +378,13 @@ mod speed {
         let mut out = Vec::new();
         let idx = min_time(|| m.matches_into(std::hint::black_box(ev), &mut out).unwrap());
         assert_eq!(out, vec![1]);
-        let mut sink = crate::index::NullSink;
+        let mut sink = NullSink;
         let mut kb = Vec::new();
         let walk_all = min_time(|| walk(std::hint::black_box(ev), &mut sink, &mut kb).unwrap());
-        println!("{} bytes: skip_value {full:.0} ns, matcher {idx:.0} ns, walk everything {walk_all:.0} ns", ev.len());
+        println!(
+            "{} bytes: skip_value {full:.0} ns, matcher {idx:.0} ns, walk everything {walk_all:.0} ns",
+            ev.len()
+        );
     }
 
     #[test]

@@ -40,7 +40,10 @@ pub(crate) fn parse(text: &[u8], max_depth: usize) -> Result<JValue, JsonError> 
     let (v, i) = p.value(i, 0)?;
     let i = lex::skip_ws(text, i);
     if i != text.len() {
-        return Err(JsonError::Syntax(LexError { offset: i, reason: "trailing characters" }));
+        return Err(JsonError::Syntax(LexError {
+            offset: i,
+            reason: "trailing characters",
+        }));
     }
     Ok(v)
 }
@@ -80,7 +83,11 @@ impl Parser<'_> {
     fn value(&mut self, i: usize, depth: usize) -> Result<(JValue, usize), JsonError> {
         let b = self.b;
         match b.get(i) {
-            None => Err(LexError { offset: i, reason: "unexpected end of input" }.into()),
+            None => Err(LexError {
+                offset: i,
+                reason: "unexpected end of input",
+            }
+            .into()),
             Some(b'{') => {
                 if depth >= self.max_depth {
                     return Err(JsonError::TooDeep);
@@ -92,12 +99,20 @@ impl Parser<'_> {
                 }
                 loop {
                     if b.get(j) != Some(&b'"') {
-                        return Err(LexError { offset: j, reason: "expected a key" }.into());
+                        return Err(LexError {
+                            offset: j,
+                            reason: "expected a key",
+                        }
+                        .into());
                     }
                     let (k, n) = self.string(j)?;
                     j = lex::skip_ws(b, n);
                     if b.get(j) != Some(&b':') {
-                        return Err(LexError { offset: j, reason: "expected ':'" }.into());
+                        return Err(LexError {
+                            offset: j,
+                            reason: "expected ':'",
+                        }
+                        .into());
                     }
                     j = lex::skip_ws(b, j + 1);
                     let (v, n) = self.value(j, depth + 1)?;
@@ -106,7 +121,13 @@ impl Parser<'_> {
                     match b.get(j) {
                         Some(b',') => j = lex::skip_ws(b, j + 1),
                         Some(b'}') => return Ok((JValue::Obj(members), j + 1)),
-                        _ => return Err(LexError { offset: j, reason: "expected ',' or '}'" }.into()),
+                        _ => {
+                            return Err(LexError {
+                                offset: j,
+                                reason: "expected ',' or '}'",
+                            }
+                            .into());
+                        }
                     }
                 }
             }
@@ -126,7 +147,13 @@ impl Parser<'_> {
                     match b.get(j) {
                         Some(b',') => j = lex::skip_ws(b, j + 1),
                         Some(b']') => return Ok((JValue::Arr(items), j + 1)),
-                        _ => return Err(LexError { offset: j, reason: "expected ',' or ']'" }.into()),
+                        _ => {
+                            return Err(LexError {
+                                offset: j,
+                                reason: "expected ',' or ']'",
+                            }
+                            .into());
+                        }
                     }
                 }
             }
@@ -143,33 +170,12 @@ impl Parser<'_> {
                 let text = String::from_utf8(b[i..n].to_vec()).unwrap_or_default();
                 Ok((JValue::Num(text), n))
             }
-            Some(_) => Err(LexError { offset: i, reason: "unexpected character" }.into()),
+            Some(_) => Err(LexError {
+                offset: i,
+                reason: "unexpected character",
+            }
+            .into()),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn keeps_duplicates_in_order() {
-        let v = parse(br#"{"a": [1], "a": {"b": true}, "c": null}"#, 8).unwrap();
-        let JValue::Obj(m) = v else { panic!() };
-        assert_eq!(m.len(), 3);
-        assert_eq!(m[0].0, "a");
-        assert_eq!(m[1].0, "a");
-        assert_eq!(m[0].1, JValue::Arr(vec![JValue::Num("1".into())]));
-    }
-
-    #[test]
-    fn rejects_bad_json_and_depth() {
-        assert!(parse(b"{", 8).is_err());
-        assert!(parse(b"{} x", 8).is_err());
-        assert!(parse(b"[1,]", 8).is_err());
-        assert!(parse(b"{'a':1}", 8).is_err());
-        assert_eq!(parse(b"[[[[1]]]]", 3), Err(JsonError::TooDeep));
-        assert!(parse(b"[[[1]]]", 3).is_ok());
     }
 }
 
@@ -208,5 +214,30 @@ fn write_compact(v: &JValue, out: &mut String) {
             }
             out.push('}');
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_duplicates_in_order() {
+        let v = parse(br#"{"a": [1], "a": {"b": true}, "c": null}"#, 8).unwrap();
+        let JValue::Obj(m) = v else { panic!() };
+        assert_eq!(m.len(), 3);
+        assert_eq!(m[0].0, "a");
+        assert_eq!(m[1].0, "a");
+        assert_eq!(m[0].1, JValue::Arr(vec![JValue::Num("1".into())]));
+    }
+
+    #[test]
+    fn rejects_bad_json_and_depth() {
+        assert!(parse(b"{", 8).is_err());
+        assert!(parse(b"{} x", 8).is_err());
+        assert!(parse(b"[1,]", 8).is_err());
+        assert!(parse(b"{'a':1}", 8).is_err());
+        assert_eq!(parse(b"[[[[1]]]]", 3), Err(JsonError::TooDeep));
+        assert!(parse(b"[[[1]]]", 3).is_ok());
     }
 }

@@ -175,7 +175,14 @@ pub(crate) fn scan_string(b: &[u8], i: usize) -> LexResult<(StrSpan, usize)> {
     let start = i + 1;
     let j = find_special(b, start);
     if b.get(j) == Some(&b'"') {
-        return Ok((StrSpan { start, end: j, esc: 0 }, j + 1));
+        return Ok((
+            StrSpan {
+                start,
+                end: j,
+                esc: 0,
+            },
+            j + 1,
+        ));
     }
     scan_string_slow(b, start, j)
 }
@@ -244,7 +251,8 @@ pub(crate) fn decode_escaped(b: &[u8], span: StrSpan, out: &mut Vec<u8>) {
                 if (0xD800..0xDC00).contains(&hi) {
                     // A high surrogate pairs only with an immediately following low one.
                     if j + 6 <= end && b[j] == b'\\' && b[j + 1] == b'u' {
-                        if let Some(lo) = hex4(b, j + 2).filter(|lo| (0xDC00..0xE000).contains(lo)) {
+                        if let Some(lo) = hex4(b, j + 2).filter(|lo| (0xDC00..0xE000).contains(lo))
+                        {
                             j += 6;
                             let cp = 0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00);
                             char::from_u32(cp).unwrap_or('\u{FFFD}')
@@ -335,7 +343,10 @@ mod tests {
         assert!(sp.escaped());
         let mut out = Vec::new();
         decode_escaped(input.as_bytes(), sp, &mut out);
-        assert_eq!(String::from_utf8(out).unwrap(), "a\"b\\c/\nA\u{1F680}\u{FFFD}x");
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "a\"b\\c/\nA\u{1F680}\u{FFFD}x"
+        );
     }
 
     #[test]

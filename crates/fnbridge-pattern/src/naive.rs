@@ -69,10 +69,15 @@ impl Sink for FullSink {
 impl FullEvent {
     /// Parses and flattens an event (a JSON object).
     pub fn parse(event_json: &[u8]) -> Result<FullEvent, EventError> {
-        let mut sink = FullSink { path: Vec::new(), fields: HashMap::new() };
+        let mut sink = FullSink {
+            path: Vec::new(),
+            fields: HashMap::new(),
+        };
         let mut key_buf = Vec::new();
         flatten::walk(event_json, &mut sink, &mut key_buf)?;
-        Ok(FullEvent { fields: sink.fields })
+        Ok(FullEvent {
+            fields: sink.fields,
+        })
     }
 
     pub(crate) fn satisfies(&self, branch: &Branch) -> bool {

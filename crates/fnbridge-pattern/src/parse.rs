@@ -18,10 +18,30 @@ const OR: &str = "$or";
 
 /// Field names AWS reserves inside `$or` objects (operator names and future keywords).
 const RESERVED_IN_OR: &[&str] = &[
-    "exactly", "equals-ignore-case", "prefix", "suffix", "anything-but", "exists", "wildcard",
-    "numeric", "cidr", "=", "<", "<=", ">", ">=", "regex", "not-wildcard", "not-equals-ignore-case",
-    "date-after", "date-on-or-after", "date-before", "date-on-or-before", "in-date-range",
-    "ip-address-in-range", "ip-address-not-in-range",
+    "exactly",
+    "equals-ignore-case",
+    "prefix",
+    "suffix",
+    "anything-but",
+    "exists",
+    "wildcard",
+    "numeric",
+    "cidr",
+    "=",
+    "<",
+    "<=",
+    ">",
+    ">=",
+    "regex",
+    "not-wildcard",
+    "not-equals-ignore-case",
+    "date-after",
+    "date-on-or-after",
+    "date-before",
+    "date-on-or-before",
+    "in-date-range",
+    "ip-address-in-range",
+    "ip-address-not-in-range",
 ];
 
 type Rule = Vec<(Arc<str>, Arc<Condition>)>;
@@ -29,16 +49,28 @@ type Rule = Vec<(Arc<str>, Arc<Condition>)>;
 /// Parses pattern text into its branches.
 pub(crate) fn compile(text: &str) -> Result<Vec<Branch>, PatternError> {
     if text.len() > MAX_PATTERN_BYTES {
-        return Err(PatternError::new("", format!("pattern is larger than {MAX_PATTERN_BYTES} bytes")));
+        return Err(PatternError::new(
+            "",
+            format!("pattern is larger than {MAX_PATTERN_BYTES} bytes"),
+        ));
     }
     let root = json::parse(text.as_bytes(), MAX_PATTERN_DEPTH).map_err(|e| match e {
-        JsonError::TooDeep => PatternError::new("", format!("pattern nests deeper than {MAX_PATTERN_DEPTH} levels")),
-        JsonError::Syntax(l) => PatternError::new("", format!("invalid json at byte {}: {}", l.offset, l.reason)),
+        JsonError::TooDeep => PatternError::new(
+            "",
+            format!("pattern nests deeper than {MAX_PATTERN_DEPTH} levels"),
+        ),
+        JsonError::Syntax(l) => PatternError::new(
+            "",
+            format!("invalid json at byte {}: {}", l.offset, l.reason),
+        ),
     })?;
     let JValue::Obj(members) = &root else {
         return Err(PatternError::new("", "Filter is not an object"));
     };
-    let mut c = Compiler { field: Vec::new(), display: Vec::new() };
+    let mut c = Compiler {
+        field: Vec::new(),
+        display: Vec::new(),
+    };
     let mut rules: Vec<Rule> = Vec::new();
     c.object(&mut rules, members, false)?;
     Ok(rules
@@ -69,7 +101,12 @@ impl Compiler {
         parts.join(".")
     }
 
-    fn object(&mut self, rules: &mut Vec<Rule>, members: &[(String, JValue)], in_or: bool) -> Result<(), PatternError> {
+    fn object(
+        &mut self,
+        rules: &mut Vec<Rule>,
+        members: &[(String, JValue)],
+        in_or: bool,
+    ) -> Result<(), PatternError> {
         if members.is_empty() {
             return fail(&self.display.join("."), "Empty objects are not allowed");
         }
@@ -80,7 +117,10 @@ impl Compiler {
             }
             let here = self.display_with(key);
             if in_or && RESERVED_IN_OR.contains(&key.as_str()) {
-                return fail(&here, format!("{key} is Ruler reserved fieldName which cannot be used inside $or."));
+                return fail(
+                    &here,
+                    format!("{key} is Ruler reserved fieldName which cannot be used inside $or."),
+                );
             }
             match value {
                 JValue::Obj(inner) => {
@@ -123,7 +163,10 @@ impl Compiler {
         let current = std::mem::take(rules);
         for (i, item) in items.iter().enumerate() {
             let JValue::Obj(members) = item else {
-                return fail(&here, "Only JSON object is allowed in array of $or relationship.");
+                return fail(
+                    &here,
+                    "Only JSON object is allowed in array of $or relationship.",
+                );
             };
             let mut forked = current.clone();
             if forked.is_empty() {
@@ -135,23 +178,36 @@ impl Compiler {
             r?;
             rules.extend(forked);
             if rules.len() > MAX_OR_BRANCHES {
-                return fail(&here, format!("$or expands to more than {MAX_OR_BRANCHES} combinations"));
+                return fail(
+                    &here,
+                    format!("$or expands to more than {MAX_OR_BRANCHES} combinations"),
+                );
             }
         }
         if items.len() < 2 {
-            return fail(&here, "There must have at least 2 Objects in $or relationship.");
+            return fail(
+                &here,
+                "There must have at least 2 Objects in $or relationship.",
+            );
         }
         Ok(())
     }
 }
 
 /// Compiles one field's value list.
-fn field_condition(here: &str, path: Arc<str>, items: &[JValue]) -> Result<Condition, PatternError> {
+fn field_condition(
+    here: &str,
+    path: Arc<str>,
+    items: &[JValue],
+) -> Result<Condition, PatternError> {
     if items.is_empty() {
         return fail(here, "Empty arrays are not allowed");
     }
     if items.len() > MAX_VALUES_PER_LIST {
-        return fail(here, format!("more than {MAX_VALUES_PER_LIST} values in one list"));
+        return fail(
+            here,
+            format!("more than {MAX_VALUES_PER_LIST} values in one list"),
+        );
     }
     let mut ops = Vec::with_capacity(items.len());
     for item in items {
@@ -160,7 +216,12 @@ fn field_condition(here: &str, path: Arc<str>, items: &[JValue]) -> Result<Condi
             JValue::Num(t) => Op::Exact(Literal::Num(canon(t))),
             JValue::Bool(b) => Op::Exact(Literal::Bool(*b)),
             JValue::Null => Op::Exact(Literal::Null),
-            JValue::Arr(_) => return fail(here, "Match value must be String, number, true, false, or null"),
+            JValue::Arr(_) => {
+                return fail(
+                    here,
+                    "Match value must be String, number, true, false, or null",
+                );
+            }
             JValue::Obj(members) => match_expression(here, members)?,
         };
         ops.push(op);
@@ -216,7 +277,11 @@ fn match_expression(here: &str, members: &[(String, JValue)]) -> Result<Op, Patt
 fn affix(here: &str, name: &str, operand: &JValue) -> Result<Op, PatternError> {
     let prefix = name == "prefix";
     match operand {
-        JValue::Str(s) => Ok(if prefix { Op::Prefix(s.as_str().into()) } else { Op::Suffix(s.as_str().into()) }),
+        JValue::Str(s) => Ok(if prefix {
+            Op::Prefix(s.as_str().into())
+        } else {
+            Op::Suffix(s.as_str().into())
+        }),
         JValue::Obj(inner) => {
             let Some((k, v)) = inner.first() else {
                 let title = if prefix { "Prefix" } else { "Suffix" };
@@ -232,7 +297,11 @@ fn affix(here: &str, name: &str, operand: &JValue) -> Result<Op, PatternError> {
                 return fail(here, "Only one key allowed in match expression");
             }
             let f: Box<str> = value::fold(s).into();
-            Ok(if prefix { Op::PrefixIc(f) } else { Op::SuffixIc(f) })
+            Ok(if prefix {
+                Op::PrefixIc(f)
+            } else {
+                Op::SuffixIc(f)
+            })
         }
         _ => fail(here, format!("{name} match pattern must be a string")),
     }
@@ -268,13 +337,29 @@ fn numeric(here: &str, operand: &JValue) -> Result<Range, PatternError> {
     let first = match items.first() {
         None => return fail(here, "Invalid member in numeric match: ]"),
         Some(JValue::Str(s)) => s.as_str(),
-        Some(other) => return fail(here, format!("Invalid member in numeric match: {}", other.token())),
+        Some(other) => {
+            return fail(
+                here,
+                format!("Invalid member in numeric match: {}", other.token()),
+            );
+        }
     };
-    let name = |op: &str| if op == "=" { "equals".to_string() } else { op.to_string() };
+    let name = |op: &str| {
+        if op == "=" {
+            "equals".to_string()
+        } else {
+            op.to_string()
+        }
+    };
     let inf = f64::INFINITY;
     let x = match first {
         "=" | "<" | "<=" | ">" | ">=" => numeric_value(here, &name(first), items.get(1))?,
-        other => return fail(here, format!("Unrecognized numeric range operator: {other}")),
+        other => {
+            return fail(
+                here,
+                format!("Unrecognized numeric range operator: {other}"),
+            );
+        }
     };
     let lower_open = match first {
         "=" | "<" | "<=" => {
@@ -282,20 +367,45 @@ fn numeric(here: &str, operand: &JValue) -> Result<Range, PatternError> {
                 return fail(here, "Too many elements in numeric expression");
             }
             return Ok(match first {
-                "=" => Range { lo: F64(x), lo_open: false, hi: F64(x), hi_open: false },
-                "<" => Range { lo: F64(-inf), lo_open: false, hi: F64(x), hi_open: true },
-                _ => Range { lo: F64(-inf), lo_open: false, hi: F64(x), hi_open: false },
+                "=" => Range {
+                    lo: F64(x),
+                    lo_open: false,
+                    hi: F64(x),
+                    hi_open: false,
+                },
+                "<" => Range {
+                    lo: F64(-inf),
+                    lo_open: false,
+                    hi: F64(x),
+                    hi_open: true,
+                },
+                _ => Range {
+                    lo: F64(-inf),
+                    lo_open: false,
+                    hi: F64(x),
+                    hi_open: false,
+                },
             });
         }
         ">" => true,
         _ => false,
     };
     if items.len() == 2 {
-        return Ok(Range { lo: F64(x), lo_open: lower_open, hi: F64(inf), hi_open: false });
+        return Ok(Range {
+            lo: F64(x),
+            lo_open: lower_open,
+            hi: F64(inf),
+            hi_open: false,
+        });
     }
     let second = match &items[2] {
         JValue::Str(s) => s.as_str(),
-        other => return fail(here, format!("Bad value in numeric range: {}", other.token())),
+        other => {
+            return fail(
+                here,
+                format!("Bad value in numeric range: {}", other.token()),
+            );
+        }
     };
     let upper_open = match second {
         "<" => true,
@@ -309,7 +419,12 @@ fn numeric(here: &str, operand: &JValue) -> Result<Range, PatternError> {
     if x >= top {
         return fail(here, "Bottom must be less than top");
     }
-    Ok(Range { lo: F64(x), lo_open: lower_open, hi: F64(top), hi_open: upper_open })
+    Ok(Range {
+        lo: F64(x),
+        lo_open: lower_open,
+        hi: F64(top),
+        hi_open: upper_open,
+    })
 }
 
 fn cidr(here: &str, s: &str) -> Result<Op, PatternError> {
@@ -330,7 +445,11 @@ fn cidr(here: &str, s: &str) -> Result<Op, PatternError> {
         std::net::IpAddr::V6(_) => (bits, 128),
     };
     if bits > max {
-        let fam = if max == 128 { "IPv6 mask bits must be <= 128" } else { "IPv4 mask bits must be <= 32" };
+        let fam = if max == 128 {
+            "IPv6 mask bits must be <= 128"
+        } else {
+            "IPv4 mask bits must be <= 32"
+        };
         return fail(here, fam);
     }
     let base = value::ip_to_u128(ip);
@@ -339,13 +458,17 @@ fn cidr(here: &str, s: &str) -> Result<Op, PatternError> {
 }
 
 fn anything_but(here: &str, operand: &JValue) -> Result<AnythingBut, PatternError> {
-    const BAD_OPERAND: &str = "Value of anything-but must be an array or single string/number value.";
+    const BAD_OPERAND: &str =
+        "Value of anything-but must be an array or single string/number value.";
     match operand {
         JValue::Str(s) => Ok(AnythingBut::Strings(vec![s.as_str().into()])),
         JValue::Num(t) => Ok(AnythingBut::Numbers(vec![canon(t)])),
         JValue::Arr(items) => {
             if items.len() > MAX_VALUES_PER_LIST {
-                return fail(here, format!("more than {MAX_VALUES_PER_LIST} values in one list"));
+                return fail(
+                    here,
+                    format!("more than {MAX_VALUES_PER_LIST} values in one list"),
+                );
             }
             let mut strs: Vec<Box<str>> = Vec::new();
             let mut nums: Vec<Box<[u8]>> = Vec::new();
@@ -353,7 +476,12 @@ fn anything_but(here: &str, operand: &JValue) -> Result<AnythingBut, PatternErro
                 match item {
                     JValue::Str(s) => strs.push(s.as_str().into()),
                     JValue::Num(t) => nums.push(canon(t)),
-                    _ => return fail(here, "Inside anything but list, start|null|boolean is not supported."),
+                    _ => {
+                        return fail(
+                            here,
+                            "Inside anything but list, start|null|boolean is not supported.",
+                        );
+                    }
                 }
             }
             if strs.is_empty() == nums.is_empty() {
@@ -362,13 +490,20 @@ fn anything_but(here: &str, operand: &JValue) -> Result<AnythingBut, PatternErro
                     "Inside anything but list, either all values are number or string, mixed type is not supported",
                 );
             }
-            Ok(if nums.is_empty() { AnythingBut::Strings(sorted(strs)) } else { AnythingBut::Numbers(sorted(nums)) })
+            Ok(if nums.is_empty() {
+                AnythingBut::Strings(sorted(strs))
+            } else {
+                AnythingBut::Numbers(sorted(nums))
+            })
         }
         JValue::Obj(inner) => {
             let Some((k, v)) = inner.first() else {
                 return fail(here, "Anything-But expression name not found");
             };
-            if !matches!(k.as_str(), "equals-ignore-case" | "prefix" | "suffix" | "wildcard") {
+            if !matches!(
+                k.as_str(),
+                "equals-ignore-case" | "prefix" | "suffix" | "wildcard"
+            ) {
                 return fail(here, format!("Unsupported anything-but pattern: {k}"));
             }
             let values: Vec<&JValue> = match v {
@@ -381,13 +516,18 @@ fn anything_but(here: &str, operand: &JValue) -> Result<AnythingBut, PatternErro
                 return fail(here, "Empty arrays are not allowed");
             }
             if values.len() > MAX_VALUES_PER_LIST {
-                return fail(here, format!("more than {MAX_VALUES_PER_LIST} values in one list"));
+                return fail(
+                    here,
+                    format!("more than {MAX_VALUES_PER_LIST} values in one list"),
+                );
             }
             let mut strs = Vec::with_capacity(values.len());
             for value in values {
                 match value {
                     JValue::Str(s) => strs.push(s.as_str()),
-                    JValue::Bool(_) | JValue::Null | JValue::Obj(_) | JValue::Arr(_) => return fail(here, BAD_OPERAND),
+                    JValue::Bool(_) | JValue::Null | JValue::Obj(_) | JValue::Arr(_) => {
+                        return fail(here, BAD_OPERAND);
+                    }
                     JValue::Num(_) => {
                         return fail(
                             here,
@@ -406,15 +546,19 @@ fn anything_but(here: &str, operand: &JValue) -> Result<AnythingBut, PatternErro
                 return fail(here, "Only one key allowed in match expression");
             }
             match k.as_str() {
-                "equals-ignore-case" => {
-                    Ok(AnythingBut::IgnoreCase(sorted(strs.iter().map(|s| value::fold(s).into()).collect())))
-                }
+                "equals-ignore-case" => Ok(AnythingBut::IgnoreCase(sorted(
+                    strs.iter().map(|s| value::fold(s).into()).collect(),
+                ))),
                 "prefix" | "suffix" => {
                     if strs.iter().any(|s| s.is_empty()) {
                         return fail(here, "Null prefix/suffix not allowed");
                     }
                     let list = sorted(strs.iter().map(|s| Box::<str>::from(*s)).collect());
-                    Ok(if k == "prefix" { AnythingBut::Prefixes(list) } else { AnythingBut::Suffixes(list) })
+                    Ok(if k == "prefix" {
+                        AnythingBut::Prefixes(list)
+                    } else {
+                        AnythingBut::Suffixes(list)
+                    })
                 }
                 _ => {
                     let mut ws = Vec::with_capacity(strs.len());

@@ -42,7 +42,12 @@ impl Pattern {
     /// Parses and validates EventBridge pattern text.
     pub fn parse(text: &str) -> Result<Pattern, PatternError> {
         let branches = crate::parse::compile(text)?;
-        Ok(Pattern { inner: Arc::new(PatternInner { text: text.into(), branches }) })
+        Ok(Pattern {
+            inner: Arc::new(PatternInner {
+                text: text.into(),
+                branches,
+            }),
+        })
     }
 
     /// The pattern text as given to [`Pattern::parse`].
@@ -142,8 +147,16 @@ pub(crate) struct Range {
 impl Range {
     #[inline]
     pub fn contains(&self, x: f64) -> bool {
-        let above = if self.lo_open { x > self.lo.0 } else { x >= self.lo.0 };
-        let below = if self.hi_open { x < self.hi.0 } else { x <= self.hi.0 };
+        let above = if self.lo_open {
+            x > self.lo.0
+        } else {
+            x >= self.lo.0
+        };
+        let below = if self.hi_open {
+            x < self.hi.0
+        } else {
+            x <= self.hi.0
+        };
         above && below
     }
 }
@@ -210,7 +223,11 @@ pub(crate) struct View<'a> {
 
 impl<'a> View<'a> {
     pub fn plain(leaf: Leaf<'a>) -> Self {
-        View { leaf, fold: None, canon: None }
+        View {
+            leaf,
+            fold: None,
+            canon: None,
+        }
     }
 
     fn with_fold<R>(&self, s: &[u8], f: impl FnOnce(&[u8]) -> R) -> R {
@@ -271,7 +288,9 @@ impl Op {
             (Op::SuffixIc(s), Leaf::Str(x)) => v.with_fold(x, |f| f.ends_with(s.as_bytes())),
             (Op::Wildcard(w), Leaf::Str(x)) => w.matches(x),
             (Op::Numeric(r), Leaf::Num(t)) => r.contains(value::number_f64(t)),
-            (Op::Cidr(lo, hi), Leaf::Str(x)) => value::parse_ip(x).is_some_and(|ip| *lo <= ip && ip <= *hi),
+            (Op::Cidr(lo, hi), Leaf::Str(x)) => {
+                value::parse_ip(x).is_some_and(|ip| *lo <= ip && ip <= *hi)
+            }
             _ => false,
         }
     }
@@ -284,9 +303,15 @@ impl AnythingBut {
             (AnythingBut::Strings(set), Leaf::Str(x)) => {
                 set.binary_search_by(|s| s.as_bytes().cmp(x)).is_ok()
             }
-            (AnythingBut::Numbers(set), Leaf::Num(t)) => v.with_canon(t, |c| set.binary_search_by(|s| (**s).cmp(c)).is_ok()),
-            (AnythingBut::Prefixes(ps), Leaf::Str(x)) => ps.iter().any(|p| x.starts_with(p.as_bytes())),
-            (AnythingBut::Suffixes(ss), Leaf::Str(x)) => ss.iter().any(|s| x.ends_with(s.as_bytes())),
+            (AnythingBut::Numbers(set), Leaf::Num(t)) => {
+                v.with_canon(t, |c| set.binary_search_by(|s| (**s).cmp(c)).is_ok())
+            }
+            (AnythingBut::Prefixes(ps), Leaf::Str(x)) => {
+                ps.iter().any(|p| x.starts_with(p.as_bytes()))
+            }
+            (AnythingBut::Suffixes(ss), Leaf::Str(x)) => {
+                ss.iter().any(|s| x.ends_with(s.as_bytes()))
+            }
             (AnythingBut::IgnoreCase(set), Leaf::Str(x)) => {
                 v.with_fold(x, |f| set.binary_search_by(|s| s.as_bytes().cmp(f)).is_ok())
             }

@@ -113,7 +113,10 @@ pub(crate) fn number_f64(text: &[u8]) -> f64 {
         let f = v as f64;
         return if neg { -f } else { f };
     }
-    std::str::from_utf8(text).ok().and_then(|s| s.parse::<f64>().ok()).unwrap_or(f64::NAN)
+    std::str::from_utf8(text)
+        .ok()
+        .and_then(|s| s.parse::<f64>().ok())
+        .unwrap_or(f64::NAN)
 }
 
 /// Simple (one-to-one) case folding of one char: the lowercase of the uppercase, as Java's
@@ -166,7 +169,12 @@ pub(crate) fn ip_to_u128(ip: IpAddr) -> u128 {
 #[inline]
 pub(crate) fn parse_ip(s: &[u8]) -> Option<u128> {
     // Cheap reject before the std parser: IP literals are short and use a small alphabet.
-    if s.is_empty() || s.len() > 45 || !s.iter().all(|c| c.is_ascii_hexdigit() || *c == b'.' || *c == b':') {
+    if s.is_empty()
+        || s.len() > 45
+        || !s
+            .iter()
+            .all(|c| c.is_ascii_hexdigit() || *c == b'.' || *c == b':')
+    {
         return None;
     }
     let text = std::str::from_utf8(s).ok()?;

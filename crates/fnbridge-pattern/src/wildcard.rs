@@ -72,14 +72,24 @@ impl Wildcard {
         if n == 1 {
             return *v == *self.segs[0];
         }
-        glob(&self.segs[0], self.segs[1..n - 1].iter().map(|s| &s[..]), &self.segs[n - 1], v)
+        glob(
+            &self.segs[0],
+            self.segs[1..n - 1].iter().map(|s| &s[..]),
+            &self.segs[n - 1],
+            v,
+        )
     }
 }
 
 /// Whether `v` is `first`, then the `mids` in order with anything between, then `last` (the
 /// segments of a wildcard with at least one `*`).
 #[inline]
-pub(crate) fn glob<'a>(first: &[u8], mids: impl Iterator<Item = &'a [u8]>, last: &[u8], v: &[u8]) -> bool {
+pub(crate) fn glob<'a>(
+    first: &[u8],
+    mids: impl Iterator<Item = &'a [u8]>,
+    last: &[u8],
+    v: &[u8],
+) -> bool {
     if v.len() < first.len() + last.len() || !v.starts_with(first) || !v.ends_with(last) {
         return false;
     }
@@ -104,7 +114,10 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     let first = needle[0];
     let mut i = 0;
     while i + needle.len() <= hay.len() {
-        match hay[i..=hay.len() - needle.len()].iter().position(|&c| c == first) {
+        match hay[i..=hay.len() - needle.len()]
+            .iter()
+            .position(|&c| c == first)
+        {
             Some(p) => {
                 i += p;
                 if &hay[i..i + needle.len()] == needle {
@@ -129,8 +142,14 @@ mod tests {
     #[test]
     fn matching() {
         assert!(m("/Users/*/doc.txt", "/Users/ls_user/dir/dir/doc.txt"));
-        assert!(!m("/Users/*/doc.txt", "/Users/ls_user/dir/notmatchingdoc.txt"));
-        assert!(m("arn:aws:events:us-east-1:*:event-bus/*", "arn:aws:events:us-east-1:123:event-bus/x"));
+        assert!(!m(
+            "/Users/*/doc.txt",
+            "/Users/ls_user/dir/notmatchingdoc.txt"
+        ));
+        assert!(m(
+            "arn:aws:events:us-east-1:*:event-bus/*",
+            "arn:aws:events:us-east-1:123:event-bus/x"
+        ));
         assert!(m("*/dir/*", "a/dir/b"));
         assert!(!m("*/dir/*", "dir/init/file"));
         assert!(m("", ""));
@@ -151,7 +170,11 @@ mod tests {
         assert!(parse("a**b").unwrap_err().contains("Consecutive"));
         assert!(parse(r"a\b").unwrap_err().contains("Invalid escape"));
         assert!(parse("a\\").unwrap_err().contains("Invalid escape"));
-        assert!(parse("*:*:*:*:*:event-bus/*").unwrap_err().contains("too complex"));
+        assert!(
+            parse("*:*:*:*:*:event-bus/*")
+                .unwrap_err()
+                .contains("too complex")
+        );
         assert_eq!(parse("*:*:*:*:*").unwrap().stars(), 5);
         assert_eq!(escape(r"a*b\c"), r"a\*b\\c");
         assert!(m(&escape(r"a*b\c"), r"a*b\c"));

@@ -20,9 +20,15 @@ fn readers_see_consistent_snapshots_while_a_writer_works() {
     const N: u64 = 3000;
     let m = Arc::new(Matcher::new());
     // Pattern i matches events whose `n` array contains i; the event holds them all.
-    let patterns: Vec<Pattern> =
-        (0..N).map(|i| Pattern::parse(&format!(r#"{{"n": [{i}], "kind": [{{"prefix": "ev"}}]}}"#)).unwrap()).collect();
-    let event = format!(r#"{{"kind": "event", "n": [{}]}}"#, (0..N).map(|i| i.to_string()).collect::<Vec<_>>().join(","));
+    let patterns: Vec<Pattern> = (0..N)
+        .map(|i| {
+            Pattern::parse(&format!(r#"{{"n": [{i}], "kind": [{{"prefix": "ev"}}]}}"#)).unwrap()
+        })
+        .collect();
+    let event = format!(
+        r#"{{"kind": "event", "n": [{}]}}"#,
+        (0..N).map(|i| i.to_string()).collect::<Vec<_>>().join(",")
+    );
     let done = Arc::new(AtomicBool::new(false));
 
     let readers: Vec<_> = (0..2)
@@ -37,7 +43,10 @@ fn readers_see_consistent_snapshots_while_a_writer_works() {
                     let ids = m.matches(event.as_bytes()).unwrap();
                     slowest = slowest.max(t.elapsed());
                     // Inserts happen in id order, so a snapshot holds exactly a prefix 0..k.
-                    assert!(ids.iter().enumerate().all(|(i, id)| *id == i as u64), "torn snapshot");
+                    assert!(
+                        ids.iter().enumerate().all(|(i, id)| *id == i as u64),
+                        "torn snapshot"
+                    );
                     assert!(ids.len() >= last, "snapshots went backwards");
                     last = ids.len();
                     checks += 1;

@@ -13,8 +13,35 @@ use serde_json::{Map, Value, json};
 // Generators over a small vocabulary, so that patterns and events actually meet.
 
 const PATHS: &[&str] = &["a", "b", "c.d", "c.e", "c.d.f", "arr", "n", "ip", "x.y.z"];
-const STRS: &[&str] = &["foo", "bar", "Foo", "FOO", "foobar", "fo", "", "a*b", "ΣΑΣ", "σας", "10.0.0.1", "10.0.1.7", "2001:db8::1", "x.y"];
-const NUMS: &[&str] = &["0", "1", "1.0", "2.5", "-3", "1e2", "100", "-0", "3.5e1", "35", "12345678901234567890"];
+const STRS: &[&str] = &[
+    "foo",
+    "bar",
+    "Foo",
+    "FOO",
+    "foobar",
+    "fo",
+    "",
+    "a*b",
+    "ΣΑΣ",
+    "σας",
+    "10.0.0.1",
+    "10.0.1.7",
+    "2001:db8::1",
+    "x.y",
+];
+const NUMS: &[&str] = &[
+    "0",
+    "1",
+    "1.0",
+    "2.5",
+    "-3",
+    "1e2",
+    "100",
+    "-0",
+    "3.5e1",
+    "35",
+    "12345678901234567890",
+];
 
 fn str_value() -> impl Strategy<Value = String> {
     prop::sample::select(STRS).prop_map(str::to_string)
@@ -35,8 +62,17 @@ fn leaf_value() -> impl Strategy<Value = Value> {
 
 fn operator() -> impl Strategy<Value = Value> {
     let strs = || prop::collection::vec(str_value(), 1..3);
-    let nonempty = || prop::sample::select(&["fo", "ba", "o", "ar", "10.", "Σ", "x"][..]).prop_map(str::to_string);
-    let wild = || prop::sample::select(&["f*", "*r", "*o*", "f*b*r", "*", "fo*ar", "*.*", "", "a\\*b", "σ*"][..]).prop_map(str::to_string);
+    let nonempty = || {
+        prop::sample::select(&["fo", "ba", "o", "ar", "10.", "Σ", "x"][..]).prop_map(str::to_string)
+    };
+    let wild = || {
+        prop::sample::select(
+            &[
+                "f*", "*r", "*o*", "f*b*r", "*", "fo*ar", "*.*", "", "a\\*b", "σ*",
+            ][..],
+        )
+        .prop_map(str::to_string)
+    };
     let bound = || prop::sample::select(&[-5.0, 0.0, 1.0, 2.5, 35.0, 100.0, 1e3][..]);
     prop_oneof![
         4 => leaf_value(),
@@ -70,7 +106,9 @@ fn put(obj: &mut Map<String, Value>, path: &str, value: Value, dotted: bool) {
         return;
     }
     let (head, rest) = path.split_once('.').unwrap();
-    let entry = obj.entry(head.to_string()).or_insert_with(|| Value::Object(Map::new()));
+    let entry = obj
+        .entry(head.to_string())
+        .or_insert_with(|| Value::Object(Map::new()));
     if !entry.is_object() {
         *entry = Value::Object(Map::new());
     }
@@ -79,32 +117,40 @@ fn put(obj: &mut Map<String, Value>, path: &str, value: Value, dotted: bool) {
 
 fn fields() -> impl Strategy<Value = Vec<(String, Vec<Value>, bool)>> {
     prop::collection::vec(
-        (prop::sample::select(PATHS).prop_map(str::to_string), prop::collection::vec(operator(), 1..4), any::<bool>()),
+        (
+            prop::sample::select(PATHS).prop_map(str::to_string),
+            prop::collection::vec(operator(), 1..4),
+            any::<bool>(),
+        ),
         1..3,
     )
 }
 
 fn pattern_value() -> impl Strategy<Value = Value> {
-    (fields(), prop::option::weighted(0.3, prop::collection::vec(fields(), 2..4))).prop_map(|(base, or)| {
-        let mut obj = Map::new();
-        for (path, ops, dotted) in base {
-            put(&mut obj, &path, Value::Array(ops), dotted);
-        }
-        if let Some(branches) = or {
-            let list: Vec<Value> = branches
-                .into_iter()
-                .map(|fs| {
-                    let mut b = Map::new();
-                    for (path, ops, dotted) in fs {
-                        put(&mut b, &path, Value::Array(ops), dotted);
-                    }
-                    Value::Object(b)
-                })
-                .collect();
-            obj.insert("$or".into(), Value::Array(list));
-        }
-        Value::Object(obj)
-    })
+    (
+        fields(),
+        prop::option::weighted(0.3, prop::collection::vec(fields(), 2..4)),
+    )
+        .prop_map(|(base, or)| {
+            let mut obj = Map::new();
+            for (path, ops, dotted) in base {
+                put(&mut obj, &path, Value::Array(ops), dotted);
+            }
+            if let Some(branches) = or {
+                let list: Vec<Value> = branches
+                    .into_iter()
+                    .map(|fs| {
+                        let mut b = Map::new();
+                        for (path, ops, dotted) in fs {
+                            put(&mut b, &path, Value::Array(ops), dotted);
+                        }
+                        Value::Object(b)
+                    })
+                    .collect();
+                obj.insert("$or".into(), Value::Array(list));
+            }
+            Value::Object(obj)
+        })
 }
 
 fn event_value() -> impl Strategy<Value = Value> {
@@ -114,15 +160,22 @@ fn event_value() -> impl Strategy<Value = Value> {
         1 => Just(json!({"nested": "object"})),
         1 => Just(json!([{"d": "foo"}, {"e": 1}])),
     ];
-    prop::collection::vec((prop::sample::select(PATHS).prop_map(str::to_string), field_value, any::<bool>()), 0..10)
-        .prop_map(|fs| {
-            let mut obj = Map::new();
-            obj.insert("id".into(), json!("1"));
-            for (path, v, dotted) in fs {
-                put(&mut obj, &path, v, dotted);
-            }
-            Value::Object(obj)
-        })
+    prop::collection::vec(
+        (
+            prop::sample::select(PATHS).prop_map(str::to_string),
+            field_value,
+            any::<bool>(),
+        ),
+        0..10,
+    )
+    .prop_map(|fs| {
+        let mut obj = Map::new();
+        obj.insert("id".into(), json!("1"));
+        for (path, v, dotted) in fs {
+            put(&mut obj, &path, v, dotted);
+        }
+        Value::Object(obj)
+    })
 }
 
 /// An edit to the matcher.
@@ -150,18 +203,31 @@ fn edits(n_patterns: usize) -> impl Strategy<Value = Vec<EditOp>> {
 fn index_agrees_with_naive_evaluation() {
     let matched = AtomicUsize::new(0);
     let checked = AtomicUsize::new(0);
-    let mut runner = TestRunner::new(Config { cases: 400, ..Config::default() });
-    let strategy = (prop::collection::vec(pattern_value(), 1..12), prop::collection::vec(event_value(), 1..6))
+    let mut runner = TestRunner::new(Config {
+        cases: 400,
+        ..Config::default()
+    });
+    let strategy = (
+        prop::collection::vec(pattern_value(), 1..12),
+        prop::collection::vec(event_value(), 1..6),
+    )
         .prop_flat_map(|(pats, evs)| {
             let n = pats.len();
             (Just(pats), Just(evs), edits(n))
         });
     runner
         .run(&strategy, |(pats, evs, edits)| {
-            let parsed: Vec<Option<Pattern>> = pats.iter().map(|p| Pattern::parse(&p.to_string()).ok()).collect();
+            let parsed: Vec<Option<Pattern>> = pats
+                .iter()
+                .map(|p| Pattern::parse(&p.to_string()).ok())
+                .collect();
             // One matcher all trie (no residual groups), one with groups of up to 4 branches,
             // one with the defaults: each must agree with naive evaluation.
-            let ms = [Matcher::with_group_max(0), Matcher::with_group_max(4), Matcher::new()];
+            let ms = [
+                Matcher::with_group_max(0),
+                Matcher::with_group_max(4),
+                Matcher::new(),
+            ];
             let mut model: BTreeMap<u64, Pattern> = BTreeMap::new();
             for e in &edits {
                 match e {
@@ -174,8 +240,10 @@ fn index_agrees_with_naive_evaluation() {
                         }
                     }
                     EditOp::InsertMany(items) => {
-                        let items: Vec<(u64, Pattern)> =
-                            items.iter().filter_map(|(id, i)| parsed[*i].clone().map(|p| (*id, p))).collect();
+                        let items: Vec<(u64, Pattern)> = items
+                            .iter()
+                            .filter_map(|(id, i)| parsed[*i].clone().map(|p| (*id, p)))
+                            .collect();
                         for (id, p) in &items {
                             model.insert(*id, p.clone());
                         }
@@ -197,10 +265,20 @@ fn index_agrees_with_naive_evaluation() {
             for ev in &evs {
                 let text = ev.to_string();
                 let full = FullEvent::parse(text.as_bytes()).unwrap();
-                let want: Vec<u64> = model.iter().filter(|(_, p)| p.matches_event(&full)).map(|(id, _)| *id).collect();
+                let want: Vec<u64> = model
+                    .iter()
+                    .filter(|(_, p)| p.matches_event(&full))
+                    .map(|(id, _)| *id)
+                    .collect();
                 for m in &ms {
                     let got = m.matches(text.as_bytes()).unwrap();
-                    prop_assert_eq!(&got, &want, "event {}\npatterns {:#?}", text, model.values().map(|p| p.as_str()).collect::<Vec<_>>());
+                    prop_assert_eq!(
+                        &got,
+                        &want,
+                        "event {}\npatterns {:#?}",
+                        text,
+                        model.values().map(|p| p.as_str()).collect::<Vec<_>>()
+                    );
                 }
                 checked.fetch_add(1, Ordering::Relaxed);
                 matched.fetch_add(want.len(), Ordering::Relaxed);
@@ -214,13 +292,19 @@ fn index_agrees_with_naive_evaluation() {
         .unwrap();
     let (matched, checked) = (matched.into_inner(), checked.into_inner());
     println!("{checked} events checked, {matched} (pattern, event) matches");
-    assert!(matched > checked / 4, "too few matches ({matched} over {checked} events): the test would be vacuous");
+    assert!(
+        matched > checked / 4,
+        "too few matches ({matched} over {checked} events): the test would be vacuous"
+    );
 }
 
 #[test]
 fn generated_patterns_are_mostly_valid() {
     // Guards the differential test against silently testing only rejected patterns.
-    let mut runner = TestRunner::new(Config { cases: 300, ..Config::default() });
+    let mut runner = TestRunner::new(Config {
+        cases: 300,
+        ..Config::default()
+    });
     let valid = AtomicUsize::new(0);
     runner
         .run(&pattern_value(), |p| {
@@ -240,10 +324,24 @@ fn json_text() -> impl Strategy<Value = String> {
         Just("1e400".to_string()),
         Just("-0.5".to_string()),
         "[a-z*\\\\$.: -]{0,8}".prop_map(|s| serde_json::to_string(&s).unwrap()),
-        prop::sample::select(&[
-            "\"prefix\"", "\"anything-but\"", "\"numeric\"", "\"$or\"", "\"wildcard\"", "\"exists\"", "\"cidr\"",
-            "\"equals-ignore-case\"", "\"suffix\"", "\">\"", "\"<=\"", "\"=\"", "\"10.0.0.0/8\"", "\"::/0\"",
-        ][..])
+        prop::sample::select(
+            &[
+                "\"prefix\"",
+                "\"anything-but\"",
+                "\"numeric\"",
+                "\"$or\"",
+                "\"wildcard\"",
+                "\"exists\"",
+                "\"cidr\"",
+                "\"equals-ignore-case\"",
+                "\"suffix\"",
+                "\">\"",
+                "\"<=\"",
+                "\"=\"",
+                "\"10.0.0.0/8\"",
+                "\"::/0\"",
+            ][..]
+        )
         .prop_map(str::to_string),
     ];
     leaf.prop_recursive(6, 64, 6, |inner| {
@@ -251,12 +349,33 @@ fn json_text() -> impl Strategy<Value = String> {
             prop::collection::vec(inner.clone(), 0..5).prop_map(|v| format!("[{}]", v.join(","))),
             prop::collection::vec(
                 (
-                    prop::sample::select(&["a", "b", "$or", "prefix", "anything-but", "numeric", "wildcard", "exists", "c.d", "equals-ignore-case", "suffix", "cidr"][..]),
+                    prop::sample::select(
+                        &[
+                            "a",
+                            "b",
+                            "$or",
+                            "prefix",
+                            "anything-but",
+                            "numeric",
+                            "wildcard",
+                            "exists",
+                            "c.d",
+                            "equals-ignore-case",
+                            "suffix",
+                            "cidr"
+                        ][..]
+                    ),
                     inner
                 ),
                 0..5
             )
-            .prop_map(|v| format!("{{{}}}", v.into_iter().map(|(k, x)| format!("\"{k}\":{x}")).collect::<Vec<_>>().join(","))),
+            .prop_map(|v| format!(
+                "{{{}}}",
+                v.into_iter()
+                    .map(|(k, x)| format!("\"{k}\":{x}"))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            )),
         ]
     })
 }
@@ -336,7 +455,11 @@ fn deep_events_are_rejected_not_overflowed() {
         assert_eq!(r.is_ok(), depth < 128, "depth {depth}");
         assert_eq!(n.is_ok(), depth < 128, "depth {depth}");
     }
-    let deep_pattern = format!("{{\"a\":{}\"x\"{}}}", "[".repeat(50_000), "]".repeat(50_000));
+    let deep_pattern = format!(
+        "{{\"a\":{}\"x\"{}}}",
+        "[".repeat(50_000),
+        "]".repeat(50_000)
+    );
     assert!(Pattern::parse(&deep_pattern).is_err());
 }
 
@@ -345,7 +468,10 @@ fn index_agrees_with_naive_evaluation_on_many_patterns() {
     // Enough patterns that per-node structures leave their small linear forms (hashed maps,
     // interval trees, wide tries) and segments merge.
     let matched = AtomicUsize::new(0);
-    let mut runner = TestRunner::new(Config { cases: 48, ..Config::default() });
+    let mut runner = TestRunner::new(Config {
+        cases: 48,
+        ..Config::default()
+    });
     let strategy = (
         prop::collection::vec(pattern_value(), 60..160),
         prop::collection::vec(event_value(), 1..8),
@@ -373,13 +499,30 @@ fn index_agrees_with_naive_evaluation_on_many_patterns() {
             for ev in &evs {
                 let text = ev.to_string();
                 let full = FullEvent::parse(text.as_bytes()).unwrap();
-                let want: Vec<u64> = model.iter().filter(|(_, p)| p.matches_event(&full)).map(|(id, _)| *id).collect();
-                prop_assert_eq!(&bulk.matches(text.as_bytes()).unwrap(), &want, "bulk, event {}", text);
-                prop_assert_eq!(&single.matches(text.as_bytes()).unwrap(), &want, "single, event {}", text);
+                let want: Vec<u64> = model
+                    .iter()
+                    .filter(|(_, p)| p.matches_event(&full))
+                    .map(|(id, _)| *id)
+                    .collect();
+                prop_assert_eq!(
+                    &bulk.matches(text.as_bytes()).unwrap(),
+                    &want,
+                    "bulk, event {}",
+                    text
+                );
+                prop_assert_eq!(
+                    &single.matches(text.as_bytes()).unwrap(),
+                    &want,
+                    "single, event {}",
+                    text
+                );
                 matched.fetch_add(want.len(), Ordering::Relaxed);
             }
             Ok(())
         })
         .unwrap();
-    assert!(matched.into_inner() > 500, "too few matches: the test would be vacuous");
+    assert!(
+        matched.into_inner() > 500,
+        "too few matches: the test would be vacuous"
+    );
 }

@@ -32,47 +32,75 @@ pub fn cdn_events(config: &Value) -> Result<Compiled, ConfigError> {
     if !CDN_EVENT_NAMES.contains(&name) {
         return Err(ConfigError::new(
             c.at("eventName"),
-            format!("must be one of {}, got {}", CDN_EVENT_NAMES.join(", "), quoted(name)),
+            format!(
+                "must be one of {}, got {}",
+                CDN_EVENT_NAMES.join(", "),
+                quoted(name)
+            ),
         ));
     }
 
     match c.required("eventVersion")? {
         Value::String(v) if v == VERSION => {}
         Value::String(v) => {
-            return Err(ConfigError::new(c.at("eventVersion"), format!("must be \"{VERSION}\", got {}", quoted(v))));
+            return Err(ConfigError::new(
+                c.at("eventVersion"),
+                format!("must be \"{VERSION}\", got {}", quoted(v)),
+            ));
         }
         other => {
-            return Err(ConfigError::new(c.at("eventVersion"), format!("must be \"{VERSION}\", got {}", type_name(other))));
+            return Err(ConfigError::new(
+                c.at("eventVersion"),
+                format!("must be \"{VERSION}\", got {}", type_name(other)),
+            ));
         }
     }
 
     let notes = c.opt_str("notes")?;
 
     let Some(filter) = c.opt_obj("filter")? else {
-        return Err(ConfigError::new(c.at("filter"), "required: at least one filter (\"domain\")"));
+        return Err(ConfigError::new(
+            c.at("filter"),
+            "required: at least one filter (\"domain\")",
+        ));
     };
     filter.only(&["domain"])?;
     let path = filter.at("domain");
     let Value::Array(items) = filter.required("domain")? else {
-        return Err(ConfigError::new(&path, format!("must be an array of domains, got {}", type_name(&filter.map["domain"]))));
+        return Err(ConfigError::new(
+            &path,
+            format!(
+                "must be an array of domains, got {}",
+                type_name(&filter.map["domain"])
+            ),
+        ));
     };
     if items.is_empty() {
         return Err(ConfigError::new(&path, "must hold at least one domain"));
     }
     if items.len() > MAX_VALUES_PER_LIST {
-        return Err(ConfigError::new(&path, format!("more than {MAX_VALUES_PER_LIST} domains")));
+        return Err(ConfigError::new(
+            &path,
+            format!("more than {MAX_VALUES_PER_LIST} domains"),
+        ));
     }
     let mut domains: Vec<&str> = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
         let at = format!("{path}[{i}]");
         let Value::String(d) = item else {
-            return Err(ConfigError::new(at, format!("must be a string, got {}", type_name(item))));
+            return Err(ConfigError::new(
+                at,
+                format!("must be a string, got {}", type_name(item)),
+            ));
         };
         if d.is_empty() {
             return Err(ConfigError::new(at, "must not be empty"));
         }
         if d.len() > 253 || d.chars().any(|ch| ch.is_whitespace() || ch.is_control()) {
-            return Err(ConfigError::new(at, format!("not a domain name: {}", quoted(d))));
+            return Err(ConfigError::new(
+                at,
+                format!("not a domain name: {}", quoted(d)),
+            ));
         }
         if !domains.contains(&d.as_str()) {
             domains.push(d);
@@ -119,8 +147,10 @@ mod tests {
 
     #[test]
     fn compiles_and_matches_the_delivered_event() {
-        let c = ok(json!({"eventName": "LogFileCreated", "eventVersion": "1.0.0", "notes": "cdn events trigger",
-            "filter": {"domain": ["example.com", "b.example.com", "example.com"]}}));
+        let c = ok(
+            json!({"eventName": "LogFileCreated", "eventVersion": "1.0.0", "notes": "cdn events trigger",
+            "filter": {"domain": ["example.com", "b.example.com", "example.com"]}}),
+        );
         assert_eq!(
             c.pattern_json,
             r#"{"eventSource":["cdn"],"eventName":["LogFileCreated"],"eventVersion":["1.0.0"],"resource":{"domain":["example.com","b.example.com"]}}"#
@@ -136,7 +166,9 @@ mod tests {
         assert!(!m("LogFileCreated", "c.example.com"));
         assert!(!m("CdnDomainStarted", "example.com"));
         // Without notes, normalized config has none.
-        let c = ok(json!({"eventName": "CdnDomainAdded", "eventVersion": "1.0.0", "filter": {"domain": ["a.com"]}}));
+        let c = ok(
+            json!({"eventName": "CdnDomainAdded", "eventVersion": "1.0.0", "filter": {"domain": ["a.com"]}}),
+        );
         assert!(c.normalized_config.get("notes").is_none());
         for n in CDN_EVENT_NAMES {
             ok(json!({"eventName": n, "eventVersion": "1.0.0", "filter": {"domain": ["a.com"]}}));
@@ -156,23 +188,71 @@ mod tests {
             b.as_object_mut().unwrap().remove(k);
             b
         };
-        assert_eq!(err(json!([1])), "triggerConfig: must be a json object, got an array");
-        assert_eq!(err(with("eventVersion", json!("2.0"))), r#"triggerConfig.eventVersion: must be "1.0.0", got "2.0""#);
-        assert_eq!(err(with("eventVersion", json!(1))), r#"triggerConfig.eventVersion: must be "1.0.0", got a number"#);
-        assert_eq!(err(without("eventVersion")), "triggerConfig.eventVersion: required");
-        assert_eq!(err(without("eventName")), "triggerConfig.eventName: required");
-        assert!(err(with("eventName", json!("LogFileDeleted"))).starts_with("triggerConfig.eventName: must be one of LogFileCreated,"));
-        assert_eq!(err(with("eventName", json!(5))), "triggerConfig.eventName: must be a string, got a number");
-        assert_eq!(err(with("notes", json!(5))), "triggerConfig.notes: must be a string, got a number");
+        assert_eq!(
+            err(json!([1])),
+            "triggerConfig: must be a json object, got an array"
+        );
+        assert_eq!(
+            err(with("eventVersion", json!("2.0"))),
+            r#"triggerConfig.eventVersion: must be "1.0.0", got "2.0""#
+        );
+        assert_eq!(
+            err(with("eventVersion", json!(1))),
+            r#"triggerConfig.eventVersion: must be "1.0.0", got a number"#
+        );
+        assert_eq!(
+            err(without("eventVersion")),
+            "triggerConfig.eventVersion: required"
+        );
+        assert_eq!(
+            err(without("eventName")),
+            "triggerConfig.eventName: required"
+        );
+        assert!(
+            err(with("eventName", json!("LogFileDeleted")))
+                .starts_with("triggerConfig.eventName: must be one of LogFileCreated,")
+        );
+        assert_eq!(
+            err(with("eventName", json!(5))),
+            "triggerConfig.eventName: must be a string, got a number"
+        );
+        assert_eq!(
+            err(with("notes", json!(5))),
+            "triggerConfig.notes: must be a string, got a number"
+        );
         assert!(err(with("extra", json!(1))).starts_with("triggerConfig.extra: unknown field"));
         assert!(err(without("filter")).starts_with("triggerConfig.filter: required"));
-        assert_eq!(err(with("filter", json!([]))), "triggerConfig.filter: must be a json object, got an array");
-        assert!(err(with("filter", json!({"domain": ["a.com"], "path": ["/x"]}))).starts_with("triggerConfig.filter.path: unknown field"));
-        assert_eq!(err(with("filter", json!({}))), "triggerConfig.filter.domain: required");
-        assert_eq!(err(with("filter", json!({"domain": "a.com"}))), "triggerConfig.filter.domain: must be an array of domains, got a string");
-        assert_eq!(err(with("filter", json!({"domain": []}))), "triggerConfig.filter.domain: must hold at least one domain");
-        assert_eq!(err(with("filter", json!({"domain": ["a.com", ""]}))), "triggerConfig.filter.domain[1]: must not be empty");
-        assert_eq!(err(with("filter", json!({"domain": [3]}))), "triggerConfig.filter.domain[0]: must be a string, got a number");
-        assert!(err(with("filter", json!({"domain": ["a b.com"]}))).starts_with("triggerConfig.filter.domain[0]: not a domain name"));
+        assert_eq!(
+            err(with("filter", json!([]))),
+            "triggerConfig.filter: must be a json object, got an array"
+        );
+        assert!(
+            err(with("filter", json!({"domain": ["a.com"], "path": ["/x"]})))
+                .starts_with("triggerConfig.filter.path: unknown field")
+        );
+        assert_eq!(
+            err(with("filter", json!({}))),
+            "triggerConfig.filter.domain: required"
+        );
+        assert_eq!(
+            err(with("filter", json!({"domain": "a.com"}))),
+            "triggerConfig.filter.domain: must be an array of domains, got a string"
+        );
+        assert_eq!(
+            err(with("filter", json!({"domain": []}))),
+            "triggerConfig.filter.domain: must hold at least one domain"
+        );
+        assert_eq!(
+            err(with("filter", json!({"domain": ["a.com", ""]}))),
+            "triggerConfig.filter.domain[1]: must not be empty"
+        );
+        assert_eq!(
+            err(with("filter", json!({"domain": [3]}))),
+            "triggerConfig.filter.domain[0]: must be a string, got a number"
+        );
+        assert!(
+            err(with("filter", json!({"domain": ["a b.com"]})))
+                .starts_with("triggerConfig.filter.domain[0]: not a domain name")
+        );
     }
 }

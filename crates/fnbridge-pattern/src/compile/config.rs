@@ -24,8 +24,14 @@ pub(crate) struct Obj<'a> {
 impl<'a> Obj<'a> {
     pub fn new(v: &'a Value, path: &str) -> Result<Obj<'a>, ConfigError> {
         match v {
-            Value::Object(map) => Ok(Obj { path: path.to_string(), map }),
-            other => Err(ConfigError::new(path, format!("must be a json object, got {}", type_name(other)))),
+            Value::Object(map) => Ok(Obj {
+                path: path.to_string(),
+                map,
+            }),
+            other => Err(ConfigError::new(
+                path,
+                format!("must be a json object, got {}", type_name(other)),
+            )),
         }
     }
 
@@ -37,8 +43,15 @@ impl<'a> Obj<'a> {
     pub fn only(&self, allowed: &[&str]) -> Result<(), ConfigError> {
         for k in self.map.keys() {
             if !allowed.contains(&k.as_str()) {
-                let list = allowed.iter().map(|a| format!("\"{a}\"")).collect::<Vec<_>>().join(", ");
-                return Err(ConfigError::new(self.at(k), format!("unknown field (expected {list})")));
+                let list = allowed
+                    .iter()
+                    .map(|a| format!("\"{a}\""))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                return Err(ConfigError::new(
+                    self.at(k),
+                    format!("unknown field (expected {list})"),
+                ));
             }
         }
         Ok(())
@@ -49,14 +62,18 @@ impl<'a> Obj<'a> {
     }
 
     pub fn required(&self, key: &str) -> Result<&'a Value, ConfigError> {
-        self.get(key).ok_or_else(|| ConfigError::new(self.at(key), "required"))
+        self.get(key)
+            .ok_or_else(|| ConfigError::new(self.at(key), "required"))
     }
 
     pub fn opt_str(&self, key: &str) -> Result<Option<&'a str>, ConfigError> {
         match self.get(key) {
             None => Ok(None),
             Some(Value::String(s)) => Ok(Some(s)),
-            Some(other) => Err(ConfigError::new(self.at(key), format!("must be a string, got {}", type_name(other)))),
+            Some(other) => Err(ConfigError::new(
+                self.at(key),
+                format!("must be a string, got {}", type_name(other)),
+            )),
         }
     }
 
@@ -66,7 +83,9 @@ impl<'a> Obj<'a> {
     }
 
     pub fn opt_obj(&self, key: &str) -> Result<Option<Obj<'a>>, ConfigError> {
-        self.get(key).map(|v| Obj::new(v, &self.at(key))).transpose()
+        self.get(key)
+            .map(|v| Obj::new(v, &self.at(key)))
+            .transpose()
     }
 }
 

@@ -65,13 +65,20 @@ struct Bucket {
 
 fn split_bucket(full: &str) -> Option<Bucket> {
     let (name, appid) = full.rsplit_once('-')?;
-    (!name.is_empty() && !appid.is_empty() && appid.bytes().all(|c| c.is_ascii_digit()))
-        .then(|| Bucket { name: name.to_string(), appid: appid.to_string() })
+    (!name.is_empty() && !appid.is_empty() && appid.bytes().all(|c| c.is_ascii_digit())).then(
+        || Bucket {
+            name: name.to_string(),
+            appid: appid.to_string(),
+        },
+    )
 }
 
 /// `{bucket}-{appid}.cos.{region}.myqcloud.com`, optionally with a scheme and a trailing `/`.
 fn bucket_from_url(url: &str) -> Option<Bucket> {
-    let host = url.strip_prefix("https://").or_else(|| url.strip_prefix("http://")).unwrap_or(url);
+    let host = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .unwrap_or(url);
     let host = host.strip_suffix('/').unwrap_or(host);
     let (full, rest) = host.split_once('.')?;
     let region = rest.strip_prefix("cos.")?.strip_suffix(".myqcloud.com")?;
@@ -124,13 +131,26 @@ pub fn cos(config: &Value, source_arn: Option<&str>) -> Result<Compiled, ConfigE
 
     let event = c.req_str("event")?;
     if !COS_EVENT_TYPES.contains(&event) {
-        return Err(ConfigError::new(c.at("event"), format!("must be one of {}, got {}", COS_EVENT_TYPES.join(", "), quoted(event))));
+        return Err(ConfigError::new(
+            c.at("event"),
+            format!(
+                "must be one of {}, got {}",
+                COS_EVENT_TYPES.join(", "),
+                quoted(event)
+            ),
+        ));
     }
 
     let url = c.opt_str("bucketUrl")?;
     let from_url = match url {
         Some(u) => Some(bucket_from_url(u).ok_or_else(|| {
-            ConfigError::new(c.at("bucketUrl"), format!("must look like \"{{bucket}}-{{appid}}.cos.{{region}}.myqcloud.com\", got {}", quoted(u)))
+            ConfigError::new(
+                c.at("bucketUrl"),
+                format!(
+                    "must look like \"{{bucket}}-{{appid}}.cos.{{region}}.myqcloud.com\", got {}",
+                    quoted(u)
+                ),
+            )
         })?),
         None => None,
     };
@@ -139,12 +159,20 @@ pub fn cos(config: &Value, source_arn: Option<&str>) -> Result<Compiled, ConfigE
         (Some(a), Some(b)) if a != b => {
             return Err(ConfigError::new(
                 "sourceArn",
-                format!("names bucket {}-{} but triggerConfig.bucketUrl names {}-{}", b.name, b.appid, a.name, a.appid),
+                format!(
+                    "names bucket {}-{} but triggerConfig.bucketUrl names {}-{}",
+                    b.name, b.appid, a.name, a.appid
+                ),
             ));
         }
         (Some(a), _) => a,
         (None, Some(b)) => b,
-        (None, None) => return Err(ConfigError::new(c.at("bucketUrl"), "required when sourceArn is not given")),
+        (None, None) => {
+            return Err(ConfigError::new(
+                c.at("bucketUrl"),
+                "required when sourceArn is not given",
+            ));
+        }
     };
 
     let (mut prefix, mut suffix) = ("", "");
@@ -178,7 +206,10 @@ pub fn cos(config: &Value, source_arn: Option<&str>) -> Result<Compiled, ConfigE
         }
     }
     let mut cos = Map::new();
-    cos.insert("cosBucket".into(), json!({ "name": [bucket.name], "appid": [bucket.appid] }));
+    cos.insert(
+        "cosBucket".into(),
+        json!({ "name": [bucket.name], "appid": [bucket.appid] }),
+    );
     if !object.is_empty() {
         cos.insert("cosObject".into(), Value::Object(object));
     }
@@ -236,19 +267,38 @@ mod tests {
 
     #[test]
     fn compiles_and_matches_records() {
-        let c = compile(json!({"bucketUrl": URL, "event": "cos:ObjectCreated:*",
-            "filter": {"Prefix": "filterdir/", "Suffix": ".jpg"}}), None);
+        let c = compile(
+            json!({"bucketUrl": URL, "event": "cos:ObjectCreated:*",
+            "filter": {"Prefix": "filterdir/", "Suffix": ".jpg"}}),
+            None,
+        );
         assert_eq!(
             c.pattern_json,
             r#"{"event":{"eventSource":["qcs::cos"],"eventName":[{"prefix":"cos:ObjectCreated:"}]},"cos":{"cosBucket":{"name":["testpic"],"appid":["1253970026"]},"cosObject":{"key":[{"wildcard":"/1253970026/testpic/filterdir/*.jpg"}]}}}"#
         );
-        let m = |n: &str, k: &str| c.pattern.matches(record(n, "testpic", "1253970026", k).as_bytes()).unwrap();
+        let m = |n: &str, k: &str| {
+            c.pattern
+                .matches(record(n, "testpic", "1253970026", k).as_bytes())
+                .unwrap()
+        };
         assert!(m("cos:ObjectCreated:Put", "filterdir/a.jpg"));
         assert!(m("cos:ObjectCreated:*", "filterdir/sub dir/a.jpg"));
         assert!(!m("cos:ObjectRemove:Delete", "filterdir/a.jpg"));
         assert!(!m("cos:ObjectCreated:Put", "other/a.jpg"));
         assert!(!m("cos:ObjectCreated:Put", "filterdir/a.png"));
-        assert!(!c.pattern.matches(record("cos:ObjectCreated:Put", "other", "1253970026", "filterdir/a.jpg").as_bytes()).unwrap());
+        assert!(
+            !c.pattern
+                .matches(
+                    record(
+                        "cos:ObjectCreated:Put",
+                        "other",
+                        "1253970026",
+                        "filterdir/a.jpg"
+                    )
+                    .as_bytes()
+                )
+                .unwrap()
+        );
         assert_eq!(
             c.normalized_config,
             json!({"bucketUrl": URL, "event": "cos:ObjectCreated:*", "filter": {"Prefix": "filterdir/", "Suffix": ".jpg"}})
@@ -258,35 +308,70 @@ mod tests {
     #[test]
     fn encoded_filters_are_exact() {
         // Special characters in the prefix are matched in their encoded form.
-        let c = compile(json!({"bucketUrl": URL, "event": "cos:ObjectCreated:Put", "filter": {"Prefix": "my dir/"}}), None);
-        let m = |k: &str| c.pattern.matches(record("cos:ObjectCreated:Put", "testpic", "1253970026", k).as_bytes()).unwrap();
+        let c = compile(
+            json!({"bucketUrl": URL, "event": "cos:ObjectCreated:Put", "filter": {"Prefix": "my dir/"}}),
+            None,
+        );
+        let m = |k: &str| {
+            c.pattern
+                .matches(record("cos:ObjectCreated:Put", "testpic", "1253970026", k).as_bytes())
+                .unwrap()
+        };
         assert!(m("my dir/x"));
         assert!(!m("my%20dir/x"));
         assert!(!m("mydir/x"));
 
         // A suffix starting with a hex digit must not match inside an escape.
-        let c = compile(json!({"bucketUrl": URL, "event": "cos:ObjectCreated:Put", "filter": {"Suffix": "1.log"}}), None);
+        let c = compile(
+            json!({"bucketUrl": URL, "event": "cos:ObjectCreated:Put", "filter": {"Suffix": "1.log"}}),
+            None,
+        );
         assert!(c.pattern_json.contains("anything-but"));
-        let m = |k: &str| c.pattern.matches(record("cos:ObjectCreated:Put", "testpic", "1253970026", k).as_bytes()).unwrap();
+        let m = |k: &str| {
+            c.pattern
+                .matches(record("cos:ObjectCreated:Put", "testpic", "1253970026", k).as_bytes())
+                .unwrap()
+        };
         assert!(m("a1.log"));
         assert!(m("!1.log"));
         assert!(m("1.log"));
         assert!(!m("x!.log")); // encodes to x%21.log
         assert!(!m("x.log"));
-        let c = compile(json!({"bucketUrl": URL, "event": "cos:ObjectCreated:Put", "filter": {"Suffix": "AB.txt"}}), None);
-        let m = |k: &str| c.pattern.matches(record("cos:ObjectCreated:Put", "testpic", "1253970026", k).as_bytes()).unwrap();
+        let c = compile(
+            json!({"bucketUrl": URL, "event": "cos:ObjectCreated:Put", "filter": {"Suffix": "AB.txt"}}),
+            None,
+        );
+        let m = |k: &str| {
+            c.pattern
+                .matches(record("cos:ObjectCreated:Put", "testpic", "1253970026", k).as_bytes())
+                .unwrap()
+        };
         assert!(m("xAB.txt"));
         assert!(!m("\u{0a}B.txt")); // %0AB.txt
         assert!(!m("x\u{AB}.txt")); // %C2%AB.txt
 
         // A suffix alone cannot reach back into /{appid}/{bucket}/.
-        let c = compile(json!({"bucketUrl": URL, "event": "cos:ObjectCreated:Put", "filter": {"Suffix": "testpic/x"}}), None);
-        let m = |k: &str| c.pattern.matches(record("cos:ObjectCreated:Put", "testpic", "1253970026", k).as_bytes()).unwrap();
+        let c = compile(
+            json!({"bucketUrl": URL, "event": "cos:ObjectCreated:Put", "filter": {"Suffix": "testpic/x"}}),
+            None,
+        );
+        let m = |k: &str| {
+            c.pattern
+                .matches(record("cos:ObjectCreated:Put", "testpic", "1253970026", k).as_bytes())
+                .unwrap()
+        };
         assert!(!m("x"));
         assert!(m("a/testpic/x"));
         // Overlapping prefix and suffix.
-        let c = compile(json!({"bucketUrl": URL, "event": "cos:ObjectCreated:Put", "filter": {"Prefix": "logs/", "Suffix": "/"}}), None);
-        let m = |k: &str| c.pattern.matches(record("cos:ObjectCreated:Put", "testpic", "1253970026", k).as_bytes()).unwrap();
+        let c = compile(
+            json!({"bucketUrl": URL, "event": "cos:ObjectCreated:Put", "filter": {"Prefix": "logs/", "Suffix": "/"}}),
+            None,
+        );
+        let m = |k: &str| {
+            c.pattern
+                .matches(record("cos:ObjectCreated:Put", "testpic", "1253970026", k).as_bytes())
+                .unwrap()
+        };
         assert!(m("logs/"));
         assert!(m("logs/a/"));
         assert!(!m("logs/a"));
@@ -295,12 +380,24 @@ mod tests {
     #[test]
     fn bucket_sources() {
         let v = json!({"event": "cos:ObjectRemove:Delete"});
-        let a = compile(v.clone(), Some("qcs::cos:ap-chengdu:uid/1253970026:testpic-1253970026"));
-        let b = compile(v.clone(), Some("acs:oss:cn-hangzhou:1234567890123456:testpic-1253970026"));
-        let u = compile(json!({"bucketUrl": format!("https://{URL}/"), "event": "cos:ObjectRemove:Delete"}), None);
+        let a = compile(
+            v.clone(),
+            Some("qcs::cos:ap-chengdu:uid/1253970026:testpic-1253970026"),
+        );
+        let b = compile(
+            v.clone(),
+            Some("acs:oss:cn-hangzhou:1234567890123456:testpic-1253970026"),
+        );
+        let u = compile(
+            json!({"bucketUrl": format!("https://{URL}/"), "event": "cos:ObjectRemove:Delete"}),
+            None,
+        );
         assert_eq!(a.pattern_json, b.pattern_json);
         assert_eq!(a.pattern_json, u.pattern_json);
-        compile(json!({"bucketUrl": URL, "event": "cos:ObjectRemove:Delete"}), Some("qcs::cos:ap-chengdu:uid/1253970026:testpic-1253970026"));
+        compile(
+            json!({"bucketUrl": URL, "event": "cos:ObjectRemove:Delete"}),
+            Some("qcs::cos:ap-chengdu:uid/1253970026:testpic-1253970026"),
+        );
         for e in COS_EVENT_TYPES {
             compile(json!({"bucketUrl": URL, "event": e}), None);
         }
@@ -308,30 +405,78 @@ mod tests {
 
     #[test]
     fn rejections() {
-        assert_eq!(err(json!(null), None), "triggerConfig: must be a json object, got null");
-        assert_eq!(err(json!({"bucketUrl": URL}), None), "triggerConfig.event: required");
-        assert!(err(json!({"bucketUrl": URL, "event": "cos:ObjectRemoved:*"}), None).starts_with("triggerConfig.event: must be one of"));
-        assert_eq!(err(json!({"bucketUrl": URL, "event": ["cos:ObjectCreated:*"]}), None), "triggerConfig.event: must be a string, got an array");
-        assert_eq!(err(json!({"event": "cos:ObjectCreated:*"}), None), "triggerConfig.bucketUrl: required when sourceArn is not given");
+        assert_eq!(
+            err(json!(null), None),
+            "triggerConfig: must be a json object, got null"
+        );
+        assert_eq!(
+            err(json!({"bucketUrl": URL}), None),
+            "triggerConfig.event: required"
+        );
+        assert!(
+            err(
+                json!({"bucketUrl": URL, "event": "cos:ObjectRemoved:*"}),
+                None
+            )
+            .starts_with("triggerConfig.event: must be one of")
+        );
+        assert_eq!(
+            err(
+                json!({"bucketUrl": URL, "event": ["cos:ObjectCreated:*"]}),
+                None
+            ),
+            "triggerConfig.event: must be a string, got an array"
+        );
+        assert_eq!(
+            err(json!({"event": "cos:ObjectCreated:*"}), None),
+            "triggerConfig.bucketUrl: required when sourceArn is not given"
+        );
         assert!(err(json!({"bucketUrl": "testpic.cos.ap-chengdu.myqcloud.com", "event": "cos:ObjectCreated:*"}), None)
             .starts_with("triggerConfig.bucketUrl: must look like"));
         assert!(err(json!({"bucketUrl": "testpic-125.s3.amazonaws.com", "event": "cos:ObjectCreated:*"}), None)
             .starts_with("triggerConfig.bucketUrl: must look like"));
-        assert!(err(json!({"event": "cos:ObjectCreated:*"}), Some("qcs::cos:ap-chengdu:1253970026:testpic-1253970026")).starts_with("sourceArn: must look like"));
-        assert!(err(json!({"event": "cos:ObjectCreated:*"}), Some("acs:oss:cn-hangzhou:1:testpic")).starts_with("sourceArn: must look like"));
+        assert!(
+            err(
+                json!({"event": "cos:ObjectCreated:*"}),
+                Some("qcs::cos:ap-chengdu:1253970026:testpic-1253970026")
+            )
+            .starts_with("sourceArn: must look like")
+        );
+        assert!(
+            err(
+                json!({"event": "cos:ObjectCreated:*"}),
+                Some("acs:oss:cn-hangzhou:1:testpic")
+            )
+            .starts_with("sourceArn: must look like")
+        );
         assert_eq!(
-            err(json!({"bucketUrl": URL, "event": "cos:ObjectCreated:*"}), Some("qcs::cos:ap-chengdu:uid/1253970026:other-1253970026")),
+            err(
+                json!({"bucketUrl": URL, "event": "cos:ObjectCreated:*"}),
+                Some("qcs::cos:ap-chengdu:uid/1253970026:other-1253970026")
+            ),
             "sourceArn: names bucket other-1253970026 but triggerConfig.bucketUrl names testpic-1253970026"
         );
         assert!(err(json!({"bucketUrl": URL, "event": "cos:ObjectCreated:*", "filter": {"prefix": "x"}}), None)
             .starts_with("triggerConfig.filter.prefix: unknown field"));
         assert_eq!(
-            err(json!({"bucketUrl": URL, "event": "cos:ObjectCreated:*", "filter": {"Suffix": 3}}), None),
+            err(
+                json!({"bucketUrl": URL, "event": "cos:ObjectCreated:*", "filter": {"Suffix": 3}}),
+                None
+            ),
             "triggerConfig.filter.Suffix: must be a string, got a number"
         );
-        assert!(err(json!({"bucketUrl": URL, "event": "cos:ObjectCreated:*", "x": 1}), None).starts_with("triggerConfig.x: unknown field"));
+        assert!(
+            err(
+                json!({"bucketUrl": URL, "event": "cos:ObjectCreated:*", "x": 1}),
+                None
+            )
+            .starts_with("triggerConfig.x: unknown field")
+        );
         assert_eq!(
-            err(json!({"bucketUrl": URL, "event": "cos:ObjectCreated:*", "filter": {"Prefix": "p".repeat(1025)}}), None),
+            err(
+                json!({"bucketUrl": URL, "event": "cos:ObjectCreated:*", "filter": {"Prefix": "p".repeat(1025)}}),
+                None
+            ),
             "triggerConfig.filter.Prefix: longer than 1024 bytes"
         );
     }

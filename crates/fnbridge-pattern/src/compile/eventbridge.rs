@@ -20,13 +20,23 @@ pub fn eventbridge(config: &Value) -> Result<Compiled, ConfigError> {
         Value::String(s) => s.clone(),
         v @ Value::Object(_) => v.to_string(),
         other => {
-            return Err(ConfigError::new(&path, format!("must be a string holding a json pattern, got {}", type_name(other))));
+            return Err(ConfigError::new(
+                &path,
+                format!(
+                    "must be a string holding a json pattern, got {}",
+                    type_name(other)
+                ),
+            ));
         }
     };
     let pattern = Pattern::parse(&text).map_err(|e| ConfigError::new(&path, e.to_string()))?;
     let mut normalized = config.clone();
     normalized["eventRuleFilterPattern"] = Value::String(text);
-    Ok(Compiled { pattern_json: pattern.to_compact_json(), pattern, normalized_config: normalized })
+    Ok(Compiled {
+        pattern_json: pattern.to_compact_json(),
+        pattern,
+        normalized_config: normalized,
+    })
 }
 
 #[cfg(test)]
@@ -57,22 +67,37 @@ mod tests {
 
         // An object pattern is accepted and stored as a string.
         let c = eventbridge(&config(json!({"source": ["acs.oss"]}))).unwrap();
-        assert_eq!(c.normalized_config["eventRuleFilterPattern"], json!(r#"{"source":["acs.oss"]}"#));
+        assert_eq!(
+            c.normalized_config["eventRuleFilterPattern"],
+            json!(r#"{"source":["acs.oss"]}"#)
+        );
     }
 
     #[test]
     fn rejections() {
-        let e = eventbridge(&config(json!("{\"source\": \"acs.oss\"}"))).unwrap_err().to_string();
+        let e = eventbridge(&config(json!("{\"source\": \"acs.oss\"}")))
+            .unwrap_err()
+            .to_string();
         assert_eq!(
             e,
             "triggerConfig.eventRuleFilterPattern: Event pattern is not valid. Reason: source: \"source\" must be an object or an array"
         );
-        let e = eventbridge(&config(json!("not json"))).unwrap_err().to_string();
+        let e = eventbridge(&config(json!("not json")))
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("triggerConfig.eventRuleFilterPattern: Event pattern is not valid. Reason: invalid json"), "{e}");
         let e = eventbridge(&config(json!(5))).unwrap_err().to_string();
-        assert_eq!(e, "triggerConfig.eventRuleFilterPattern: must be a string holding a json pattern, got a number");
-        let e = eventbridge(&json!({"triggerEnable": true})).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "triggerConfig.eventRuleFilterPattern: must be a string holding a json pattern, got a number"
+        );
+        let e = eventbridge(&json!({"triggerEnable": true}))
+            .unwrap_err()
+            .to_string();
         assert_eq!(e, "triggerConfig.eventRuleFilterPattern: required");
-        assert_eq!(eventbridge(&json!("x")).unwrap_err().to_string(), "triggerConfig: must be a json object, got a string");
+        assert_eq!(
+            eventbridge(&json!("x")).unwrap_err().to_string(),
+            "triggerConfig: must be a json object, got a string"
+        );
     }
 }

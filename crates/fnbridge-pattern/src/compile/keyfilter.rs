@@ -39,7 +39,10 @@ fn overlap_keys(p: &str, s: &str) -> Vec<String> {
 /// Checks one affix's size.
 pub(crate) fn check_affix(path: &str, v: &str) -> Result<(), ConfigError> {
     if v.len() > MAX_KEY_AFFIX_BYTES {
-        return Err(ConfigError::new(path, format!("longer than {MAX_KEY_AFFIX_BYTES} bytes")));
+        return Err(ConfigError::new(
+            path,
+            format!("longer than {MAX_KEY_AFFIX_BYTES} bytes"),
+        ));
     }
     Ok(())
 }
@@ -59,7 +62,11 @@ pub(crate) fn key_values(
 ) -> Result<Option<Vec<Value>>, ConfigError> {
     let head = format!("{base}{}", enc(prefix));
     if suffix.is_empty() {
-        return Ok(if prefix.is_empty() { None } else { Some(vec![json!({ "prefix": head })]) });
+        return Ok(if prefix.is_empty() {
+            None
+        } else {
+            Some(vec![json!({ "prefix": head })])
+        });
     }
     let tail = enc(suffix);
     if prefix.is_empty() && !anchor_suffix {
@@ -71,10 +78,15 @@ pub(crate) fn key_values(
         if keys.len() > MAX_OVERLAP_KEYS {
             return Err(ConfigError::new(
                 path,
-                format!("prefix and suffix overlap in more than {MAX_OVERLAP_KEYS} ways; shorten one of them"),
+                format!(
+                    "prefix and suffix overlap in more than {MAX_OVERLAP_KEYS} ways; shorten one of them"
+                ),
             ));
         }
-        values.extend(keys.iter().map(|k| Value::String(format!("{base}{}", enc(k)))));
+        values.extend(
+            keys.iter()
+                .map(|k| Value::String(format!("{base}{}", enc(k)))),
+        );
     }
     Ok(Some(values))
 }
@@ -96,9 +108,13 @@ mod tests {
     #[test]
     fn values_are_equivalent_to_and() {
         let id = |s: &str| s.to_string();
-        let vals = key_values("k", "", "ab", "ba", &id, false).unwrap().unwrap();
+        let vals = key_values("k", "", "ab", "ba", &id, false)
+            .unwrap()
+            .unwrap();
         let pat = crate::Pattern::parse(&json!({ "key": vals }).to_string()).unwrap();
-        for key in ["ab", "aba", "abba", "abxba", "ba", "abab", "bab", "a", "abb"] {
+        for key in [
+            "ab", "aba", "abba", "abxba", "ba", "abab", "bab", "a", "abb",
+        ] {
             let want = key.starts_with("ab") && key.ends_with("ba");
             let ev = json!({ "key": key }).to_string();
             assert_eq!(pat.matches(ev.as_bytes()).unwrap(), want, "{key}");

@@ -47,7 +47,12 @@ pub enum TriggerKind {
 }
 
 impl TriggerKind {
-    pub const ALL: [TriggerKind; 4] = [TriggerKind::CdnEvents, TriggerKind::Oss, TriggerKind::Cos, TriggerKind::EventBridge];
+    pub const ALL: [TriggerKind; 4] = [
+        TriggerKind::CdnEvents,
+        TriggerKind::Oss,
+        TriggerKind::Cos,
+        TriggerKind::EventBridge,
+    ];
 
     pub fn from_name(name: &str) -> Option<TriggerKind> {
         TriggerKind::ALL.into_iter().find(|k| k.name() == name)
@@ -62,7 +67,11 @@ impl TriggerKind {
         }
     }
 
-    pub fn compile(self, config: &Value, source_arn: Option<&str>) -> Result<Compiled, ConfigError> {
+    pub fn compile(
+        self,
+        config: &Value,
+        source_arn: Option<&str>,
+    ) -> Result<Compiled, ConfigError> {
         match self {
             TriggerKind::CdnEvents => cdn_events(config),
             TriggerKind::Oss => oss(config, source_arn),
@@ -74,11 +83,17 @@ impl TriggerKind {
 
 /// Compiles a trigger config of the named type. `config` may also be a JSON string holding the
 /// config (FC 3.0 sends `triggerConfig` as a string).
-pub fn compile(trigger_type: &str, config: &Value, source_arn: Option<&str>) -> Result<Compiled, ConfigError> {
+pub fn compile(
+    trigger_type: &str,
+    config: &Value,
+    source_arn: Option<&str>,
+) -> Result<Compiled, ConfigError> {
     let Some(kind) = TriggerKind::from_name(trigger_type) else {
         return Err(ConfigError::new(
             "triggerType",
-            format!("unsupported trigger type \"{trigger_type}\" (expected one of cdn_events, oss, cos, eventbridge)"),
+            format!(
+                "unsupported trigger type \"{trigger_type}\" (expected one of cdn_events, oss, cos, eventbridge)"
+            ),
         ));
     };
     let parsed;
@@ -95,8 +110,17 @@ pub fn compile(trigger_type: &str, config: &Value, source_arn: Option<&str>) -> 
 
 /// Serializes a built pattern and parses it back through [`Pattern::parse`], so compiled
 /// patterns take exactly the path user patterns take.
-pub(crate) fn finish(pattern: Value, normalized_config: Value, path: &str) -> Result<Compiled, ConfigError> {
+pub(crate) fn finish(
+    pattern: Value,
+    normalized_config: Value,
+    path: &str,
+) -> Result<Compiled, ConfigError> {
     let pattern_json = pattern.to_string();
-    let pattern = Pattern::parse(&pattern_json).map_err(|e| ConfigError::new(path, e.to_string()))?;
-    Ok(Compiled { pattern, pattern_json, normalized_config })
+    let pattern =
+        Pattern::parse(&pattern_json).map_err(|e| ConfigError::new(path, e.to_string()))?;
+    Ok(Compiled {
+        pattern,
+        pattern_json,
+        normalized_config,
+    })
 }

@@ -27,9 +27,15 @@ pub const OSS_EVENT_TYPES: [(&str, &[&str]); 4] = [
             "CompleteMultipartUpload",
         ],
     ),
-    ("ObjectRemoved", &["DeleteObject", "DeleteObjects", "AbortMultipartUpload"]),
+    (
+        "ObjectRemoved",
+        &["DeleteObject", "DeleteObjects", "AbortMultipartUpload"],
+    ),
     ("ObjectModified", &["UpdateObjectMeta"]),
-    ("ObjectReplication", &["ObjectCreated", "ObjectModified", "ObjectRemoved"]),
+    (
+        "ObjectReplication",
+        &["ObjectCreated", "ObjectModified", "ObjectRemoved"],
+    ),
 ];
 
 const ROOT: &str = "triggerConfig";
@@ -38,10 +44,15 @@ const ROOT: &str = "triggerConfig";
 pub(crate) fn oss_arn_bucket(arn: &str) -> Result<&str, ConfigError> {
     let parts: Vec<&str> = arn.split(':').collect();
     match parts.as_slice() {
-        ["acs", "oss", _region, _uid, bucket] if !bucket.is_empty() && !bucket.contains('/') => Ok(bucket),
+        ["acs", "oss", _region, _uid, bucket] if !bucket.is_empty() && !bucket.contains('/') => {
+            Ok(bucket)
+        }
         _ => Err(ConfigError::new(
             "sourceArn",
-            format!("must look like \"acs:oss:{{region}}:{{accountId}}:{{bucket}}\", got {}", quoted(arn)),
+            format!(
+                "must look like \"acs:oss:{{region}}:{{accountId}}:{{bucket}}\", got {}",
+                quoted(arn)
+            ),
         )),
     }
 }
@@ -52,14 +63,24 @@ fn event_value(path: &str, name: &str) -> Result<Value, ConfigError> {
         let families: Vec<&str> = OSS_EVENT_TYPES.iter().map(|(f, _)| *f).collect();
         ConfigError::new(
             path,
-            format!("unknown oss event {} (expected oss:{{{}}}:{{type}} or oss:{{family}}:*)", quoted(name), families.join(",")),
+            format!(
+                "unknown oss event {} (expected oss:{{{}}}:{{type}} or oss:{{family}}:*)",
+                quoted(name),
+                families.join(",")
+            ),
         )
     };
     let Some(rest) = name.strip_prefix("oss:") else {
-        return Err(ConfigError::new(path, format!("must start with \"oss:\", got {}", quoted(name))));
+        return Err(ConfigError::new(
+            path,
+            format!("must start with \"oss:\", got {}", quoted(name)),
+        ));
     };
     let (family, kind) = rest.split_once(':').ok_or_else(bad)?;
-    let (_, kinds) = OSS_EVENT_TYPES.iter().find(|(f, _)| *f == family).ok_or_else(bad)?;
+    let (_, kinds) = OSS_EVENT_TYPES
+        .iter()
+        .find(|(f, _)| *f == family)
+        .ok_or_else(bad)?;
     if kind == "*" {
         // Delivered names drop the `oss:` prefix: `ObjectCreated:PutObject`.
         Ok(json!({ "prefix": format!("{family}:") }))
@@ -77,20 +98,32 @@ pub fn oss(config: &Value, source_arn: Option<&str>) -> Result<Compiled, ConfigE
 
     let path = c.at("events");
     let Value::Array(items) = c.required("events")? else {
-        return Err(ConfigError::new(&path, format!("must be an array of event names, got {}", type_name(&c.map["events"]))));
+        return Err(ConfigError::new(
+            &path,
+            format!(
+                "must be an array of event names, got {}",
+                type_name(&c.map["events"])
+            ),
+        ));
     };
     if items.is_empty() {
         return Err(ConfigError::new(&path, "must hold at least one event name"));
     }
     if items.len() > MAX_VALUES_PER_LIST {
-        return Err(ConfigError::new(&path, format!("more than {MAX_VALUES_PER_LIST} event names")));
+        return Err(ConfigError::new(
+            &path,
+            format!("more than {MAX_VALUES_PER_LIST} event names"),
+        ));
     }
     let mut events: Vec<&str> = Vec::new();
     let mut names: Vec<Value> = Vec::new();
     for (i, item) in items.iter().enumerate() {
         let at = format!("{path}[{i}]");
         let Value::String(name) = item else {
-            return Err(ConfigError::new(at, format!("must be a string, got {}", type_name(item))));
+            return Err(ConfigError::new(
+                at,
+                format!("must be a string, got {}", type_name(item)),
+            ));
         };
         let v = event_value(&at, name)?;
         if !events.contains(&name.as_str()) {
@@ -127,7 +160,8 @@ pub fn oss(config: &Value, source_arn: Option<&str>) -> Result<Compiled, ConfigE
     if !oss.is_empty() {
         pattern.insert("oss".into(), Value::Object(oss));
     }
-    let normalized = json!({ "events": events, "filter": { "key": { "prefix": prefix, "suffix": suffix } } });
+    let normalized =
+        json!({ "events": events, "filter": { "key": { "prefix": prefix, "suffix": suffix } } });
     finish(Value::Object(pattern), normalized, &key_path)
 }
 
@@ -172,7 +206,11 @@ mod tests {
         );
         let m = |n: &str, b: &str, k: &str| c.pattern.matches(event(n, b, k).as_bytes()).unwrap();
         assert!(m("ObjectCreated:PutObject", "testbucket", "source/a.zip"));
-        assert!(m("ObjectRemoved:DeleteObject", "testbucket", "source/x/y.zip"));
+        assert!(m(
+            "ObjectRemoved:DeleteObject",
+            "testbucket",
+            "source/x/y.zip"
+        ));
         assert!(!m("ObjectCreated:PostObject", "testbucket", "source/a.zip"));
         assert!(!m("ObjectCreated:PutObject", "other", "source/a.zip"));
         assert!(!m("ObjectCreated:PutObject", "testbucket", "source/a.png"));
@@ -188,14 +226,28 @@ mod tests {
 
     #[test]
     fn overlapping_prefix_and_suffix_and_escaping() {
-        let c = compile(json!({"events": ["oss:ObjectCreated:*"], "filter": {"key": {"prefix": "logs/", "suffix": "/"}}}), None);
-        let m = |k: &str| c.pattern.matches(event("ObjectCreated:PutObject", "b", k).as_bytes()).unwrap();
+        let c = compile(
+            json!({"events": ["oss:ObjectCreated:*"], "filter": {"key": {"prefix": "logs/", "suffix": "/"}}}),
+            None,
+        );
+        let m = |k: &str| {
+            c.pattern
+                .matches(event("ObjectCreated:PutObject", "b", k).as_bytes())
+                .unwrap()
+        };
         assert!(m("logs/"));
         assert!(m("logs/2024/"));
         assert!(!m("logs/x"));
         assert!(!m("log/"));
-        let c = compile(json!({"events": ["oss:ObjectCreated:*"], "filter": {"key": {"prefix": "a*", "suffix": "\\z"}}}), None);
-        let m = |k: &str| c.pattern.matches(event("ObjectCreated:PutObject", "b", k).as_bytes()).unwrap();
+        let c = compile(
+            json!({"events": ["oss:ObjectCreated:*"], "filter": {"key": {"prefix": "a*", "suffix": "\\z"}}}),
+            None,
+        );
+        let m = |k: &str| {
+            c.pattern
+                .matches(event("ObjectCreated:PutObject", "b", k).as_bytes())
+                .unwrap()
+        };
         assert!(m("a*x\\z"));
         assert!(m("a*\\z"));
         assert!(!m("abc\\z"));
@@ -204,39 +256,78 @@ mod tests {
     #[test]
     fn single_sided_and_empty_filters() {
         let ev = |k: &str| event("ObjectCreated:PutObject", "testbucket", k);
-        let c = compile(json!({"events": ["oss:ObjectCreated:*"], "filter": {"key": {"prefix": "in/"}}}), Some(ARN));
+        let c = compile(
+            json!({"events": ["oss:ObjectCreated:*"], "filter": {"key": {"prefix": "in/"}}}),
+            Some(ARN),
+        );
         assert!(c.pattern.matches(ev("in/a").as_bytes()).unwrap());
         assert!(!c.pattern.matches(ev("out/a").as_bytes()).unwrap());
-        let c = compile(json!({"events": ["oss:ObjectCreated:*"], "filter": {"key": {"suffix": ".png"}}}), Some(ARN));
+        let c = compile(
+            json!({"events": ["oss:ObjectCreated:*"], "filter": {"key": {"suffix": ".png"}}}),
+            Some(ARN),
+        );
         assert!(c.pattern.matches(ev("x.png").as_bytes()).unwrap());
         assert!(!c.pattern.matches(ev("x.jpg").as_bytes()).unwrap());
-        let c = compile(json!({"events": ["oss:ObjectCreated:*"], "filter": {"key": {"prefix": "", "suffix": ""}}}), None);
-        assert_eq!(c.pattern_json, r#"{"eventSource":["acs:oss"],"eventName":[{"prefix":"ObjectCreated:"}]}"#);
+        let c = compile(
+            json!({"events": ["oss:ObjectCreated:*"], "filter": {"key": {"prefix": "", "suffix": ""}}}),
+            None,
+        );
+        assert_eq!(
+            c.pattern_json,
+            r#"{"eventSource":["acs:oss"],"eventName":[{"prefix":"ObjectCreated:"}]}"#
+        );
         let c = compile(json!({"events": ["oss:ObjectCreated:*"]}), None);
-        assert_eq!(c.normalized_config["filter"], json!({"key": {"prefix": "", "suffix": ""}}));
+        assert_eq!(
+            c.normalized_config["filter"],
+            json!({"key": {"prefix": "", "suffix": ""}})
+        );
     }
 
     #[test]
     fn rejections() {
         let ev = || json!({"events": ["oss:ObjectCreated:PutObject"]});
-        assert_eq!(err(json!("x"), None), "triggerConfig: must be a json object, got a string");
+        assert_eq!(
+            err(json!("x"), None),
+            "triggerConfig: must be a json object, got a string"
+        );
         assert_eq!(err(json!({}), None), "triggerConfig.events: required");
-        assert_eq!(err(json!({"events": []}), None), "triggerConfig.events: must hold at least one event name");
-        assert_eq!(err(json!({"events": "oss:ObjectCreated:*"}), None), "triggerConfig.events: must be an array of event names, got a string");
-        assert_eq!(err(json!({"events": [1]}), None), "triggerConfig.events[0]: must be a string, got a number");
+        assert_eq!(
+            err(json!({"events": []}), None),
+            "triggerConfig.events: must hold at least one event name"
+        );
+        assert_eq!(
+            err(json!({"events": "oss:ObjectCreated:*"}), None),
+            "triggerConfig.events: must be an array of event names, got a string"
+        );
+        assert_eq!(
+            err(json!({"events": [1]}), None),
+            "triggerConfig.events[0]: must be a string, got a number"
+        );
         assert_eq!(
             err(json!({"events": ["ObjectCreated:PutObject"]}), None),
             r#"triggerConfig.events[0]: must start with "oss:", got "ObjectCreated:PutObject""#
         );
-        assert!(err(json!({"events": ["oss:ObjectCreated:Nope"]}), None).starts_with("triggerConfig.events[0]: unknown oss event"));
-        assert!(err(json!({"events": ["oss:Bogus:*"]}), None).starts_with("triggerConfig.events[0]: unknown oss event"));
-        assert!(err(json!({"events": ["oss:ObjectCreated"]}), None).starts_with("triggerConfig.events[0]: unknown oss event"));
+        assert!(
+            err(json!({"events": ["oss:ObjectCreated:Nope"]}), None)
+                .starts_with("triggerConfig.events[0]: unknown oss event")
+        );
+        assert!(
+            err(json!({"events": ["oss:Bogus:*"]}), None)
+                .starts_with("triggerConfig.events[0]: unknown oss event")
+        );
+        assert!(
+            err(json!({"events": ["oss:ObjectCreated"]}), None)
+                .starts_with("triggerConfig.events[0]: unknown oss event")
+        );
         let mut v = ev();
         v["extra"] = json!(1);
         assert!(err(v, None).starts_with("triggerConfig.extra: unknown field"));
         let mut v = ev();
         v["filter"] = json!({"key": {"prefix": 1}});
-        assert_eq!(err(v, None), "triggerConfig.filter.key.prefix: must be a string, got a number");
+        assert_eq!(
+            err(v, None),
+            "triggerConfig.filter.key.prefix: must be a string, got a number"
+        );
         let mut v = ev();
         v["filter"] = json!({"key": {"regex": "x"}});
         assert!(err(v, None).starts_with("triggerConfig.filter.key.regex: unknown field"));
@@ -245,12 +336,21 @@ mod tests {
         assert!(err(v, None).starts_with("triggerConfig.filter.name: unknown field"));
         let mut v = ev();
         v["filter"] = json!({"key": {"suffix": "x".repeat(2000)}});
-        assert_eq!(err(v, None), "triggerConfig.filter.key.suffix: longer than 1024 bytes");
+        assert_eq!(
+            err(v, None),
+            "triggerConfig.filter.key.suffix: longer than 1024 bytes"
+        );
         let mut v = ev();
         v["filter"] = json!({"key": {"prefix": "a".repeat(100), "suffix": "a".repeat(100)}});
         assert!(err(v, None).starts_with("triggerConfig.filter.key: prefix and suffix overlap"));
-        assert!(err(ev(), Some("acs:oss:cn-hangzhou:123")).starts_with("sourceArn: must look like"));
-        assert!(err(ev(), Some("acs:cdn:cn-hangzhou:123:b")).starts_with("sourceArn: must look like"));
-        assert!(err(ev(), Some("acs:oss:cn-hangzhou:123:")).starts_with("sourceArn: must look like"));
+        assert!(
+            err(ev(), Some("acs:oss:cn-hangzhou:123")).starts_with("sourceArn: must look like")
+        );
+        assert!(
+            err(ev(), Some("acs:cdn:cn-hangzhou:123:b")).starts_with("sourceArn: must look like")
+        );
+        assert!(
+            err(ev(), Some("acs:oss:cn-hangzhou:123:")).starts_with("sourceArn: must look like")
+        );
     }
 }

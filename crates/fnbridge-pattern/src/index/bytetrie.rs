@@ -26,8 +26,16 @@ impl ByteTrie {
     pub fn build(mut keys: Vec<(Vec<u8>, EdgeRange)>) -> ByteTrie {
         keys.sort_by(|a, b| a.0.cmp(&b.0));
         keys.dedup_by(|a, b| a.0 == b.0);
-        let mut t = ByteTrie { nodes: Vec::new(), kids: Vec::new(), labels: Vec::new() };
-        t.nodes.push(TNode { label: (0, 0), edges: EdgeRange::EMPTY, kids: (0, 0) });
+        let mut t = ByteTrie {
+            nodes: Vec::new(),
+            kids: Vec::new(),
+            labels: Vec::new(),
+        };
+        t.nodes.push(TNode {
+            label: (0, 0),
+            edges: EdgeRange::EMPTY,
+            kids: (0, 0),
+        });
         t.fill(0, &keys, 0);
         t
     }
@@ -35,11 +43,11 @@ impl ByteTrie {
     /// Fills node `n`, which holds the keys `keys` (all sharing their first `depth` bytes).
     fn fill(&mut self, n: usize, keys: &[(Vec<u8>, EdgeRange)], depth: usize) {
         let mut rest = keys;
-        if let Some(first) = rest.first() {
-            if first.0.len() == depth {
-                self.nodes[n].edges = first.1;
-                rest = &rest[1..];
-            }
+        if let Some(first) = rest.first()
+            && first.0.len() == depth
+        {
+            self.nodes[n].edges = first.1;
+            rest = &rest[1..];
         }
         // Group the remaining keys by their byte at `depth`.
         let mut groups: Vec<(usize, usize)> = Vec::new();
@@ -126,7 +134,9 @@ impl ByteTrie {
             if i >= v.len() {
                 return;
             }
-            let Some(k) = self.kid(n, v[v.len() - 1 - i]) else { return };
+            let Some(k) = self.kid(n, v[v.len() - 1 - i]) else {
+                return;
+            };
             let label = self.label(k);
             if v.len() - i < label.len() {
                 return;
@@ -152,7 +162,12 @@ mod tests {
     #[test]
     fn prefixes_and_suffixes() {
         let keys = ["", "a", "ab", "abc", "abd", "b", "xyz"];
-        let t = ByteTrie::build(keys.iter().enumerate().map(|(i, k)| (k.as_bytes().to_vec(), er(i as u32))).collect());
+        let t = ByteTrie::build(
+            keys.iter()
+                .enumerate()
+                .map(|(i, k)| (k.as_bytes().to_vec(), er(i as u32)))
+                .collect(),
+        );
         let mut got = Vec::new();
         t.prefixes_of(b"abcz", |r| got.push(r.start));
         assert_eq!(got, vec![0, 1, 2, 3]);
@@ -162,7 +177,12 @@ mod tests {
 
         let rev = |s: &str| s.bytes().rev().collect::<Vec<u8>>();
         let sk = [".png", ".jpg", "g", "png"];
-        let t = ByteTrie::build(sk.iter().enumerate().map(|(i, k)| (rev(k), er(i as u32))).collect());
+        let t = ByteTrie::build(
+            sk.iter()
+                .enumerate()
+                .map(|(i, k)| (rev(k), er(i as u32)))
+                .collect(),
+        );
         got.clear();
         t.suffixes_of(b"image.png", |r| got.push(r.start));
         got.sort();

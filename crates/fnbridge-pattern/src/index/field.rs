@@ -58,11 +58,18 @@ impl Bucket {
     fn into_entries(self, pool: &mut Vec<u32>) -> Vec<(Vec<u8>, EdgeRange)> {
         let mut v: Vec<_> = self.0.into_iter().collect();
         v.sort_by(|a, b| a.0.cmp(&b.0));
-        v.into_iter().map(|(k, kids)| (k, EdgeRange::store(pool, kids))).collect()
+        v.into_iter()
+            .map(|(k, kids)| (k, EdgeRange::store(pool, kids)))
+            .collect()
     }
 
     fn into_map(self, pool: &mut Vec<u32>) -> StrMap {
-        StrMap::build(self.into_entries(pool).into_iter().map(|(k, r)| (k.into_boxed_slice(), r)).collect())
+        StrMap::build(
+            self.into_entries(pool)
+                .into_iter()
+                .map(|(k, r)| (k.into_boxed_slice(), r))
+                .collect(),
+        )
     }
 
     fn into_trie(self, pool: &mut Vec<u32>, reverse: bool) -> Option<ByteTrie> {
@@ -87,7 +94,8 @@ impl FieldIndex {
         let mut exact = Bucket::default();
         let mut num_exact = Bucket::default();
         let (mut prefix, mut suffix) = (Bucket::default(), Bucket::default());
-        let (mut ic_exact, mut ic_prefix, mut ic_suffix) = (Bucket::default(), Bucket::default(), Bucket::default());
+        let (mut ic_exact, mut ic_prefix, mut ic_suffix) =
+            (Bucket::default(), Bucket::default(), Bucket::default());
         let (mut wc_head, mut wc_tail) = (Bucket::default(), Bucket::default());
         let mut wc_rest = Vec::new();
         let mut wildcards: Vec<(Wildcard, u32)> = Vec::new();
@@ -127,7 +135,13 @@ impl FieldIndex {
                         hi_open: r.hi_open,
                         payload: child,
                     }),
-                    Op::Cidr(lo, hi) => cidr.push(Interval { lo: *lo, lo_open: false, hi: *hi, hi_open: false, payload: child }),
+                    Op::Cidr(lo, hi) => cidr.push(Interval {
+                        lo: *lo,
+                        lo_open: false,
+                        hi: *hi,
+                        hi_open: false,
+                        payload: child,
+                    }),
                     Op::Exists(true) => exists.push(child),
                     Op::Exists(false) => absent.push(child),
                     Op::AnythingBut(ab) => anything_but.push((child, ab.clone())),
@@ -189,10 +203,11 @@ impl FieldIndex {
         }
         out.extend_from_slice(self.exists.get(pool));
         for v in vals {
-            if v.kind == Kind::Str && !self.exact.is_empty() {
-                if let Some(r) = self.exact.get(flat.bytes(input, v.text)) {
-                    out.extend_from_slice(r.get(pool));
-                }
+            if v.kind == Kind::Str
+                && !self.exact.is_empty()
+                && let Some(r) = self.exact.get(flat.bytes(input, v.text))
+            {
+                out.extend_from_slice(r.get(pool));
             }
             if let Some(rare) = &self.rare {
                 rare.eval_value(v, flat, input, pool, out);
@@ -272,10 +287,10 @@ impl Rare {
                 }
             }
             Kind::Num => {
-                if let Some(c) = v.canon {
-                    if let Some(r) = self.num_exact.get(flat.bytes(input, c)) {
-                        out.extend_from_slice(r.get(pool));
-                    }
+                if let Some(c) = v.canon
+                    && let Some(r) = self.num_exact.get(flat.bytes(input, c))
+                {
+                    out.extend_from_slice(r.get(pool));
                 }
                 if let Some(set) = &self.numeric {
                     set.stab(v.num, |c| out.push(c));

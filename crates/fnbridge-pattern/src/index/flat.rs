@@ -61,8 +61,13 @@ impl Flat {
         let v = &self.vals;
         if v.len() <= 8 {
             // Few values: a scan beats two binary searches.
-            let Some(a) = v.iter().position(|x| x.field == field) else { return &[] };
-            let b = v[a..].iter().position(|x| x.field != field).map_or(v.len(), |n| a + n);
+            let Some(a) = v.iter().position(|x| x.field == field) else {
+                return &[];
+            };
+            let b = v[a..]
+                .iter()
+                .position(|x| x.field != field)
+                .map_or(v.len(), |n| a + n);
             return &v[a..b];
         }
         let a = v.partition_point(|x| x.field < field);
@@ -73,7 +78,11 @@ impl Flat {
     #[inline]
     pub fn bytes<'a>(&'a self, input: &'a [u8], loc: Loc) -> &'a [u8] {
         let (s, e) = (loc.start as usize, (loc.start + loc.len) as usize);
-        if loc.in_buf { &self.buf[s..e] } else { &input[s..e] }
+        if loc.in_buf {
+            &self.buf[s..e]
+        } else {
+            &input[s..e]
+        }
     }
 
     /// The value as the operators' common view.
@@ -86,13 +95,21 @@ impl Flat {
             Kind::False => Leaf::Bool(false),
             Kind::Null => Leaf::Null,
         };
-        View { leaf, fold: v.fold.map(|l| self.bytes(input, l)), canon: v.canon.map(|l| self.bytes(input, l)) }
+        View {
+            leaf,
+            fold: v.fold.map(|l| self.bytes(input, l)),
+            canon: v.canon.map(|l| self.bytes(input, l)),
+        }
     }
 
     fn push_buf(&mut self, f: impl FnOnce(&mut Vec<u8>)) -> Loc {
         let start = self.buf.len();
         f(&mut self.buf);
-        Loc { start: start as u32, len: (self.buf.len() - start) as u32, in_buf: true }
+        Loc {
+            start: start as u32,
+            len: (self.buf.len() - start) as u32,
+            in_buf: true,
+        }
     }
 }
 
@@ -142,7 +159,11 @@ impl Sink for IndexSink<'_, '_> {
                 v.text = if span.escaped() {
                     flat.push_buf(|b| lex::decode_escaped(input, span, b))
                 } else {
-                    Loc { start: span.start as u32, len: (span.end - span.start) as u32, in_buf: false }
+                    Loc {
+                        start: span.start as u32,
+                        len: (span.end - span.start) as u32,
+                        in_buf: false,
+                    }
                 };
                 if flags & NEED_FOLD != 0 {
                     let loc = v.text;
@@ -160,7 +181,11 @@ impl Sink for IndexSink<'_, '_> {
             }
             RawLeaf::Num(a, b) => {
                 v.kind = Kind::Num;
-                v.text = Loc { start: a as u32, len: (b - a) as u32, in_buf: false };
+                v.text = Loc {
+                    start: a as u32,
+                    len: (b - a) as u32,
+                    in_buf: false,
+                };
                 let text = &input[a..b];
                 if flags & NEED_CANON != 0 {
                     v.canon = Some(flat.push_buf(|out| value::canon_number(text, out)));

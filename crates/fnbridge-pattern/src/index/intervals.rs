@@ -28,7 +28,15 @@ pub(crate) struct Interval<T> {
 impl<T: Key> Interval<T> {
     #[inline]
     fn contains(&self, x: T) -> bool {
-        (if self.lo_open { x > self.lo } else { x >= self.lo }) && (if self.hi_open { x < self.hi } else { x <= self.hi })
+        (if self.lo_open {
+            x > self.lo
+        } else {
+            x >= self.lo
+        }) && (if self.hi_open {
+            x < self.hi
+        } else {
+            x <= self.hi
+        })
     }
 }
 
@@ -45,7 +53,11 @@ impl<T: Key> IntervalSet<T> {
     pub fn build(mut items: Vec<Interval<T>>) -> Self {
         items.sort_by(|a, b| a.lo.partial_cmp(&b.lo).unwrap_or(std::cmp::Ordering::Equal));
         if items.len() <= LINEAR {
-            return IntervalSet { items, max_hi: Vec::new(), width: 0 };
+            return IntervalSet {
+                items,
+                max_hi: Vec::new(),
+                width: 0,
+            };
         }
         let width = items.len().next_power_of_two();
         let mut max_hi = vec![T::LEAST; 2 * width];
@@ -56,7 +68,11 @@ impl<T: Key> IntervalSet<T> {
             let (a, b) = (max_hi[2 * i], max_hi[2 * i + 1]);
             max_hi[i] = if a >= b { a } else { b };
         }
-        IntervalSet { items, max_hi, width }
+        IntervalSet {
+            items,
+            max_hi,
+            width,
+        }
     }
 
     /// Calls `f` with the payload of every interval containing `x`.
@@ -77,7 +93,15 @@ impl<T: Key> IntervalSet<T> {
         }
     }
 
-    fn visit(&self, node: usize, from: usize, to: usize, end: usize, x: T, f: &mut impl FnMut(u32)) {
+    fn visit(
+        &self,
+        node: usize,
+        from: usize,
+        to: usize,
+        end: usize,
+        x: T,
+        f: &mut impl FnMut(u32),
+    ) {
         if from >= end || self.max_hi[node] < x {
             return;
         }
@@ -103,17 +127,39 @@ mod tests {
         let mut items = Vec::new();
         for i in 0..100u32 {
             let lo = (i * 7 % 50) as f64;
-            items.push(Interval { lo, lo_open: i % 2 == 0, hi: lo + (i % 13) as f64, hi_open: i % 3 == 0, payload: i });
+            items.push(Interval {
+                lo,
+                lo_open: i % 2 == 0,
+                hi: lo + (i % 13) as f64,
+                hi_open: i % 3 == 0,
+                payload: i,
+            });
         }
-        items.push(Interval { lo: f64::NEG_INFINITY, lo_open: false, hi: 3.0, hi_open: true, payload: 1000 });
-        items.push(Interval { lo: 40.0, lo_open: false, hi: f64::INFINITY, hi_open: false, payload: 1001 });
+        items.push(Interval {
+            lo: f64::NEG_INFINITY,
+            lo_open: false,
+            hi: 3.0,
+            hi_open: true,
+            payload: 1000,
+        });
+        items.push(Interval {
+            lo: 40.0,
+            lo_open: false,
+            hi: f64::INFINITY,
+            hi_open: false,
+            payload: 1001,
+        });
         let set = IntervalSet::build(items.clone());
         for x10 in -20..700 {
             let x = x10 as f64 / 10.0;
             let mut got = Vec::new();
             set.stab(x, |p| got.push(p));
             got.sort();
-            let mut want: Vec<u32> = items.iter().filter(|it| it.contains(x)).map(|it| it.payload).collect();
+            let mut want: Vec<u32> = items
+                .iter()
+                .filter(|it| it.contains(x))
+                .map(|it| it.payload)
+                .collect();
             want.sort();
             assert_eq!(got, want, "x = {x}");
         }

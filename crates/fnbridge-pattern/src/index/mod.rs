@@ -2,16 +2,22 @@
 //!
 //! # Structure
 //!
-//! Each pattern branch is a conjunction of conditions, sorted into a canonical order (selective
-//! conditions first). The conditions of all branches form a trie in which identical condition
-//! prefixes share nodes ([`segment::Segment`]); the conditions leaving a node are indexed per
-//! field by exact-value hash maps, prefix and suffix radix tries, interval sets for `numeric` and
-//! `cidr`, and short lists for the field-level operators ([`field::FieldIndex`]). An event is
-//! flattened once, skipping every field no pattern names ([`flat`], [`paths`]), and the trie is
-//! walked along satisfied conditions only, so the cost of a match follows what the event
-//! satisfies rather than how many patterns exist. `anything-but`, `exists` and wildcards of the
-//! form `*x*` are the exceptions: they are listed per node and checked one by one, which the
-//! canonical order keeps away from the hot upper levels.
+//! Each pattern branch is a conjunction of conditions, put in a canonical order (exact before
+//! prefix/suffix before the rest; among exact fields first those with a few mutually exclusive
+//! values, such as `eventName`, then the most selective, such as a bucket or a domain). The
+//! conditions of all branches form a trie in which identical condition prefixes share nodes
+//! ([`segment::Segment`]); the conditions leaving a node are indexed per field by exact-value
+//! hash tables, prefix and suffix radix tries, interval sets for `numeric` and `cidr`, and short
+//! lists for the field-level operators ([`field::FieldIndex`]). Small subtrees (at most 32
+//! branches, at most 8 outgoing conditions) are flattened into contiguous residual groups checked
+//! branch by branch ([`residual`]): below that size a linear scan of one prefetched block beats a
+//! chain of separately allocated nodes, each a cache miss when the index is cold.
+//!
+//! An event is flattened once, skipping (but still validating) every field no pattern names
+//! ([`flat`], [`paths`]), and the trie is walked along satisfied conditions only, so the cost of
+//! a match follows what the event satisfies rather than how many patterns exist. `anything-but`,
+//! `exists` and wildcards of the form `*x*` are the exceptions: they are listed per node and
+//! checked one by one, which the canonical order keeps away from the hot upper levels.
 //!
 //! # Concurrency and updates
 //!
@@ -74,11 +80,17 @@ impl EdgeRange {
         items.dedup();
         match items.len() {
             0 => EdgeRange::EMPTY,
-            1 => EdgeRange { start: items[0], len: 1 },
+            1 => EdgeRange {
+                start: items[0],
+                len: 1,
+            },
             n => {
                 let start = pool.len() as u32;
                 pool.extend_from_slice(&items);
-                EdgeRange { start, len: n as u32 }
+                EdgeRange {
+                    start,
+                    len: n as u32,
+                }
             }
         }
     }
@@ -171,9 +183,19 @@ impl Matcher {
     /// the index.
     #[doc(hidden)]
     pub fn with_group_max(group_max: usize) -> Matcher {
-        let snap = Snapshot { paths: Arc::new(PathTrie::empty()), segs: Vec::new(), len: 0 };
-        let writer = Writer { group_max, ..Writer::default() };
-        Matcher { snap: ArcSwap::from_pointee(snap), writer: Mutex::new(writer) }
+        let snap = Snapshot {
+            paths: Arc::new(PathTrie::empty()),
+            segs: Vec::new(),
+            len: 0,
+        };
+        let writer = Writer {
+            group_max,
+            ..Writer::default()
+        };
+        Matcher {
+            snap: ArcSwap::from_pointee(snap),
+            writer: Mutex::new(writer),
+        }
     }
 
     /// Number of patterns held.
@@ -243,9 +265,23 @@ impl Matcher {
         if let Some(t) = w.registry.take_trie() {
             w.paths = Some(Arc::new(t));
         }
-        let paths = w.paths.clone().unwrap_or_else(|| Arc::new(PathTrie::empty()));
-        let segs = w.segs.iter().map(|s| SegRef { seg: s.seg.clone(), dead: s.dead.clone() }).collect();
-        self.snap.store(Arc::new(Snapshot { paths, segs, len: w.entries.len() }));
+        let paths = w
+            .paths
+            .clone()
+            .unwrap_or_else(|| Arc::new(PathTrie::empty()));
+        let segs = w
+            .segs
+            .iter()
+            .map(|s| SegRef {
+                seg: s.seg.clone(),
+                dead: s.dead.clone(),
+            })
+            .collect();
+        self.snap.store(Arc::new(Snapshot {
+            paths,
+            segs,
+            len: w.entries.len(),
+        }));
     }
 
     /// The sorted, deduplicated ids of the patterns `event_json` matches.
@@ -268,13 +304,35 @@ impl Matcher {
     }
 }
 
-fn run(snap: &Snapshot, input: &[u8], s: &mut Scratch, out: &mut Vec<u64>) -> Result<(), EventError> {
-    let Scratch { flat, key_buf, stack } = s;
+fn run(
+    snap: &Snapshot,
+    input: &[u8],
+    s: &mut Scratch,
+    out: &mut Vec<u64>,
+) -> Result<(), EventError> {
+    let Scratch {
+        flat,
+        key_buf,
+        stack,
+    } = s;
     flat.clear();
-    flatten::walk(input, &mut IndexSink { trie: &snap.paths, flat }, key_buf)?;
+    flatten::walk(
+        input,
+        &mut IndexSink {
+            trie: &snap.paths,
+            flat,
+        },
+        key_buf,
+    )?;
     flat.finish();
     for r in &snap.segs {
-        r.seg.collect(flat, input, r.dead.as_ref().map(|d| d.as_slice()), stack, out);
+        r.seg.collect(
+            flat,
+            input,
+            r.dead.as_ref().map(|d| d.as_slice()),
+            stack,
+            out,
+        );
     }
     if out.len() > 1 {
         out.sort_unstable();
@@ -295,9 +353,21 @@ impl Writer {
         let seg = Arc::new(Segment::build(&batch, &self.registry, self.group_max));
         let live = batch.len();
         for (slot, (id, pattern)) in batch.into_iter().enumerate() {
-            self.entries.insert(id, Entry { pattern, seg: uid, slot: slot as u32 });
+            self.entries.insert(
+                id,
+                Entry {
+                    pattern,
+                    seg: uid,
+                    slot: slot as u32,
+                },
+            );
         }
-        self.segs.push(SegState { uid, seg, dead: None, live });
+        self.segs.push(SegState {
+            uid,
+            seg,
+            dead: None,
+            live,
+        });
     }
 
     /// Live patterns of segment `i`, in slot order.
@@ -305,11 +375,12 @@ impl Writer {
         let s = &self.segs[i];
         let mut out = Vec::with_capacity(s.live);
         for (slot, id) in s.seg.ids.iter().enumerate() {
-            let dead = s.dead.as_ref().is_some_and(|d| d[slot / 64] >> (slot % 64) & 1 == 1);
-            if !dead {
-                if let Some(e) = self.entries.get(id) {
-                    out.push((*id, e.pattern.clone()));
-                }
+            let dead = s
+                .dead
+                .as_ref()
+                .is_some_and(|d| d[slot / 64] >> (slot % 64) & 1 == 1);
+            if !dead && let Some(e) = self.entries.get(id) {
+                out.push((*id, e.pattern.clone()));
             }
         }
         out
@@ -332,9 +403,13 @@ impl Writer {
 
     /// Drops `id` from the writer state and marks it dead in its segment. False if absent.
     fn kill(&mut self, id: u64) -> bool {
-        let Some(e) = self.entries.remove(&id) else { return false };
+        let Some(e) = self.entries.remove(&id) else {
+            return false;
+        };
         self.registry.remove(&e.pattern);
-        let Some(i) = self.segs.iter().position(|s| s.uid == e.seg) else { return true };
+        let Some(i) = self.segs.iter().position(|s| s.uid == e.seg) else {
+            return true;
+        };
         let s = &mut self.segs[i];
         s.live -= 1;
         if s.live == 0 {
@@ -355,22 +430,13 @@ impl Writer {
                     en.slot = slot as u32;
                 }
             }
-            self.segs[i] = SegState { uid, seg, dead: None, live: live.len() };
+            self.segs[i] = SegState {
+                uid,
+                seg,
+                dead: None,
+                live: live.len(),
+            };
         }
         true
     }
-}
-
-/// A sink that asks for every path and records nothing (scanner speed tests).
-#[cfg(test)]
-pub(crate) struct NullSink;
-
-#[cfg(test)]
-impl crate::flatten::Sink for NullSink {
-    type Node = ();
-    fn root(&mut self) {}
-    fn child(&mut self, _: (), _: &[u8]) -> Option<()> {
-        Some(())
-    }
-    fn leaf(&mut self, _: (), _: &[u8], _: crate::flatten::RawLeaf) {}
 }

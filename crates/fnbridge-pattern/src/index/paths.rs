@@ -67,7 +67,14 @@ impl Registry {
                     None => {
                         let field = self.next_field;
                         self.next_field += 1;
-                        self.paths.insert(c.path.clone(), PathInfo { field, refs: 1, flags });
+                        self.paths.insert(
+                            c.path.clone(),
+                            PathInfo {
+                                field,
+                                refs: 1,
+                                flags,
+                            },
+                        );
                         self.dirty = true;
                     }
                 }
@@ -100,7 +107,9 @@ impl Registry {
             return None;
         }
         self.dirty = false;
-        let mut t = PathTrie { nodes: vec![PNode::building()] };
+        let mut t = PathTrie {
+            nodes: vec![PNode::building()],
+        };
         for (path, info) in &self.paths {
             let mut n = 0usize;
             for seg in path.as_bytes().split(|&c| c == b'.') {
@@ -131,11 +140,14 @@ impl Default for Kids {
 impl Kids {
     /// Nodes are built hashed (so building is linear) and shrunk to a list when small.
     fn seal(&mut self) {
-        if let Kids::Large(m) = self {
-            if m.len() <= 8 {
-                let v = std::mem::take(m).into_iter().map(|(k, c)| (Key::new(k), c)).collect();
-                *self = Kids::Small(v);
-            }
+        if let Kids::Large(m) = self
+            && m.len() <= 8
+        {
+            let v = std::mem::take(m)
+                .into_iter()
+                .map(|(k, c)| (Key::new(k), c))
+                .collect();
+            *self = Kids::Small(v);
         }
     }
 }
@@ -143,18 +155,31 @@ impl Kids {
 pub(crate) struct PNode {
     pub field: u32,
     pub flags: u8,
+    /// Bit `c` set when some child segment starts with byte `c` (all set when a child segment is
+    /// empty): most keys of an event are rejected by this one test.
+    first: [u64; 4],
     kids: Kids,
 }
 
 impl Default for PNode {
     fn default() -> Self {
-        PNode { field: NO_FIELD, flags: 0, kids: Kids::default() }
+        PNode {
+            field: NO_FIELD,
+            flags: 0,
+            first: [0; 4],
+            kids: Kids::default(),
+        }
     }
 }
 
 impl PNode {
     fn building() -> Self {
-        PNode { field: NO_FIELD, flags: 0, kids: Kids::Large(FastMap::default()) }
+        PNode {
+            field: NO_FIELD,
+            flags: 0,
+            first: [0; 4],
+            kids: Kids::Large(FastMap::default()),
+        }
     }
 }
 
@@ -165,7 +190,9 @@ pub(crate) struct PathTrie {
 
 impl PathTrie {
     pub fn empty() -> PathTrie {
-        PathTrie { nodes: vec![PNode::default()] }
+        PathTrie {
+            nodes: vec![PNode::default()],
+        }
     }
 
     fn child_or_insert(&mut self, n: usize, seg: &[u8]) -> usize {
@@ -174,6 +201,11 @@ impl PathTrie {
         }
         let id = self.nodes.len();
         self.nodes.push(PNode::building());
+        let first = &mut self.nodes[n].first;
+        match seg.first() {
+            Some(&c) => first[c as usize / 64] |= 1 << (c % 64),
+            None => *first = [u64::MAX; 4],
+        }
         match &mut self.nodes[n].kids {
             Kids::Small(v) => v.push((Key::new(seg.into()), id as u32)),
             Kids::Large(m) => {
@@ -190,7 +222,14 @@ impl PathTrie {
     #[inline(always)]
     pub fn descend(&self, mut n: u32, mut key: &[u8]) -> Option<u32> {
         loop {
-            let (next, rest) = match &self.nodes[n as usize].kids {
+            let node = &self.nodes[n as usize];
+            // A key, or its first segment, can only match a child starting with the same byte.
+            if let Some(&c) = key.first()
+                && node.first[c as usize / 64] >> (c % 64) & 1 == 0
+            {
+                return None;
+            }
+            let (next, rest) = match &node.kids {
                 Kids::Small(v) => {
                     // One pass: the key is a child segment, or continues through one.
                     let head = head_word(key);

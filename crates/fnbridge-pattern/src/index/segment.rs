@@ -5,7 +5,8 @@
 //! Matching walks from the root following only satisfied conditions, so its cost follows the
 //! number of conditions the event satisfies, not the number of patterns: ten thousand CDN
 //! patterns with eight distinct event names fan out on one exact lookup of `eventName`, then one
-//! lookup of the domain.
+//! lookup of the domain. Child references are tagged: a node, a leaf (one pattern, reported
+//! directly) or a residual group ([`super::residual`]).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -17,6 +18,11 @@ use super::hash::FastMap;
 use super::paths::Registry;
 use super::residual::{Entry, Residual};
 use crate::pattern::{Condition, Op, Pattern};
+
+/// A subtree becomes a residual group only when its root has at most this many outgoing
+/// conditions: a wide fan-out (a hundred CDN domains under one event name) is cheaper as one
+/// hash lookup than as a linear scan.
+const GROUP_FANOUT: usize = 8;
 
 /// Fields with at most this many distinct exclusive values go first in a branch (see `build`).
 const HOT_FANOUT: usize = 64;
@@ -108,7 +114,11 @@ impl Segment {
             keyed.extend(ids.iter().map(|&id| {
                 let (field, c) = &conds[id as usize];
                 let (n, exclusive) = distinct[field];
-                let (class, card) = if exclusive && n as usize <= HOT_FANOUT { (0, n as i64) } else { (1, -(n as i64)) };
+                let (class, card) = if exclusive && n as usize <= HOT_FANOUT {
+                    (0, n as i64)
+                } else {
+                    (1, -(n as i64))
+                };
                 (c.rank(), class, card, *field, id)
             }));
             keyed.sort_unstable();
@@ -150,7 +160,7 @@ impl Segment {
             code_of[n] = if n != 0 && b.order.is_empty() && b.term.len() == 1 {
                 // A leaf ending exactly one pattern: reported without loading anything.
                 LEAF | b.term[0]
-            } else if count[n] <= group_max {
+            } else if count[n] <= group_max && b.order.len() <= GROUP_FANOUT {
                 let mut entries = Vec::new();
                 let mut path = Vec::new();
                 collect_entries(&bnodes, &conds, patterns, n, &mut path, &mut entries);
@@ -174,13 +184,19 @@ impl Segment {
             let mut by_field: BTreeMap<u32, Vec<(&Condition, u32)>> = BTreeMap::new();
             for &(cid, child) in &b.order {
                 let (field, cond) = &conds[cid as usize];
-                by_field.entry(*field).or_default().push((cond, code_of[child as usize]));
+                by_field
+                    .entry(*field)
+                    .or_default()
+                    .push((cond, code_of[child as usize]));
             }
             let start = fields.len() as u32;
             for (field, edges) in by_field {
                 fields.push(FieldIndex::build(field, &edges, &mut pool));
             }
-            nodes.push(Node { term, fields: (start, fields.len() as u32 - start) });
+            nodes.push(Node {
+                term,
+                fields: (start, fields.len() as u32 - start),
+            });
         }
         Segment {
             root: code_of[0],
@@ -199,8 +215,16 @@ impl Segment {
 
     /// Appends the ids of live patterns matching the flattened event to `out`.
     #[inline]
-    pub fn collect(&self, flat: &Flat, input: &[u8], dead: Option<&[u64]>, stack: &mut Vec<u32>, out: &mut Vec<u64>) {
-        let is_dead = |slot: u32| dead.is_some_and(|d| d[slot as usize / 64] >> (slot % 64) & 1 == 1);
+    pub fn collect(
+        &self,
+        flat: &Flat,
+        input: &[u8],
+        dead: Option<&[u64]>,
+        stack: &mut Vec<u32>,
+        out: &mut Vec<u64>,
+    ) {
+        let is_dead =
+            |slot: u32| dead.is_some_and(|d| d[slot as usize / 64] >> (slot % 64) & 1 == 1);
         stack.clear();
         stack.push(self.root);
         while let Some(c) = stack.pop() {
@@ -246,7 +270,10 @@ fn collect_entries<'a>(
         out.push(Entry {
             slot,
             id: patterns[slot as usize].0,
-            conds: path.iter().map(|&cid| (conds[cid as usize].0, &*conds[cid as usize].1)).collect(),
+            conds: path
+                .iter()
+                .map(|&cid| (conds[cid as usize].0, &*conds[cid as usize].1))
+                .collect(),
         });
     }
     for &(cid, c) in &bnodes[n].order {

@@ -82,7 +82,11 @@ pub(crate) struct Key {
 
 impl Key {
     pub fn new(bytes: Box<[u8]>) -> Key {
-        Key { len: bytes.len() as u32, head: head_word(&bytes), bytes }
+        Key {
+            len: bytes.len() as u32,
+            head: head_word(&bytes),
+            bytes,
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -99,7 +103,9 @@ impl Key {
     /// `head` must be `head_word(probe)`.
     #[inline(always)]
     pub fn is(&self, probe: &[u8], head: u64) -> bool {
-        self.len as usize == probe.len() && self.head == head && (probe.len() <= 8 || same_bytes(&self.bytes, probe))
+        self.len as usize == probe.len()
+            && self.head == head
+            && (probe.len() <= 8 || same_bytes(&self.bytes, probe))
     }
 }
 
@@ -113,7 +119,12 @@ struct Slot {
     inline: [u8; INLINE],
 }
 
-const EMPTY: Slot = Slot { edges: EdgeRange::EMPTY, len: 0, off: 0, inline: [0; INLINE] };
+const EMPTY: Slot = Slot {
+    edges: EdgeRange::EMPTY,
+    len: 0,
+    off: 0,
+    inline: [0; INLINE],
+};
 
 pub(crate) struct Table {
     /// The hash of each slot's key with the low bit set; 0 marks an empty slot.
@@ -151,7 +162,12 @@ impl StrMap {
             while hashes[i] != 0 {
                 i = (i + 1) & (cap - 1);
             }
-            let mut slot = Slot { edges, len: k.len() as u32, off: 0, inline: [0; INLINE] };
+            let mut slot = Slot {
+                edges,
+                len: k.len() as u32,
+                off: 0,
+                inline: [0; INLINE],
+            };
             if k.len() <= INLINE {
                 slot.inline[..k.len()].copy_from_slice(&k);
             } else {
@@ -161,7 +177,12 @@ impl StrMap {
             hashes[i] = h;
             slots[i] = slot;
         }
-        StrMap::Large(Table { hashes, slots, mask: cap - 1, keys: keys.into_boxed_slice() })
+        StrMap::Large(Table {
+            hashes,
+            slots,
+            mask: cap - 1,
+            keys: keys.into_boxed_slice(),
+        })
     }
 
     pub fn is_empty(&self) -> bool {
@@ -214,12 +235,31 @@ mod tests {
     #[test]
     fn small_and_large_maps() {
         for n in [0usize, 1, 3, 4, 5, 100, 1000] {
-            let keys: Vec<String> = (0..n).map(|i| format!("key-{i}-{}", "x".repeat(i % 53))).collect();
+            let keys: Vec<String> = (0..n)
+                .map(|i| format!("key-{i}-{}", "x".repeat(i % 53)))
+                .collect();
             let m = StrMap::build(
-                keys.iter().enumerate().map(|(i, k)| (k.as_bytes().into(), EdgeRange { start: i as u32, len: 1 })).collect(),
+                keys.iter()
+                    .enumerate()
+                    .map(|(i, k)| {
+                        (
+                            k.as_bytes().into(),
+                            EdgeRange {
+                                start: i as u32,
+                                len: 1,
+                            },
+                        )
+                    })
+                    .collect(),
             );
             for (i, k) in keys.iter().enumerate() {
-                assert_eq!(m.get(k.as_bytes()), Some(&EdgeRange { start: i as u32, len: 1 }));
+                assert_eq!(
+                    m.get(k.as_bytes()),
+                    Some(&EdgeRange {
+                        start: i as u32,
+                        len: 1
+                    })
+                );
             }
             assert_eq!(m.get(b"key-"), None);
             assert_eq!(m.get(b""), None);
