@@ -124,3 +124,39 @@ def handler(event, context):
     assert_eq!(v["errorMessage"], "asked to fail");
     assert!(v["stackTrace"].as_array().unwrap().iter().any(|f| f[2] == "in handler"), "{v}");
 }
+
+#[test]
+fn oss_events_through_ingest_match_oss_triggers_by_type_bucket_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path());
+    let code = "import json\ndef handler(event, context):\n    e = json.loads(event)['events'][0]\n    return e['eventName'] + ' ' + e['oss']['object']['key']\n";
+    ok_json(s.deploy("thumbs", &[("index.py", code)], json!({})));
+    let trig = |name: &str, cfg: Value, arn: &str| {
+        s.post(
+            "/2023-03-30/functions/thumbs/triggers",
+            &json!({"triggerName": name, "triggerType": "oss", "triggerConfig": cfg.to_string(), "sourceArn": arn}),
+        )
+    };
+    ok_json(trig(
+        "png",
+        json!({"events": ["oss:ObjectCreated:*"], "filter": {"key": {"prefix": "source/", "suffix": ".png"}}}),
+        "acs:oss:cn-hangzhou:1234567890123456:testbucket",
+    ));
+    expect_error(
+        trig("bad", json!({"events": ["oss:ObjectMade:*"]}), "acs:oss:cn-hangzhou:1234567890123456:testbucket"),
+        400,
+        "InvalidArgument",
+        "ObjectMade",
+    );
+    let sample = example("events/oss-PutObject.json");
+    let r = ok_json(s.post_raw("/events", sample.clone()));
+    let task = r["events"][0]["taskIds"][0].as_str().expect("the PutObject event matches").to_string();
+    let t = s.wait_task("thumbs", &task, Duration::from_secs(60));
+    assert_eq!(t["returnPayload"], "ObjectCreated:PutObject source/a.png");
+    for (from, to) in [("source/a.png", "source/a.jpg"), ("source/a.png", "other/a.png"), ("\"testbucket\"", "\"otherbucket\"")] {
+        let r = ok_json(s.post_raw("/events", sample.replace(from, to)));
+        assert_eq!(r["events"][0]["taskIds"], json!([]), "{to} must not match");
+    }
+    let removed = sample.replace("ObjectCreated:PutObject", "ObjectRemoved:DeleteObject");
+    assert_eq!(ok_json(s.post_raw("/events", removed))["events"][0]["taskIds"], json!([]));
+}
