@@ -28,8 +28,11 @@ struct Input {
 }
 
 fn to_json(a: &Alias) -> Value {
-    let weights: BTreeMap<String, f64> =
-        a.additional_version_weight.iter().map(|(k, v)| (k.to_string(), *v)).collect();
+    let weights: BTreeMap<String, f64> = a
+        .additional_version_weight
+        .iter()
+        .map(|(k, v)| (k.to_string(), *v))
+        .collect();
     json!({
         "aliasName": a.alias_name,
         "versionId": a.version_id.to_string(),
@@ -45,7 +48,9 @@ fn version_of(state: &AppState, function: &str, field: &str, v: &str) -> Result<
         .parse()
         .map_err(|_| ApiError::invalid(format!("{field}: '{v}' is not a version id")))?;
     if state.dispatcher.version(function, id).is_none() {
-        return Err(ApiError::invalid(format!("{field}: version '{v}' of function '{function}' does not exist")));
+        return Err(ApiError::invalid(format!(
+            "{field}: version '{v}' of function '{function}' does not exist"
+        )));
     }
     Ok(id)
 }
@@ -64,13 +69,17 @@ fn apply(state: &AppState, function: &str, a: &mut Alias, input: Input) -> Resul
         for (k, v) in w {
             let id = version_of(state, function, &format!("additionalVersionWeight.{k}"), &k)?;
             if !(0.0..=1.0).contains(&v) || v.is_nan() {
-                return Err(ApiError::invalid(format!("additionalVersionWeight.{k}: {v} must be between 0 and 1")));
+                return Err(ApiError::invalid(format!(
+                    "additionalVersionWeight.{k}: {v} must be between 0 and 1"
+                )));
             }
             total += v;
             weights.insert(id, v);
         }
         if total > 1.0 + 1e-9 {
-            return Err(ApiError::invalid(format!("additionalVersionWeight: weights add up to {total}, more than 1")));
+            return Err(ApiError::invalid(format!(
+                "additionalVersionWeight: weights add up to {total}, more than 1"
+            )));
         }
         a.additional_version_weight = weights;
     }
@@ -78,7 +87,10 @@ fn apply(state: &AppState, function: &str, a: &mut Alias, input: Input) -> Resul
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "AdditionalVersionContainsMajorVersion",
-            format!("additionalVersionWeight must not contain the alias's own version '{}'", a.version_id),
+            format!(
+                "additionalVersionWeight must not contain the alias's own version '{}'",
+                a.version_id
+            ),
         ));
     }
     Ok(())
@@ -91,7 +103,10 @@ pub(crate) async fn create(
 ) -> Result<Json<Value>, ApiError> {
     loaded(&state, &function)?;
     let input: Input = body::json(&body)?;
-    let name = input.alias_name.clone().ok_or_else(|| ApiError::invalid("aliasName: required"))?;
+    let name = input
+        .alias_name
+        .clone()
+        .ok_or_else(|| ApiError::invalid("aliasName: required"))?;
     validate::name("aliasName", &name, 128).map_err(ApiError::invalid)?;
     if name == "LATEST" {
         return Err(ApiError::invalid("aliasName: 'LATEST' is reserved"));
@@ -110,16 +125,24 @@ pub(crate) async fn create(
     };
     apply(&state, &function, &mut a, input)?;
     let (f, stored) = (function.clone(), a.clone());
-    state.dispatcher.store().write(move |c| registry::put_alias(c, &f, &stored, true)).await.map_err(|e| match e {
-        fnbridge_store::StoreError::Conflict(m) => ApiError::conflict("AliasAlreadyExists", m),
-        other => other.into(),
-    })?;
+    state
+        .dispatcher
+        .store()
+        .write(move |c| registry::put_alias(c, &f, &stored, true))
+        .await
+        .map_err(|e| match e {
+            fnbridge_store::StoreError::Conflict(m) => ApiError::conflict("AliasAlreadyExists", m),
+            other => other.into(),
+        })?;
     state.dispatcher.put_alias(&function, a.clone());
     Ok(Json(to_json(&a)))
 }
 
 fn missing(function: &str, name: &str) -> ApiError {
-    ApiError::not_found("AliasNotFound", format!("alias '{name}' of function '{function}' does not exist"))
+    ApiError::not_found(
+        "AliasNotFound",
+        format!("alias '{name}' of function '{function}' does not exist"),
+    )
 }
 
 pub(crate) async fn get(
@@ -127,7 +150,11 @@ pub(crate) async fn get(
     Path((function, name)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
     loaded(&state, &function)?;
-    state.dispatcher.alias(&function, &name).map(|a| Json(to_json(&a))).ok_or_else(|| missing(&function, &name))
+    state
+        .dispatcher
+        .alias(&function, &name)
+        .map(|a| Json(to_json(&a)))
+        .ok_or_else(|| missing(&function, &name))
 }
 
 pub(crate) async fn update(
@@ -137,19 +164,27 @@ pub(crate) async fn update(
 ) -> Result<Json<Value>, ApiError> {
     loaded(&state, &function)?;
     let input: Input = body::json(&body)?;
-    if let Some(n) = &input.alias_name {
-        if *n != name {
-            return Err(ApiError::invalid("aliasName: cannot be changed"));
-        }
+    if let Some(n) = &input.alias_name
+        && *n != name
+    {
+        return Err(ApiError::invalid("aliasName: cannot be changed"));
     }
-    let mut a = state.dispatcher.alias(&function, &name).ok_or_else(|| missing(&function, &name))?;
+    let mut a = state
+        .dispatcher
+        .alias(&function, &name)
+        .ok_or_else(|| missing(&function, &name))?;
     apply(&state, &function, &mut a, input)?;
     a.last_modified_time = now_rfc3339();
     let (f, stored) = (function.clone(), a.clone());
-    state.dispatcher.store().write(move |c| registry::put_alias(c, &f, &stored, false)).await.map_err(|e| match e {
-        fnbridge_store::StoreError::Conflict(_) => missing(&function, &name),
-        other => other.into(),
-    })?;
+    state
+        .dispatcher
+        .store()
+        .write(move |c| registry::put_alias(c, &f, &stored, false))
+        .await
+        .map_err(|e| match e {
+            fnbridge_store::StoreError::Conflict(_) => missing(&function, &name),
+            other => other.into(),
+        })?;
     state.dispatcher.put_alias(&function, a.clone());
     Ok(Json(to_json(&a)))
 }
@@ -159,16 +194,26 @@ pub(crate) async fn delete(
     Path((function, name)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     loaded(&state, &function)?;
-    state.dispatcher.alias(&function, &name).ok_or_else(|| missing(&function, &name))?;
+    state
+        .dispatcher
+        .alias(&function, &name)
+        .ok_or_else(|| missing(&function, &name))?;
     let refs = state.dispatcher.references(&function, &name);
     if !refs.is_empty() {
         return Err(ApiError::conflict(
             "AliasInUse",
-            format!("alias '{name}' of function '{function}' is used by {}", refs.join(", ")),
+            format!(
+                "alias '{name}' of function '{function}' is used by {}",
+                refs.join(", ")
+            ),
         ));
     }
     let (f, n) = (function.clone(), name.clone());
-    state.dispatcher.store().write(move |c| registry::delete_alias(c, &f, &n)).await?;
+    state
+        .dispatcher
+        .store()
+        .write(move |c| registry::delete_alias(c, &f, &n))
+        .await?;
     state.dispatcher.remove_alias(&function, &name);
     Ok(StatusCode::NO_CONTENT)
 }
@@ -185,9 +230,13 @@ pub(crate) async fn list(
     let all = state.dispatcher.store().read(registry::all_aliases).await?;
     let mut items: Vec<Alias> = all
         .into_iter()
-        .filter(|(f, a)| *f == function && a.alias_name.starts_with(&prefix) && a.alias_name > after)
+        .filter(|(f, a)| {
+            *f == function && a.alias_name.starts_with(&prefix) && a.alias_name > after
+        })
         .map(|(_, a)| a)
         .collect();
     let next = crate::body::page(&mut items, limit, |a| a.alias_name.clone());
-    Ok(Json(json!({"aliases": items.iter().map(to_json).collect::<Vec<_>>(), "nextToken": next})))
+    Ok(Json(
+        json!({"aliases": items.iter().map(to_json).collect::<Vec<_>>(), "nextToken": next}),
+    ))
 }

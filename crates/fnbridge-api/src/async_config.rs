@@ -43,7 +43,9 @@ fn check_destination(state: &AppState, field: &str, d: &Option<Destination>) -> 
     let Some(d) = d else { return Ok(()) };
     match function_of_arn(&d.destination) {
         Some(f) if state.dispatcher.function(f).is_some() => Ok(()),
-        Some(f) => Err(format!("destinationConfig.{field}.destination: function '{f}' does not exist")),
+        Some(f) => Err(format!(
+            "destinationConfig.{field}.destination: function '{f}' does not exist"
+        )),
         None => Err(format!(
             "destinationConfig.{field}.destination: '{}' is not a function ARN (acs:fc:{{region}}:{{uid}}:functions/{{name}}); other destination kinds are not supported yet",
             d.destination
@@ -63,11 +65,15 @@ pub(crate) async fn put(
     let mut errors = Vec::new();
     let retries = input.max_async_retry_attempts.unwrap_or(3);
     if !(0..=8).contains(&retries) {
-        errors.push(format!("maxAsyncRetryAttempts: {retries} must be between 0 and 8"));
+        errors.push(format!(
+            "maxAsyncRetryAttempts: {retries} must be between 0 and 8"
+        ));
     }
     let age = input.max_async_event_age_in_seconds.unwrap_or(86_400);
     if !(1..=604_800).contains(&age) {
-        errors.push(format!("maxAsyncEventAgeInSeconds: {age} must be between 1 and 604800"));
+        errors.push(format!(
+            "maxAsyncEventAgeInSeconds: {age} must be between 1 and 604800"
+        ));
     }
     let mut dest = json!({});
     if let Some(dc) = &input.destination_config {
@@ -83,7 +89,11 @@ pub(crate) async fn put(
         return Err(ApiError::invalid(errors.join("; ")));
     }
     let (f2, q2) = (name.clone(), qualifier.clone());
-    let existing = state.dispatcher.store().read(move |c| registry::get_async_config(c, &f2, &q2)).await?;
+    let existing = state
+        .dispatcher
+        .store()
+        .read(move |c| registry::get_async_config(c, &f2, &q2))
+        .await?;
     let now = now_rfc3339();
     let created = existing
         .as_ref()
@@ -103,13 +113,20 @@ pub(crate) async fn put(
         "lastModifiedTime": now,
     });
     let (stored, f2, q2) = (v.clone(), name.clone(), qualifier.clone());
-    state.dispatcher.store().write(move |c| registry::put_async_config(c, &f2, &q2, &stored)).await?;
+    state
+        .dispatcher
+        .store()
+        .write(move |c| registry::put_async_config(c, &f2, &q2, &stored))
+        .await?;
     state.dispatcher.put_async_config(&name, &qualifier, &v);
     Ok(Json(v))
 }
 
 fn missing(name: &str, q: &str) -> ApiError {
-    ApiError::not_found("AsyncConfigNotExists", format!("AsyncConfig for {name}:{q} does not exist."))
+    ApiError::not_found(
+        "AsyncConfigNotExists",
+        format!("AsyncConfig for {name}:{q} does not exist."),
+    )
 }
 
 pub(crate) async fn get(
@@ -120,7 +137,11 @@ pub(crate) async fn get(
     loaded(&state, &name)?;
     let qualifier = check_qualifier(&state, &name, q.qualifier.as_deref())?;
     let (f, qq) = (name.clone(), qualifier.clone());
-    let v = state.dispatcher.store().read(move |c| registry::get_async_config(c, &f, &qq)).await?;
+    let v = state
+        .dispatcher
+        .store()
+        .read(move |c| registry::get_async_config(c, &f, &qq))
+        .await?;
     v.map(Json).ok_or_else(|| missing(&name, &qualifier))
 }
 
@@ -132,7 +153,11 @@ pub(crate) async fn delete(
     loaded(&state, &name)?;
     let qualifier = check_qualifier(&state, &name, q.qualifier.as_deref())?;
     let (f, qq) = (name.clone(), qualifier.clone());
-    let deleted = state.dispatcher.store().write(move |c| registry::delete_async_config(c, &f, &qq)).await?;
+    let deleted = state
+        .dispatcher
+        .store()
+        .write(move |c| registry::delete_async_config(c, &f, &qq))
+        .await?;
     if !deleted {
         return Err(missing(&name, &qualifier));
     }
@@ -148,9 +173,16 @@ pub(crate) struct ListQuery {
     next_token: Option<String>,
 }
 
-pub(crate) async fn list(State(state): State<AppState>, Query(q): Query<ListQuery>) -> Result<Json<Value>, ApiError> {
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
     let limit = parse_limit(q.limit.as_deref())?;
-    let all = state.dispatcher.store().read(registry::all_async_configs).await?;
+    let all = state
+        .dispatcher
+        .store()
+        .read(registry::all_async_configs)
+        .await?;
     let after = q.next_token.unwrap_or_default();
     let mut items: Vec<(String, Value)> = all
         .into_iter()
@@ -159,5 +191,7 @@ pub(crate) async fn list(State(state): State<AppState>, Query(q): Query<ListQuer
         .filter(|(k, _)| *k > after)
         .collect();
     let next = crate::body::page(&mut items, limit, |(k, _)| k.clone());
-    Ok(Json(json!({"configs": items.into_iter().map(|(_, v)| v).collect::<Vec<_>>(), "nextToken": next})))
+    Ok(Json(
+        json!({"configs": items.into_iter().map(|(_, v)| v).collect::<Vec<_>>(), "nextToken": next}),
+    ))
 }

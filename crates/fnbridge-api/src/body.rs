@@ -9,14 +9,21 @@ use crate::error::ApiError;
 /// Parses a JSON request body into `T`, naming the problem (unknown field, wrong type, where).
 pub fn json<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
     if body.is_empty() {
-        return Err(ApiError::invalid("request body is empty; a JSON object is required"));
+        return Err(ApiError::invalid(
+            "request body is empty; a JSON object is required",
+        ));
     }
-    serde_json::from_slice(body).map_err(|e| ApiError::invalid(format!("invalid request body: {e}")))
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::invalid(format!("invalid request body: {e}")))
 }
 
 /// Rejects bodies over `limit` bytes.
 pub fn limit(body: &Bytes, limit: usize) -> Result<(), ApiError> {
-    if body.len() > limit { Err(ApiError::too_large(limit)) } else { Ok(()) }
+    if body.len() > limit {
+        Err(ApiError::too_large(limit))
+    } else {
+        Ok(())
+    }
 }
 
 /// Cuts a list fetched with `limit + 1` rows down to `limit` and returns the `nextToken` (the key

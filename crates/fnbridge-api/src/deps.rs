@@ -21,7 +21,14 @@ pub async fn install_requirements(python: &Path, code_dir: &Path) -> Result<bool
         return Ok(false);
     }
     let mut child = Command::new(python)
-        .args(["-m", "pip", "install", "--no-input", "--disable-pip-version-check", "--no-warn-script-location"])
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--no-input",
+            "--disable-pip-version-check",
+            "--no-warn-script-location",
+        ])
         .args(["--upgrade", "--target"])
         .arg(code_dir)
         .arg("-r")
@@ -34,7 +41,12 @@ pub async fn install_requirements(python: &Path, code_dir: &Path) -> Result<bool
         .stderr(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
-        .map_err(|e| format!("requirements.txt: cannot run pip with {}: {e}", python.display()))?;
+        .map_err(|e| {
+            format!(
+                "requirements.txt: cannot run pip with {}: {e}",
+                python.display()
+            )
+        })?;
     let mut out = child.stdout.take().expect("piped");
     let mut err = child.stderr.take().expect("piped");
     let run = async {
@@ -44,7 +56,12 @@ pub async fn install_requirements(python: &Path, code_dir: &Path) -> Result<bool
     };
     let (status, o, e) = tokio::time::timeout(INSTALL_TIMEOUT, run)
         .await
-        .map_err(|_| format!("requirements.txt: pip did not finish within {} s", INSTALL_TIMEOUT.as_secs()))?;
+        .map_err(|_| {
+            format!(
+                "requirements.txt: pip did not finish within {} s",
+                INSTALL_TIMEOUT.as_secs()
+            )
+        })?;
     let status = status.map_err(|e| format!("requirements.txt: pip failed to run: {e}"))?;
     if status.success() {
         return Ok(true);
@@ -56,5 +73,7 @@ pub async fn install_requirements(python: &Path, code_dir: &Path) -> Result<bool
     let text = text.trim();
     let tail = &text[text.len().saturating_sub(KEEP_OUTPUT)..];
     let tail = tail.trim_start_matches(|c: char| !c.is_ascii());
-    Err(format!("requirements.txt: pip install failed ({status}): {tail}"))
+    Err(format!(
+        "requirements.txt: pip install failed ({status}): {tail}"
+    ))
 }

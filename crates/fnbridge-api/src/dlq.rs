@@ -37,40 +37,77 @@ pub(crate) struct ListQuery {
     next_token: Option<String>,
 }
 
-pub(crate) async fn list(State(state): State<AppState>, Query(q): Query<ListQuery>) -> Result<Json<Value>, ApiError> {
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
     let limit = parse_limit(q.limit.as_deref())?;
     let after = match q.next_token.as_deref() {
         None | Some("") => 0,
-        Some(s) => s.parse::<i64>().map_err(|_| ApiError::invalid(format!("nextToken: '{s}' is not valid")))?,
+        Some(s) => s
+            .parse::<i64>()
+            .map_err(|_| ApiError::invalid(format!("nextToken: '{s}' is not valid")))?,
     };
     let f = q.function_name.filter(|s| !s.is_empty());
-    let mut es = state.dispatcher.store().read(move |c| tasks::list_dlq(c, f.as_deref(), after, limit + 1)).await?;
+    let mut es = state
+        .dispatcher
+        .store()
+        .read(move |c| tasks::list_dlq(c, f.as_deref(), after, limit + 1))
+        .await?;
     let next = crate::body::page(&mut es, limit, |e| e.id.to_string());
-    Ok(Json(json!({"entries": es.iter().map(to_json).collect::<Vec<_>>(), "nextToken": next})))
+    Ok(Json(
+        json!({"entries": es.iter().map(to_json).collect::<Vec<_>>(), "nextToken": next}),
+    ))
 }
 
 fn id_of(s: &str) -> Result<i64, ApiError> {
-    s.parse().map_err(|_| ApiError::invalid(format!("dead-letter id '{s}' must be a number")))
+    s.parse()
+        .map_err(|_| ApiError::invalid(format!("dead-letter id '{s}' must be a number")))
 }
 
 fn missing(id: i64) -> ApiError {
-    ApiError::not_found("DeadLetterNotFound", format!("dead-letter entry {id} does not exist"))
+    ApiError::not_found(
+        "DeadLetterNotFound",
+        format!("dead-letter entry {id} does not exist"),
+    )
 }
 
-pub(crate) async fn get(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+pub(crate) async fn get(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     let id = id_of(&id)?;
-    let e = state.dispatcher.store().read(move |c| tasks::get_dlq(c, id)).await?;
+    let e = state
+        .dispatcher
+        .store()
+        .read(move |c| tasks::get_dlq(c, id))
+        .await?;
     e.map(|e| Json(to_json(&e))).ok_or_else(|| missing(id))
 }
 
-pub(crate) async fn delete(State(state): State<AppState>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+pub(crate) async fn delete(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
     let id = id_of(&id)?;
-    let deleted = state.dispatcher.store().write(move |c| tasks::delete_dlq(c, id)).await?;
-    if deleted { Ok(StatusCode::NO_CONTENT) } else { Err(missing(id)) }
+    let deleted = state
+        .dispatcher
+        .store()
+        .write(move |c| tasks::delete_dlq(c, id))
+        .await?;
+    if deleted {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(missing(id))
+    }
 }
 
-pub(crate) async fn redrive(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+pub(crate) async fn redrive(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     let id = id_of(&id)?;
     let task = state.dispatcher.redrive(id).await?;
-    task.map(|t| Json(json!({"taskId": t}))).ok_or_else(|| missing(id))
+    task.map(|t| Json(json!({"taskId": t})))
+        .ok_or_else(|| missing(id))
 }

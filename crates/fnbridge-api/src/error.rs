@@ -23,7 +23,11 @@ pub(crate) struct ErrorBody {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError { status, code, message: message.into() }
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
     }
     pub fn invalid(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "InvalidArgument", message)
@@ -36,7 +40,11 @@ impl ApiError {
         )
     }
     pub fn function_not_found(name: &str) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "FunctionNotFound", format!("function '{name}' does not exist"))
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "FunctionNotFound",
+            format!("function '{name}' does not exist"),
+        )
     }
     pub fn not_found(code: &'static str, message: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, code, message)
@@ -57,7 +65,10 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut r = self.status.into_response();
-        r.extensions_mut().insert(ErrorBody { code: self.code, message: self.message });
+        r.extensions_mut().insert(ErrorBody {
+            code: self.code,
+            message: self.message,
+        });
         r
     }
 }
@@ -77,12 +88,18 @@ impl From<DispatchError> for ApiError {
             DispatchError::FunctionNotFound(n) => ApiError::function_not_found(&n),
             DispatchError::Invalid(m) => ApiError::invalid(m),
             DispatchError::QualifierNotFound(m) => {
-                let code = if m.starts_with("version") { "VersionNotFound" } else { "AliasNotFound" };
+                let code = if m.starts_with("version") {
+                    "VersionNotFound"
+                } else {
+                    "AliasNotFound"
+                };
                 ApiError::not_found(code, m)
             }
-            DispatchError::ShuttingDown => {
-                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "ResourceThrottled", "the server is shutting down")
-            }
+            DispatchError::ShuttingDown => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "ResourceThrottled",
+                "the server is shutting down",
+            ),
             DispatchError::Store(s) => s.into(),
             DispatchError::Runtime(m) => ApiError::internal(m),
         }

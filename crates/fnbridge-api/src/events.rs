@@ -12,7 +12,10 @@ use crate::body;
 use crate::error::ApiError;
 use crate::router::AppState;
 
-pub(crate) async fn put(State(state): State<AppState>, payload: Bytes) -> Result<Json<Value>, ApiError> {
+pub(crate) async fn put(
+    State(state): State<AppState>,
+    payload: Bytes,
+) -> Result<Json<Value>, ApiError> {
     body::limit(&payload, MAX_INGEST_BODY)?;
     let env = Envelope::parse(&payload).map_err(|e| ApiError::invalid(e.to_string()))?;
     let receipts = state.dispatcher.ingest(env).await?;

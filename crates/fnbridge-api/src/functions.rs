@@ -75,10 +75,16 @@ struct HookInput {
 pub(crate) fn to_json(f: &FunctionConfig, region: &str, account: &str) -> Value {
     let mut lifecycle = serde_json::Map::new();
     if let Some(h) = &f.initializer {
-        lifecycle.insert("initializer".into(), json!({"handler": h.handler, "timeout": h.timeout}));
+        lifecycle.insert(
+            "initializer".into(),
+            json!({"handler": h.handler, "timeout": h.timeout}),
+        );
     }
     if let Some(h) = &f.pre_stop {
-        lifecycle.insert("preStop".into(), json!({"handler": h.handler, "timeout": h.timeout}));
+        lifecycle.insert(
+            "preStop".into(),
+            json!({"handler": h.handler, "timeout": h.timeout}),
+        );
     }
     let mut v = json!({
         "functionId": f.function_id,
@@ -123,9 +129,13 @@ pub(crate) fn to_json(f: &FunctionConfig, region: &str, account: &str) -> Value 
 fn hook(field: &str, h: Option<HookInput>) -> Result<Option<LifecycleHook>, String> {
     let Some(h) = h else { return Ok(None) };
     if h.command.is_some() {
-        return Err(format!("{field}.command: command hooks are not supported; use handler"));
+        return Err(format!(
+            "{field}.command: command hooks are not supported; use handler"
+        ));
     }
-    let Some(handler) = h.handler.filter(|s| !s.is_empty()) else { return Ok(None) };
+    let Some(handler) = h.handler.filter(|s| !s.is_empty()) else {
+        return Ok(None);
+    };
     let timeout = h.timeout.unwrap_or(3);
     validate::timeout(&format!("{field}.timeout"), timeout, 600)?;
     Ok(Some(LifecycleHook { handler, timeout }))
@@ -133,7 +143,10 @@ fn hook(field: &str, h: Option<HookInput>) -> Result<Option<LifecycleHook>, Stri
 
 /// Applies `input` over `base` (all fields for create, present fields for update) and validates
 /// the result as a whole, collecting every problem into one message.
-fn merge(mut f: FunctionConfig, input: FunctionInput) -> Result<(FunctionConfig, Option<CodeInput>), String> {
+fn merge(
+    mut f: FunctionConfig,
+    input: FunctionInput,
+) -> Result<(FunctionConfig, Option<CodeInput>), String> {
     let mut errors = Vec::new();
     if let Some(r) = input.runtime {
         f.runtime = r;
@@ -171,10 +184,12 @@ fn merge(mut f: FunctionConfig, input: FunctionInput) -> Result<(FunctionConfig,
     if input.custom_runtime_config.is_some() {
         f.custom_runtime_config = input.custom_runtime_config;
     }
-    if let Some(d) = &input.disable_inject_credentials {
-        if !["None", "Env", "Request", "All"].contains(&d.as_str()) {
-            errors.push(format!("disableInjectCredentials: '{d}' must be one of None, Env, Request, All"));
-        }
+    if let Some(d) = &input.disable_inject_credentials
+        && !["None", "Env", "Request", "All"].contains(&d.as_str())
+    {
+        errors.push(format!(
+            "disableInjectCredentials: '{d}' must be one of None, Env, Request, All"
+        ));
     }
     if let Some(lc) = input.instance_lifecycle_config {
         match hook("instanceLifecycleConfig.initializer", lc.initializer) {
@@ -187,7 +202,11 @@ fn merge(mut f: FunctionConfig, input: FunctionInput) -> Result<(FunctionConfig,
         }
     }
     if let Some(init) = input.initializer {
-        let h = HookInput { handler: Some(init), timeout: input.initialization_timeout, command: None };
+        let h = HookInput {
+            handler: Some(init),
+            timeout: input.initialization_timeout,
+            command: None,
+        };
         match hook("initializer", Some(h)) {
             Ok(h) => f.initializer = h,
             Err(e) => errors.push(e),
@@ -196,21 +215,32 @@ fn merge(mut f: FunctionConfig, input: FunctionInput) -> Result<(FunctionConfig,
     if f.is_python() {
         for (field, h) in [
             ("handler", Some(&f.handler)),
-            ("instanceLifecycleConfig.initializer.handler", f.initializer.as_ref().map(|h| &h.handler)),
-            ("instanceLifecycleConfig.preStop.handler", f.pre_stop.as_ref().map(|h| &h.handler)),
+            (
+                "instanceLifecycleConfig.initializer.handler",
+                f.initializer.as_ref().map(|h| &h.handler),
+            ),
+            (
+                "instanceLifecycleConfig.preStop.handler",
+                f.pre_stop.as_ref().map(|h| &h.handler),
+            ),
         ] {
-            if let Some(h) = h {
-                if let Err(e) = validate::python_handler(field, h) {
-                    errors.push(e);
-                }
+            if let Some(h) = h
+                && let Err(e) = validate::python_handler(field, h)
+            {
+                errors.push(e);
             }
         }
     } else if f.handler.is_empty() {
-        errors.push("handler: must not be empty (custom runtimes pass it on as FC_FUNCTION_HANDLER)".into());
+        errors.push(
+            "handler: must not be empty (custom runtimes pass it on as FC_FUNCTION_HANDLER)".into(),
+        );
     }
     if let Some(c) = &f.custom_runtime_config {
         if !f.is_custom() {
-            errors.push(format!("customRuntimeConfig: only for custom runtimes, not '{}'", f.runtime));
+            errors.push(format!(
+                "customRuntimeConfig: only for custom runtimes, not '{}'",
+                f.runtime
+            ));
         } else if let Err(e) = validate::custom_runtime_config(c) {
             errors.push(e);
         }
@@ -223,23 +253,36 @@ fn merge(mut f: FunctionConfig, input: FunctionInput) -> Result<(FunctionConfig,
     ];
     errors.extend(checks.into_iter().filter_map(Result::err));
     if !(1..=200).contains(&f.instance_concurrency) {
-        errors.push(format!("instanceConcurrency: {} must be between 1 and 200", f.instance_concurrency));
+        errors.push(format!(
+            "instanceConcurrency: {} must be between 1 and 200",
+            f.instance_concurrency
+        ));
     }
     if let Some(c) = f.cpu {
         let steps = (c / 0.05).round();
         if !(0.05..=16.0).contains(&c) || (steps * 0.05 - c).abs() > 1e-9 {
-            errors.push(format!("cpu: {c} must be a multiple of 0.05 between 0.05 and 16"));
+            errors.push(format!(
+                "cpu: {c} must be a multiple of 0.05 between 0.05 and 16"
+            ));
         }
     }
-    if let Some(d) = f.disk_size {
-        if d != 512 && d != 10240 {
-            errors.push(format!("diskSize: {d} must be 512 or 10240"));
-        }
+    if let Some(d) = f.disk_size
+        && d != 512
+        && d != 10240
+    {
+        errors.push(format!("diskSize: {d} must be 512 or 10240"));
     }
     if f.description.len() > fnbridge_event::limits::MAX_DESCRIPTION {
-        errors.push(format!("description: longer than {} bytes", fnbridge_event::limits::MAX_DESCRIPTION));
+        errors.push(format!(
+            "description: longer than {} bytes",
+            fnbridge_event::limits::MAX_DESCRIPTION
+        ));
     }
-    if errors.is_empty() { Ok((f, input.code)) } else { Err(errors.join("; ")) }
+    if errors.is_empty() {
+        Ok((f, input.code))
+    } else {
+        Err(errors.join("; "))
+    }
 }
 
 /// Decodes, checks and unpacks a code package into a new revision directory, and checks that
@@ -255,16 +298,18 @@ async fn deploy_code(
         ));
     }
     let Some(b64) = code.zip_file else {
-        return Err(ApiError::invalid("code.zipFile: required (a base64-encoded zip of the code directory)"));
+        return Err(ApiError::invalid(
+            "code.zipFile: required (a base64-encoded zip of the code directory)",
+        ));
     };
     let zip = code::decode_zip(&b64).map_err(ApiError::invalid)?;
     let checksum = code::crc64(&zip).to_string();
-    if let Some(expected) = code.checksum {
-        if expected != checksum {
-            return Err(ApiError::invalid(format!(
-                "code.checksum: '{expected}' does not match the CRC-64 of the zip ({checksum})"
-            )));
-        }
+    if let Some(expected) = code.checksum
+        && expected != checksum
+    {
+        return Err(ApiError::invalid(format!(
+            "code.checksum: '{expected}' does not match the CRC-64 of the zip ({checksum})"
+        )));
     }
     let revision = ids::hex_token(8);
     let dir = state.dispatcher.code_dir(&f.function_name, &revision);
@@ -276,7 +321,9 @@ async fn deploy_code(
         .map_err(ApiError::invalid)?;
     let checked = async {
         if f.is_python() {
-            crate::deps::install_requirements(&state.python, &dir).await.map_err(ApiError::invalid)?;
+            crate::deps::install_requirements(&state.python, &dir)
+                .await
+                .map_err(ApiError::invalid)?;
         }
         check_handler(state, f, &dir).await
     };
@@ -287,7 +334,11 @@ async fn deploy_code(
     Ok((revision, size, checksum))
 }
 
-async fn check_handler(state: &AppState, f: &FunctionConfig, dir: &std::path::Path) -> Result<(), ApiError> {
+async fn check_handler(
+    state: &AppState,
+    f: &FunctionConfig,
+    dir: &std::path::Path,
+) -> Result<(), ApiError> {
     if f.is_custom() {
         return check_custom_start(f, dir);
     }
@@ -296,7 +347,10 @@ async fn check_handler(state: &AppState, f: &FunctionConfig, dir: &std::path::Pa
         handlers.push(("instanceLifecycleConfig.preStop.handler", h.handler.clone()));
     }
     if let Some(h) = &f.initializer {
-        handlers.push(("instanceLifecycleConfig.initializer.handler", h.handler.clone()));
+        handlers.push((
+            "instanceLifecycleConfig.initializer.handler",
+            h.handler.clone(),
+        ));
     }
     for (field, h) in handlers {
         fnbridge_runtime::check_python_handler(&state.python, dir, &h)
@@ -332,16 +386,24 @@ fn check_custom_start(f: &FunctionConfig, dir: &std::path::Path) -> Result<(), A
     {
         use std::os::unix::fs::PermissionsExt;
         if meta.permissions().mode() & 0o111 == 0 {
-            return Err(ApiError::invalid(format!("customRuntimeConfig.command: '{rel}' in the code is not executable")));
+            return Err(ApiError::invalid(format!(
+                "customRuntimeConfig.command: '{rel}' in the code is not executable"
+            )));
         }
     }
     let _ = meta;
     Ok(())
 }
 
-pub(crate) async fn create(State(state): State<AppState>, body: Bytes) -> Result<Json<Value>, ApiError> {
+pub(crate) async fn create(
+    State(state): State<AppState>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
     let input: FunctionInput = body::json(&body)?;
-    let name = input.function_name.clone().ok_or_else(|| ApiError::invalid("functionName: required"))?;
+    let name = input
+        .function_name
+        .clone()
+        .ok_or_else(|| ApiError::invalid("functionName: required"))?;
     validate::function_name(&name).map_err(ApiError::invalid)?;
     let mut missing = Vec::new();
     if input.runtime.is_none() {
@@ -354,10 +416,16 @@ pub(crate) async fn create(State(state): State<AppState>, body: Bytes) -> Result
         missing.push("code");
     }
     if !missing.is_empty() {
-        return Err(ApiError::invalid(format!("missing required fields: {}", missing.join(", "))));
+        return Err(ApiError::invalid(format!(
+            "missing required fields: {}",
+            missing.join(", ")
+        )));
     }
     if state.dispatcher.function(&name).is_some() {
-        return Err(ApiError::conflict("FunctionAlreadyExists", format!("function '{name}' already exists")));
+        return Err(ApiError::conflict(
+            "FunctionAlreadyExists",
+            format!("function '{name}' already exists"),
+        ));
     }
     let now = now_rfc3339();
     let base = FunctionConfig {
@@ -389,10 +457,17 @@ pub(crate) async fn create(State(state): State<AppState>, body: Bytes) -> Result
     f.code_size = size;
     f.code_checksum = checksum;
     let stored = f.clone();
-    if let Err(e) = state.dispatcher.store().write(move |c| registry::insert_function(c, &stored)).await {
+    if let Err(e) = state
+        .dispatcher
+        .store()
+        .write(move |c| registry::insert_function(c, &stored))
+        .await
+    {
         let _ = tokio::fs::remove_dir_all(state.dispatcher.code_dir(&name, &f.revision)).await;
         return Err(match e {
-            fnbridge_store::StoreError::Conflict(m) => ApiError::conflict("FunctionAlreadyExists", m),
+            fnbridge_store::StoreError::Conflict(m) => {
+                ApiError::conflict("FunctionAlreadyExists", m)
+            }
             other => other.into(),
         });
     }
@@ -408,7 +483,11 @@ pub(crate) struct QualifierQuery {
 
 /// Checks that a qualifier names LATEST, an existing version or an existing alias, and
 /// returns it normalized (`LATEST` when empty).
-pub(crate) fn check_qualifier(state: &AppState, function: &str, q: Option<&str>) -> Result<String, ApiError> {
+pub(crate) fn check_qualifier(
+    state: &AppState,
+    function: &str,
+    q: Option<&str>,
+) -> Result<String, ApiError> {
     let q = match q {
         None | Some("") => "LATEST",
         Some(q) => q,
@@ -427,12 +506,18 @@ pub(crate) fn check_qualifier(state: &AppState, function: &str, q: Option<&str>)
     }
     match state.dispatcher.alias(function, q) {
         Some(_) => Ok(q.into()),
-        None => Err(ApiError::not_found("AliasNotFound", format!("alias '{q}' of function '{function}' does not exist"))),
+        None => Err(ApiError::not_found(
+            "AliasNotFound",
+            format!("alias '{q}' of function '{function}' does not exist"),
+        )),
     }
 }
 
 pub(crate) fn loaded(state: &AppState, name: &str) -> Result<FunctionConfig, ApiError> {
-    state.dispatcher.function(name).ok_or_else(|| ApiError::function_not_found(name))
+    state
+        .dispatcher
+        .function(name)
+        .ok_or_else(|| ApiError::function_not_found(name))
 }
 
 pub(crate) async fn get(
@@ -447,7 +532,10 @@ pub(crate) async fn get(
     let f = match qualifier.parse::<u64>() {
         Ok(v) => state.dispatcher.version(&name, v),
         Err(_) if qualifier == "LATEST" => state.dispatcher.function(&name),
-        Err(_) => state.dispatcher.alias(&name, &qualifier).and_then(|a| state.dispatcher.version(&name, a.version_id)),
+        Err(_) => state
+            .dispatcher
+            .alias(&name, &qualifier)
+            .and_then(|a| state.dispatcher.version(&name, a.version_id)),
     }
     .ok_or_else(|| ApiError::function_not_found(&name))?;
     let cfg = state.dispatcher.config();
@@ -464,10 +552,12 @@ pub(crate) async fn update(
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     let input: FunctionInput = body::json(&body)?;
-    if let Some(n) = &input.function_name {
-        if *n != name {
-            return Err(ApiError::invalid(format!("functionName: cannot be changed (path says '{name}', body '{n}')")));
-        }
+    if let Some(n) = &input.function_name
+        && *n != name
+    {
+        return Err(ApiError::invalid(format!(
+            "functionName: cannot be changed (path says '{name}', body '{n}')"
+        )));
     }
     let old = loaded(&state, &name)?;
     let (mut f, code) = merge(old.clone(), input).map_err(ApiError::invalid)?;
@@ -492,7 +582,11 @@ pub(crate) async fn update(
         None => {}
     }
     let stored = f.clone();
-    let ok = state.dispatcher.store().write(move |c| registry::update_function(c, &stored)).await;
+    let ok = state
+        .dispatcher
+        .store()
+        .write(move |c| registry::update_function(c, &stored))
+        .await;
     match ok {
         Ok(true) => {}
         Ok(false) | Err(_) => {
@@ -508,17 +602,25 @@ pub(crate) async fn update(
     state.dispatcher.put_function(f.clone());
     if f.revision != old.revision {
         let n = name.clone();
-        let versions = state.dispatcher.store().read(move |c| registry::list_versions(c, &n)).await?;
+        let versions = state
+            .dispatcher
+            .store()
+            .read(move |c| registry::list_versions(c, &n))
+            .await?;
         // Published versions keep their code: only an unreferenced revision is removed.
         if !versions.iter().any(|v| v.config.revision == old.revision) {
-            let _ = tokio::fs::remove_dir_all(state.dispatcher.code_dir(&name, &old.revision)).await;
+            let _ =
+                tokio::fs::remove_dir_all(state.dispatcher.code_dir(&name, &old.revision)).await;
         }
     }
     let cfg = state.dispatcher.config();
     Ok(Json(to_json(&f, &cfg.region, &cfg.account_id)))
 }
 
-pub(crate) async fn delete(State(state): State<AppState>, Path(name): Path<String>) -> Result<StatusCode, ApiError> {
+pub(crate) async fn delete(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
     loaded(&state, &name)?;
     let n = name.clone();
     let deleted = state
@@ -560,12 +662,17 @@ pub(crate) fn parse_limit(limit: Option<&str>) -> Result<usize, ApiError> {
         None | Some("") => Ok(20),
         Some(s) => match s.parse::<usize>() {
             Ok(n) if (1..=100).contains(&n) => Ok(n),
-            _ => Err(ApiError::invalid(format!("limit: '{s}' must be an integer between 1 and 100"))),
+            _ => Err(ApiError::invalid(format!(
+                "limit: '{s}' must be an integer between 1 and 100"
+            ))),
         },
     }
 }
 
-pub(crate) async fn list(State(state): State<AppState>, Query(q): Query<ListQuery>) -> Result<Json<Value>, ApiError> {
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
     let limit = parse_limit(q.limit.as_deref())?;
     let prefix = q.prefix.unwrap_or_default();
     let after = q.next_token.unwrap_or_default();
@@ -576,6 +683,9 @@ pub(crate) async fn list(State(state): State<AppState>, Query(q): Query<ListQuer
         .await?;
     let next = crate::body::page(&mut fs, limit, |f| f.function_name.clone());
     let cfg = state.dispatcher.config();
-    let items: Vec<Value> = fs.iter().map(|f| to_json(f, &cfg.region, &cfg.account_id)).collect();
+    let items: Vec<Value> = fs
+        .iter()
+        .map(|f| to_json(f, &cfg.region, &cfg.account_id))
+        .collect();
     Ok(Json(json!({"functions": items, "nextToken": next})))
 }

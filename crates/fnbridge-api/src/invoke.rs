@@ -44,7 +44,8 @@ fn valid_task_id(id: &str) -> bool {
     !b.is_empty()
         && b.len() <= 128
         && (b[0].is_ascii_alphabetic() || b[0] == b'_')
-        && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'_' || *c == b'-')
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || *c == b'_' || *c == b'-')
 }
 
 pub(crate) async fn invoke(
@@ -59,12 +60,17 @@ pub(crate) async fn invoke(
     let kind = header(&headers, "x-fc-invocation-type")?.unwrap_or("Sync");
     let log_type = header(&headers, "x-fc-log-type")?.unwrap_or("None");
     if !matches!(log_type, "None" | "Tail") {
-        return Err(ApiError::invalid(format!("header x-fc-log-type: '{log_type}' must be None or Tail")));
+        return Err(ApiError::invalid(format!(
+            "header x-fc-log-type: '{log_type}' must be None or Tail"
+        )));
     }
     match kind {
         "Sync" => {
             body::limit(&payload, MAX_SYNC_PAYLOAD)?;
-            let (request_id, out) = state.dispatcher.invoke_sync(&name, &qualifier, payload).await?;
+            let (request_id, out) = state
+                .dispatcher
+                .invoke_sync(&name, &qualifier, payload)
+                .await?;
             if out.error == Some(fnbridge_runtime::FunctionError::StartFailed) {
                 // FC answers a custom runtime that cannot start with 412 and the CA* code.
                 let v: serde_json::Value = serde_json::from_slice(&out.body).unwrap_or_default();
@@ -73,20 +79,35 @@ pub(crate) async fn invoke(
                     Some("CAFilePermission") => "CAFilePermission",
                     _ => "CAExited",
                 };
-                let msg = v["errorMessage"].as_str().unwrap_or("the custom runtime did not start").to_string();
+                let msg = v["errorMessage"]
+                    .as_str()
+                    .unwrap_or("the custom runtime did not start")
+                    .to_string();
                 return Err(ApiError::new(StatusCode::PRECONDITION_FAILED, code, msg));
             }
             let mut resp = (StatusCode::OK, out.body.clone()).into_response();
             let h = resp.headers_mut();
-            h.insert("x-fc-request-id", HeaderValue::from_str(&request_id).map_err(ApiError::internal)?);
+            h.insert(
+                "x-fc-request-id",
+                HeaderValue::from_str(&request_id).map_err(ApiError::internal)?,
+            );
             if let Some(err) = &out.error {
-                h.insert("x-fc-error-type", HeaderValue::from_static(err.error_type()));
+                h.insert(
+                    "x-fc-error-type",
+                    HeaderValue::from_static(err.error_type()),
+                );
             }
             if log_type == "Tail" {
                 let b64 = base64::engine::general_purpose::STANDARD.encode(tail(&out.log));
-                h.insert("x-fc-log-result", HeaderValue::from_str(&b64).map_err(ApiError::internal)?);
+                h.insert(
+                    "x-fc-log-result",
+                    HeaderValue::from_str(&b64).map_err(ApiError::internal)?,
+                );
             }
-            h.insert("x-fc-instance-id", HeaderValue::from_str(&out.instance_id).map_err(ApiError::internal)?);
+            h.insert(
+                "x-fc-instance-id",
+                HeaderValue::from_str(&out.instance_id).map_err(ApiError::internal)?,
+            );
             h.insert(
                 "x-fc-invocation-duration",
                 HeaderValue::from(out.duration.as_millis() as u64),
@@ -104,19 +125,25 @@ pub(crate) async fn invoke(
                 Some(id) => Some(id.to_string()),
                 None => None,
             };
-            let id = state.dispatcher.enqueue(&name, &qualifier, payload, task_id).await.map_err(|e| match e {
-                fnbridge_dispatch::DispatchError::Store(fnbridge_store::StoreError::Conflict(m)) => {
-                    ApiError::conflict("AsyncTaskAlreadyExists", m)
-                }
-                other => other.into(),
-            })?;
+            let id = state
+                .dispatcher
+                .enqueue(&name, &qualifier, payload, task_id)
+                .await
+                .map_err(|e| match e {
+                    fnbridge_dispatch::DispatchError::Store(
+                        fnbridge_store::StoreError::Conflict(m),
+                    ) => ApiError::conflict("AsyncTaskAlreadyExists", m),
+                    other => other.into(),
+                })?;
             let mut resp = StatusCode::ACCEPTED.into_response();
             let v = HeaderValue::from_str(&id).map_err(ApiError::internal)?;
             resp.headers_mut().insert("x-fc-request-id", v.clone());
             resp.headers_mut().insert("x-fc-async-task-id", v);
             Ok(resp)
         }
-        other => Err(ApiError::invalid(format!("header x-fc-invocation-type: '{other}' must be Sync or Async"))),
+        other => Err(ApiError::invalid(format!(
+            "header x-fc-invocation-type: '{other}' must be Sync or Async"
+        ))),
     }
 }
 

@@ -13,7 +13,9 @@ use fnbridge_dispatch::{Dispatcher, ids};
 use fnbridge_event::limits::MAX_API_BODY;
 
 use crate::error::{ApiError, ErrorBody};
-use crate::{aliases, async_config, dlq, events, functions, invoke, tasks, testing, triggers, versions};
+use crate::{
+    aliases, async_config, dlq, events, functions, invoke, tasks, testing, triggers, versions,
+};
 
 /// Everything a handler needs.
 #[derive(Clone)]
@@ -28,34 +30,75 @@ pub struct AppState {
 pub fn router(state: AppState) -> Router {
     let v = "/2023-03-30";
     let api = Router::new()
-        .route(&format!("{v}/functions"), post(functions::create).get(functions::list))
+        .route(
+            &format!("{v}/functions"),
+            post(functions::create).get(functions::list),
+        )
         .route(
             &format!("{v}/functions/{{name}}"),
-            get(functions::get).put(functions::update).delete(functions::delete),
+            get(functions::get)
+                .put(functions::update)
+                .delete(functions::delete),
         )
-        .route(&format!("{v}/functions/{{name}}/invocations"), post(invoke::invoke))
-        .route(&format!("{v}/functions/{{name}}/versions"), post(versions::publish).get(versions::list))
-        .route(&format!("{v}/functions/{{name}}/versions/{{version}}"), axum::routing::delete(versions::delete))
-        .route(&format!("{v}/functions/{{name}}/aliases"), post(aliases::create).get(aliases::list))
+        .route(
+            &format!("{v}/functions/{{name}}/invocations"),
+            post(invoke::invoke),
+        )
+        .route(
+            &format!("{v}/functions/{{name}}/versions"),
+            post(versions::publish).get(versions::list),
+        )
+        .route(
+            &format!("{v}/functions/{{name}}/versions/{{version}}"),
+            axum::routing::delete(versions::delete),
+        )
+        .route(
+            &format!("{v}/functions/{{name}}/aliases"),
+            post(aliases::create).get(aliases::list),
+        )
         .route(
             &format!("{v}/functions/{{name}}/aliases/{{alias}}"),
-            get(aliases::get).put(aliases::update).delete(aliases::delete),
+            get(aliases::get)
+                .put(aliases::update)
+                .delete(aliases::delete),
         )
-        .route(&format!("{v}/functions/{{name}}/triggers"), post(triggers::create).get(triggers::list))
+        .route(
+            &format!("{v}/functions/{{name}}/triggers"),
+            post(triggers::create).get(triggers::list),
+        )
         .route(
             &format!("{v}/functions/{{name}}/triggers/{{trigger}}"),
-            get(triggers::get).put(triggers::update).delete(triggers::delete),
+            get(triggers::get)
+                .put(triggers::update)
+                .delete(triggers::delete),
         )
         .route(
             &format!("{v}/functions/{{name}}/async-invoke-config"),
-            get(async_config::get).put(async_config::put).delete(async_config::delete),
+            get(async_config::get)
+                .put(async_config::put)
+                .delete(async_config::delete),
         )
-        .route(&format!("{v}/async-invoke-configs"), get(async_config::list))
-        .route(&format!("{v}/functions/{{name}}/async-tasks"), get(tasks::list_for_function))
-        .route(&format!("{v}/functions/{{name}}/async-tasks/{{task}}"), get(tasks::get))
+        .route(
+            &format!("{v}/async-invoke-configs"),
+            get(async_config::list),
+        )
+        .route(
+            &format!("{v}/functions/{{name}}/async-tasks"),
+            get(tasks::list_for_function),
+        )
+        .route(
+            &format!("{v}/functions/{{name}}/async-tasks/{{task}}"),
+            get(tasks::get),
+        )
         .route("/tasks", get(tasks::list_all))
-        .route(&format!("{v}/functions/{{name}}/logs"), get(testing::read_logs))
-        .route(&format!("{v}/functions/{{name}}/test-events"), get(testing::list))
+        .route(
+            &format!("{v}/functions/{{name}}/logs"),
+            get(testing::read_logs),
+        )
+        .route(
+            &format!("{v}/functions/{{name}}/test-events"),
+            get(testing::list),
+        )
         .route(
             &format!("{v}/functions/{{name}}/test-events/{{event}}"),
             get(testing::get).put(testing::put).delete(testing::delete),
@@ -87,7 +130,11 @@ async fn unknown_path(req: Request) -> ApiError {
     ApiError::new(
         StatusCode::BAD_REQUEST,
         "PathNotSupported",
-        format!("'{}' against '{}' is not supported", req.method(), req.uri().path()),
+        format!(
+            "'{}' against '{}' is not supported",
+            req.method(),
+            req.uri().path()
+        ),
     )
 }
 
@@ -123,19 +170,29 @@ async fn request_id(req: Request, next: Next) -> Response {
     if let Some(err) = resp.extensions_mut().remove::<ErrorBody>() {
         let status = resp.status();
         let body = serde_json::json!({"Code": err.code, "Message": err.message, "RequestId": id});
-        resp = (status, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response();
+        resp = (
+            status,
+            [(header::CONTENT_TYPE, "application/json")],
+            body.to_string(),
+        )
+            .into_response();
     } else if resp.status() == StatusCode::PAYLOAD_TOO_LARGE {
         let body = serde_json::json!({
             "Code": "EntityTooLarge",
             "Message": format!("payload size exceeds maximum allowed size ({MAX_API_BODY} bytes)"),
             "RequestId": id
         });
-        resp = (StatusCode::BAD_REQUEST, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response();
+        resp = (
+            StatusCode::BAD_REQUEST,
+            [(header::CONTENT_TYPE, "application/json")],
+            body.to_string(),
+        )
+            .into_response();
     }
-    if !resp.headers().contains_key("x-fc-request-id") {
-        if let Ok(v) = HeaderValue::from_str(&id) {
-            resp.headers_mut().insert("x-fc-request-id", v);
-        }
+    if !resp.headers().contains_key("x-fc-request-id")
+        && let Ok(v) = HeaderValue::from_str(&id)
+    {
+        resp.headers_mut().insert("x-fc-request-id", v);
     }
     resp
 }

@@ -14,7 +14,11 @@ use crate::router::AppState;
 fn to_json(state: &AppState, t: &Task, attempts: Option<&[Attempt]>, full: bool) -> Value {
     let cfg = state.dispatcher.config();
     let running = state.dispatcher.running_since(&t.task_id);
-    let status = if running.is_some() && !t.status.is_final() { TaskStatus::Running } else { t.status };
+    let status = if running.is_some() && !t.status.is_final() {
+        TaskStatus::Running
+    } else {
+        t.status
+    };
     let mut v = json!({
         "taskId": t.task_id,
         "requestId": t.task_id,
@@ -34,11 +38,17 @@ fn to_json(state: &AppState, t: &Task, attempts: Option<&[Attempt]>, full: bool)
     });
     if full {
         v["taskPayload"] = json!(String::from_utf8_lossy(&t.payload));
-        v["returnPayload"] = json!(t.return_payload.as_ref().map(|p| String::from_utf8_lossy(p).into_owned()));
+        v["returnPayload"] = json!(
+            t.return_payload
+                .as_ref()
+                .map(|p| String::from_utf8_lossy(p).into_owned())
+        );
         v["log"] = json!(t.log);
     }
     if let Some(attempts) = attempts {
-        let mut events = vec![json!({"eventId": 0, "status": "Enqueued", "timestamp": t.created_ms, "eventDetail": ""})];
+        let mut events = vec![
+            json!({"eventId": 0, "status": "Enqueued", "timestamp": t.created_ms, "eventDetail": ""}),
+        ];
         for a in attempts {
             events.push(json!({
                 "eventId": a.n,
@@ -48,19 +58,21 @@ fn to_json(state: &AppState, t: &Task, attempts: Option<&[Attempt]>, full: bool)
             }));
         }
         v["events"] = json!(events);
-        v["attemptRecords"] = json!(attempts
-            .iter()
-            .map(|a| json!({
-                "attempt": a.n,
-                "startedTime": a.started_ms,
-                "endTime": a.ended_ms,
-                "durationMs": a.ended_ms - a.started_ms,
-                "status": a.status,
-                "errorType": a.error_type,
-                "errorMessage": a.error_message,
-                "instanceId": a.instance_id,
-            }))
-            .collect::<Vec<_>>());
+        v["attemptRecords"] = json!(
+            attempts
+                .iter()
+                .map(|a| json!({
+                    "attempt": a.n,
+                    "startedTime": a.started_ms,
+                    "endTime": a.ended_ms,
+                    "durationMs": a.ended_ms - a.started_ms,
+                    "status": a.status,
+                    "errorType": a.error_type,
+                    "errorMessage": a.error_message,
+                    "instanceId": a.instance_id,
+                }))
+                .collect::<Vec<_>>()
+        );
     }
     v
 }
@@ -70,9 +82,15 @@ pub(crate) async fn get(
     Path((function, task)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
     let t = task.clone();
-    let found = state.dispatcher.store().read(move |c| tasks::get_task(c, &t)).await?;
+    let found = state
+        .dispatcher
+        .store()
+        .read(move |c| tasks::get_task(c, &t))
+        .await?;
     match found {
-        Some((t, attempts)) if t.function_name == function => Ok(Json(to_json(&state, &t, Some(&attempts), true))),
+        Some((t, attempts)) if t.function_name == function => {
+            Ok(Json(to_json(&state, &t, Some(&attempts), true)))
+        }
         _ => Err(ApiError::not_found(
             "AsyncTaskNotFound",
             format!("async task '{task}' of function '{function}' does not exist"),
@@ -90,7 +108,11 @@ pub(crate) struct ListQuery {
     include_payload: Option<bool>,
 }
 
-async fn list(state: AppState, function: Option<String>, q: ListQuery) -> Result<Json<Value>, ApiError> {
+async fn list(
+    state: AppState,
+    function: Option<String>,
+    q: ListQuery,
+) -> Result<Json<Value>, ApiError> {
     let limit = parse_limit(q.limit.as_deref())?;
     let status = match q.status.as_deref() {
         None | Some("") => None,
@@ -102,7 +124,10 @@ async fn list(state: AppState, function: Option<String>, q: ListQuery) -> Result
     };
     let before = match q.next_token.as_deref() {
         None | Some("") => None,
-        Some(s) => Some(s.parse::<i64>().map_err(|_| ApiError::invalid(format!("nextToken: '{s}' is not valid")))?),
+        Some(s) => Some(
+            s.parse::<i64>()
+                .map_err(|_| ApiError::invalid(format!("nextToken: '{s}' is not valid")))?,
+        ),
     };
     let mut ts = state
         .dispatcher
@@ -124,7 +149,10 @@ pub(crate) async fn list_for_function(
     list(state, Some(function), q).await
 }
 
-pub(crate) async fn list_all(State(state): State<AppState>, Query(mut q): Query<ListQuery>) -> Result<Json<Value>, ApiError> {
+pub(crate) async fn list_all(
+    State(state): State<AppState>,
+    Query(mut q): Query<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
     let f = q.function_name.take().filter(|s| !s.is_empty());
     list(state, f, q).await
 }

@@ -24,7 +24,10 @@ pub(crate) async fn list_templates() -> Json<Value> {
 
 pub(crate) async fn get_template(Path(name): Path<String>) -> Result<Json<Value>, ApiError> {
     let body = templates::get(&name).ok_or_else(|| {
-        ApiError::not_found("TemplateNotFound", format!("no test-event template '{name}' (see GET /templates)"))
+        ApiError::not_found(
+            "TemplateNotFound",
+            format!("no test-event template '{name}' (see GET /templates)"),
+        )
     })?;
     Ok(Json(json!({"name": name, "payload": body})))
 }
@@ -37,7 +40,8 @@ pub(crate) async fn put(
     loaded(&state, &function)?;
     validate::name("test event name", &name.replace(':', "_"), 128).map_err(ApiError::invalid)?;
     crate::body::limit(&body, fnbridge_event::limits::MAX_ASYNC_PAYLOAD)?;
-    let text = std::str::from_utf8(&body).map_err(|_| ApiError::invalid("test event: body must be UTF-8 text"))?;
+    let text = std::str::from_utf8(&body)
+        .map_err(|_| ApiError::invalid("test event: body must be UTF-8 text"))?;
     let (f, n, t) = (function.clone(), name.clone(), text.to_string());
     let count = state
         .dispatcher
@@ -52,16 +56,28 @@ pub(crate) async fn put(
         })
         .await?;
     if let Err(n) = count {
-        return Err(ApiError::invalid(format!("function '{function}' already has {n} test events, the most allowed")));
+        return Err(ApiError::invalid(format!(
+            "function '{function}' already has {n} test events, the most allowed"
+        )));
     }
     Ok(Json(json!({"name": name, "payload": text})))
 }
 
-pub(crate) async fn list(State(state): State<AppState>, Path(function): Path<String>) -> Result<Json<Value>, ApiError> {
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    Path(function): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     loaded(&state, &function)?;
     let f = function.clone();
-    let all = state.dispatcher.store().read(move |c| logs::list_test_events(c, &f)).await?;
-    let items: Vec<Value> = all.into_iter().map(|(n, b)| json!({"name": n, "payload": b})).collect();
+    let all = state
+        .dispatcher
+        .store()
+        .read(move |c| logs::list_test_events(c, &f))
+        .await?;
+    let items: Vec<Value> = all
+        .into_iter()
+        .map(|(n, b)| json!({"name": n, "payload": b}))
+        .collect();
     Ok(Json(json!({"testEvents": items})))
 }
 
@@ -71,7 +87,11 @@ pub(crate) async fn get(
 ) -> Result<Json<Value>, ApiError> {
     loaded(&state, &function)?;
     let (f, n) = (function.clone(), name.clone());
-    let body = state.dispatcher.store().read(move |c| logs::get_test_event(c, &f, &n)).await?;
+    let body = state
+        .dispatcher
+        .store()
+        .read(move |c| logs::get_test_event(c, &f, &n))
+        .await?;
     match body {
         Some(b) => Ok(Json(json!({"name": name, "payload": b}))),
         None => Err(ApiError::not_found(
@@ -87,10 +107,18 @@ pub(crate) async fn delete(
 ) -> Result<StatusCode, ApiError> {
     loaded(&state, &function)?;
     let (f, n) = (function.clone(), name.clone());
-    if state.dispatcher.store().write(move |c| logs::delete_test_event(c, &f, &n)).await? {
+    if state
+        .dispatcher
+        .store()
+        .write(move |c| logs::delete_test_event(c, &f, &n))
+        .await?
+    {
         Ok(StatusCode::NO_CONTENT)
     } else {
-        Err(ApiError::not_found("TestEventNotFound", format!("function '{function}' has no test event '{name}'")))
+        Err(ApiError::not_found(
+            "TestEventNotFound",
+            format!("function '{function}' has no test event '{name}'"),
+        ))
     }
 }
 
@@ -117,11 +145,18 @@ pub(crate) async fn read_logs(
             .parse::<usize>()
             .ok()
             .filter(|n| (1..=1000).contains(n))
-            .ok_or_else(|| ApiError::invalid(format!("limit: '{s}' must be an integer between 1 and 1000")))?,
+            .ok_or_else(|| {
+                ApiError::invalid(format!(
+                    "limit: '{s}' must be an integer between 1 and 1000"
+                ))
+            })?,
     };
     let after: Option<i64> = match q.next_token.as_deref() {
         None | Some("") => None,
-        Some(s) => Some(s.parse().map_err(|_| ApiError::invalid(format!("nextToken: '{s}' is not valid")))?),
+        Some(s) => Some(
+            s.parse()
+                .map_err(|_| ApiError::invalid(format!("nextToken: '{s}' is not valid")))?,
+        ),
     };
     let tail = q.from.as_deref() == Some("tail");
     let (f, rid) = (function.clone(), q.request_id.filter(|s| !s.is_empty()));
@@ -138,5 +173,7 @@ pub(crate) async fn read_logs(
         })
         .await?;
     let next = records.last().map(|r| r.id).unwrap_or(last);
-    Ok(Json(json!({"logs": records, "nextToken": next.to_string()})))
+    Ok(Json(
+        json!({"logs": records, "nextToken": next.to_string()}),
+    ))
 }

@@ -8,7 +8,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use fnbridge_dispatch::ids;
-use fnbridge_event::limits::{MAX_DESCRIPTION, MAX_TRIGGERS_PER_FUNCTION, MAX_TRIGGER_CONFIG};
+use fnbridge_event::limits::{MAX_DESCRIPTION, MAX_TRIGGER_CONFIG, MAX_TRIGGERS_PER_FUNCTION};
 use fnbridge_event::{TriggerConfig, TriggerType};
 use fnbridge_store::registry;
 use serde::Deserialize;
@@ -47,17 +47,24 @@ fn config_value(v: Value) -> Result<Value, ApiError> {
     match v {
         Value::String(s) => {
             if s.len() > MAX_TRIGGER_CONFIG {
-                return Err(ApiError::invalid(format!("triggerConfig: longer than {MAX_TRIGGER_CONFIG} bytes")));
+                return Err(ApiError::invalid(format!(
+                    "triggerConfig: longer than {MAX_TRIGGER_CONFIG} bytes"
+                )));
             }
-            serde_json::from_str(&s).map_err(|e| ApiError::invalid(format!("triggerConfig: not valid JSON: {e}")))
+            serde_json::from_str(&s)
+                .map_err(|e| ApiError::invalid(format!("triggerConfig: not valid JSON: {e}")))
         }
         Value::Object(_) => {
             if v.to_string().len() > MAX_TRIGGER_CONFIG {
-                return Err(ApiError::invalid(format!("triggerConfig: longer than {MAX_TRIGGER_CONFIG} bytes")));
+                return Err(ApiError::invalid(format!(
+                    "triggerConfig: longer than {MAX_TRIGGER_CONFIG} bytes"
+                )));
             }
             Ok(v)
         }
-        _ => Err(ApiError::invalid("triggerConfig: must be a JSON object or a string holding one")),
+        _ => Err(ApiError::invalid(
+            "triggerConfig: must be a JSON object or a string holding one",
+        )),
     }
 }
 
@@ -79,8 +86,12 @@ fn to_json(t: &TriggerConfig, region: &str, account: &str) -> Value {
 }
 
 fn compile(state: &AppState, t: &mut TriggerConfig) -> Result<fnbridge_pattern::Pattern, ApiError> {
-    let compiled = fnbridge_pattern::compile::compile(t.trigger_type.as_str(), &t.trigger_config, t.source_arn.as_deref())
-        .map_err(|e| ApiError::invalid(e.to_string()))?;
+    let compiled = fnbridge_pattern::compile::compile(
+        t.trigger_type.as_str(),
+        &t.trigger_config,
+        t.source_arn.as_deref(),
+    )
+    .map_err(|e| ApiError::invalid(e.to_string()))?;
     let _ = state;
     t.trigger_config = compiled.normalized_config;
     Ok(compiled.pattern)
@@ -89,7 +100,9 @@ fn compile(state: &AppState, t: &mut TriggerConfig) -> Result<fnbridge_pattern::
 fn description(d: Option<String>) -> Result<String, ApiError> {
     let d = d.unwrap_or_default();
     if d.len() > MAX_DESCRIPTION {
-        return Err(ApiError::invalid(format!("description: longer than {MAX_DESCRIPTION} bytes")));
+        return Err(ApiError::invalid(format!(
+            "description: longer than {MAX_DESCRIPTION} bytes"
+        )));
     }
     Ok(d)
 }
@@ -112,7 +125,10 @@ pub(crate) async fn create(
         missing.push("triggerConfig");
     }
     if !missing.is_empty() {
-        return Err(ApiError::invalid(format!("missing required fields: {}", missing.join(", "))));
+        return Err(ApiError::invalid(format!(
+            "missing required fields: {}",
+            missing.join(", ")
+        )));
     }
     let name = input.trigger_name.expect("checked");
     validate::trigger_name(&name).map_err(ApiError::invalid)?;
@@ -155,7 +171,9 @@ pub(crate) async fn create(
             }
             match registry::insert_trigger(c, &stored) {
                 Ok(id) => Ok(Ok(id)),
-                Err(fnbridge_store::StoreError::Conflict(m)) => Ok(Err(ApiError::conflict("TriggerAlreadyExists", m))),
+                Err(fnbridge_store::StoreError::Conflict(m)) => {
+                    Ok(Err(ApiError::conflict("TriggerAlreadyExists", m)))
+                }
                 Err(e) => Err(e),
             }
         })
@@ -166,7 +184,10 @@ pub(crate) async fn create(
 }
 
 fn not_found(function: &str, name: &str) -> ApiError {
-    ApiError::not_found("TriggerNotFound", format!("trigger '{name}' of function '{function}' does not exist"))
+    ApiError::not_found(
+        "TriggerNotFound",
+        format!("trigger '{name}' of function '{function}' does not exist"),
+    )
 }
 
 pub(crate) async fn get(
@@ -175,7 +196,11 @@ pub(crate) async fn get(
 ) -> Result<Json<Value>, ApiError> {
     loaded(&state, &function)?;
     let (f, n) = (function.clone(), name.clone());
-    let t = state.dispatcher.store().read(move |c| registry::get_trigger(c, &f, &n)).await?;
+    let t = state
+        .dispatcher
+        .store()
+        .read(move |c| registry::get_trigger(c, &f, &n))
+        .await?;
     let t = t.ok_or_else(|| not_found(&function, &name))?;
     let cfg = state.dispatcher.config();
     Ok(Json(to_json(&t.trigger, &cfg.region, &cfg.account_id)))
@@ -189,7 +214,11 @@ pub(crate) async fn update(
     let input: UpdateInput = body::json(&body)?;
     loaded(&state, &function)?;
     let (f, n) = (function.clone(), name.clone());
-    let existing = state.dispatcher.store().read(move |c| registry::get_trigger(c, &f, &n)).await?;
+    let existing = state
+        .dispatcher
+        .store()
+        .read(move |c| registry::get_trigger(c, &f, &n))
+        .await?;
     let existing = existing.ok_or_else(|| not_found(&function, &name))?;
     let mut t = existing.trigger.clone();
     if let Some(cfg) = input.trigger_config {
@@ -217,7 +246,11 @@ pub(crate) async fn update(
     t.last_modified_time = now_rfc3339();
     let pattern = compile(&state, &mut t)?;
     let stored = t.clone();
-    let id = state.dispatcher.store().write(move |c| registry::update_trigger(c, &stored)).await?;
+    let id = state
+        .dispatcher
+        .store()
+        .write(move |c| registry::update_trigger(c, &stored))
+        .await?;
     let id = id.ok_or_else(|| not_found(&function, &name))?;
     state.dispatcher.put_trigger(id, t.clone(), &pattern);
     let cfg = state.dispatcher.config();
@@ -230,7 +263,11 @@ pub(crate) async fn delete(
 ) -> Result<StatusCode, ApiError> {
     loaded(&state, &function)?;
     let (f, n) = (function.clone(), name.clone());
-    let id = state.dispatcher.store().write(move |c| registry::delete_trigger(c, &f, &n)).await?;
+    let id = state
+        .dispatcher
+        .store()
+        .write(move |c| registry::delete_trigger(c, &f, &n))
+        .await?;
     let id = id.ok_or_else(|| not_found(&function, &name))?;
     state.dispatcher.remove_trigger(id);
     Ok(StatusCode::NO_CONTENT)
@@ -253,6 +290,9 @@ pub(crate) async fn list(
         .await?;
     let next = crate::body::page(&mut ts, limit, |t| t.trigger.trigger_name.clone());
     let cfg = state.dispatcher.config();
-    let items: Vec<Value> = ts.iter().map(|t| to_json(&t.trigger, &cfg.region, &cfg.account_id)).collect();
+    let items: Vec<Value> = ts
+        .iter()
+        .map(|t| to_json(&t.trigger, &cfg.region, &cfg.account_id))
+        .collect();
     Ok(Json(json!({"triggers": items, "nextToken": next})))
 }

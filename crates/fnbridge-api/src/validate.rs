@@ -13,14 +13,24 @@ pub fn name(field: &str, value: &str, max: usize) -> Result<(), String> {
         return Err(format!("{field}: must not be empty"));
     }
     if value.len() > max {
-        return Err(format!("{field}: '{}…' is longer than {max} characters", &value[..max.min(value.len())]));
+        return Err(format!(
+            "{field}: '{}…' is longer than {max} characters",
+            &value[..max.min(value.len())]
+        ));
     }
     let first = value.as_bytes()[0];
     if first.is_ascii_digit() || first == b'-' {
-        return Err(format!("{field}: '{value}' must not start with a digit or '-'"));
+        return Err(format!(
+            "{field}: '{value}' must not start with a digit or '-'"
+        ));
     }
-    if let Some(c) = value.chars().find(|c| !(c.is_ascii_alphanumeric() || *c == '_' || *c == '-')) {
-        return Err(format!("{field}: '{value}' contains '{c}'; only letters, digits, '_' and '-' are allowed"));
+    if let Some(c) = value
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || *c == '_' || *c == '-'))
+    {
+        return Err(format!(
+            "{field}: '{value}' contains '{c}'; only letters, digits, '_' and '-' are allowed"
+        ));
     }
     Ok(())
 }
@@ -38,8 +48,17 @@ pub fn runtime(v: &str) -> Result<(), String> {
         return Ok(());
     }
     let known_fc = [
-        "nodejs12", "nodejs14", "nodejs16", "nodejs18", "nodejs20", "go1", "java8", "java11", "php7.2",
-        "dotnetcore3.1", "custom-container",
+        "nodejs12",
+        "nodejs14",
+        "nodejs16",
+        "nodejs18",
+        "nodejs20",
+        "go1",
+        "java8",
+        "java11",
+        "php7.2",
+        "dotnetcore3.1",
+        "custom-container",
     ];
     if known_fc.contains(&v) {
         return Err(format!(
@@ -47,13 +66,18 @@ pub fn runtime(v: &str) -> Result<(), String> {
             SUPPORTED_RUNTIMES.join(", ")
         ));
     }
-    Err(format!("runtime: unknown runtime '{v}' (supported: {})", SUPPORTED_RUNTIMES.join(", ")))
+    Err(format!(
+        "runtime: unknown runtime '{v}' (supported: {})",
+        SUPPORTED_RUNTIMES.join(", ")
+    ))
 }
 
 /// Python handlers are `module.function`, where module may be dotted (`pkg.mod.fn`).
 pub fn python_handler(field: &str, v: &str) -> Result<(), String> {
     let Some((module, func)) = v.rsplit_once('.') else {
-        return Err(format!("{field}: '{v}' must be 'module.function', e.g. 'index.handler'"));
+        return Err(format!(
+            "{field}: '{v}' must be 'module.function', e.g. 'index.handler'"
+        ));
     };
     let ident = |s: &str| {
         !s.is_empty()
@@ -61,7 +85,9 @@ pub fn python_handler(field: &str, v: &str) -> Result<(), String> {
             && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
     };
     if !module.split('.').all(ident) || !ident(func) {
-        return Err(format!("{field}: '{v}' is not a valid Python 'module.function' name"));
+        return Err(format!(
+            "{field}: '{v}' is not a valid Python 'module.function' name"
+        ));
     }
     Ok(())
 }
@@ -70,27 +96,42 @@ pub fn python_handler(field: &str, v: &str) -> Result<(), String> {
 /// the health check's numbers within FC's ranges. Unknown keys are rejected.
 pub fn custom_runtime_config(v: &serde_json::Value) -> Result<(), String> {
     let f = "customRuntimeConfig";
-    let Some(o) = v.as_object() else { return Err(format!("{f}: must be an object")) };
+    let Some(o) = v.as_object() else {
+        return Err(format!("{f}: must be an object"));
+    };
     for (k, val) in o {
         match k.as_str() {
             "command" | "args" => {
-                let ok = val.as_array().is_some_and(|a| a.len() <= 64 && a.iter().all(|s| s.as_str().is_some_and(|s| s.len() <= 4096)));
+                let ok = val.as_array().is_some_and(|a| {
+                    a.len() <= 64
+                        && a.iter()
+                            .all(|s| s.as_str().is_some_and(|s| s.len() <= 4096))
+                });
                 if !ok {
                     return Err(format!("{f}.{k}: must be a list of at most 64 strings"));
                 }
             }
             "port" => {
                 if !val.as_u64().is_some_and(|p| (1..=65535).contains(&p)) {
-                    return Err(format!("{f}.port: {val} must be a port number between 1 and 65535"));
+                    return Err(format!(
+                        "{f}.port: {val} must be a port number between 1 and 65535"
+                    ));
                 }
             }
             "healthCheckConfig" => {
-                let Some(h) = val.as_object() else { return Err(format!("{f}.healthCheckConfig: must be an object")) };
+                let Some(h) = val.as_object() else {
+                    return Err(format!("{f}.healthCheckConfig: must be an object"));
+                };
                 for (hk, hv) in h {
                     let range = match hk.as_str() {
                         "httpGetUrl" => {
-                            if !hv.as_str().is_some_and(|s| s.starts_with('/') || s.starts_with("http://")) {
-                                return Err(format!("{f}.healthCheckConfig.httpGetUrl: must be a path such as /ready"));
+                            if !hv
+                                .as_str()
+                                .is_some_and(|s| s.starts_with('/') || s.starts_with("http://"))
+                            {
+                                return Err(format!(
+                                    "{f}.healthCheckConfig.httpGetUrl: must be a path such as /ready"
+                                ));
                             }
                             continue;
                         }
@@ -98,7 +139,9 @@ pub fn custom_runtime_config(v: &serde_json::Value) -> Result<(), String> {
                         "periodSeconds" => 1..=120,
                         "timeoutSeconds" => 1..=3,
                         "failureThreshold" | "successThreshold" => 1..=120,
-                        other => return Err(format!("{f}.healthCheckConfig: unknown field '{other}'")),
+                        other => {
+                            return Err(format!("{f}.healthCheckConfig: unknown field '{other}'"));
+                        }
                     };
                     if !hv.as_u64().is_some_and(|n| range.contains(&n)) {
                         return Err(format!(
@@ -116,8 +159,10 @@ pub fn custom_runtime_config(v: &serde_json::Value) -> Result<(), String> {
 }
 
 pub fn memory_size(v: u32) -> Result<(), String> {
-    if !(128..=32768).contains(&v) || v % 64 != 0 {
-        return Err(format!("memorySize: {v} MB must be a multiple of 64 between 128 and 32768"));
+    if !(128..=32768).contains(&v) || !v.is_multiple_of(64) {
+        return Err(format!(
+            "memorySize: {v} MB must be a multiple of 64 between 128 and 32768"
+        ));
     }
     Ok(())
 }
@@ -140,12 +185,16 @@ pub fn environment(env: &BTreeMap<String, String>) -> Result<(), String> {
             ));
         }
         if k.starts_with("FC_") {
-            return Err(format!("environmentVariables: key '{k}' uses the reserved prefix 'FC_'"));
+            return Err(format!(
+                "environmentVariables: key '{k}' uses the reserved prefix 'FC_'"
+            ));
         }
         total += k.len() + v.len();
     }
     if total > MAX_ENV_BYTES {
-        return Err(format!("environmentVariables: {total} bytes in total, more than the {MAX_ENV_BYTES}-byte limit"));
+        return Err(format!(
+            "environmentVariables: {total} bytes in total, more than the {MAX_ENV_BYTES}-byte limit"
+        ));
     }
     Ok(())
 }
@@ -158,24 +207,59 @@ mod tests {
     fn names() {
         assert!(function_name("cdn-log_1").is_ok());
         assert!(function_name("").unwrap_err().contains("must not be empty"));
-        assert!(function_name("1abc").unwrap_err().contains("must not start"));
-        assert!(function_name("-abc").unwrap_err().contains("must not start"));
+        assert!(
+            function_name("1abc")
+                .unwrap_err()
+                .contains("must not start")
+        );
+        assert!(
+            function_name("-abc")
+                .unwrap_err()
+                .contains("must not start")
+        );
         assert!(function_name("a/b").unwrap_err().contains("contains '/'"));
-        assert!(function_name(&"a".repeat(65)).unwrap_err().contains("longer than 64"));
+        assert!(
+            function_name(&"a".repeat(65))
+                .unwrap_err()
+                .contains("longer than 64")
+        );
         assert!(trigger_name(&"a".repeat(128)).is_ok());
     }
 
     #[test]
     fn runtimes_and_handlers() {
         assert!(runtime("python3.10").is_ok());
-        assert!(runtime("nodejs20").unwrap_err().contains("does not run yet"));
+        assert!(
+            runtime("nodejs20")
+                .unwrap_err()
+                .contains("does not run yet")
+        );
         assert!(runtime("custom.debian12").is_ok());
         let c = |v: serde_json::Value| custom_runtime_config(&v);
-        assert!(c(serde_json::json!({"command": ["python3"], "args": ["server.py"], "port": 9000})).is_ok());
-        assert!(c(serde_json::json!({"command": "python3"})).unwrap_err().contains("list"));
-        assert!(c(serde_json::json!({"port": 70000})).unwrap_err().contains("port"));
-        assert!(c(serde_json::json!({"healthCheckConfig": {"timeoutSeconds": 9}})).unwrap_err().contains("between 1 and 3"));
-        assert!(c(serde_json::json!({"cmd": []})).unwrap_err().contains("unknown field 'cmd'"));
+        assert!(
+            c(serde_json::json!({"command": ["python3"], "args": ["server.py"], "port": 9000}))
+                .is_ok()
+        );
+        assert!(
+            c(serde_json::json!({"command": "python3"}))
+                .unwrap_err()
+                .contains("list")
+        );
+        assert!(
+            c(serde_json::json!({"port": 70000}))
+                .unwrap_err()
+                .contains("port")
+        );
+        assert!(
+            c(serde_json::json!({"healthCheckConfig": {"timeoutSeconds": 9}}))
+                .unwrap_err()
+                .contains("between 1 and 3")
+        );
+        assert!(
+            c(serde_json::json!({"cmd": []}))
+                .unwrap_err()
+                .contains("unknown field 'cmd'")
+        );
         assert!(runtime("cobol").unwrap_err().contains("unknown runtime"));
         assert!(python_handler("handler", "index.handler").is_ok());
         assert!(python_handler("handler", "pkg.mod.fn").is_ok());

@@ -35,7 +35,11 @@ pub(crate) async fn publish(
     Path(name): Path<String>,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let input: PublishInput = if body.is_empty() { PublishInput::default() } else { body::json(&body)? };
+    let input: PublishInput = if body.is_empty() {
+        PublishInput::default()
+    } else {
+        body::json(&body)?
+    };
     let description = input.description.unwrap_or_default();
     if description.len() > fnbridge_event::limits::MAX_DESCRIPTION {
         return Err(ApiError::invalid("description: longer than 256 bytes"));
@@ -47,15 +51,21 @@ pub(crate) async fn publish(
         .dispatcher
         .store()
         .write(move |c| {
-            if let Some(last) = registry::list_versions(c, &f)?.pop() {
-                if last.config == snapshot {
-                    return Ok(Err(ApiError::invalid(format!(
-                        "function '{f}' has not changed since version {}; update it before publishing",
-                        last.version_id
-                    ))));
-                }
+            if let Some(last) = registry::list_versions(c, &f)?.pop()
+                && last.config == snapshot
+            {
+                return Ok(Err(ApiError::invalid(format!(
+                    "function '{f}' has not changed since version {}; update it before publishing",
+                    last.version_id
+                ))));
             }
-            Ok(Ok(registry::publish_version(c, &f, &description, &created, &snapshot)?))
+            Ok(Ok(registry::publish_version(
+                c,
+                &f,
+                &description,
+                &created,
+                &snapshot,
+            )?))
         })
         .await??;
     state.dispatcher.put_version(&v);
@@ -81,14 +91,25 @@ pub(crate) async fn list(
     let forward = match direction.as_str() {
         "FORWARD" => true,
         "BACKWARD" => false,
-        other => return Err(ApiError::invalid(format!("direction: '{other}' must be FORWARD or BACKWARD"))),
+        other => {
+            return Err(ApiError::invalid(format!(
+                "direction: '{other}' must be FORWARD or BACKWARD"
+            )));
+        }
     };
     let start: Option<u64> = match q.next_token.as_deref() {
         None | Some("") => None,
-        Some(s) => Some(s.parse().map_err(|_| ApiError::invalid(format!("nextToken: '{s}' is not valid")))?),
+        Some(s) => Some(
+            s.parse()
+                .map_err(|_| ApiError::invalid(format!("nextToken: '{s}' is not valid")))?,
+        ),
     };
     let f = name.clone();
-    let mut vs = state.dispatcher.store().read(move |c| registry::list_versions(c, &f)).await?;
+    let mut vs = state
+        .dispatcher
+        .store()
+        .read(move |c| registry::list_versions(c, &f))
+        .await?;
     if !forward {
         vs.reverse();
     }
@@ -100,9 +121,14 @@ pub(crate) async fn list(
             Some(s) => v.version_id <= s,
         })
         .collect();
-    let next = vs.get(limit).map(|v| v.version_id.to_string()).unwrap_or_default();
+    let next = vs
+        .get(limit)
+        .map(|v| v.version_id.to_string())
+        .unwrap_or_default();
     let items: Vec<Value> = vs.iter().take(limit).map(to_json).collect();
-    Ok(Json(json!({"versions": items, "direction": direction, "nextToken": next})))
+    Ok(Json(
+        json!({"versions": items, "direction": direction, "nextToken": next}),
+    ))
 }
 
 pub(crate) async fn delete(
@@ -110,7 +136,12 @@ pub(crate) async fn delete(
     Path((name, version)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     loaded(&state, &name)?;
-    let missing = || ApiError::not_found("VersionNotFound", format!("version '{version}' of function '{name}' does not exist"));
+    let missing = || {
+        ApiError::not_found(
+            "VersionNotFound",
+            format!("version '{version}' of function '{name}' does not exist"),
+        )
+    };
     let v: u64 = version.parse().map_err(|_| missing())?;
     if state.dispatcher.version(&name, v).is_none() {
         return Err(missing());
@@ -119,11 +150,18 @@ pub(crate) async fn delete(
     if !refs.is_empty() {
         return Err(ApiError::conflict(
             "VersionInUse",
-            format!("version '{v}' of function '{name}' is used by {}; point them elsewhere first", refs.join(", ")),
+            format!(
+                "version '{v}' of function '{name}' is used by {}; point them elsewhere first",
+                refs.join(", ")
+            ),
         ));
     }
     let f = name.clone();
-    let deleted = state.dispatcher.store().write(move |c| registry::delete_version(c, &f, v)).await?;
+    let deleted = state
+        .dispatcher
+        .store()
+        .write(move |c| registry::delete_version(c, &f, v))
+        .await?;
     if !deleted {
         return Err(missing());
     }

@@ -52,7 +52,10 @@ mod tests {
 
     #[test]
     fn arn_parsing() {
-        assert_eq!(function_of_arn("acs:fc:cn-hangzhou:123:functions/on-ok"), Some("on-ok"));
+        assert_eq!(
+            function_of_arn("acs:fc:cn-hangzhou:123:functions/on-ok"),
+            Some("on-ok")
+        );
         assert_eq!(function_of_arn("acs:fc:::functions/x"), Some("x"));
         assert_eq!(function_of_arn("acs:mns:cn-hangzhou:1:/queues/q"), None);
         assert_eq!(function_of_arn("acs:fc:r:1:functions/"), None);
@@ -73,7 +76,10 @@ mod tests {
         };
         let v: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
         assert_eq!(v["requestPayload"], "{\"failure\":true}");
-        assert_eq!(v["responseContext"]["functionError"], "UnhandledInvocationError");
+        assert_eq!(
+            v["responseContext"]["functionError"],
+            "UnhandledInvocationError"
+        );
         assert_eq!(v["requestContext"]["approximateInvokeCount"], 4);
     }
 }

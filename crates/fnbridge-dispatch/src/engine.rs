@@ -15,9 +15,11 @@ use bytes::Bytes;
 use fnbridge_event::envelope::delivery_payload;
 use fnbridge_event::{Envelope, EventSource, FunctionConfig, TriggerConfig, TriggerType};
 use fnbridge_pattern::{Matcher, Pattern};
-use fnbridge_runtime::{Credentials, CustomRuntime, FunctionSpec, HealthCheck, Hook, Invocation, InvokeOutcome, Runtime};
-use fnbridge_store::tasks::{self, AttemptOutcome};
+use fnbridge_runtime::{
+    Credentials, CustomRuntime, FunctionSpec, HealthCheck, Hook, Invocation, InvokeOutcome, Runtime,
+};
 use fnbridge_store::registry::{Alias, Version};
+use fnbridge_store::tasks::{self, AttemptOutcome};
 use fnbridge_store::{Attempt, NewTask, Store, StoreError, Task, TaskStatus, now_ms, registry};
 use rand::Rng;
 use serde::Serialize;
@@ -182,7 +184,10 @@ pub struct Dispatcher {
 }
 
 fn is_trigger_for(t: TriggerType, source: EventSource) -> bool {
-    matches!((t, source), (TriggerType::CdnEvents, EventSource::Cdn) | (TriggerType::Oss, EventSource::Oss))
+    matches!(
+        (t, source),
+        (TriggerType::CdnEvents, EventSource::Cdn) | (TriggerType::Oss, EventSource::Oss)
+    )
 }
 
 /// Reads `maxAsyncRetryAttempts` etc. from a stored async-invoke config.
@@ -196,7 +201,11 @@ pub fn policy_from_config(v: &serde_json::Value) -> AsyncPolicy {
             .map(str::to_string)
     };
     AsyncPolicy {
-        max_retries: v.get("maxAsyncRetryAttempts").and_then(|x| x.as_u64()).map(|x| x as u32).unwrap_or(d.max_retries),
+        max_retries: v
+            .get("maxAsyncRetryAttempts")
+            .and_then(|x| x.as_u64())
+            .map(|x| x as u32)
+            .unwrap_or(d.max_retries),
         max_age: v
             .get("maxAsyncEventAgeInSeconds")
             .and_then(|x| x.as_u64())
@@ -262,7 +271,9 @@ impl Dispatcher {
         for st in triggers {
             match d.compile(&st.trigger) {
                 Ok(p) => compiled.push((st.id, p, st.trigger)),
-                Err(e) => tracing::error!(trigger = %st.trigger.trigger_name, error = %e, "stored trigger no longer compiles; skipped"),
+                Err(e) => {
+                    tracing::error!(trigger = %st.trigger.trigger_name, error = %e, "stored trigger no longer compiles; skipped")
+                }
             }
         }
         {
@@ -271,7 +282,9 @@ impl Dispatcher {
                 reg.triggers.insert(*id, Arc::new(t.clone()));
             }
         }
-        d.inner.matcher.insert_many(compiled.into_iter().map(|(id, p, _)| (id, p)));
+        d.inner
+            .matcher
+            .insert_many(compiled.into_iter().map(|(id, p, _)| (id, p)));
         for (f, q, v) in configs {
             d.put_async_config(&f, &q, &v);
         }
@@ -279,7 +292,10 @@ impl Dispatcher {
         let now = now_ms();
         for t in open {
             let due = t.next_ms;
-            d.schedule(Job::from_task(t), Duration::from_millis((due - now).max(0) as u64));
+            d.schedule(
+                Job::from_task(t),
+                Duration::from_millis((due - now).max(0) as u64),
+            );
         }
         if resumed > 0 {
             tracing::info!(tasks = resumed, "resumed pending deliveries");
@@ -316,9 +332,13 @@ impl Dispatcher {
 
     /// Compiles a trigger's config to its pattern (the one matching path for every type).
     pub fn compile(&self, t: &TriggerConfig) -> Result<Pattern, DispatchError> {
-        fnbridge_pattern::compile::compile(t.trigger_type.as_str(), &t.trigger_config, t.source_arn.as_deref())
-            .map(|c| c.pattern)
-            .map_err(|e| DispatchError::Invalid(e.to_string()))
+        fnbridge_pattern::compile::compile(
+            t.trigger_type.as_str(),
+            &t.trigger_config,
+            t.source_arn.as_deref(),
+        )
+        .map(|c| c.pattern)
+        .map_err(|e| DispatchError::Invalid(e.to_string()))
     }
 
     // ---- registry caches: the API writes the store, then tells the dispatcher ----
@@ -334,7 +354,9 @@ impl Dispatcher {
     fn entry(&self, config: FunctionConfig) -> Arc<FunctionEntry> {
         use std::hash::{Hash, Hasher};
         let mut h = std::collections::hash_map::DefaultHasher::new();
-        serde_json::to_string(&config).unwrap_or_default().hash(&mut h);
+        serde_json::to_string(&config)
+            .unwrap_or_default()
+            .hash(&mut h);
         let spec = Arc::new(FunctionSpec {
             function_name: config.function_name.clone(),
             revision: format!("{}-{:016x}", config.revision, h.finish()),
@@ -344,15 +366,15 @@ impl Dispatcher {
             memory_mb: config.memory_size,
             timeout: Duration::from_secs(config.timeout as u64),
             env: config.environment_variables.clone(),
-            initializer: config
-                .initializer
-                .as_ref()
-                .map(|h| Hook { handler: h.handler.clone(), timeout: Duration::from_secs(h.timeout as u64) }),
+            initializer: config.initializer.as_ref().map(|h| Hook {
+                handler: h.handler.clone(),
+                timeout: Duration::from_secs(h.timeout as u64),
+            }),
             instance_concurrency: config.instance_concurrency,
-            pre_stop: config
-                .pre_stop
-                .as_ref()
-                .map(|h| Hook { handler: h.handler.clone(), timeout: Duration::from_secs(h.timeout as u64) }),
+            pre_stop: config.pre_stop.as_ref().map(|h| Hook {
+                handler: h.handler.clone(),
+                timeout: Duration::from_secs(h.timeout as u64),
+            }),
             custom: config.custom_runtime_config.as_ref().map(custom_runtime),
         });
         Arc::new(FunctionEntry { config, spec })
@@ -363,7 +385,12 @@ impl Dispatcher {
     pub fn put_function(&self, config: FunctionConfig) {
         let name = config.function_name.clone();
         let e = self.entry(config);
-        self.inner.registry.write().unwrap_or_else(|p| p.into_inner()).functions.insert(name, e);
+        self.inner
+            .registry
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .functions
+            .insert(name, e);
     }
 
     pub fn put_version(&self, v: &Version) {
@@ -377,7 +404,12 @@ impl Dispatcher {
     }
 
     pub fn remove_version(&self, function: &str, version: u64) {
-        self.inner.registry.write().unwrap_or_else(|p| p.into_inner()).versions.remove(&(function.to_string(), version));
+        self.inner
+            .registry
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .versions
+            .remove(&(function.to_string(), version));
     }
 
     /// The configuration of one version.
@@ -401,7 +433,12 @@ impl Dispatcher {
     }
 
     pub fn remove_alias(&self, function: &str, name: &str) {
-        self.inner.registry.write().unwrap_or_else(|p| p.into_inner()).aliases.remove(&(function.to_string(), name.to_string()));
+        self.inner
+            .registry
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .aliases
+            .remove(&(function.to_string(), name.to_string()));
     }
 
     pub fn alias(&self, function: &str, name: &str) -> Option<Alias> {
@@ -417,7 +454,11 @@ impl Dispatcher {
     /// Triggers and aliases that point at `qualifier` of `function` (what keeps a version or
     /// alias from being deleted).
     pub fn references(&self, function: &str, qualifier: &str) -> Vec<String> {
-        let reg = self.inner.registry.read().unwrap_or_else(|p| p.into_inner());
+        let reg = self
+            .inner
+            .registry
+            .read()
+            .unwrap_or_else(|p| p.into_inner());
         let mut out: Vec<String> = reg
             .triggers
             .values()
@@ -428,7 +469,10 @@ impl Dispatcher {
             out.extend(
                 reg.aliases
                     .iter()
-                    .filter(|((f, _), a)| f == function && (a.version_id == v || a.additional_version_weight.contains_key(&v)))
+                    .filter(|((f, _), a)| {
+                        f == function
+                            && (a.version_id == v || a.additional_version_weight.contains_key(&v))
+                    })
                     .map(|((_, n), _)| format!("alias '{n}'")),
             );
         }
@@ -439,12 +483,25 @@ impl Dispatcher {
     /// Resolves a qualifier (`LATEST`, a version id, an alias) to the function snapshot to run
     /// and the version id reported to it (`""` for LATEST). Alias weights are applied here, at
     /// invocation time.
-    pub fn resolve(&self, function: &str, qualifier: &str) -> Result<(FunctionConfig, String), DispatchError> {
-        self.resolve_entry(function, qualifier).map(|(e, v)| (e.config.clone(), v))
+    pub fn resolve(
+        &self,
+        function: &str,
+        qualifier: &str,
+    ) -> Result<(FunctionConfig, String), DispatchError> {
+        self.resolve_entry(function, qualifier)
+            .map(|(e, v)| (e.config.clone(), v))
     }
 
-    fn resolve_entry(&self, function: &str, qualifier: &str) -> Result<(Arc<FunctionEntry>, String), DispatchError> {
-        let reg = self.inner.registry.read().unwrap_or_else(|p| p.into_inner());
+    fn resolve_entry(
+        &self,
+        function: &str,
+        qualifier: &str,
+    ) -> Result<(Arc<FunctionEntry>, String), DispatchError> {
+        let reg = self
+            .inner
+            .registry
+            .read()
+            .unwrap_or_else(|p| p.into_inner());
         if !reg.functions.contains_key(function) {
             return Err(DispatchError::FunctionNotFound(function.to_string()));
         }
@@ -453,7 +510,11 @@ impl Dispatcher {
                 .get(&(function.to_string(), v))
                 .cloned()
                 .map(|e| (e, v.to_string()))
-                .ok_or_else(|| DispatchError::QualifierNotFound(format!("version '{v}' of function '{function}' does not exist")))
+                .ok_or_else(|| {
+                    DispatchError::QualifierNotFound(format!(
+                        "version '{v}' of function '{function}' does not exist"
+                    ))
+                })
         };
         if qualifier.is_empty() || qualifier == "LATEST" {
             return Ok((reg.functions[function].clone(), String::new()));
@@ -461,7 +522,10 @@ impl Dispatcher {
         if let Ok(v) = qualifier.parse::<u64>() {
             return version(v);
         }
-        let Some(alias) = reg.aliases.get(&(function.to_string(), qualifier.to_string())) else {
+        let Some(alias) = reg
+            .aliases
+            .get(&(function.to_string(), qualifier.to_string()))
+        else {
             return Err(DispatchError::QualifierNotFound(format!(
                 "alias '{qualifier}' of function '{function}' does not exist"
             )));
@@ -482,7 +546,11 @@ impl Dispatcher {
     }
 
     pub fn remove_function(&self, name: &str) {
-        let mut reg = self.inner.registry.write().unwrap_or_else(|p| p.into_inner());
+        let mut reg = self
+            .inner
+            .registry
+            .write()
+            .unwrap_or_else(|p| p.into_inner());
         reg.functions.remove(name);
         reg.versions.retain(|(f, _), _| f != name);
         reg.aliases.retain(|(f, _), _| f != name);
@@ -492,18 +560,34 @@ impl Dispatcher {
     }
 
     pub fn function(&self, name: &str) -> Option<FunctionConfig> {
-        self.inner.registry.read().unwrap_or_else(|p| p.into_inner()).functions.get(name).map(|e| e.config.clone())
+        self.inner
+            .registry
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .functions
+            .get(name)
+            .map(|e| e.config.clone())
     }
 
     pub fn put_trigger(&self, id: u64, trigger: TriggerConfig, pattern: &Pattern) {
         // Registry first, then the index: a match can only name a trigger the registry knows.
-        self.inner.registry.write().unwrap_or_else(|p| p.into_inner()).triggers.insert(id, Arc::new(trigger));
+        self.inner
+            .registry
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .triggers
+            .insert(id, Arc::new(trigger));
         self.inner.matcher.insert(id, pattern);
     }
 
     pub fn remove_trigger(&self, id: u64) {
         self.inner.matcher.remove(id);
-        self.inner.registry.write().unwrap_or_else(|p| p.into_inner()).triggers.remove(&id);
+        self.inner
+            .registry
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .triggers
+            .remove(&id);
     }
 
     pub fn put_async_config(&self, function: &str, qualifier: &str, v: &serde_json::Value) {
@@ -512,7 +596,10 @@ impl Dispatcher {
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .policies
-            .insert((function.to_string(), qualifier.to_string()), policy_from_config(v));
+            .insert(
+                (function.to_string(), qualifier.to_string()),
+                policy_from_config(v),
+            );
     }
 
     pub fn remove_async_config(&self, function: &str, qualifier: &str) {
@@ -537,7 +624,12 @@ impl Dispatcher {
 
     /// When a task is running right now, the time its current attempt started.
     pub fn running_since(&self, task_id: &str) -> Option<i64> {
-        self.inner.running.lock().unwrap_or_else(|p| p.into_inner()).get(task_id).copied()
+        self.inner
+            .running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(task_id)
+            .copied()
     }
 
     // ---- ingest ----
@@ -558,18 +650,23 @@ impl Dispatcher {
         }
         let mut planned = Vec::with_capacity(env.events.len());
         {
-            let reg = self.inner.registry.read().unwrap_or_else(|p| p.into_inner());
+            let reg = self
+                .inner
+                .registry
+                .read()
+                .unwrap_or_else(|p| p.into_inner());
             for mut ev in env.events {
                 ev.ensure_id(ids::uuid_like);
                 let body = ev.event_json();
-                let matched = self
-                    .inner
-                    .matcher
-                    .matches(body.as_bytes())
-                    .map_err(|e| DispatchError::Invalid(format!("event cannot be matched: {e}")))?;
+                let matched =
+                    self.inner.matcher.matches(body.as_bytes()).map_err(|e| {
+                        DispatchError::Invalid(format!("event cannot be matched: {e}"))
+                    })?;
                 let mut tasks = Vec::new();
                 for id in matched {
-                    let Some(t) = reg.triggers.get(&id) else { continue };
+                    let Some(t) = reg.triggers.get(&id) else {
+                        continue;
+                    };
                     if !is_trigger_for(t.trigger_type, ev.source) {
                         continue;
                     }
@@ -607,7 +704,11 @@ impl Dispatcher {
                         task_ids.push(t.task_id.clone());
                         jobs.push(Job::new(row, t));
                     }
-                    receipts.push(IngestedEvent { event_id: p.event_id, sequence: seq, task_ids });
+                    receipts.push(IngestedEvent {
+                        event_id: p.event_id,
+                        sequence: seq,
+                        task_ids,
+                    });
                 }
                 Ok((receipts, jobs))
             })
@@ -639,7 +740,11 @@ impl Dispatcher {
             created_ms: now_ms(),
         };
         let t = task.clone();
-        let row = self.inner.store.write(move |c| tasks::insert_task(c, &t)).await?;
+        let row = self
+            .inner
+            .store
+            .write(move |c| tasks::insert_task(c, &t))
+            .await?;
         let id = task.task_id.clone();
         let _ = self.inner.ready.send(Job::new(row, task));
         Ok(id)
@@ -655,7 +760,9 @@ impl Dispatcher {
             .inner
             .store
             .write(move |c| {
-                let Some(e) = tasks::get_dlq(c, dlq_id)? else { return Ok(None) };
+                let Some(e) = tasks::get_dlq(c, dlq_id)? else {
+                    return Ok(None);
+                };
                 let t = NewTask {
                     task_id: nid,
                     function_name: e.function_name,
@@ -692,12 +799,25 @@ impl Dispatcher {
             .invoke(&entry.spec, inv)
             .await
             .map_err(|e| DispatchError::Runtime(e.to_string()))?;
-        let (f, rid, q, log) = (function.to_string(), request_id.clone(), qualifier.to_string(), out.log.clone());
-        self.inner.store.write_detached(move |c| fnbridge_store::logs::append_log(c, &f, &rid, &q, now_ms(), &log));
+        let (f, rid, q, log) = (
+            function.to_string(),
+            request_id.clone(),
+            qualifier.to_string(),
+            out.log.clone(),
+        );
+        self.inner.store.write_detached(move |c| {
+            fnbridge_store::logs::append_log(c, &f, &rid, &q, now_ms(), &log)
+        });
         Ok((request_id, out))
     }
 
-    fn invocation(&self, request_id: &str, qualifier: &str, version_id: &str, payload: Bytes) -> Invocation {
+    fn invocation(
+        &self,
+        request_id: &str,
+        qualifier: &str,
+        version_id: &str,
+        payload: Bytes,
+    ) -> Invocation {
         Invocation {
             request_id: request_id.to_string(),
             payload,
@@ -727,26 +847,54 @@ impl Dispatcher {
 /// fields take FC's defaults.
 fn custom_runtime(v: &serde_json::Value) -> CustomRuntime {
     let strings = |k: &str| -> Vec<String> {
-        v.get(k).and_then(|a| a.as_array()).map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect()).unwrap_or_default()
+        v.get(k)
+            .and_then(|a| a.as_array())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|s| s.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
     };
     let d = CustomRuntime::default();
-    let health_check = v.get("healthCheckConfig").filter(|h| h.is_object()).map(|h| {
-        let hd = HealthCheck::default();
-        let secs = |k: &str, d: Duration| h.get(k).and_then(|x| x.as_u64()).map(Duration::from_secs).unwrap_or(d);
-        let num = |k: &str, d: u32| h.get(k).and_then(|x| x.as_u64()).map(|x| x as u32).unwrap_or(d);
-        HealthCheck {
-            http_get_url: h.get("httpGetUrl").and_then(|x| x.as_str()).map(str::to_string).unwrap_or(hd.http_get_url),
-            initial_delay: secs("initialDelaySeconds", hd.initial_delay),
-            period: secs("periodSeconds", hd.period),
-            timeout: secs("timeoutSeconds", hd.timeout),
-            failure_threshold: num("failureThreshold", hd.failure_threshold),
-            success_threshold: num("successThreshold", hd.success_threshold),
-        }
-    });
+    let health_check = v
+        .get("healthCheckConfig")
+        .filter(|h| h.is_object())
+        .map(|h| {
+            let hd = HealthCheck::default();
+            let secs = |k: &str, d: Duration| {
+                h.get(k)
+                    .and_then(|x| x.as_u64())
+                    .map(Duration::from_secs)
+                    .unwrap_or(d)
+            };
+            let num = |k: &str, d: u32| {
+                h.get(k)
+                    .and_then(|x| x.as_u64())
+                    .map(|x| x as u32)
+                    .unwrap_or(d)
+            };
+            HealthCheck {
+                http_get_url: h
+                    .get("httpGetUrl")
+                    .and_then(|x| x.as_str())
+                    .map(str::to_string)
+                    .unwrap_or(hd.http_get_url),
+                initial_delay: secs("initialDelaySeconds", hd.initial_delay),
+                period: secs("periodSeconds", hd.period),
+                timeout: secs("timeoutSeconds", hd.timeout),
+                failure_threshold: num("failureThreshold", hd.failure_threshold),
+                success_threshold: num("successThreshold", hd.success_threshold),
+            }
+        });
     CustomRuntime {
         command: strings("command"),
         args: strings("args"),
-        port: v.get("port").and_then(|p| p.as_u64()).map(|p| p as u16).unwrap_or(d.port),
+        port: v
+            .get("port")
+            .and_then(|p| p.as_u64())
+            .map(|p| p as u16)
+            .unwrap_or(d.port),
         health_check,
     }
 }
@@ -769,7 +917,9 @@ async fn run_loop(inner: Arc<Inner>, mut rx: mpsc::UnboundedReceiver<Job>) {
             // Left in the store as Enqueued/Retrying: the next start runs it.
             continue;
         }
-        let Ok(permit) = inner.in_flight.clone().acquire_owned().await else { break };
+        let Ok(permit) = inner.in_flight.clone().acquire_owned().await else {
+            break;
+        };
         if inner.stopping.load(Ordering::Acquire) {
             continue;
         }
@@ -783,14 +933,19 @@ async fn run_loop(inner: Arc<Inner>, mut rx: mpsc::UnboundedReceiver<Job>) {
 
 /// One attempt of one task, and everything its outcome implies.
 async fn run_job(inner: &Arc<Inner>, mut job: Job) {
-    let d = Dispatcher { inner: inner.clone() };
+    let d = Dispatcher {
+        inner: inner.clone(),
+    };
     let policy = d.policy(&job.function, &job.qualifier);
     let started = now_ms();
     let age = Duration::from_millis((started - job.created_ms).max(0) as u64);
     if age > policy.max_age {
         let task = job.as_task();
         let attempts = job.attempts;
-        let msg = format!("event expired after {} s without a successful attempt", age.as_secs());
+        let msg = format!(
+            "event expired after {} s without a successful attempt",
+            age.as_secs()
+        );
         inner.dead_lettered.fetch_add(1, Ordering::Relaxed);
         let dest = destination(&d, &job, &policy, "EventAgeExceeded", None, b"");
         let ready = inner.ready.clone();
@@ -802,21 +957,45 @@ async fn run_job(inner: &Arc<Inner>, mut job: Job) {
         return;
     }
     let entry = d.resolve_entry(&job.function, &job.qualifier);
-    inner.running.lock().unwrap_or_else(|p| p.into_inner()).insert(job.task_id.clone(), started);
+    inner
+        .running
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(job.task_id.clone(), started);
     inner.attempts.fetch_add(1, Ordering::Relaxed);
     let outcome = match &entry {
         Ok((e, version_id)) => {
-            let inv = d.invocation(&job.task_id, &job.qualifier, version_id, job.payload.clone());
-            inner.runtime.invoke(&e.spec, inv).await.map_err(|e| e.to_string())
+            let inv = d.invocation(
+                &job.task_id,
+                &job.qualifier,
+                version_id,
+                job.payload.clone(),
+            );
+            inner
+                .runtime
+                .invoke(&e.spec, inv)
+                .await
+                .map_err(|e| e.to_string())
         }
         Err(e) => Err(e.to_string()),
     };
-    inner.running.lock().unwrap_or_else(|p| p.into_inner()).remove(&job.task_id);
+    inner
+        .running
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .remove(&job.task_id);
     let ended = now_ms();
     job.attempts += 1;
     let (result, error_type, error_message, body, log, instance) = match &outcome {
         Ok(o) => match &o.error {
-            None => (AttemptResult::Success, None, None, o.body.clone(), o.log.clone(), Some(o.instance_id.clone())),
+            None => (
+                AttemptResult::Success,
+                None,
+                None,
+                o.body.clone(),
+                o.log.clone(),
+                Some(o.instance_id.clone()),
+            ),
             Some(err) => (
                 AttemptResult::FunctionError,
                 Some(err.error_type().to_string()),
@@ -826,9 +1005,14 @@ async fn run_job(inner: &Arc<Inner>, mut job: Job) {
                 Some(o.instance_id.clone()),
             ),
         },
-        Err(msg) => {
-            (AttemptResult::PlatformError, Some("InternalError".to_string()), Some(msg.clone()), Bytes::new(), String::new(), None)
-        }
+        Err(msg) => (
+            AttemptResult::PlatformError,
+            Some("InternalError".to_string()),
+            Some(msg.clone()),
+            Bytes::new(),
+            String::new(),
+            None,
+        ),
     };
     match result {
         AttemptResult::Success => {
@@ -845,12 +1029,25 @@ async fn run_job(inner: &Arc<Inner>, mut job: Job) {
     }
     let jitter: f64 = rand::rng().random();
     let now_age = Duration::from_millis((ended - job.created_ms).max(0) as u64);
-    let action = decide(&policy, &inner.cfg.backoff, result, job.function_errors, job.platform_errors, now_age, jitter);
+    let action = decide(
+        &policy,
+        &inner.cfg.backoff,
+        result,
+        job.function_errors,
+        job.platform_errors,
+        now_age,
+        jitter,
+    );
     let attempt = Attempt {
         n: job.attempts,
         started_ms: started,
         ended_ms: ended,
-        status: if result == AttemptResult::Success { "Succeeded" } else { "Failed" }.to_string(),
+        status: if result == AttemptResult::Success {
+            "Succeeded"
+        } else {
+            "Failed"
+        }
+        .to_string(),
         error_type: error_type.clone(),
         error_message: error_message.clone(),
         instance_id: instance,
@@ -858,9 +1055,14 @@ async fn run_job(inner: &Arc<Inner>, mut job: Job) {
     let (status, next_ms) = match action {
         RetryAction::Succeeded => (TaskStatus::Succeeded, ended),
         RetryAction::Retry { after } => (TaskStatus::Retrying, ended + after.as_millis() as i64),
-        RetryAction::DeadLetter { reason } => {
-            (if reason.as_str() == "EventAgeExceeded" { TaskStatus::Expired } else { TaskStatus::Failed }, ended)
-        }
+        RetryAction::DeadLetter { reason } => (
+            if reason.as_str() == "EventAgeExceeded" {
+                TaskStatus::Expired
+            } else {
+                TaskStatus::Failed
+            },
+            ended,
+        ),
     };
     let record = AttemptOutcome {
         attempt,
@@ -876,7 +1078,9 @@ async fn run_job(inner: &Arc<Inner>, mut job: Job) {
             let cond = if reason.as_str() == "EventAgeExceeded" {
                 "EventAgeExceeded".to_string()
             } else {
-                error_type.clone().unwrap_or_else(|| "UnhandledInvocationError".into())
+                error_type
+                    .clone()
+                    .unwrap_or_else(|| "UnhandledInvocationError".into())
             };
             destination(&d, &job, &policy, &cond, error_type.as_deref(), &body)
         }
@@ -892,14 +1096,25 @@ async fn run_job(inner: &Arc<Inner>, mut job: Job) {
     let row = job.row;
     let attempts = job.attempts;
     let ready = inner.ready.clone();
-    let (log_fn, log_rid, log_q) = (job.function.clone(), job.task_id.clone(), job.qualifier.clone());
+    let (log_fn, log_rid, log_q) = (
+        job.function.clone(),
+        job.task_id.clone(),
+        job.qualifier.clone(),
+    );
     inner.store.write_detached(move |c| {
         tasks::record_attempt(c, row, &record)?;
         if let Some(log) = record.log.as_deref().filter(|l| !l.is_empty()) {
             fnbridge_store::logs::append_log(c, &log_fn, &log_rid, &log_q, ended, log)?;
         }
         if let Some((task, reason)) = dead {
-            tasks::dead_letter(c, &task, attempts, reason, record.last_error.as_deref(), ended)?;
+            tasks::dead_letter(
+                c,
+                &task,
+                attempts,
+                reason,
+                record.last_error.as_deref(),
+                ended,
+            )?;
         }
         queue_destination(c, &ready, dest)
     });
@@ -930,7 +1145,11 @@ fn summarize_error(kind: &str, body: &[u8]) -> String {
         .and_then(|v| {
             let t = v.get("errorType").and_then(|x| x.as_str()).unwrap_or("");
             let m = v.get("errorMessage").and_then(|x| x.as_str())?;
-            Some(if t.is_empty() { m.to_string() } else { format!("{t}: {m}") })
+            Some(if t.is_empty() {
+                m.to_string()
+            } else {
+                format!("{t}: {m}")
+            })
         })
         .unwrap_or_else(|| String::from_utf8_lossy(&body[..body.len().min(512)]).into_owned());
     format!("{kind}: {msg}")
@@ -950,14 +1169,19 @@ fn destination_task(d: &Dispatcher, arn: &str, record: DestinationRecord<'_>) ->
         payload: record.to_json().into_bytes(),
         created_ms: now_ms(),
     })
-    .filter(|_| d.function(target).is_some() || {
-        tracing::warn!(destination = %arn, "destination function does not exist; skipped");
-        false
+    .filter(|_| {
+        d.function(target).is_some() || {
+            tracing::warn!(destination = %arn, "destination function does not exist; skipped");
+            false
+        }
     })
 }
 
 fn function_arn(d: &Dispatcher, name: &str) -> String {
-    format!("acs:fc:{}:{}:functions/{name}", d.inner.cfg.region, d.inner.cfg.account_id)
+    format!(
+        "acs:fc:{}:{}:functions/{name}",
+        d.inner.cfg.region, d.inner.cfg.account_id
+    )
 }
 
 /// The destination task for a finished job: `onSuccess` when `function_error` is `None` and the
@@ -970,7 +1194,11 @@ fn destination(
     function_error: Option<&str>,
     body: &[u8],
 ) -> Option<NewTask> {
-    let arn = if condition == "Success" { p.on_success.as_ref()? } else { p.on_failure.as_ref()? };
+    let arn = if condition == "Success" {
+        p.on_success.as_ref()?
+    } else {
+        p.on_failure.as_ref()?
+    };
     let fa = function_arn(d, &job.function);
     destination_task(
         d,

@@ -17,13 +17,22 @@ pub fn request_id() -> String {
 /// A random lower-case hex string of `n` bytes.
 pub fn hex_token(n: usize) -> String {
     let mut rng = rand::rng();
-    (0..n).map(|_| format!("{:02x}", rng.random::<u8>())).collect()
+    (0..n)
+        .map(|_| format!("{:02x}", rng.random::<u8>()))
+        .collect()
 }
 
 /// A random UUID-shaped id (function and trigger ids, CDN trace ids).
 pub fn uuid_like() -> String {
     let h = hex_token(16);
-    format!("{}-{}-4{}-a{}-{}", &h[0..8], &h[8..12], &h[13..16], &h[17..20], &h[20..32])
+    format!(
+        "{}-{}-4{}-a{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[13..16],
+        &h[17..20],
+        &h[20..32]
+    )
 }
 
 #[cfg(test)]

@@ -44,7 +44,10 @@ pub struct Backoff {
 
 impl Default for Backoff {
     fn default() -> Self {
-        Backoff { base: Duration::from_secs(1), max: Duration::from_secs(300) }
+        Backoff {
+            base: Duration::from_secs(1),
+            max: Duration::from_secs(300),
+        }
     }
 }
 
@@ -73,9 +76,13 @@ pub enum AttemptResult {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum RetryAction {
     Succeeded,
-    Retry { after: Duration },
+    Retry {
+        after: Duration,
+    },
     /// Out of retries (or out of time): dead-letter it with this reason.
-    DeadLetter { reason: DeadLetterReason },
+    DeadLetter {
+        reason: DeadLetterReason,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -108,7 +115,9 @@ pub fn decide(
         AttemptResult::Success => return RetryAction::Succeeded,
         AttemptResult::FunctionError => {
             if function_errors > policy.max_retries {
-                return RetryAction::DeadLetter { reason: DeadLetterReason::RetriesExhausted };
+                return RetryAction::DeadLetter {
+                    reason: DeadLetterReason::RetriesExhausted,
+                };
             }
             function_errors
         }
@@ -116,7 +125,9 @@ pub fn decide(
     };
     let after = backoff.delay(retry_no, jitter);
     if age + after > policy.max_age {
-        return RetryAction::DeadLetter { reason: DeadLetterReason::EventAgeExceeded };
+        return RetryAction::DeadLetter {
+            reason: DeadLetterReason::EventAgeExceeded,
+        };
     }
     RetryAction::Retry { after }
 }
@@ -129,7 +140,10 @@ mod tests {
 
     #[test]
     fn backoff_doubles_with_bounded_jitter_and_cap() {
-        let b = Backoff { base: S(1), max: S(10) };
+        let b = Backoff {
+            base: S(1),
+            max: S(10),
+        };
         assert_eq!(b.delay(1, 0.5), S(1));
         assert_eq!(b.delay(2, 0.5), S(2));
         assert_eq!(b.delay(3, 0.5), S(4));
@@ -147,40 +161,92 @@ mod tests {
         assert_eq!(r(1), RetryAction::Retry { after: S(1) });
         assert_eq!(r(2), RetryAction::Retry { after: S(2) });
         assert_eq!(r(3), RetryAction::Retry { after: S(4) });
-        assert_eq!(r(4), RetryAction::DeadLetter { reason: DeadLetterReason::RetriesExhausted });
+        assert_eq!(
+            r(4),
+            RetryAction::DeadLetter {
+                reason: DeadLetterReason::RetriesExhausted
+            }
+        );
     }
 
     #[test]
     fn zero_retries_dead_letters_at_once() {
-        let p = AsyncPolicy { max_retries: 0, ..Default::default() };
-        let a = decide(&p, &Backoff::default(), AttemptResult::FunctionError, 1, 0, S(0), 0.5);
-        assert_eq!(a, RetryAction::DeadLetter { reason: DeadLetterReason::RetriesExhausted });
+        let p = AsyncPolicy {
+            max_retries: 0,
+            ..Default::default()
+        };
+        let a = decide(
+            &p,
+            &Backoff::default(),
+            AttemptResult::FunctionError,
+            1,
+            0,
+            S(0),
+            0.5,
+        );
+        assert_eq!(
+            a,
+            RetryAction::DeadLetter {
+                reason: DeadLetterReason::RetriesExhausted
+            }
+        );
     }
 
     #[test]
     fn age_limit_wins_over_remaining_retries() {
-        let p = AsyncPolicy { max_age: S(60), ..Default::default() };
+        let p = AsyncPolicy {
+            max_age: S(60),
+            ..Default::default()
+        };
         let b = Backoff::default();
         assert_eq!(
-            decide(&p, &b, AttemptResult::FunctionError, 1, 0, Duration::from_millis(59_500), 0.5),
-            RetryAction::DeadLetter { reason: DeadLetterReason::EventAgeExceeded }
+            decide(
+                &p,
+                &b,
+                AttemptResult::FunctionError,
+                1,
+                0,
+                Duration::from_millis(59_500),
+                0.5
+            ),
+            RetryAction::DeadLetter {
+                reason: DeadLetterReason::EventAgeExceeded
+            }
         );
         assert_eq!(
             decide(&p, &b, AttemptResult::PlatformError, 0, 7, S(0), 0.5),
-            RetryAction::DeadLetter { reason: DeadLetterReason::EventAgeExceeded }
+            RetryAction::DeadLetter {
+                reason: DeadLetterReason::EventAgeExceeded
+            }
         );
     }
 
     #[test]
     fn platform_errors_do_not_spend_the_budget() {
         let p = AsyncPolicy::default();
-        let a = decide(&p, &Backoff::default(), AttemptResult::PlatformError, 3, 1, S(0), 0.5);
+        let a = decide(
+            &p,
+            &Backoff::default(),
+            AttemptResult::PlatformError,
+            3,
+            1,
+            S(0),
+            0.5,
+        );
         assert_eq!(a, RetryAction::Retry { after: S(1) });
     }
 
     #[test]
     fn success_is_final() {
-        let a = decide(&AsyncPolicy::default(), &Backoff::default(), AttemptResult::Success, 9, 9, S(999_999), 0.5);
+        let a = decide(
+            &AsyncPolicy::default(),
+            &Backoff::default(),
+            AttemptResult::Success,
+            9,
+            9,
+            S(999_999),
+            0.5,
+        );
         assert_eq!(a, RetryAction::Succeeded);
     }
 }

@@ -95,7 +95,8 @@ impl Envelope {
     /// Parses and validates `{"events":[...]}`. Every error names the offending field by path.
     pub fn parse(body: &[u8]) -> Result<Envelope, EnvelopeError> {
         // serde_json's own recursion limit (128) guards the stack; the depth rule below is ours.
-        let v: Value = serde_json::from_slice(body).map_err(|e| EnvelopeError::Json(e.to_string()))?;
+        let v: Value =
+            serde_json::from_slice(body).map_err(|e| EnvelopeError::Json(e.to_string()))?;
         let Value::Object(mut top) = v else {
             return Err(invalid("body must be a JSON object {\"events\":[...]}"));
         };
@@ -105,7 +106,9 @@ impl Envelope {
             None => return Err(invalid("events: required field is missing")),
         };
         if let Some(k) = top.keys().next() {
-            return Err(invalid(format!("{k}: unknown field (the envelope has only \"events\")")));
+            return Err(invalid(format!(
+                "{k}: unknown field (the envelope has only \"events\")"
+            )));
         }
         if events.is_empty() {
             return Err(invalid("events: must hold at least one event"));
@@ -140,12 +143,16 @@ fn str_field<'a>(
 fn validate_event(i: usize, e: Value) -> Result<SourceEvent, EnvelopeError> {
     let path = format!("events[{i}]");
     if depth(&e) > MAX_EVENT_DEPTH {
-        return Err(invalid(format!("{path}: nested deeper than {MAX_EVENT_DEPTH} levels")));
+        return Err(invalid(format!(
+            "{path}: nested deeper than {MAX_EVENT_DEPTH} levels"
+        )));
     }
     let Value::Object(body) = e else {
         return Err(invalid(format!("{path}: must be a JSON object")));
     };
-    let size = serde_json::to_vec(&body).map(|v| v.len()).unwrap_or(usize::MAX);
+    let size = serde_json::to_vec(&body)
+        .map(|v| v.len())
+        .unwrap_or(usize::MAX);
     if size > MAX_EVENT_BYTES {
         return Err(invalid(format!(
             "{path}: is {size} bytes, larger than the {MAX_EVENT_BYTES}-byte limit for one event"
@@ -178,12 +185,18 @@ fn validate_event(i: usize, e: Value) -> Result<SourceEvent, EnvelopeError> {
             let resource = match body.get("resource") {
                 Some(Value::Object(r)) => r,
                 Some(_) => return Err(invalid(format!("{path}.resource: must be an object"))),
-                None => return Err(invalid(format!("{path}.resource: required field is missing"))),
+                None => {
+                    return Err(invalid(format!(
+                        "{path}.resource: required field is missing"
+                    )));
+                }
             };
             str_field(resource, &format!("{path}.resource"), "domain")?;
             match body.get("eventParameter") {
                 Some(Value::Object(_)) | None => {}
-                Some(_) => return Err(invalid(format!("{path}.eventParameter: must be an object"))),
+                Some(_) => {
+                    return Err(invalid(format!("{path}.eventParameter: must be an object")));
+                }
             }
         }
         EventSource::Oss => {
@@ -233,17 +246,28 @@ mod tests {
         assert!(err("{").starts_with("body is not valid JSON"));
         assert_eq!(err("[]"), "body must be a JSON object {\"events\":[...]}");
         assert_eq!(err("{}"), "events: required field is missing");
-        assert_eq!(err(r#"{"events":[]}"#), "events: must hold at least one event");
-        assert_eq!(err(r#"{"events":[],"x":1}"#), "x: unknown field (the envelope has only \"events\")");
+        assert_eq!(
+            err(r#"{"events":[]}"#),
+            "events: must hold at least one event"
+        );
+        assert_eq!(
+            err(r#"{"events":[],"x":1}"#),
+            "x: unknown field (the envelope has only \"events\")"
+        );
         let bad_version = LOG.replace("\"1.0.0\"", "\"2.0.0\"");
         assert_eq!(
             err(&bad_version),
             "events[0].eventVersion: must be \"1.0.0\" for cdn events, got \"2.0.0\""
         );
         let bad_name = LOG.replace("LogFileCreated", "LogFileMade");
-        assert!(err(&bad_name).starts_with("events[0].eventName: \"LogFileMade\" is not a cdn event"));
+        assert!(
+            err(&bad_name).starts_with("events[0].eventName: \"LogFileMade\" is not a cdn event")
+        );
         let no_domain = LOG.replace(r#""resource":{"domain":"example.com"},"#, "");
-        assert_eq!(err(&no_domain), "events[0].resource: required field is missing");
+        assert_eq!(
+            err(&no_domain),
+            "events[0].resource: required field is missing"
+        );
         let bad_source = LOG.replace(r#""eventSource":"cdn""#, r#""eventSource":"ftp""#);
         assert!(err(&bad_source).contains("unknown source \"ftp\""));
     }

@@ -61,7 +61,10 @@ impl FunctionConfig {
     }
 
     pub fn arn(&self, region: &str, account_id: &str) -> String {
-        format!("acs:fc:{region}:{account_id}:functions/{}", self.function_name)
+        format!(
+            "acs:fc:{region}:{account_id}:functions/{}",
+            self.function_name
+        )
     }
 }
 

@@ -3,16 +3,46 @@
 
 /// (template name, JSON payload as a function receives it).
 const FILES: [(&str, &str); 10] = [
-    ("LogFileCreated", include_str!("../../../examples/events/LogFileCreated.json")),
-    ("CachedObjectsRefreshed", include_str!("../../../examples/events/CachedObjectsRefreshed.json")),
-    ("CachedObjectsPushed", include_str!("../../../examples/events/CachedObjectsPushed.json")),
-    ("CachedObjectsBlocked", include_str!("../../../examples/events/CachedObjectsBlocked.json")),
-    ("CdnDomainStarted", include_str!("../../../examples/events/CdnDomainStarted.json")),
-    ("CdnDomainStopped", include_str!("../../../examples/events/CdnDomainStopped.json")),
-    ("CdnDomainAdded", include_str!("../../../examples/events/CdnDomainAdded.json")),
-    ("CdnDomainDeleted", include_str!("../../../examples/events/CdnDomainDeleted.json")),
-    ("oss:ObjectCreated:PutObject", include_str!("../../../examples/events/oss-PutObject.json")),
-    ("cos:ObjectCreated:Put", include_str!("../../../examples/events/cos-ObjectCreated-Put.json")),
+    (
+        "LogFileCreated",
+        include_str!("../../../examples/events/LogFileCreated.json"),
+    ),
+    (
+        "CachedObjectsRefreshed",
+        include_str!("../../../examples/events/CachedObjectsRefreshed.json"),
+    ),
+    (
+        "CachedObjectsPushed",
+        include_str!("../../../examples/events/CachedObjectsPushed.json"),
+    ),
+    (
+        "CachedObjectsBlocked",
+        include_str!("../../../examples/events/CachedObjectsBlocked.json"),
+    ),
+    (
+        "CdnDomainStarted",
+        include_str!("../../../examples/events/CdnDomainStarted.json"),
+    ),
+    (
+        "CdnDomainStopped",
+        include_str!("../../../examples/events/CdnDomainStopped.json"),
+    ),
+    (
+        "CdnDomainAdded",
+        include_str!("../../../examples/events/CdnDomainAdded.json"),
+    ),
+    (
+        "CdnDomainDeleted",
+        include_str!("../../../examples/events/CdnDomainDeleted.json"),
+    ),
+    (
+        "oss:ObjectCreated:PutObject",
+        include_str!("../../../examples/events/oss-PutObject.json"),
+    ),
+    (
+        "cos:ObjectCreated:Put",
+        include_str!("../../../examples/events/cos-ObjectCreated-Put.json"),
+    ),
 ];
 
 /// OSS event types offered as templates besides PutObject: same shape, another `eventName`.
@@ -25,8 +55,12 @@ const OSS_VARIANTS: [&str; 5] = [
 ];
 
 /// COS event types offered besides Put.
-const COS_VARIANTS: [&str; 4] =
-    ["cos:ObjectCreated:Post", "cos:ObjectCreated:Copy", "cos:ObjectCreated:CompleteMultipartUpload", "cos:ObjectRemove:Delete"];
+const COS_VARIANTS: [&str; 4] = [
+    "cos:ObjectCreated:Post",
+    "cos:ObjectCreated:Copy",
+    "cos:ObjectCreated:CompleteMultipartUpload",
+    "cos:ObjectRemove:Delete",
+];
 
 /// Every template name.
 pub fn names() -> Vec<String> {
@@ -38,11 +72,18 @@ pub fn names() -> Vec<String> {
 
 /// The payload of a template, compact JSON.
 pub fn get(name: &str) -> Option<String> {
-    let compact = |s: &str| serde_json::from_str::<serde_json::Value>(s).ok().map(|v| v.to_string());
+    let compact = |s: &str| {
+        serde_json::from_str::<serde_json::Value>(s)
+            .ok()
+            .map(|v| v.to_string())
+    };
     if let Some((_, text)) = FILES.iter().find(|(n, _)| *n == name) {
         return compact(text);
     }
-    if let Some(oss) = name.strip_prefix("oss:").filter(|n| OSS_VARIANTS.contains(n)) {
+    if let Some(oss) = name
+        .strip_prefix("oss:")
+        .filter(|n| OSS_VARIANTS.contains(n))
+    {
         let base = compact(FILES[8].1)?;
         let mut v: serde_json::Value = serde_json::from_str(&base).ok()?;
         v["events"][0]["eventName"] = serde_json::Value::String(oss.to_string());
@@ -67,8 +108,15 @@ mod tests {
         assert_eq!(names.len(), 19);
         for n in &names {
             let v: serde_json::Value = serde_json::from_str(&super::get(n).unwrap()).unwrap();
-            let name = v["events"][0]["eventName"].as_str().or(v["Records"][0]["event"]["eventName"].as_str()).unwrap();
-            assert_eq!(n.trim_start_matches("oss:"), name.trim_start_matches("oss:"), "{n}");
+            let name = v["events"][0]["eventName"]
+                .as_str()
+                .or(v["Records"][0]["event"]["eventName"].as_str())
+                .unwrap();
+            assert_eq!(
+                n.trim_start_matches("oss:"),
+                name.trim_start_matches("oss:"),
+                "{n}"
+            );
         }
         for cdn in crate::source::CDN_EVENT_NAMES {
             assert!(names.iter().any(|n| n == cdn), "no template for {cdn}");

@@ -17,8 +17,12 @@ pub enum TriggerType {
 }
 
 impl TriggerType {
-    pub const ALL: [TriggerType; 4] =
-        [TriggerType::CdnEvents, TriggerType::Oss, TriggerType::Cos, TriggerType::EventBridge];
+    pub const ALL: [TriggerType; 4] = [
+        TriggerType::CdnEvents,
+        TriggerType::Oss,
+        TriggerType::Cos,
+        TriggerType::EventBridge,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {

@@ -86,19 +86,38 @@ async fn never_runs_user_code_and_reports_non_callables() {
     );
     check(&[("index.py", &src)], "index.handler").await.unwrap();
     assert!(!marker.exists(), "the module was executed at deploy time");
-    check(&[("index.py", "import no_such_module_xyz\ndef handler(e, c): pass\n")], "index.handler")
-        .await
-        .unwrap();
+    check(
+        &[(
+            "index.py",
+            "import no_such_module_xyz\ndef handler(e, c): pass\n",
+        )],
+        "index.handler",
+    )
+    .await
+    .unwrap();
     let err = check(&[("index.py", "handler = 42\n")], "index.handler")
         .await
         .unwrap_err();
     assert_eq!(err, "'handler' in module 'index' is not callable");
     // Names bound by import, assignment or inside if/try count; star imports are trusted.
-    check(&[("index.py", "from os.path import join as handler\n")], "index.handler").await.unwrap();
-    check(&[("index.py", "try:\n    import x\nexcept ImportError:\n    def handler(e, c): pass\n")], "index.handler")
+    check(
+        &[("index.py", "from os.path import join as handler\n")],
+        "index.handler",
+    )
+    .await
+    .unwrap();
+    check(
+        &[(
+            "index.py",
+            "try:\n    import x\nexcept ImportError:\n    def handler(e, c): pass\n",
+        )],
+        "index.handler",
+    )
+    .await
+    .unwrap();
+    check(&[("index.py", "from helpers import *\n")], "index.handler")
         .await
         .unwrap();
-    check(&[("index.py", "from helpers import *\n")], "index.handler").await.unwrap();
     let err = check(&[("index.py", "def handle(e, c): pass\n")], "index.handler")
         .await
         .unwrap_err();

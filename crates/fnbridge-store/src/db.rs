@@ -230,7 +230,11 @@ impl Store {
 
     /// Stops accepting writes; queued writes still commit.
     pub fn close(&self) {
-        self.inner.tx.lock().unwrap_or_else(|p| p.into_inner()).take();
+        self.inner
+            .tx
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
     }
 }
 

@@ -57,7 +57,13 @@ pub fn read_logs(
     )?;
     let rows = st
         .query_map(params![function, request_id, after, limit as i64], |r| {
-            Ok(LogRecord { id: r.get(0)?, request_id: r.get(1)?, qualifier: r.get(2)?, time_ms: r.get(3)?, text: r.get(4)? })
+            Ok(LogRecord {
+                id: r.get(0)?,
+                request_id: r.get(1)?,
+                qualifier: r.get(2)?,
+                time_ms: r.get(3)?,
+                text: r.get(4)?,
+            })
         })?
         .collect::<Result<Vec<_>, _>>()?;
     Ok(rows)
@@ -65,16 +71,28 @@ pub fn read_logs(
 
 /// The id of the newest log record of a function (0 when none), where `--follow` starts.
 pub fn last_log_id(c: &Connection, function: &str) -> Result<i64, StoreError> {
-    Ok(c.query_row("SELECT COALESCE(MAX(id), 0) FROM logs WHERE function_name = ?1", [function], |r| r.get(0))?)
+    Ok(c.query_row(
+        "SELECT COALESCE(MAX(id), 0) FROM logs WHERE function_name = ?1",
+        [function],
+        |r| r.get(0),
+    )?)
 }
 
 pub fn delete_logs(c: &Connection, function: &str) -> Result<(), StoreError> {
     c.execute("DELETE FROM logs WHERE function_name = ?1", [function])?;
-    c.execute("DELETE FROM test_events WHERE function_name = ?1", [function])?;
+    c.execute(
+        "DELETE FROM test_events WHERE function_name = ?1",
+        [function],
+    )?;
     Ok(())
 }
 
-pub fn put_test_event(c: &Connection, function: &str, name: &str, body: &str) -> Result<(), StoreError> {
+pub fn put_test_event(
+    c: &Connection,
+    function: &str,
+    name: &str,
+    body: &str,
+) -> Result<(), StoreError> {
     c.execute(
         "INSERT INTO test_events(function_name, name, body) VALUES (?1, ?2, ?3)
          ON CONFLICT(function_name, name) DO UPDATE SET body = excluded.body",
@@ -83,18 +101,35 @@ pub fn put_test_event(c: &Connection, function: &str, name: &str, body: &str) ->
     Ok(())
 }
 
-pub fn get_test_event(c: &Connection, function: &str, name: &str) -> Result<Option<String>, StoreError> {
-    Ok(c
-        .query_row("SELECT body FROM test_events WHERE function_name = ?1 AND name = ?2", [function, name], |r| r.get(0))
-        .optional()?)
+pub fn get_test_event(
+    c: &Connection,
+    function: &str,
+    name: &str,
+) -> Result<Option<String>, StoreError> {
+    Ok(c.query_row(
+        "SELECT body FROM test_events WHERE function_name = ?1 AND name = ?2",
+        [function, name],
+        |r| r.get(0),
+    )
+    .optional()?)
 }
 
-pub fn list_test_events(c: &Connection, function: &str) -> Result<Vec<(String, String)>, StoreError> {
-    let mut st = c.prepare_cached("SELECT name, body FROM test_events WHERE function_name = ?1 ORDER BY name")?;
-    let rows = st.query_map([function], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<Vec<_>, _>>()?;
+pub fn list_test_events(
+    c: &Connection,
+    function: &str,
+) -> Result<Vec<(String, String)>, StoreError> {
+    let mut st = c.prepare_cached(
+        "SELECT name, body FROM test_events WHERE function_name = ?1 ORDER BY name",
+    )?;
+    let rows = st
+        .query_map([function], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(rows)
 }
 
 pub fn delete_test_event(c: &Connection, function: &str, name: &str) -> Result<bool, StoreError> {
-    Ok(c.execute("DELETE FROM test_events WHERE function_name = ?1 AND name = ?2", [function, name])? == 1)
+    Ok(c.execute(
+        "DELETE FROM test_events WHERE function_name = ?1 AND name = ?2",
+        [function, name],
+    )? == 1)
 }

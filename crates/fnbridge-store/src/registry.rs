@@ -8,7 +8,11 @@ use crate::StoreError;
 
 pub fn get_function(c: &Connection, name: &str) -> Result<Option<FunctionConfig>, StoreError> {
     let s: Option<String> = c
-        .query_row("SELECT config FROM functions WHERE name = ?1", [name], |r| r.get(0))
+        .query_row(
+            "SELECT config FROM functions WHERE name = ?1",
+            [name],
+            |r| r.get(0),
+        )
         .optional()?;
     Ok(match s {
         Some(s) => Some(serde_json::from_str(&s)?),
@@ -23,7 +27,10 @@ pub fn insert_function(c: &Connection, f: &FunctionConfig) -> Result<(), StoreEr
         params![f.function_name, serde_json::to_string(f)?],
     )?;
     if n == 0 {
-        return Err(StoreError::Conflict(format!("function '{}' already exists", f.function_name)));
+        return Err(StoreError::Conflict(format!(
+            "function '{}' already exists",
+            f.function_name
+        )));
     }
     Ok(())
 }
@@ -54,7 +61,9 @@ pub fn list_functions(
         "SELECT config FROM functions WHERE name > ?1 AND substr(name, 1, length(?2)) = ?2
          ORDER BY name LIMIT ?3",
     )?;
-    let rows = st.query_map(params![start_after, prefix, limit as i64], |r| r.get::<_, String>(0))?;
+    let rows = st.query_map(params![start_after, prefix, limit as i64], |r| {
+        r.get::<_, String>(0)
+    })?;
     let mut out = Vec::new();
     for s in rows {
         out.push(serde_json::from_str(&s?)?);
@@ -75,7 +84,12 @@ fn trigger_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, String)> {
 
 fn to_stored(rows: Vec<(i64, String)>) -> Result<Vec<StoredTrigger>, StoreError> {
     rows.into_iter()
-        .map(|(id, s)| Ok(StoredTrigger { id: id as u64, trigger: serde_json::from_str(&s)? }))
+        .map(|(id, s)| {
+            Ok(StoredTrigger {
+                id: id as u64,
+                trigger: serde_json::from_str(&s)?,
+            })
+        })
         .collect()
 }
 
@@ -121,7 +135,11 @@ pub fn get_trigger(
 }
 
 /// Deletes a trigger, returning its matcher id.
-pub fn delete_trigger(c: &Connection, function: &str, name: &str) -> Result<Option<u64>, StoreError> {
+pub fn delete_trigger(
+    c: &Connection,
+    function: &str,
+    name: &str,
+) -> Result<Option<u64>, StoreError> {
     let id: Option<i64> = c
         .query_row(
             "DELETE FROM triggers WHERE function_name = ?1 AND name = ?2 RETURNING id",
@@ -133,8 +151,11 @@ pub fn delete_trigger(c: &Connection, function: &str, name: &str) -> Result<Opti
 }
 
 pub fn count_triggers(c: &Connection, function: &str) -> Result<usize, StoreError> {
-    let n: i64 =
-        c.query_row("SELECT count(*) FROM triggers WHERE function_name = ?1", [function], |r| r.get(0))?;
+    let n: i64 = c.query_row(
+        "SELECT count(*) FROM triggers WHERE function_name = ?1",
+        [function],
+        |r| r.get(0),
+    )?;
     Ok(n as usize)
 }
 
@@ -150,7 +171,10 @@ pub fn list_triggers(
          AND substr(name, 1, length(?3)) = ?3 ORDER BY name LIMIT ?4",
     )?;
     let rows = st
-        .query_map(params![function, start_after, prefix, limit as i64], trigger_row)?
+        .query_map(
+            params![function, start_after, prefix, limit as i64],
+            trigger_row,
+        )?
         .collect::<Result<Vec<_>, _>>()?;
     to_stored(rows)
 }
@@ -158,7 +182,9 @@ pub fn list_triggers(
 /// Every trigger, for building the matcher index at start-up.
 pub fn all_triggers(c: &Connection) -> Result<Vec<StoredTrigger>, StoreError> {
     let mut st = c.prepare("SELECT id, config FROM triggers ORDER BY id")?;
-    let rows = st.query_map([], trigger_row)?.collect::<Result<Vec<_>, _>>()?;
+    let rows = st
+        .query_map([], trigger_row)?
+        .collect::<Result<Vec<_>, _>>()?;
     to_stored(rows)
 }
 
@@ -194,7 +220,11 @@ pub fn get_async_config(
     })
 }
 
-pub fn delete_async_config(c: &Connection, function: &str, qualifier: &str) -> Result<bool, StoreError> {
+pub fn delete_async_config(
+    c: &Connection,
+    function: &str,
+    qualifier: &str,
+) -> Result<bool, StoreError> {
     Ok(c.execute(
         "DELETE FROM async_configs WHERE function_name = ?1 AND qualifier = ?2",
         [function, qualifier],
@@ -202,12 +232,23 @@ pub fn delete_async_config(c: &Connection, function: &str, qualifier: &str) -> R
 }
 
 /// Every async config as (function, qualifier, config), for the dispatcher's cache.
-pub fn all_async_configs(c: &Connection) -> Result<Vec<(String, String, serde_json::Value)>, StoreError> {
-    let mut st = c.prepare("SELECT function_name, qualifier, config FROM async_configs ORDER BY 1, 2")?;
+pub fn all_async_configs(
+    c: &Connection,
+) -> Result<Vec<(String, String, serde_json::Value)>, StoreError> {
+    let mut st =
+        c.prepare("SELECT function_name, qualifier, config FROM async_configs ORDER BY 1, 2")?;
     let rows = st
-        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))?
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+            ))
+        })?
         .collect::<Result<Vec<_>, _>>()?;
-    rows.into_iter().map(|(f, q, s)| Ok((f, q, serde_json::from_str(&s)?))).collect()
+    rows.into_iter()
+        .map(|(f, q, s)| Ok((f, q, serde_json::from_str(&s)?)))
+        .collect()
 }
 
 /// A published version: an immutable snapshot of the function's code and configuration.
@@ -236,7 +277,13 @@ pub struct Alias {
 }
 
 /// Publishes the next version id of `function` (ids are never reused, even after deletes).
-pub fn publish_version(c: &Connection, function: &str, description: &str, created: &str, config: &FunctionConfig) -> Result<Version, StoreError> {
+pub fn publish_version(
+    c: &Connection,
+    function: &str,
+    description: &str,
+    created: &str,
+    config: &FunctionConfig,
+) -> Result<Version, StoreError> {
     let last: i64 = c.query_row(
         "INSERT INTO version_counters(function_name, last) VALUES (?1, 1)
          ON CONFLICT(function_name) DO UPDATE SET last = last + 1 RETURNING last",
@@ -257,16 +304,26 @@ pub fn publish_version(c: &Connection, function: &str, description: &str, create
 }
 
 pub fn list_versions(c: &Connection, function: &str) -> Result<Vec<Version>, StoreError> {
-    let mut st = c.prepare_cached("SELECT config FROM versions WHERE function_name = ?1 ORDER BY version_id")?;
-    let rows = st.query_map([function], |r| r.get::<_, String>(0))?.collect::<Result<Vec<_>, _>>()?;
-    rows.into_iter().map(|s| Ok(serde_json::from_str(&s)?)).collect()
+    let mut st = c.prepare_cached(
+        "SELECT config FROM versions WHERE function_name = ?1 ORDER BY version_id",
+    )?;
+    let rows = st
+        .query_map([function], |r| r.get::<_, String>(0))?
+        .collect::<Result<Vec<_>, _>>()?;
+    rows.into_iter()
+        .map(|s| Ok(serde_json::from_str(&s)?))
+        .collect()
 }
 
 /// Every version of every function, for the dispatcher's cache.
 pub fn all_versions(c: &Connection) -> Result<Vec<Version>, StoreError> {
     let mut st = c.prepare("SELECT config FROM versions ORDER BY function_name, version_id")?;
-    let rows = st.query_map([], |r| r.get::<_, String>(0))?.collect::<Result<Vec<_>, _>>()?;
-    rows.into_iter().map(|s| Ok(serde_json::from_str(&s)?)).collect()
+    let rows = st
+        .query_map([], |r| r.get::<_, String>(0))?
+        .collect::<Result<Vec<_>, _>>()?;
+    rows.into_iter()
+        .map(|s| Ok(serde_json::from_str(&s)?))
+        .collect()
 }
 
 pub fn delete_version(c: &Connection, function: &str, version: u64) -> Result<bool, StoreError> {
@@ -276,18 +333,32 @@ pub fn delete_version(c: &Connection, function: &str, version: u64) -> Result<bo
     )? == 1)
 }
 
-pub fn put_alias(c: &Connection, function: &str, a: &Alias, create: bool) -> Result<(), StoreError> {
+pub fn put_alias(
+    c: &Connection,
+    function: &str,
+    a: &Alias,
+    create: bool,
+) -> Result<(), StoreError> {
     let sql = if create {
         "INSERT INTO aliases(function_name, name, config) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING"
     } else {
         "UPDATE aliases SET config = ?3 WHERE function_name = ?1 AND name = ?2"
     };
-    let n = c.execute(sql, params![function, a.alias_name, serde_json::to_string(a)?])?;
+    let n = c.execute(
+        sql,
+        params![function, a.alias_name, serde_json::to_string(a)?],
+    )?;
     if n == 0 {
         return Err(StoreError::Conflict(if create {
-            format!("alias '{}' of function '{function}' already exists", a.alias_name)
+            format!(
+                "alias '{}' of function '{function}' already exists",
+                a.alias_name
+            )
         } else {
-            format!("alias '{}' of function '{function}' does not exist", a.alias_name)
+            format!(
+                "alias '{}' of function '{function}' does not exist",
+                a.alias_name
+            )
         }));
     }
     Ok(())
@@ -295,7 +366,11 @@ pub fn put_alias(c: &Connection, function: &str, a: &Alias, create: bool) -> Res
 
 pub fn get_alias(c: &Connection, function: &str, name: &str) -> Result<Option<Alias>, StoreError> {
     let s: Option<String> = c
-        .query_row("SELECT config FROM aliases WHERE function_name = ?1 AND name = ?2", [function, name], |r| r.get(0))
+        .query_row(
+            "SELECT config FROM aliases WHERE function_name = ?1 AND name = ?2",
+            [function, name],
+            |r| r.get(0),
+        )
         .optional()?;
     Ok(match s {
         Some(s) => Some(serde_json::from_str(&s)?),
@@ -304,22 +379,31 @@ pub fn get_alias(c: &Connection, function: &str, name: &str) -> Result<Option<Al
 }
 
 pub fn delete_alias(c: &Connection, function: &str, name: &str) -> Result<bool, StoreError> {
-    Ok(c.execute("DELETE FROM aliases WHERE function_name = ?1 AND name = ?2", [function, name])? == 1)
+    Ok(c.execute(
+        "DELETE FROM aliases WHERE function_name = ?1 AND name = ?2",
+        [function, name],
+    )? == 1)
 }
 
 /// Every alias as (function, alias).
 pub fn all_aliases(c: &Connection) -> Result<Vec<(String, Alias)>, StoreError> {
-    let mut st = c.prepare("SELECT function_name, config FROM aliases ORDER BY function_name, name")?;
+    let mut st =
+        c.prepare("SELECT function_name, config FROM aliases ORDER BY function_name, name")?;
     let rows = st
         .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
         .collect::<Result<Vec<_>, _>>()?;
-    rows.into_iter().map(|(f, s)| Ok((f, serde_json::from_str(&s)?))).collect()
+    rows.into_iter()
+        .map(|(f, s)| Ok((f, serde_json::from_str(&s)?)))
+        .collect()
 }
 
 /// Removes versions, aliases and the version counter of a deleted function.
 pub fn delete_function_history(c: &Connection, function: &str) -> Result<(), StoreError> {
     c.execute("DELETE FROM versions WHERE function_name = ?1", [function])?;
     c.execute("DELETE FROM aliases WHERE function_name = ?1", [function])?;
-    c.execute("DELETE FROM version_counters WHERE function_name = ?1", [function])?;
+    c.execute(
+        "DELETE FROM version_counters WHERE function_name = ?1",
+        [function],
+    )?;
     Ok(())
 }

@@ -47,7 +47,10 @@ impl TaskStatus {
     }
 
     pub fn is_final(self) -> bool {
-        matches!(self, TaskStatus::Succeeded | TaskStatus::Failed | TaskStatus::Expired | TaskStatus::Stopped)
+        matches!(
+            self,
+            TaskStatus::Succeeded | TaskStatus::Failed | TaskStatus::Expired | TaskStatus::Stopped
+        )
     }
 }
 
@@ -153,12 +156,16 @@ pub fn insert_task(c: &Connection, t: &NewTask) -> Result<i64, StoreError> {
             t.created_ms
         ])?;
     if n == 0 {
-        return Err(StoreError::Conflict(format!("async task '{}' already exists", t.task_id)));
+        return Err(StoreError::Conflict(format!(
+            "async task '{}' already exists",
+            t.task_id
+        )));
     }
     Ok(c.last_insert_rowid())
 }
 
-const TASK_COLS: &str = "id, task_id, function_name, qualifier, trigger_name, event_seq, payload, status,
+const TASK_COLS: &str =
+    "id, task_id, function_name, qualifier, trigger_name, event_seq, payload, status,
      attempts, created_ms, next_ms, ended_ms, last_error, return_payload, log";
 
 fn task_row(r: &Row<'_>) -> rusqlite::Result<Task> {
@@ -194,7 +201,11 @@ pub fn open_tasks(c: &Connection) -> Result<Vec<Task>, StoreError> {
 
 pub fn get_task(c: &Connection, task_id: &str) -> Result<Option<(Task, Vec<Attempt>)>, StoreError> {
     let t = c
-        .query_row(&format!("SELECT {TASK_COLS} FROM tasks WHERE task_id = ?1"), [task_id], task_row)
+        .query_row(
+            &format!("SELECT {TASK_COLS} FROM tasks WHERE task_id = ?1"),
+            [task_id],
+            task_row,
+        )
         .optional()?;
     let Some(t) = t else { return Ok(None) };
     let mut st = c.prepare_cached(
@@ -231,7 +242,12 @@ pub fn list_tasks(
     ))?;
     let rows = st
         .query_map(
-            params![function, status.map(|s| s.as_str()), before.unwrap_or(i64::MAX), limit as i64],
+            params![
+                function,
+                status.map(|s| s.as_str()),
+                before.unwrap_or(i64::MAX),
+                limit as i64
+            ],
             task_row,
         )?
         .collect::<Result<Vec<_>, _>>()?;
@@ -266,7 +282,11 @@ pub fn record_attempt(c: &Connection, task: i64, o: &AttemptOutcome) -> Result<(
         a.error_message,
         a.instance_id
     ])?;
-    let ended = if o.status.is_final() { Some(a.ended_ms) } else { None };
+    let ended = if o.status.is_final() {
+        Some(a.ended_ms)
+    } else {
+        None
+    };
     c.prepare_cached(
         "UPDATE tasks SET status = ?2, attempts = ?3, next_ms = ?4, ended_ms = ?5, last_error = ?6,
          return_payload = ?7, log = ?8 WHERE id = ?1",
@@ -344,7 +364,8 @@ fn dlq_row(r: &Row<'_>) -> rusqlite::Result<DlqEntry> {
     })
 }
 
-const DLQ_COLS: &str = "id, task_id, function_name, qualifier, trigger_name, event_seq, payload, attempts,
+const DLQ_COLS: &str =
+    "id, task_id, function_name, qualifier, trigger_name, event_seq, payload, attempts,
      reason, last_error, created_ms";
 
 pub fn list_dlq(
@@ -356,12 +377,19 @@ pub fn list_dlq(
     let mut st = c.prepare_cached(&format!(
         "SELECT {DLQ_COLS} FROM dlq WHERE (?1 IS NULL OR function_name = ?1) AND id > ?2 ORDER BY id LIMIT ?3"
     ))?;
-    let rows = st.query_map(params![function, after, limit as i64], dlq_row)?.collect::<Result<Vec<_>, _>>()?;
+    let rows = st
+        .query_map(params![function, after, limit as i64], dlq_row)?
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(rows)
 }
 
 pub fn get_dlq(c: &Connection, id: i64) -> Result<Option<DlqEntry>, StoreError> {
-    Ok(c.query_row(&format!("SELECT {DLQ_COLS} FROM dlq WHERE id = ?1"), [id], dlq_row).optional()?)
+    Ok(c.query_row(
+        &format!("SELECT {DLQ_COLS} FROM dlq WHERE id = ?1"),
+        [id],
+        dlq_row,
+    )
+    .optional()?)
 }
 
 pub fn delete_dlq(c: &Connection, id: i64) -> Result<bool, StoreError> {

@@ -31,7 +31,8 @@ async fn concurrent_writes_are_all_committed() {
         let s = store.clone();
         handles.push(tokio::spawn(async move {
             s.write(move |c| {
-                let seq = tasks::append_event(c, &format!("e{i}"), "cdn", "LogFileCreated", 1, "{}")?;
+                let seq =
+                    tasks::append_event(c, &format!("e{i}"), "cdn", "LogFileCreated", 1, "{}")?;
                 let mut t = new_task(&format!("task-{i}"));
                 t.event_seq = Some(seq);
                 tasks::insert_task(c, &t)
@@ -42,9 +43,9 @@ async fn concurrent_writes_are_all_committed() {
     for h in handles {
         h.await.unwrap().unwrap();
     }
-    let n = store.read(|c| tasks::count_events(c)).await.unwrap();
+    let n = store.read(tasks::count_events).await.unwrap();
     assert_eq!(n, 500);
-    let open = store.read(|c| tasks::open_tasks(c)).await.unwrap();
+    let open = store.read(tasks::open_tasks).await.unwrap();
     assert_eq!(open.len(), 500);
     assert!(open.iter().all(|t| t.status == TaskStatus::Enqueued));
 }
@@ -60,14 +61,20 @@ async fn failing_job_rolls_back_only_itself() {
     let (ok, dup) = tokio::join!(ok, dup);
     ok.unwrap();
     assert!(matches!(dup, Err(StoreError::Conflict(_))));
-    let open = store.read(|c| tasks::open_tasks(c)).await.unwrap();
-    assert_eq!(open.iter().map(|t| t.task_id.as_str()).collect::<Vec<_>>(), ["a"]);
+    let open = store.read(tasks::open_tasks).await.unwrap();
+    assert_eq!(
+        open.iter().map(|t| t.task_id.as_str()).collect::<Vec<_>>(),
+        ["a"]
+    );
 }
 
 #[tokio::test]
 async fn attempts_and_dead_letters_are_recorded() {
     let (_d, store) = open();
-    let id = store.write(|c| tasks::insert_task(c, &new_task("x"))).await.unwrap();
+    let id = store
+        .write(|c| tasks::insert_task(c, &new_task("x")))
+        .await
+        .unwrap();
     let outcome = AttemptOutcome {
         attempt: Attempt {
             n: 1,
@@ -93,14 +100,21 @@ async fn attempts_and_dead_letters_are_recorded() {
         })
         .await
         .unwrap();
-    let (t, attempts) = store.read(|c| tasks::get_task(c, "x")).await.unwrap().unwrap();
+    let (t, attempts) = store
+        .read(|c| tasks::get_task(c, "x"))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(t.status, TaskStatus::Failed);
     assert_eq!(t.ended_ms, Some(20));
     assert_eq!(attempts, vec![outcome.attempt]);
-    let dlq = store.read(|c| tasks::list_dlq(c, Some("f"), 0, 10)).await.unwrap();
+    let dlq = store
+        .read(|c| tasks::list_dlq(c, Some("f"), 0, 10))
+        .await
+        .unwrap();
     assert_eq!(dlq.len(), 1);
     assert_eq!(dlq[0].last_error.as_deref(), Some("boom"));
-    assert!(store.read(|c| tasks::open_tasks(c)).await.unwrap().is_empty());
+    assert!(store.read(tasks::open_tasks).await.unwrap().is_empty());
 }
 
 #[tokio::test]
@@ -109,16 +123,29 @@ async fn state_survives_reopen() {
     let path = dir.path().join("db.sqlite");
     {
         let store = Store::open(&path).unwrap();
-        store.write(|c| tasks::insert_task(c, &new_task("kept"))).await.unwrap();
         store
-            .write(|c| registry::put_async_config(c, "f", "LATEST", &serde_json::json!({"maxAsyncRetryAttempts": 1})))
+            .write(|c| tasks::insert_task(c, &new_task("kept")))
+            .await
+            .unwrap();
+        store
+            .write(|c| {
+                registry::put_async_config(
+                    c,
+                    "f",
+                    "LATEST",
+                    &serde_json::json!({"maxAsyncRetryAttempts": 1}),
+                )
+            })
             .await
             .unwrap();
         store.close();
     }
     let store = Store::open(&path).unwrap();
-    let open = store.read(|c| tasks::open_tasks(c)).await.unwrap();
+    let open = store.read(tasks::open_tasks).await.unwrap();
     assert_eq!(open[0].task_id, "kept");
-    let cfg = store.read(|c| registry::get_async_config(c, "f", "LATEST")).await.unwrap();
+    let cfg = store
+        .read(|c| registry::get_async_config(c, "f", "LATEST"))
+        .await
+        .unwrap();
     assert_eq!(cfg.unwrap()["maxAsyncRetryAttempts"], 1);
 }

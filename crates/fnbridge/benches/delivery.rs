@@ -27,14 +27,18 @@ def handler(event, context):
 "#;
 
 fn env_usize(k: &str, d: usize) -> usize {
-    std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(d)
+    std::env::var(k)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(d)
 }
 
 fn zip_b64(src: &str) -> String {
     let mut buf = std::io::Cursor::new(Vec::new());
     {
         let mut w = zip::ZipWriter::new(&mut buf);
-        w.start_file("index.py", zip::write::SimpleFileOptions::default()).unwrap();
+        w.start_file("index.py", zip::write::SimpleFileOptions::default())
+            .unwrap();
         w.write_all(src.as_bytes()).unwrap();
         w.finish().unwrap();
     }
@@ -42,7 +46,10 @@ fn zip_b64(src: &str) -> String {
 }
 
 fn now_ns() -> i128 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos() as i128
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as i128
 }
 
 fn pct(v: &mut [f64], p: f64) -> f64 {
@@ -64,22 +71,52 @@ fn main() {
         .spawn()
         .unwrap();
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let base = line.trim().strip_prefix("fnbridge listening on ").unwrap().to_string();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let base = line
+        .trim()
+        .strip_prefix("fnbridge listening on ")
+        .unwrap()
+        .to_string();
     let token = std::fs::read_to_string(dir.path().join("data/admin.token")).unwrap();
     let http = reqwest::blocking::Client::new();
     let post = |path: &str, body: &Value| {
-        let r = http.post(format!("{base}{path}")).bearer_auth(&token).json(body).send().unwrap();
+        let r = http
+            .post(format!("{base}{path}"))
+            .bearer_auth(&token)
+            .json(body)
+            .send()
+            .unwrap();
         assert!(r.status().is_success(), "{path}: {}", r.text().unwrap());
     };
     let out = dir.path().join("stamps.txt");
-    post("/2023-03-30/functions", &json!({"functionName": "noop", "runtime": "python3.10", "handler": "index.handler", "code": {"zipFile": zip_b64(NOOP)}}));
-    post("/2023-03-30/functions", &json!({"functionName": "stamp", "runtime": "python3.10", "handler": "index.handler", "code": {"zipFile": zip_b64(STAMP)}, "environmentVariables": {"OUT_FILE": out.to_str().unwrap()}}));
+    post(
+        "/2023-03-30/functions",
+        &json!({"functionName": "noop", "runtime": "python3.10", "handler": "index.handler", "code": {"zipFile": zip_b64(NOOP)}}),
+    );
+    post(
+        "/2023-03-30/functions",
+        &json!({"functionName": "stamp", "runtime": "python3.10", "handler": "index.handler", "code": {"zipFile": zip_b64(STAMP)}, "environmentVariables": {"OUT_FILE": out.to_str().unwrap()}}),
+    );
     let trig = |ev: &str| json!({"triggerName": format!("t-{ev}"), "triggerType": "cdn_events", "triggerConfig": json!({"eventName": ev, "eventVersion": "1.0.0", "filter": {"domain": ["example.com"]}}).to_string()});
-    post("/2023-03-30/functions/noop/triggers", &trig("LogFileCreated"));
-    post("/2023-03-30/functions/stamp/triggers", &trig("CdnDomainAdded"));
+    post(
+        "/2023-03-30/functions/noop/triggers",
+        &trig("LogFileCreated"),
+    );
+    post(
+        "/2023-03-30/functions/stamp/triggers",
+        &trig("CdnDomainAdded"),
+    );
 
-    let sample: Value = serde_json::from_str(&std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/events/LogFileCreated.json")).unwrap()).unwrap();
+    let sample: Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../examples/events/LogFileCreated.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
     let ev = sample["events"][0].clone();
     let size = ev.to_string().len();
 
@@ -94,7 +131,14 @@ fn main() {
 
     // Warm up: one event so instances exist.
     post("/events", &json!({"events": [ev]}));
-    let stats = || -> Value { http.get(format!("{base}/stats")).bearer_auth(&token).send().unwrap().json().unwrap() };
+    let stats = || -> Value {
+        http.get(format!("{base}/stats"))
+            .bearer_auth(&token)
+            .send()
+            .unwrap()
+            .json()
+            .unwrap()
+    };
     while stats()["succeeded"].as_u64().unwrap() < 1 {
         std::thread::sleep(Duration::from_millis(5));
     }
@@ -121,7 +165,12 @@ fn main() {
                     })
                     .collect();
                 i += batch;
-                let r = http.post(format!("{base}/events")).bearer_auth(&token).json(&json!({"events": evs})).send().unwrap();
+                let r = http
+                    .post(format!("{base}/events"))
+                    .bearer_auth(&token)
+                    .json(&json!({"events": evs}))
+                    .send()
+                    .unwrap();
                 assert!(r.status().is_success());
             }
         }));
@@ -149,7 +198,12 @@ fn main() {
         })
         .collect();
     post("/events", &json!({"events": warm}));
-    while std::fs::read_to_string(&out).unwrap_or_default().lines().count() < 32 {
+    while std::fs::read_to_string(&out)
+        .unwrap_or_default()
+        .lines()
+        .count()
+        < 32
+    {
         std::thread::sleep(Duration::from_millis(5));
     }
     let mut sends = std::collections::HashMap::new();
@@ -177,16 +231,28 @@ fn main() {
     let mut lat = Vec::new();
     let mut from_send = Vec::new();
     for l in stamps.lines() {
-        let Some((id, t)) = l.split_once(' ') else { continue };
-        let (Some(ack), Some(sent), Ok(t)) = (acks.get(id), sends.get(id), t.parse::<i128>()) else { continue };
+        let Some((id, t)) = l.split_once(' ') else {
+            continue;
+        };
+        let (Some(ack), Some(sent), Ok(t)) = (acks.get(id), sends.get(id), t.parse::<i128>())
+        else {
+            continue;
+        };
         lat.push((t - ack) as f64 / 1e6);
         from_send.push((t - sent) as f64 / 1e6);
     }
     let _ = child.kill();
     let _ = child.wait();
 
-    println!("machine: {} cores; event size {size} bytes; {clients} clients x {batch} events/request", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0));
-    println!("raw python loop (one process, no-op handler): {raw_rate:.0} calls/s ({raw_ns:.0} ns/call)");
+    println!(
+        "machine: {} cores; event size {size} bytes; {clients} clients x {batch} events/request",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0)
+    );
+    println!(
+        "raw python loop (one process, no-op handler): {raw_rate:.0} calls/s ({raw_ns:.0} ns/call)"
+    );
     println!(
         "end to end: {delivered} events in {:.2} s = {:.0} events/s delivered (ingest acknowledged at {:.0} events/s)",
         total.as_secs_f64(),

@@ -5,7 +5,11 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Parser, Debug)]
-#[command(name = "fnbridge", version, about = "Self-hosted event triggers for Function Compute-style functions")]
+#[command(
+    name = "fnbridge",
+    version,
+    about = "Self-hosted event triggers for Function Compute-style functions"
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: Global,
@@ -17,13 +21,23 @@ pub struct Cli {
 #[derive(Args, Debug, Clone)]
 pub struct Global {
     /// API endpoint of a running server.
-    #[arg(long, global = true, env = "FNBRIDGE_ENDPOINT", default_value = "http://127.0.0.1:9000")]
+    #[arg(
+        long,
+        global = true,
+        env = "FNBRIDGE_ENDPOINT",
+        default_value = "http://127.0.0.1:9000"
+    )]
     pub endpoint: String,
     /// Admin token; by default read from <data-dir>/admin.token.
     #[arg(long, global = true, env = "FNBRIDGE_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
     /// Data directory of a local server, used to find its token.
-    #[arg(long, global = true, env = "FNBRIDGE_DATA_DIR", default_value = "fnbridge-data")]
+    #[arg(
+        long,
+        global = true,
+        env = "FNBRIDGE_DATA_DIR",
+        default_value = "fnbridge-data"
+    )]
     pub data_dir: PathBuf,
     /// Print raw JSON instead of tables.
     #[arg(long, global = true)]
@@ -197,8 +211,13 @@ pub enum TriggerCmd {
         #[arg(long)]
         description: Option<String>,
     },
-    Get { function: String, name: String },
-    List { function: String },
+    Get {
+        function: String,
+        name: String,
+    },
+    List {
+        function: String,
+    },
     /// Change a trigger's config, qualifier or description.
     Update {
         function: String,
@@ -210,7 +229,10 @@ pub enum TriggerCmd {
         #[arg(long)]
         description: Option<String>,
     },
-    Delete { function: String, name: String },
+    Delete {
+        function: String,
+        name: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -243,10 +265,16 @@ pub enum DlqCmd {
         #[arg(long, default_value_t = 20)]
         limit: u32,
     },
-    Get { id: i64 },
+    Get {
+        id: i64,
+    },
     /// Deliver the entry again as a new task (and remove it from the queue).
-    Redrive { id: i64 },
-    Delete { id: i64 },
+    Redrive {
+        id: i64,
+    },
+    Delete {
+        id: i64,
+    },
 }
 
 #[derive(Subcommand, Debug)]

@@ -27,16 +27,24 @@ impl Client {
             }
         };
         let http = Http::builder().timeout(None).build()?;
-        Ok(Client { http, endpoint: g.endpoint.trim_end_matches('/').to_string(), token })
+        Ok(Client {
+            http,
+            endpoint: g.endpoint.trim_end_matches('/').to_string(),
+            token,
+        })
     }
 
     pub fn request(&self, method: reqwest::Method, path: &str) -> RequestBuilder {
-        self.http.request(method, format!("{}{}", self.endpoint, path)).bearer_auth(&self.token)
+        self.http
+            .request(method, format!("{}{}", self.endpoint, path))
+            .bearer_auth(&self.token)
     }
 
     /// Sends and fails on any status >= 400 with the server's message.
     pub fn send(&self, rb: RequestBuilder) -> anyhow::Result<Response> {
-        let resp = rb.send().with_context(|| format!("cannot reach fnbridge at {}", self.endpoint))?;
+        let resp = rb
+            .send()
+            .with_context(|| format!("cannot reach fnbridge at {}", self.endpoint))?;
         if resp.status().as_u16() >= 400 {
             let status = resp.status();
             let body = resp.text().unwrap_or_default();

@@ -9,7 +9,10 @@ use base64::Engine;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::cli::{Command, DlqCmd, EventsCmd, FunctionCmd, FunctionSpecArgs, Global, PatternCmd, TasksCmd, TriggerCmd};
+use crate::cli::{
+    Command, DlqCmd, EventsCmd, FunctionCmd, FunctionSpecArgs, Global, PatternCmd, TasksCmd,
+    TriggerCmd,
+};
 use crate::client::{Client, seg};
 use crate::output;
 
@@ -22,7 +25,11 @@ pub fn run(g: &Global, cmd: Command) -> anyhow::Result<i32> {
         Command::Trigger(t) => trigger(&c, g, t),
         Command::Events(EventsCmd::Put { file }) => {
             let body = read_input(&file)?;
-            let v = c.json(c.request(Method::POST, "/events").header("content-type", "application/json").body(body))?;
+            let v = c.json(
+                c.request(Method::POST, "/events")
+                    .header("content-type", "application/json")
+                    .body(body),
+            )?;
             if g.json {
                 output::json(&v);
             } else {
@@ -32,7 +39,11 @@ pub fn run(g: &Global, cmd: Command) -> anyhow::Result<i32> {
                     .flatten()
                     .map(|e| {
                         let tasks = e["taskIds"].as_array().map(|a| a.len()).unwrap_or(0);
-                        vec![output::cell(e, "sequence"), output::cell(e, "eventId"), tasks.to_string()]
+                        vec![
+                            output::cell(e, "sequence"),
+                            output::cell(e, "eventId"),
+                            tasks.to_string(),
+                        ]
                     })
                     .collect();
                 output::table(&["SEQ", "EVENT ID", "DELIVERIES"], &rows);
@@ -41,7 +52,11 @@ pub fn run(g: &Global, cmd: Command) -> anyhow::Result<i32> {
         }
         Command::Tasks(t) => tasks(&c, g, t),
         Command::Dlq(d) => dlq(&c, g, d),
-        Command::Logs { function, follow, request_id } => logs(&c, &function, follow, request_id.as_deref()),
+        Command::Logs {
+            function,
+            follow,
+            request_id,
+        } => logs(&c, &function, follow, request_id.as_deref()),
         Command::Serve(_) | Command::Pattern(_) => unreachable!("handled in main"),
     }
 }
@@ -102,8 +117,14 @@ fn function_body(a: &FunctionSpecArgs, create: bool) -> anyhow::Result<Value> {
     let mut body = serde_json::Map::new();
     if create {
         body.insert("functionName".into(), json!(a.name));
-        body.insert("runtime".into(), json!(a.runtime.clone().unwrap_or_else(|| "python3.10".into())));
-        body.insert("handler".into(), json!(a.handler.clone().unwrap_or_else(|| "index.handler".into())));
+        body.insert(
+            "runtime".into(),
+            json!(a.runtime.clone().unwrap_or_else(|| "python3.10".into())),
+        );
+        body.insert(
+            "handler".into(),
+            json!(a.handler.clone().unwrap_or_else(|| "index.handler".into())),
+        );
     } else {
         if let Some(r) = &a.runtime {
             body.insert("runtime".into(), json!(r));
@@ -117,7 +138,9 @@ fn function_body(a: &FunctionSpecArgs, create: bool) -> anyhow::Result<Value> {
             let zip = zip_dir(dir)?;
             eprintln!("uploading {} ({} bytes zipped)", dir.display(), zip.len());
             if dir.join("requirements.txt").is_file() {
-                eprintln!("the server installs requirements.txt with pip before the deploy completes; this can take a minute");
+                eprintln!(
+                    "the server installs requirements.txt with pip before the deploy completes; this can take a minute"
+                );
             }
             body.insert(
                 "code".into(),
@@ -136,7 +159,9 @@ fn function_body(a: &FunctionSpecArgs, create: bool) -> anyhow::Result<Value> {
     if !a.env.is_empty() {
         let mut env = BTreeMap::new();
         for kv in &a.env {
-            let (k, v) = kv.split_once('=').with_context(|| format!("--env {kv}: expected KEY=VALUE"))?;
+            let (k, v) = kv
+                .split_once('=')
+                .with_context(|| format!("--env {kv}: expected KEY=VALUE"))?;
             env.insert(k.to_string(), v.to_string());
         }
         body.insert("environmentVariables".into(), json!(env));
@@ -145,30 +170,57 @@ fn function_body(a: &FunctionSpecArgs, create: bool) -> anyhow::Result<Value> {
         body.insert("description".into(), json!(d));
     }
     if let Some(i) = &a.initializer {
-        body.insert("instanceLifecycleConfig".into(), json!({"initializer": {"handler": i, "timeout": 10}}));
+        body.insert(
+            "instanceLifecycleConfig".into(),
+            json!({"initializer": {"handler": i, "timeout": 10}}),
+        );
     }
     Ok(Value::Object(body))
 }
 
 const FUNCTION_KEYS: [&str; 10] = [
-    "functionName", "runtime", "handler", "memorySize", "timeout", "codeSize", "codeChecksum", "description",
-    "createdTime", "lastModifiedTime",
+    "functionName",
+    "runtime",
+    "handler",
+    "memorySize",
+    "timeout",
+    "codeSize",
+    "codeChecksum",
+    "description",
+    "createdTime",
+    "lastModifiedTime",
 ];
 
 fn function(c: &Client, g: &Global, cmd: FunctionCmd) -> anyhow::Result<i32> {
     let show = |v: &Value| {
-        if g.json { output::json(v) } else { output::record(v, &FUNCTION_KEYS) }
+        if g.json {
+            output::json(v)
+        } else {
+            output::record(v, &FUNCTION_KEYS)
+        }
     };
     match cmd {
         FunctionCmd::Create(a) => {
             let body = function_body(&a, true)?;
-            show(&c.json(c.request(Method::POST, &format!("{V}/functions")).json(&body))?);
+            show(
+                &c.json(
+                    c.request(Method::POST, &format!("{V}/functions"))
+                        .json(&body),
+                )?,
+            );
         }
         FunctionCmd::Update(a) => {
             let body = function_body(&a, false)?;
-            show(&c.json(c.request(Method::PUT, &format!("{V}/functions/{}", seg(&a.name))).json(&body))?);
+            show(
+                &c.json(
+                    c.request(Method::PUT, &format!("{V}/functions/{}", seg(&a.name)))
+                        .json(&body),
+                )?,
+            );
         }
-        FunctionCmd::Get { name } => show(&c.json(c.request(Method::GET, &format!("{V}/functions/{}", seg(&name))))?),
+        FunctionCmd::Get { name } => {
+            show(&c.json(c.request(Method::GET, &format!("{V}/functions/{}", seg(&name))))?)
+        }
         FunctionCmd::Delete { name } => {
             c.send(c.request(Method::DELETE, &format!("{V}/functions/{}", seg(&name))))?;
             if !g.json {
@@ -179,7 +231,9 @@ fn function(c: &Client, g: &Global, cmd: FunctionCmd) -> anyhow::Result<i32> {
             let mut all = Vec::new();
             let mut next = String::new();
             loop {
-                let mut rb = c.request(Method::GET, &format!("{V}/functions")).query(&[("limit", "100")]);
+                let mut rb = c
+                    .request(Method::GET, &format!("{V}/functions"))
+                    .query(&[("limit", "100")]);
                 if let Some(p) = &prefix {
                     rb = rb.query(&[("prefix", p)]);
                 }
@@ -199,28 +253,66 @@ fn function(c: &Client, g: &Global, cmd: FunctionCmd) -> anyhow::Result<i32> {
                 let rows: Vec<Vec<String>> = all
                     .iter()
                     .map(|f| {
-                        ["functionName", "runtime", "handler", "memorySize", "timeout", "lastModifiedTime"]
-                            .iter()
-                            .map(|k| output::cell(f, k))
-                            .collect()
+                        [
+                            "functionName",
+                            "runtime",
+                            "handler",
+                            "memorySize",
+                            "timeout",
+                            "lastModifiedTime",
+                        ]
+                        .iter()
+                        .map(|k| output::cell(f, k))
+                        .collect()
                     })
                     .collect();
-                output::table(&["NAME", "RUNTIME", "HANDLER", "MEMORY", "TIMEOUT", "MODIFIED"], &rows);
+                output::table(
+                    &[
+                        "NAME", "RUNTIME", "HANDLER", "MEMORY", "TIMEOUT", "MODIFIED",
+                    ],
+                    &rows,
+                );
             }
         }
-        FunctionCmd::Test { name, event_name, payload_file, list, qualifier } => {
-            return test_function(c, &name, event_name.as_deref(), payload_file.as_deref(), list, qualifier.as_deref());
+        FunctionCmd::Test {
+            name,
+            event_name,
+            payload_file,
+            list,
+            qualifier,
+        } => {
+            return test_function(
+                c,
+                &name,
+                event_name.as_deref(),
+                payload_file.as_deref(),
+                list,
+                qualifier.as_deref(),
+            );
         }
-        FunctionCmd::Invoke { name, payload, payload_file, is_async, log, qualifier } => {
+        FunctionCmd::Invoke {
+            name,
+            payload,
+            payload_file,
+            is_async,
+            log,
+            qualifier,
+        } => {
             let body = match (payload, payload_file) {
                 (Some(p), _) => p.into_bytes(),
                 (None, Some(f)) => read_input(&f)?,
                 (None, None) => Vec::new(),
             };
             let mut rb = c
-                .request(Method::POST, &format!("{V}/functions/{}/invocations", seg(&name)))
+                .request(
+                    Method::POST,
+                    &format!("{V}/functions/{}/invocations", seg(&name)),
+                )
                 .header("content-type", "application/octet-stream")
-                .header("x-fc-invocation-type", if is_async { "Async" } else { "Sync" })
+                .header(
+                    "x-fc-invocation-type",
+                    if is_async { "Async" } else { "Sync" },
+                )
                 .header("x-fc-log-type", if log { "Tail" } else { "None" })
                 .body(body);
             if let Some(q) = qualifier {
@@ -228,7 +320,12 @@ fn function(c: &Client, g: &Global, cmd: FunctionCmd) -> anyhow::Result<i32> {
             }
             let resp = c.send(rb)?;
             let h = resp.headers().clone();
-            let get = |k: &str| h.get(k).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+            let get = |k: &str| {
+                h.get(k)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("")
+                    .to_string()
+            };
             if is_async {
                 println!("accepted: task {}", get("x-fc-async-task-id"));
                 return Ok(0);
@@ -236,7 +333,9 @@ fn function(c: &Client, g: &Global, cmd: FunctionCmd) -> anyhow::Result<i32> {
             let error = get("x-fc-error-type");
             let out = resp.bytes()?;
             if log {
-                let decoded = base64::engine::general_purpose::STANDARD.decode(get("x-fc-log-result")).unwrap_or_default();
+                let decoded = base64::engine::general_purpose::STANDARD
+                    .decode(get("x-fc-log-result"))
+                    .unwrap_or_default();
                 eprint!("{}", String::from_utf8_lossy(&decoded));
             }
             std::io::stdout().write_all(&out)?;
@@ -244,7 +343,10 @@ fn function(c: &Client, g: &Global, cmd: FunctionCmd) -> anyhow::Result<i32> {
                 println!();
             }
             if !error.is_empty() {
-                eprintln!("function error: {error} (request {})", get("x-fc-request-id"));
+                eprintln!(
+                    "function error: {error} (request {})",
+                    get("x-fc-request-id")
+                );
                 return Ok(1);
             }
         }
@@ -283,15 +385,28 @@ fn test_function(
         c.send(c.request(Method::PUT, &path).body(body))?;
         eprintln!("saved test event {event_name}");
     }
-    let saved = c.request(Method::GET, &path).send().context("cannot reach fnbridge")?;
+    let saved = c
+        .request(Method::GET, &path)
+        .send()
+        .context("cannot reach fnbridge")?;
     let payload = if saved.status().is_success() {
-        saved.json::<Value>()?["payload"].as_str().unwrap_or_default().to_string()
+        saved.json::<Value>()?["payload"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
     } else {
-        let t = c.request(Method::GET, &format!("/templates/{}", seg(event_name))).send()?;
+        let t = c
+            .request(Method::GET, &format!("/templates/{}", seg(event_name)))
+            .send()?;
         if !t.status().is_success() {
-            bail!("function '{name}' has no test event '{event_name}' and there is no such template (see --list)");
+            bail!(
+                "function '{name}' has no test event '{event_name}' and there is no such template (see --list)"
+            );
         }
-        t.json::<Value>()?["payload"].as_str().unwrap_or_default().to_string()
+        t.json::<Value>()?["payload"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
     };
     let mut rb = c
         .request(Method::POST, &format!("{base}/invocations"))
@@ -302,11 +417,22 @@ fn test_function(
     }
     let resp = c.send(rb)?;
     let h = resp.headers().clone();
-    let get = |k: &str| h.get(k).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    let get = |k: &str| {
+        h.get(k)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string()
+    };
     let body = resp.bytes()?;
-    let log = base64::engine::general_purpose::STANDARD.decode(get("x-fc-log-result")).unwrap_or_default();
+    let log = base64::engine::general_purpose::STANDARD
+        .decode(get("x-fc-log-result"))
+        .unwrap_or_default();
     println!("--- log\n{}", String::from_utf8_lossy(&log).trim_end());
-    println!("--- result ({} ms)\n{}", get("x-fc-invocation-duration"), String::from_utf8_lossy(&body));
+    println!(
+        "--- result ({} ms)\n{}",
+        get("x-fc-invocation-duration"),
+        String::from_utf8_lossy(&body)
+    );
     if !get("x-fc-error-type").is_empty() {
         eprintln!("function error: {}", get("x-fc-error-type"));
         return Ok(1);
@@ -347,23 +473,44 @@ fn logs(c: &Client, function: &str, follow: bool, request_id: Option<&str>) -> a
 
 fn config_arg(s: &str) -> anyhow::Result<String> {
     let text = match s.strip_prefix('@') {
-        Some(path) => std::fs::read_to_string(path).with_context(|| format!("cannot read {path}"))?,
+        Some(path) => {
+            std::fs::read_to_string(path).with_context(|| format!("cannot read {path}"))?
+        }
         None => s.to_string(),
     };
     serde_json::from_str::<Value>(&text).context("--config: not valid JSON")?;
     Ok(text)
 }
 
-const TRIGGER_KEYS: [&str; 7] =
-    ["triggerName", "triggerType", "qualifier", "triggerConfig", "sourceArn", "createdTime", "lastModifiedTime"];
+const TRIGGER_KEYS: [&str; 7] = [
+    "triggerName",
+    "triggerType",
+    "qualifier",
+    "triggerConfig",
+    "sourceArn",
+    "createdTime",
+    "lastModifiedTime",
+];
 
 fn trigger(c: &Client, g: &Global, cmd: TriggerCmd) -> anyhow::Result<i32> {
     let show = |v: &Value| {
-        if g.json { output::json(v) } else { output::record(v, &TRIGGER_KEYS) }
+        if g.json {
+            output::json(v)
+        } else {
+            output::record(v, &TRIGGER_KEYS)
+        }
     };
     let base = |f: &str| format!("{V}/functions/{}/triggers", seg(f));
     match cmd {
-        TriggerCmd::Create { function, name, trigger_type, config, qualifier, source_arn, description } => {
+        TriggerCmd::Create {
+            function,
+            name,
+            trigger_type,
+            config,
+            qualifier,
+            source_arn,
+            description,
+        } => {
             let mut body = json!({"triggerName": name, "triggerType": trigger_type, "triggerConfig": config_arg(&config)?});
             if let Some(q) = qualifier {
                 body["qualifier"] = json!(q);
@@ -379,7 +526,13 @@ fn trigger(c: &Client, g: &Global, cmd: TriggerCmd) -> anyhow::Result<i32> {
         TriggerCmd::Get { function, name } => {
             show(&c.json(c.request(Method::GET, &format!("{}/{}", base(&function), seg(&name))))?)
         }
-        TriggerCmd::Update { function, name, config, qualifier, description } => {
+        TriggerCmd::Update {
+            function,
+            name,
+            config,
+            qualifier,
+            description,
+        } => {
             let mut body = json!({});
             if let Some(cfg) = config {
                 body["triggerConfig"] = json!(config_arg(&cfg)?);
@@ -390,16 +543,27 @@ fn trigger(c: &Client, g: &Global, cmd: TriggerCmd) -> anyhow::Result<i32> {
             if let Some(d) = description {
                 body["description"] = json!(d);
             }
-            show(&c.json(c.request(Method::PUT, &format!("{}/{}", base(&function), seg(&name))).json(&body))?);
+            show(
+                &c.json(
+                    c.request(Method::PUT, &format!("{}/{}", base(&function), seg(&name)))
+                        .json(&body),
+                )?,
+            );
         }
         TriggerCmd::Delete { function, name } => {
-            c.send(c.request(Method::DELETE, &format!("{}/{}", base(&function), seg(&name))))?;
+            c.send(c.request(
+                Method::DELETE,
+                &format!("{}/{}", base(&function), seg(&name)),
+            ))?;
             if !g.json {
                 println!("deleted trigger {name}");
             }
         }
         TriggerCmd::List { function } => {
-            let v = c.json(c.request(Method::GET, &base(&function)).query(&[("limit", "100")]))?;
+            let v = c.json(
+                c.request(Method::GET, &base(&function))
+                    .query(&[("limit", "100")]),
+            )?;
             if g.json {
                 output::json(&v);
             } else {
@@ -407,7 +571,12 @@ fn trigger(c: &Client, g: &Global, cmd: TriggerCmd) -> anyhow::Result<i32> {
                     .as_array()
                     .into_iter()
                     .flatten()
-                    .map(|t| ["triggerName", "triggerType", "qualifier", "triggerConfig"].iter().map(|k| output::cell(t, k)).collect())
+                    .map(|t| {
+                        ["triggerName", "triggerType", "qualifier", "triggerConfig"]
+                            .iter()
+                            .map(|k| output::cell(t, k))
+                            .collect()
+                    })
                     .collect();
                 output::table(&["NAME", "TYPE", "QUALIFIER", "CONFIG"], &rows);
             }
@@ -418,8 +587,14 @@ fn trigger(c: &Client, g: &Global, cmd: TriggerCmd) -> anyhow::Result<i32> {
 
 fn tasks(c: &Client, g: &Global, cmd: TasksCmd) -> anyhow::Result<i32> {
     match cmd {
-        TasksCmd::List { function, status, limit } => {
-            let mut rb = c.request(Method::GET, "/tasks").query(&[("limit", limit.to_string())]);
+        TasksCmd::List {
+            function,
+            status,
+            limit,
+        } => {
+            let mut rb = c
+                .request(Method::GET, "/tasks")
+                .query(&[("limit", limit.to_string())]);
             if let Some(f) = function {
                 rb = rb.query(&[("functionName", f)]);
             }
@@ -435,31 +610,60 @@ fn tasks(c: &Client, g: &Global, cmd: TasksCmd) -> anyhow::Result<i32> {
                     .into_iter()
                     .flatten()
                     .map(|t| {
-                        ["taskId", "functionName", "triggerName", "status", "attempts", "taskErrorMessage"]
-                            .iter()
-                            .map(|k| output::cell(t, k))
-                            .collect()
+                        [
+                            "taskId",
+                            "functionName",
+                            "triggerName",
+                            "status",
+                            "attempts",
+                            "taskErrorMessage",
+                        ]
+                        .iter()
+                        .map(|k| output::cell(t, k))
+                        .collect()
                     })
                     .collect();
-                output::table(&["TASK", "FUNCTION", "TRIGGER", "STATUS", "ATTEMPTS", "ERROR"], &rows);
+                output::table(
+                    &["TASK", "FUNCTION", "TRIGGER", "STATUS", "ATTEMPTS", "ERROR"],
+                    &rows,
+                );
             }
         }
         TasksCmd::Get { function, task_id } => {
             let v = c.json(c.request(
                 Method::GET,
-                &format!("{V}/functions/{}/async-tasks/{}", seg(&function), seg(&task_id)),
+                &format!(
+                    "{V}/functions/{}/async-tasks/{}",
+                    seg(&function),
+                    seg(&task_id)
+                ),
             ))?;
             if g.json {
                 output::json(&v);
             } else {
-                output::record(&v, &["taskId", "functionName", "triggerName", "qualifier", "status", "attempts", "taskErrorMessage", "returnPayload"]);
+                output::record(
+                    &v,
+                    &[
+                        "taskId",
+                        "functionName",
+                        "triggerName",
+                        "qualifier",
+                        "status",
+                        "attempts",
+                        "taskErrorMessage",
+                        "returnPayload",
+                    ],
+                );
                 for a in v["attemptRecords"].as_array().into_iter().flatten() {
                     println!(
                         "attempt {}: {} in {} ms{}",
                         output::cell(a, "attempt"),
                         output::cell(a, "status"),
                         output::cell(a, "durationMs"),
-                        a["errorMessage"].as_str().map(|e| format!(" ({e})")).unwrap_or_default()
+                        a["errorMessage"]
+                            .as_str()
+                            .map(|e| format!(" ({e})"))
+                            .unwrap_or_default()
                     );
                 }
                 if let Some(log) = v["log"].as_str() {
@@ -474,7 +678,9 @@ fn tasks(c: &Client, g: &Global, cmd: TasksCmd) -> anyhow::Result<i32> {
 fn dlq(c: &Client, g: &Global, cmd: DlqCmd) -> anyhow::Result<i32> {
     match cmd {
         DlqCmd::List { function, limit } => {
-            let mut rb = c.request(Method::GET, "/dlq").query(&[("limit", limit.to_string())]);
+            let mut rb = c
+                .request(Method::GET, "/dlq")
+                .query(&[("limit", limit.to_string())]);
             if let Some(f) = function {
                 rb = rb.query(&[("functionName", f)]);
             }
@@ -487,13 +693,30 @@ fn dlq(c: &Client, g: &Global, cmd: DlqCmd) -> anyhow::Result<i32> {
                     .into_iter()
                     .flatten()
                     .map(|e| {
-                        ["id", "functionName", "triggerName", "reason", "attempts", "lastError"]
-                            .iter()
-                            .map(|k| output::cell(e, k))
-                            .collect()
+                        [
+                            "id",
+                            "functionName",
+                            "triggerName",
+                            "reason",
+                            "attempts",
+                            "lastError",
+                        ]
+                        .iter()
+                        .map(|k| output::cell(e, k))
+                        .collect()
                     })
                     .collect();
-                output::table(&["ID", "FUNCTION", "TRIGGER", "REASON", "ATTEMPTS", "LAST ERROR"], &rows);
+                output::table(
+                    &[
+                        "ID",
+                        "FUNCTION",
+                        "TRIGGER",
+                        "REASON",
+                        "ATTEMPTS",
+                        "LAST ERROR",
+                    ],
+                    &rows,
+                );
             }
         }
         DlqCmd::Get { id } => {
@@ -501,7 +724,20 @@ fn dlq(c: &Client, g: &Global, cmd: DlqCmd) -> anyhow::Result<i32> {
             if g.json {
                 output::json(&v)
             } else {
-                output::record(&v, &["id", "taskId", "functionName", "triggerName", "reason", "attempts", "lastError", "createdTime", "payload"])
+                output::record(
+                    &v,
+                    &[
+                        "id",
+                        "taskId",
+                        "functionName",
+                        "triggerName",
+                        "reason",
+                        "attempts",
+                        "lastError",
+                        "createdTime",
+                        "payload",
+                    ],
+                )
             }
         }
         DlqCmd::Redrive { id } => {
@@ -533,9 +769,9 @@ pub fn pattern(cmd: PatternCmd) -> i32 {
             std::fs::read_to_string(s).map_err(|e| format!("cannot read {s}: {e}"))
         }
     };
-    let result = load(&pattern).and_then(|p| load(&event).map(|e| (p, e))).and_then(|(p, e)| {
-        fnbridge_pattern::test_pattern(&p, &e).map_err(|e| e.to_string())
-    });
+    let result = load(&pattern)
+        .and_then(|p| load(&event).map(|e| (p, e)))
+        .and_then(|(p, e)| fnbridge_pattern::test_pattern(&p, &e).map_err(|e| e.to_string()));
     match result {
         Ok(true) => {
             println!("match");

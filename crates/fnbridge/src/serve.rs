@@ -31,7 +31,9 @@ fn admin_token(data_dir: &Path) -> anyhow::Result<String> {
         use std::os::unix::fs::OpenOptionsExt;
         opts.mode(0o600);
     }
-    let mut f = opts.open(&path).with_context(|| format!("cannot write {}", path.display()))?;
+    let mut f = opts
+        .open(&path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
     f.write_all(token.as_bytes())?;
     f.sync_all()?;
     Ok(token)
@@ -40,17 +42,21 @@ fn admin_token(data_dir: &Path) -> anyhow::Result<String> {
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("FNBRIDGE_LOG").unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_env("FNBRIDGE_LOG")
+                .unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
         .init();
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     rt.block_on(serve(args))
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let data = &args.data_dir;
-    std::fs::create_dir_all(data).with_context(|| format!("cannot create data dir {}", data.display()))?;
+    std::fs::create_dir_all(data)
+        .with_context(|| format!("cannot create data dir {}", data.display()))?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -99,9 +105,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // One line on stdout, so scripts and tests can find a port chosen with :0.
     println!("fnbridge listening on http://{addr}");
     eprintln!("admin token: {}", data.join("admin.token").display());
-    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
     tracing::info!("shutting down: finishing running deliveries");
-    dispatcher.shutdown(Duration::from_secs(args.shutdown_grace_s)).await;
+    dispatcher
+        .shutdown(Duration::from_secs(args.shutdown_grace_s))
+        .await;
     store.close();
     Ok(())
 }

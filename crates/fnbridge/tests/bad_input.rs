@@ -16,15 +16,31 @@ fn authentication_is_required() {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        assert_eq!(std::fs::metadata(&token_file).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            std::fs::metadata(&token_file).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
     }
     let r = s.http.get(s.url("/2023-03-30/functions")).send().unwrap();
     expect_error(r, 401, "AccessDenied", "Authorization: Bearer");
-    let r = s.http.get(s.url("/2023-03-30/functions")).bearer_auth("wrong").send().unwrap();
+    let r = s
+        .http
+        .get(s.url("/2023-03-30/functions"))
+        .bearer_auth("wrong")
+        .send()
+        .unwrap();
     expect_error(r, 403, "InvalidAccessKeyID", "not valid");
-    let r = s.http.post(s.url("/events")).body(example("events/LogFileCreated.json")).send().unwrap();
+    let r = s
+        .http
+        .post(s.url("/events"))
+        .body(example("events/LogFileCreated.json"))
+        .send()
+        .unwrap();
     expect_error(r, 401, "AccessDenied", "Bearer");
-    assert_eq!(s.http.get(s.url("/health")).send().unwrap().text().unwrap(), "ok");
+    assert_eq!(
+        s.http.get(s.url("/health")).send().unwrap().text().unwrap(),
+        "ok"
+    );
     // The token survives a restart.
     let before = s.token.clone();
     drop(s);
@@ -37,8 +53,18 @@ fn bad_functions_are_rejected_and_nothing_is_created() {
     let dir = tempfile::tempdir().unwrap();
     let s = Server::start(dir.path());
     let f = "/2023-03-30/functions";
-    expect_error(s.post_raw(f, "{not json"), 400, "InvalidArgument", "invalid request body");
-    expect_error(s.deploy("bad name", &[("index.py", OK)], json!({})), 400, "InvalidArgument", "functionName");
+    expect_error(
+        s.post_raw(f, "{not json"),
+        400,
+        "InvalidArgument",
+        "invalid request body",
+    );
+    expect_error(
+        s.deploy("bad name", &[("index.py", OK)], json!({})),
+        400,
+        "InvalidArgument",
+        "functionName",
+    );
     expect_error(
         s.deploy("f", &[("index.py", OK)], json!({"runtime": "cobol"})),
         400,
@@ -46,48 +72,93 @@ fn bad_functions_are_rejected_and_nothing_is_created() {
         "unknown runtime 'cobol'",
     );
     expect_error(
-        s.deploy("f", &[("index.py", OK)], json!({"memorySize": 100, "timeout": 0})),
+        s.deploy(
+            "f",
+            &[("index.py", OK)],
+            json!({"memorySize": 100, "timeout": 0}),
+        ),
         400,
         "InvalidArgument",
         "memorySize: 100 MB must be a multiple of 64",
     );
-    expect_error(s.deploy("f", &[("index.py", OK)], json!({"bogus": 1})), 400, "InvalidArgument", "unknown field `bogus`");
-    expect_error(s.deploy("f", &[("main.py", OK)], json!({})), 400, "InvalidArgument", "handler");
     expect_error(
-        s.deploy("f", &[("index.py", "def other(e, c):\n    pass\n")], json!({})),
+        s.deploy("f", &[("index.py", OK)], json!({"bogus": 1})),
+        400,
+        "InvalidArgument",
+        "unknown field `bogus`",
+    );
+    expect_error(
+        s.deploy("f", &[("main.py", OK)], json!({})),
         400,
         "InvalidArgument",
         "handler",
     );
     expect_error(
-        s.deploy("f", &[("index.py", OK), ("../escape.py", "x = 1\n")], json!({})),
+        s.deploy(
+            "f",
+            &[("index.py", "def other(e, c):\n    pass\n")],
+            json!({}),
+        ),
+        400,
+        "InvalidArgument",
+        "handler",
+    );
+    expect_error(
+        s.deploy(
+            "f",
+            &[("index.py", OK), ("../escape.py", "x = 1\n")],
+            json!({}),
+        ),
         400,
         "InvalidArgument",
         "escapes the code directory",
     );
     assert!(!dir.path().join("code/escape.py").exists());
-    assert_eq!(s.get(f)["functions"], json!([]), "no function was created by a rejected request");
+    assert_eq!(
+        s.get(f)["functions"],
+        json!([]),
+        "no function was created by a rejected request"
+    );
 
     ok_json(s.deploy("f", &[("index.py", OK)], json!({})));
-    expect_error(s.deploy("f", &[("index.py", OK)], json!({})), 409, "FunctionAlreadyExists", "'f' already exists");
     expect_error(
-        s.req(Method::GET, "/2023-03-30/functions/nope").send().unwrap(),
+        s.deploy("f", &[("index.py", OK)], json!({})),
+        409,
+        "FunctionAlreadyExists",
+        "'f' already exists",
+    );
+    expect_error(
+        s.req(Method::GET, "/2023-03-30/functions/nope")
+            .send()
+            .unwrap(),
         404,
         "FunctionNotFound",
         "function 'nope' does not exist",
     );
     expect_error(
-        s.req(Method::POST, "/2023-03-30/functions/nope/invocations").body("x").send().unwrap(),
+        s.req(Method::POST, "/2023-03-30/functions/nope/invocations")
+            .body("x")
+            .send()
+            .unwrap(),
         404,
         "FunctionNotFound",
         "nope",
     );
-    expect_error(s.req(Method::GET, "/nowhere").send().unwrap(), 400, "PathNotSupported", "/nowhere");
+    expect_error(
+        s.req(Method::GET, "/nowhere").send().unwrap(),
+        400,
+        "PathNotSupported",
+        "/nowhere",
+    );
 
     // Oversized payloads: async limit 128 KB.
     let big = vec![b'x'; 128 * 1024 + 1];
     expect_error(
-        s.req(Method::POST, "/2023-03-30/functions/f/invocations").header("x-fc-invocation-type", "Async").body(big).send().unwrap(),
+        s.req(Method::POST, "/2023-03-30/functions/f/invocations")
+            .header("x-fc-invocation-type", "Async")
+            .body(big)
+            .send()
+            .unwrap(),
         400,
         "EntityTooLarge",
         "131072",
@@ -102,7 +173,11 @@ fn bad_functions_are_rejected_and_nothing_is_created() {
         "InvalidArgument",
         "handler",
     );
-    let r = s.req(Method::POST, "/2023-03-30/functions/f/invocations").body("x").send().unwrap();
+    let r = s
+        .req(Method::POST, "/2023-03-30/functions/f/invocations")
+        .body("x")
+        .send()
+        .unwrap();
     assert_eq!(r.text().unwrap(), "ok");
 }
 
@@ -132,19 +207,28 @@ fn bad_triggers_and_events_are_rejected_and_nothing_is_created() {
         "domain",
     );
     expect_error(
-        s.post(t, &trig(json!({"eventName": "LogFileCreated", "eventVersion": "1.0.0"}))),
+        s.post(
+            t,
+            &trig(json!({"eventName": "LogFileCreated", "eventVersion": "1.0.0"})),
+        ),
         400,
         "InvalidArgument",
         "filter",
     );
     expect_error(
-        s.post(t, &json!({"triggerName": "t", "triggerType": "cdn_events", "triggerConfig": "{oops"})),
+        s.post(
+            t,
+            &json!({"triggerName": "t", "triggerType": "cdn_events", "triggerConfig": "{oops"}),
+        ),
         400,
         "InvalidArgument",
         "triggerConfig: not valid JSON",
     );
     expect_error(
-        s.post(t, &json!({"triggerName": "t", "triggerType": "timer", "triggerConfig": "{}"})),
+        s.post(
+            t,
+            &json!({"triggerName": "t", "triggerType": "timer", "triggerConfig": "{}"}),
+        ),
         400,
         "InvalidArgument",
         "triggerType: 'timer' is not supported",
@@ -157,7 +241,12 @@ fn bad_triggers_and_events_are_rejected_and_nothing_is_created() {
     );
     assert_eq!(s.get(t)["triggers"], json!([]));
     ok_json(s.cdn_trigger("f", "t", "LogFileCreated", &["example.com"]));
-    expect_error(s.cdn_trigger("f", "t", "CdnDomainAdded", &["example.com"]), 409, "TriggerAlreadyExists", "'t'");
+    expect_error(
+        s.cdn_trigger("f", "t", "CdnDomainAdded", &["example.com"]),
+        409,
+        "TriggerAlreadyExists",
+        "'t'",
+    );
     // Object form of triggerConfig (FC 2.0 clients) is accepted and echoed as a string.
     let v = ok_json(s.post(
         t,
@@ -166,23 +255,46 @@ fn bad_triggers_and_events_are_rejected_and_nothing_is_created() {
     ));
     assert!(v["triggerConfig"].is_string());
     expect_error(
-        s.req(Method::DELETE, "/2023-03-30/functions/f").send().unwrap(),
+        s.req(Method::DELETE, "/2023-03-30/functions/f")
+            .send()
+            .unwrap(),
         409,
         "FunctionNotEmpty",
         "trigger",
     );
 
     // Events: a bad one rejects the whole envelope; nothing is stored or delivered.
-    let good = serde_json::from_str::<serde_json::Value>(&example("events/LogFileCreated.json")).unwrap()["events"][0].clone();
+    let good = serde_json::from_str::<serde_json::Value>(&example("events/LogFileCreated.json"))
+        .unwrap()["events"][0]
+        .clone();
     let mut bad_version = good.clone();
     bad_version["eventVersion"] = json!("1.0.1");
     let mut bad_name = good.clone();
     bad_name["eventName"] = json!("LogFileDeleted");
-    expect_error(s.post("/events", &json!({"events": [good, bad_version]})), 400, "InvalidArgument", "events[1].eventVersion");
-    expect_error(s.post("/events", &json!({"events": [bad_name]})), 400, "InvalidArgument", "LogFileDeleted");
-    expect_error(s.post_raw("/events", "{\"events\": [}"), 400, "InvalidArgument", "not valid JSON");
+    expect_error(
+        s.post("/events", &json!({"events": [good, bad_version]})),
+        400,
+        "InvalidArgument",
+        "events[1].eventVersion",
+    );
+    expect_error(
+        s.post("/events", &json!({"events": [bad_name]})),
+        400,
+        "InvalidArgument",
+        "LogFileDeleted",
+    );
+    expect_error(
+        s.post_raw("/events", "{\"events\": [}"),
+        400,
+        "InvalidArgument",
+        "not valid JSON",
+    );
     let huge = json!({"events": [{"eventName": "LogFileCreated", "eventSource": "cdn", "eventVersion": "1.0.0",
         "resource": {"domain": "example.com"}, "pad": "x".repeat(2 * 1024 * 1024)}]});
     expect_error(s.post("/events", &huge), 400, "EntityTooLarge", "bytes");
-    assert_eq!(s.get("/tasks")["asyncTasks"], json!([]), "rejected events created no delivery");
+    assert_eq!(
+        s.get("/tasks")["asyncTasks"],
+        json!([]),
+        "rejected events created no delivery"
+    );
 }

@@ -23,7 +23,9 @@ const EVENTS: [&str; 8] = [
 
 fn expected(event: &str) -> String {
     let info = match event {
-        "LogFileCreated" => "http://cdnlog.cn-hangzhou.oss.aliyun-inc.com/www.aliyun.com/2017_12_27/www.aliyun.com_2017_12_27_0800_0900.gz?OSSAccessKeyId=xxxx&Expires=xxxx&Signature=xxxx",
+        "LogFileCreated" => {
+            "http://cdnlog.cn-hangzhou.oss.aliyun-inc.com/www.aliyun.com/2017_12_27/www.aliyun.com_2017_12_27_0800_0900.gz?OSSAccessKeyId=xxxx&Expires=xxxx&Signature=xxxx"
+        }
         "CachedObjectsRefreshed" => "/2018/03/16/13/33b430c57e7.mp4,/2018/03/16/14/4ff6b9bd54d.mp4",
         "CachedObjectsPushed" => "/2018/03/16/13/33b430c57e7.mp4",
         // The sample's if/elif chain has no branch for these, so info stays "".
@@ -35,11 +37,16 @@ fn expected(event: &str) -> String {
 #[test]
 fn the_example_handler_is_the_seed_code_unchanged() {
     let seed = std::fs::read_to_string(repo().join("../shared/seeds/001_dc51c4a6e9142914.txt"))
-        .or_else(|_| std::fs::read_to_string(repo().join("../../shared/seeds/001_dc51c4a6e9142914.txt")))
+        .or_else(|_| {
+            std::fs::read_to_string(repo().join("../../shared/seeds/001_dc51c4a6e9142914.txt"))
+        })
         .expect("seed 001 in ../shared/seeds");
     let handler = example("cdn-sample/index.py");
     for line in handler.lines().filter(|l| !l.trim().is_empty()) {
-        assert!(seed.contains(&format!("    {line}")), "line not in seed 001: {line}");
+        assert!(
+            seed.contains(&format!("    {line}")),
+            "line not in seed 001: {line}"
+        );
     }
     assert!(handler.contains("return f\"eventName:{eventName}, domain: {domain}, info: {info}\""));
 }
@@ -48,9 +55,18 @@ fn the_example_handler_is_the_seed_code_unchanged() {
 fn seed_events_reach_the_seed_handler_through_cdn_triggers() {
     let dir = tempfile::tempdir().unwrap();
     let s = Server::start(dir.path());
-    ok_json(s.deploy("cdn-sample", &[("index.py", &example("cdn-sample/index.py"))], json!({})));
+    ok_json(s.deploy(
+        "cdn-sample",
+        &[("index.py", &example("cdn-sample/index.py"))],
+        json!({}),
+    ));
     for e in EVENTS {
-        let t = ok_json(s.cdn_trigger("cdn-sample", &format!("on-{e}"), e, &["example.com", "other.example.org"]));
+        let t = ok_json(s.cdn_trigger(
+            "cdn-sample",
+            &format!("on-{e}"),
+            e,
+            &["example.com", "other.example.org"],
+        ));
         assert_eq!(t["triggerType"], "cdn_events");
         assert_eq!(t["qualifier"], "LATEST");
         let cfg: Value = serde_json::from_str(t["triggerConfig"].as_str().unwrap()).unwrap();
@@ -60,8 +76,16 @@ fn seed_events_reach_the_seed_handler_through_cdn_triggers() {
         let body = example(&format!("events/{e}.json"));
         let receipt = ok_json(s.post_raw("/events", body.clone()));
         let tasks = receipt["events"][0]["taskIds"].as_array().unwrap();
-        assert_eq!(tasks.len(), 1, "{e}: exactly its own trigger matches: {receipt}");
-        let task = s.wait_task("cdn-sample", tasks[0].as_str().unwrap(), Duration::from_secs(60));
+        assert_eq!(
+            tasks.len(),
+            1,
+            "{e}: exactly its own trigger matches: {receipt}"
+        );
+        let task = s.wait_task(
+            "cdn-sample",
+            tasks[0].as_str().unwrap(),
+            Duration::from_secs(60),
+        );
         assert_eq!(task["status"], "Succeeded", "{e}: {task}");
         assert_eq!(task["returnPayload"], expected(e), "{e}");
         assert_eq!(task["triggerName"], format!("on-{e}"));
@@ -70,19 +94,35 @@ fn seed_events_reach_the_seed_handler_through_cdn_triggers() {
         let sent: Value = serde_json::from_str(&body).unwrap();
         assert_eq!(delivered, sent, "{e}: payload differs from the event sent");
         let log = task["log"].as_str().unwrap();
-        assert!(log.contains(&format!("FC Invoke Start RequestId: {}", tasks[0].as_str().unwrap())), "{log}");
+        assert!(
+            log.contains(&format!(
+                "FC Invoke Start RequestId: {}",
+                tasks[0].as_str().unwrap()
+            )),
+            "{log}"
+        );
         assert!(log.contains("FC Invoke End RequestId:"), "{log}");
     }
 
     // Another domain, and an event no trigger names, invoke nothing.
-    let other_domain = example("events/LogFileCreated.json").replace("example.com", "not-mine.example.net");
+    let other_domain =
+        example("events/LogFileCreated.json").replace("example.com", "not-mine.example.net");
     let r = ok_json(s.post_raw("/events", other_domain));
     assert_eq!(r["events"][0]["taskIds"], json!([]));
-    s.req(reqwest::Method::DELETE, "/2023-03-30/functions/cdn-sample/triggers/on-CdnDomainDeleted").send().unwrap();
+    s.req(
+        reqwest::Method::DELETE,
+        "/2023-03-30/functions/cdn-sample/triggers/on-CdnDomainDeleted",
+    )
+    .send()
+    .unwrap();
     let r = ok_json(s.post_raw("/events", example("events/CdnDomainDeleted.json")));
     assert_eq!(r["events"][0]["taskIds"], json!([]));
     let all = s.get("/tasks?functionName=cdn-sample&limit=100");
-    assert_eq!(all["asyncTasks"].as_array().unwrap().len(), 8, "no task beyond the eight matched events");
+    assert_eq!(
+        all["asyncTasks"].as_array().unwrap().len(),
+        8,
+        "no task beyond the eight matched events"
+    );
 }
 
 #[test]
@@ -100,7 +140,10 @@ def handler(event, context):
 "#;
     ok_json(s.deploy("echo", &[("index.py", code)], json!({})));
     let r = s
-        .req(reqwest::Method::POST, "/2023-03-30/functions/echo/invocations")
+        .req(
+            reqwest::Method::POST,
+            "/2023-03-30/functions/echo/invocations",
+        )
         .header("x-fc-log-type", "Tail")
         .body("hello")
         .send()
@@ -108,21 +151,43 @@ def handler(event, context):
     assert_eq!(r.status(), 200);
     let rid = r.headers()["x-fc-request-id"].to_str().unwrap().to_string();
     assert!(r.headers().get("x-fc-error-type").is_none());
-    let log = base64::engine::general_purpose::STANDARD.decode(r.headers()["x-fc-log-result"].as_bytes()).unwrap();
+    let log = base64::engine::general_purpose::STANDARD
+        .decode(r.headers()["x-fc-log-result"].as_bytes())
+        .unwrap();
     let log = String::from_utf8(log).unwrap();
-    assert!(log.contains(&format!("FC Invoke Start RequestId: {rid}")), "{log}");
+    assert!(
+        log.contains(&format!("FC Invoke Start RequestId: {rid}")),
+        "{log}"
+    );
     assert!(log.contains("got bytes 5"), "{log}");
-    assert!(log.contains(&format!("{rid} [INFO] request {rid}")), "{log}");
+    assert!(
+        log.contains(&format!("{rid} [INFO] request {rid}")),
+        "{log}"
+    );
     let v: Value = serde_json::from_slice(&r.bytes().unwrap()).unwrap();
     assert_eq!(v, json!({"ok": true, "function": "echo"}));
 
-    let r = s.req(reqwest::Method::POST, "/2023-03-30/functions/echo/invocations").body("boom").send().unwrap();
+    let r = s
+        .req(
+            reqwest::Method::POST,
+            "/2023-03-30/functions/echo/invocations",
+        )
+        .body("boom")
+        .send()
+        .unwrap();
     assert_eq!(r.status(), 200, "function errors keep HTTP 200");
     assert_eq!(r.headers()["x-fc-error-type"], "UnhandledInvocationError");
     let v: Value = serde_json::from_slice(&r.bytes().unwrap()).unwrap();
     assert_eq!(v["errorType"], "ValueError");
     assert_eq!(v["errorMessage"], "asked to fail");
-    assert!(v["stackTrace"].as_array().unwrap().iter().any(|f| f[2] == "in handler"), "{v}");
+    assert!(
+        v["stackTrace"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f[2] == "in handler"),
+        "{v}"
+    );
 }
 
 #[test]
@@ -143,20 +208,34 @@ fn oss_events_through_ingest_match_oss_triggers_by_type_bucket_and_key() {
         "acs:oss:cn-hangzhou:1234567890123456:testbucket",
     ));
     expect_error(
-        trig("bad", json!({"events": ["oss:ObjectMade:*"]}), "acs:oss:cn-hangzhou:1234567890123456:testbucket"),
+        trig(
+            "bad",
+            json!({"events": ["oss:ObjectMade:*"]}),
+            "acs:oss:cn-hangzhou:1234567890123456:testbucket",
+        ),
         400,
         "InvalidArgument",
         "ObjectMade",
     );
     let sample = example("events/oss-PutObject.json");
     let r = ok_json(s.post_raw("/events", sample.clone()));
-    let task = r["events"][0]["taskIds"][0].as_str().expect("the PutObject event matches").to_string();
+    let task = r["events"][0]["taskIds"][0]
+        .as_str()
+        .expect("the PutObject event matches")
+        .to_string();
     let t = s.wait_task("thumbs", &task, Duration::from_secs(60));
     assert_eq!(t["returnPayload"], "ObjectCreated:PutObject source/a.png");
-    for (from, to) in [("source/a.png", "source/a.jpg"), ("source/a.png", "other/a.png"), ("\"testbucket\"", "\"otherbucket\"")] {
+    for (from, to) in [
+        ("source/a.png", "source/a.jpg"),
+        ("source/a.png", "other/a.png"),
+        ("\"testbucket\"", "\"otherbucket\""),
+    ] {
         let r = ok_json(s.post_raw("/events", sample.replace(from, to)));
         assert_eq!(r["events"][0]["taskIds"], json!([]), "{to} must not match");
     }
     let removed = sample.replace("ObjectCreated:PutObject", "ObjectRemoved:DeleteObject");
-    assert_eq!(ok_json(s.post_raw("/events", removed))["events"][0]["taskIds"], json!([]));
+    assert_eq!(
+        ok_json(s.post_raw("/events", removed))["events"][0]["taskIds"],
+        json!([])
+    );
 }

@@ -28,11 +28,41 @@ fn walkthrough_via_cli() {
     let dir = tempfile::tempdir().unwrap();
     let s = Server::start(&dir.path().join("data"));
     let code = repo().join("examples/cdn-sample");
-    let (rc, out, err) = cli(&s, &["function", "create", "cdn-sample", "--code", code.to_str().unwrap(), "--runtime", "python3.10", "--handler", "index.handler"]);
+    let (rc, out, err) = cli(
+        &s,
+        &[
+            "function",
+            "create",
+            "cdn-sample",
+            "--code",
+            code.to_str().unwrap(),
+            "--runtime",
+            "python3.10",
+            "--handler",
+            "index.handler",
+        ],
+    );
     assert_eq!(rc, 0, "{out}{err}");
     assert!(out.contains("cdn-sample"), "{out}");
-    let cfg = format!("@{}", repo().join("examples/cdn-sample/trigger-LogFileCreated.json").display());
-    let (rc, out, err) = cli(&s, &["trigger", "create", "cdn-sample", "logs", "--type", "cdn_events", "--config", &cfg]);
+    let cfg = format!(
+        "@{}",
+        repo()
+            .join("examples/cdn-sample/trigger-LogFileCreated.json")
+            .display()
+    );
+    let (rc, out, err) = cli(
+        &s,
+        &[
+            "trigger",
+            "create",
+            "cdn-sample",
+            "logs",
+            "--type",
+            "cdn_events",
+            "--config",
+            &cfg,
+        ],
+    );
     assert_eq!(rc, 0, "{out}{err}");
     let (rc, out, _) = cli(&s, &["trigger", "list", "cdn-sample"]);
     assert_eq!(rc, 0);
@@ -50,16 +80,31 @@ fn walkthrough_via_cli() {
             let id = v["asyncTasks"][0]["taskId"].as_str().unwrap().to_string();
             let (rc, out, _) = cli(&s, &["tasks", "get", "cdn-sample", &id]);
             assert_eq!(rc, 0);
-            assert!(out.contains("eventName:LogFileCreated, domain: example.com, info: http://cdnlog"), "{out}");
+            assert!(
+                out.contains("eventName:LogFileCreated, domain: example.com, info: http://cdnlog"),
+                "{out}"
+            );
             assert!(out.contains("FC Invoke Start RequestId"), "{out}");
             break;
         }
         assert!(Instant::now() < deadline, "task never succeeded: {v}");
         std::thread::sleep(Duration::from_millis(50));
     }
-    let (rc, out, _) = cli(&s, &["function", "invoke", "cdn-sample", "--payload-file", ev.to_str().unwrap()]);
+    let (rc, out, _) = cli(
+        &s,
+        &[
+            "function",
+            "invoke",
+            "cdn-sample",
+            "--payload-file",
+            ev.to_str().unwrap(),
+        ],
+    );
     assert_eq!(rc, 0);
-    assert!(out.starts_with("eventName:LogFileCreated, domain: example.com"), "{out}");
+    assert!(
+        out.starts_with("eventName:LogFileCreated, domain: example.com"),
+        "{out}"
+    );
     let (rc, out, _) = cli(&s, &["dlq", "list"]);
     assert_eq!(rc, 0);
     assert!(out.starts_with("ID"), "{out}");
@@ -68,17 +113,32 @@ fn walkthrough_via_cli() {
     assert!(err.contains("FunctionNotEmpty"), "{err}");
     let (rc, _, err) = cli(&s, &["function", "get", "nope"]);
     assert_eq!(rc, 2);
-    assert!(err.contains("FunctionNotFound (404): function 'nope' does not exist"), "{err}");
+    assert!(
+        err.contains("FunctionNotFound (404): function 'nope' does not exist"),
+        "{err}"
+    );
 }
 
 #[test]
 fn pattern_test_exit_codes() {
     let run = |p: &str, e: &str| {
-        let out = Command::new(BIN).args(["pattern", "test", "--pattern", p, "--event", e]).output().unwrap();
-        (out.status.code().unwrap(), String::from_utf8_lossy(&out.stdout).trim().to_string())
+        let out = Command::new(BIN)
+            .args(["pattern", "test", "--pattern", p, "--event", e])
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap(),
+            String::from_utf8_lossy(&out.stdout).trim().to_string(),
+        )
     };
-    assert_eq!(run(r#"{"a":["x"]}"#, r#"{"a":"x"}"#), (0, "match".to_string()));
-    assert_eq!(run(r#"{"a":["x"]}"#, r#"{"a":"y"}"#), (1, "no match".to_string()));
+    assert_eq!(
+        run(r#"{"a":["x"]}"#, r#"{"a":"x"}"#),
+        (0, "match".to_string())
+    );
+    assert_eq!(
+        run(r#"{"a":["x"]}"#, r#"{"a":"y"}"#),
+        (1, "no match".to_string())
+    );
     assert_eq!(run(r#"{"a":"x"}"#, r#"{"a":"x"}"#).0, 2);
     assert_eq!(run(r#"{"a":["x"]}"#, "/no/such/file").0, 2);
 }
@@ -87,7 +147,11 @@ fn pattern_test_exit_codes() {
 fn sigterm_shuts_down_cleanly() {
     let dir = tempfile::tempdir().unwrap();
     let mut s = Server::start(dir.path());
-    ok_json(s.deploy("f", &[("index.py", "def handler(e, c):\n    return 'x'\n")], serde_json::json!({})));
+    ok_json(s.deploy(
+        "f",
+        &[("index.py", "def handler(e, c):\n    return 'x'\n")],
+        serde_json::json!({}),
+    ));
     let st = s.sigterm();
     assert!(st.success(), "{st:?}");
 }

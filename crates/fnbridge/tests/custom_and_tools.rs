@@ -48,10 +48,19 @@ fn custom_runtime_function_through_the_api_and_a_trigger() {
     });
     let f = ok_json(s.post("/2023-03-30/functions", &body));
     assert_eq!(f["customRuntimeConfig"]["command"], json!(["python3"]));
-    let r = s.req(Method::POST, "/2023-03-30/functions/web/invocations").header("x-fc-log-type", "Tail").body("hi").send().unwrap();
+    let r = s
+        .req(Method::POST, "/2023-03-30/functions/web/invocations")
+        .header("x-fc-log-type", "Tail")
+        .body("hi")
+        .send()
+        .unwrap();
     assert!(r.headers().get("x-fc-error-type").is_none());
     assert_eq!(r.text().unwrap(), "custom:web:hi");
-    let r = s.req(Method::POST, "/2023-03-30/functions/web/invocations").body("fail").send().unwrap();
+    let r = s
+        .req(Method::POST, "/2023-03-30/functions/web/invocations")
+        .body("fail")
+        .send()
+        .unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["x-fc-error-type"], "UnhandledInvocationError");
     assert!(r.text().unwrap().contains("asked to fail"));
@@ -61,8 +70,17 @@ fn custom_runtime_function_through_the_api_and_a_trigger() {
     let task = rec["events"][0]["taskIds"][0].as_str().unwrap().to_string();
     let t = s.wait_task("web", &task, Duration::from_secs(60));
     assert_eq!(t["status"], "Succeeded", "{t}");
-    assert!(t["returnPayload"].as_str().unwrap().starts_with("custom:web:{\"events\":[{\"eventName\":\"LogFileCreated\""), "{t}");
-    assert!(t["log"].as_str().unwrap().contains("custom runtime got"), "{t}");
+    assert!(
+        t["returnPayload"]
+            .as_str()
+            .unwrap()
+            .starts_with("custom:web:{\"events\":[{\"eventName\":\"LogFileCreated\""),
+        "{t}"
+    );
+    assert!(
+        t["log"].as_str().unwrap().contains("custom runtime got"),
+        "{t}"
+    );
 
     // A server that exits at once: FC's 412 CAExited, with its output in the message or log.
     ok_json(s.post(
@@ -72,7 +90,10 @@ fn custom_runtime_function_through_the_api_and_a_trigger() {
                 "customRuntimeConfig": {"command": ["python3"], "args": ["server.py"]}}),
     ));
     expect_error(
-        s.req(Method::POST, "/2023-03-30/functions/dies/invocations").body("x").send().unwrap(),
+        s.req(Method::POST, "/2023-03-30/functions/dies/invocations")
+            .body("x")
+            .send()
+            .unwrap(),
         412,
         "CAExited",
         "",
@@ -86,10 +107,23 @@ fn custom_runtime_function_through_the_api_and_a_trigger() {
                     "customRuntimeConfig": cfg}),
         )
     };
-    expect_error(bad(json!({"args": ["x"]}), &[("server.py", SERVER)]), 400, "InvalidArgument", "'bootstrap' not found in the code");
-    expect_error(bad(json!({"command": "python3"}), &[("server.py", SERVER)]), 400, "InvalidArgument", "customRuntimeConfig.command");
     expect_error(
-        bad(json!({"command": ["python3"], "healthCheckConfig": {"periodSeconds": 0}}), &[("server.py", SERVER)]),
+        bad(json!({"args": ["x"]}), &[("server.py", SERVER)]),
+        400,
+        "InvalidArgument",
+        "'bootstrap' not found in the code",
+    );
+    expect_error(
+        bad(json!({"command": "python3"}), &[("server.py", SERVER)]),
+        400,
+        "InvalidArgument",
+        "customRuntimeConfig.command",
+    );
+    expect_error(
+        bad(
+            json!({"command": ["python3"], "healthCheckConfig": {"periodSeconds": 0}}),
+            &[("server.py", SERVER)],
+        ),
         400,
         "InvalidArgument",
         "periodSeconds",
@@ -114,14 +148,36 @@ fn cli(s: &Server, args: &[&str]) -> (i32, String, String) {
 fn test_events_templates_and_logs() {
     let dir = tempfile::tempdir().unwrap();
     let s = Server::start(dir.path());
-    ok_json(s.deploy("cdn-sample", &[("index.py", &example("cdn-sample/index.py"))], json!({})));
+    ok_json(s.deploy(
+        "cdn-sample",
+        &[("index.py", &example("cdn-sample/index.py"))],
+        json!({}),
+    ));
 
     // Every CDN event and the object-storage events have templates.
     let t = s.get("/templates");
-    for e in ["LogFileCreated", "CachedObjectsBlocked", "CdnDomainDeleted", "oss:ObjectCreated:PutObject", "cos:ObjectCreated:Put"] {
-        assert!(t["templates"].as_array().unwrap().iter().any(|x| x == e), "{e} missing: {t}");
+    for e in [
+        "LogFileCreated",
+        "CachedObjectsBlocked",
+        "CdnDomainDeleted",
+        "oss:ObjectCreated:PutObject",
+        "cos:ObjectCreated:Put",
+    ] {
+        assert!(
+            t["templates"].as_array().unwrap().iter().any(|x| x == e),
+            "{e} missing: {t}"
+        );
     }
-    let (rc, out, err) = cli(&s, &["function", "test", "cdn-sample", "--event-name", "CachedObjectsRefreshed"]);
+    let (rc, out, err) = cli(
+        &s,
+        &[
+            "function",
+            "test",
+            "cdn-sample",
+            "--event-name",
+            "CachedObjectsRefreshed",
+        ],
+    );
     assert_eq!(rc, 0, "{out}{err}");
     assert!(out.contains("eventName:CachedObjectsRefreshed, domain: example.com, info: /2018/03/16/13/33b430c57e7.mp4"), "{out}");
     assert!(out.contains("FC Invoke Start RequestId"), "{out}");
@@ -130,17 +186,44 @@ fn test_events_templates_and_logs() {
     let custom = example("events/LogFileCreated.json").replace("example.com", "saved.example.com");
     let file = dir.path().join("ev.json");
     std::fs::write(&file, &custom).unwrap();
-    let (rc, out, err) = cli(&s, &["function", "test", "cdn-sample", "--event-name", "my-event", "--payload-file", file.to_str().unwrap()]);
+    let (rc, out, err) = cli(
+        &s,
+        &[
+            "function",
+            "test",
+            "cdn-sample",
+            "--event-name",
+            "my-event",
+            "--payload-file",
+            file.to_str().unwrap(),
+        ],
+    );
     assert_eq!(rc, 0, "{out}{err}");
     assert!(out.contains("domain: saved.example.com"), "{out}");
     let (_, out, _) = cli(&s, &["function", "test", "cdn-sample", "--list"]);
-    assert!(out.contains("  my-event") && out.contains("  LogFileCreated"), "{out}");
-    let (rc, _, err) = cli(&s, &["function", "test", "cdn-sample", "--event-name", "NoSuchThing"]);
+    assert!(
+        out.contains("  my-event") && out.contains("  LogFileCreated"),
+        "{out}"
+    );
+    let (rc, _, err) = cli(
+        &s,
+        &[
+            "function",
+            "test",
+            "cdn-sample",
+            "--event-name",
+            "NoSuchThing",
+        ],
+    );
     assert_eq!(rc, 2);
     assert!(err.contains("no test event 'NoSuchThing'"), "{err}");
 
     // Logs: every invocation's log is kept; --request-id narrows to one.
-    let r = s.req(Method::POST, "/2023-03-30/functions/cdn-sample/invocations").body(example("events/CdnDomainAdded.json")).send().unwrap();
+    let r = s
+        .req(Method::POST, "/2023-03-30/functions/cdn-sample/invocations")
+        .body(example("events/CdnDomainAdded.json"))
+        .send()
+        .unwrap();
     let rid = r.headers()["x-fc-request-id"].to_str().unwrap().to_string();
     let (rc, out, _) = cli(&s, &["logs", "cdn-sample"]);
     assert_eq!(rc, 0);
@@ -158,7 +241,11 @@ fn test_events_templates_and_logs() {
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let r = s.req(Method::POST, "/2023-03-30/functions/cdn-sample/invocations").body(example("events/CdnDomainStopped.json")).send().unwrap();
+    let r = s
+        .req(Method::POST, "/2023-03-30/functions/cdn-sample/invocations")
+        .body(example("events/CdnDomainStopped.json"))
+        .send()
+        .unwrap();
     let rid2 = r.headers()["x-fc-request-id"].to_str().unwrap().to_string();
     let stdout = follow.stdout.take().unwrap();
     let reader = std::thread::spawn(move || {
@@ -177,5 +264,8 @@ fn test_events_templates_and_logs() {
     }
     follow.kill().unwrap();
     follow.wait().unwrap();
-    assert!(reader.join().unwrap(), "--follow never printed the new invocation");
+    assert!(
+        reader.join().unwrap(),
+        "--follow never printed the new invocation"
+    );
 }

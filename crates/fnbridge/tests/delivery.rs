@@ -23,27 +23,44 @@ fn failing_handler_is_retried_then_dead_lettered_and_redrive_redelivers() {
     ok_json(s.deploy("flaky", &[("index.py", FAILING)], json!({})));
     ok_json(s.cdn_trigger("flaky", "logs", "LogFileCreated", &["example.com"]));
     let cfg = ok_json(
-        s.req(reqwest::Method::PUT, "/2023-03-30/functions/flaky/async-invoke-config")
-            .json(&json!({"maxAsyncRetryAttempts": 2}))
-            .send()
-            .unwrap(),
+        s.req(
+            reqwest::Method::PUT,
+            "/2023-03-30/functions/flaky/async-invoke-config",
+        )
+        .json(&json!({"maxAsyncRetryAttempts": 2}))
+        .send()
+        .unwrap(),
     );
     assert_eq!(cfg["maxAsyncRetryAttempts"], 2);
     assert_eq!(cfg["maxAsyncEventAgeInSeconds"], 86400);
 
     let receipt = ok_json(s.post_raw("/events", example("events/LogFileCreated.json")));
-    let task_id = receipt["events"][0]["taskIds"][0].as_str().unwrap().to_string();
+    let task_id = receipt["events"][0]["taskIds"][0]
+        .as_str()
+        .unwrap()
+        .to_string();
     let task = s.wait_task("flaky", &task_id, Duration::from_secs(60));
     assert_eq!(task["status"], "Failed", "{task}");
-    assert_eq!(task["attempts"], 3, "1 attempt + maxAsyncRetryAttempts=2 retries");
+    assert_eq!(
+        task["attempts"], 3,
+        "1 attempt + maxAsyncRetryAttempts=2 retries"
+    );
     let records = task["attemptRecords"].as_array().unwrap();
     assert_eq!(records.len(), 3);
     for r in records {
         assert_eq!(r["errorType"], "UnhandledInvocationError");
-        assert!(r["errorMessage"].as_str().unwrap().contains("RuntimeError: downstream unavailable"), "{r}");
+        assert!(
+            r["errorMessage"]
+                .as_str()
+                .unwrap()
+                .contains("RuntimeError: downstream unavailable"),
+            "{r}"
+        );
     }
     // Backoff: each retry waited at least 80% of base * 2^(n-1) (base 20 ms).
-    let gap = |i: usize| records[i]["startedTime"].as_i64().unwrap() - records[i - 1]["endTime"].as_i64().unwrap();
+    let gap = |i: usize| {
+        records[i]["startedTime"].as_i64().unwrap() - records[i - 1]["endTime"].as_i64().unwrap()
+    };
     assert!(gap(1) >= 16, "first retry after {} ms", gap(1));
     assert!(gap(2) >= 32, "second retry after {} ms", gap(2));
 
@@ -55,7 +72,12 @@ fn failing_handler_is_retried_then_dead_lettered_and_redrive_redelivers() {
     assert_eq!(e["triggerName"], "logs");
     assert_eq!(e["reason"], "RetriesExhausted");
     assert_eq!(e["attempts"], 3);
-    assert!(e["lastError"].as_str().unwrap().contains("downstream unavailable"));
+    assert!(
+        e["lastError"]
+            .as_str()
+            .unwrap()
+            .contains("downstream unavailable")
+    );
     let sent: Value = serde_json::from_str(&example("events/LogFileCreated.json")).unwrap();
     let stored: Value = serde_json::from_str(e["payload"].as_str().unwrap()).unwrap();
     assert_eq!(stored, sent, "the dead letter carries the event");
@@ -69,14 +91,20 @@ fn failing_handler_is_retried_then_dead_lettered_and_redrive_redelivers() {
             .unwrap(),
     );
     let id = e["id"].as_i64().unwrap();
-    let r = ok_json(s.req(reqwest::Method::POST, &format!("/dlq/{id}/redrive")).send().unwrap());
+    let r = ok_json(
+        s.req(reqwest::Method::POST, &format!("/dlq/{id}/redrive"))
+            .send()
+            .unwrap(),
+    );
     let new_task = r["taskId"].as_str().unwrap();
     let t = s.wait_task("flaky", new_task, Duration::from_secs(60));
     assert_eq!(t["status"], "Succeeded", "{t}");
     assert_eq!(t["returnPayload"], "recovered");
     assert_eq!(s.get("/dlq?functionName=flaky")["entries"], json!([]));
     expect_error(
-        s.req(reqwest::Method::POST, &format!("/dlq/{id}/redrive")).send().unwrap(),
+        s.req(reqwest::Method::POST, &format!("/dlq/{id}/redrive"))
+            .send()
+            .unwrap(),
         404,
         "DeadLetterNotFound",
         "does not exist",
@@ -89,13 +117,19 @@ fn zero_retries_dead_letters_after_one_attempt_and_async_invoke_is_durable() {
     let s = Server::start(dir.path());
     ok_json(s.deploy("once", &[("index.py", FAILING)], json!({})));
     ok_json(
-        s.req(reqwest::Method::PUT, "/2023-03-30/functions/once/async-invoke-config")
-            .json(&json!({"maxAsyncRetryAttempts": 0}))
-            .send()
-            .unwrap(),
+        s.req(
+            reqwest::Method::PUT,
+            "/2023-03-30/functions/once/async-invoke-config",
+        )
+        .json(&json!({"maxAsyncRetryAttempts": 0}))
+        .send()
+        .unwrap(),
     );
     let r = s
-        .req(reqwest::Method::POST, "/2023-03-30/functions/once/invocations")
+        .req(
+            reqwest::Method::POST,
+            "/2023-03-30/functions/once/invocations",
+        )
         .header("x-fc-invocation-type", "Async")
         .header("x-fc-async-task-id", "my_task-1")
         .body("{}")
@@ -107,12 +141,15 @@ fn zero_retries_dead_letters_after_one_attempt_and_async_invoke_is_durable() {
     assert_eq!(t["status"], "Failed");
     assert_eq!(t["attempts"], 1);
     expect_error(
-        s.req(reqwest::Method::POST, "/2023-03-30/functions/once/invocations")
-            .header("x-fc-invocation-type", "Async")
-            .header("x-fc-async-task-id", "my_task-1")
-            .body("{}")
-            .send()
-            .unwrap(),
+        s.req(
+            reqwest::Method::POST,
+            "/2023-03-30/functions/once/invocations",
+        )
+        .header("x-fc-invocation-type", "Async")
+        .header("x-fc-async-task-id", "my_task-1")
+        .body("{}")
+        .send()
+        .unwrap(),
         409,
         "AsyncTaskAlreadyExists",
         "my_task-1",
@@ -164,7 +201,10 @@ fn kill_9_during_ingest_and_delivery_loses_no_acknowledged_event() {
         let stop = stop.clone();
         let event = event.clone();
         std::thread::spawn(move || {
-            let http = reqwest::blocking::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
+            let http = reqwest::blocking::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()
+                .unwrap();
             let mut unacked = 0;
             let mut i = 0;
             while i < TOTAL && !stop.load(Ordering::Relaxed) {
@@ -176,7 +216,10 @@ fn kill_9_during_ingest_and_delivery_loses_no_acknowledged_event() {
                     .send();
                 match r {
                     Ok(r) if r.status().is_success() => {
-                        acked.lock().unwrap().extend((i..i + BATCH).map(|j| format!("trace-{j:05}")));
+                        acked
+                            .lock()
+                            .unwrap()
+                            .extend((i..i + BATCH).map(|j| format!("trace-{j:05}")));
                     }
                     _ => unacked += BATCH,
                 }
@@ -195,7 +238,10 @@ fn kill_9_during_ingest_and_delivery_loses_no_acknowledged_event() {
     stop.store(true, Ordering::Relaxed);
     let unacked = sender.join().unwrap();
     let acked = acked.lock().unwrap().clone();
-    let delivered_before = std::fs::read_to_string(&out).unwrap_or_default().lines().count();
+    let delivered_before = std::fs::read_to_string(&out)
+        .unwrap_or_default()
+        .lines()
+        .count();
 
     // Restart on the same data dir and send the rest.
     s.restart();
@@ -219,7 +265,10 @@ fn kill_9_during_ingest_and_delivery_loses_no_acknowledged_event() {
             break counts;
         }
         let missing = must.iter().filter(|t| !counts.contains_key(*t)).count();
-        assert!(Instant::now() < deadline, "{missing} acknowledged events never delivered");
+        assert!(
+            Instant::now() < deadline,
+            "{missing} acknowledged events never delivered"
+        );
         std::thread::sleep(Duration::from_millis(50));
     };
     let duplicates: usize = counts.values().map(|c| c - 1).sum();

@@ -22,11 +22,25 @@ def handler(event, context):
 fn requirements_are_installed_at_deploy_and_failures_keep_the_old_code() {
     let dir = tempfile::tempdir().unwrap();
     let s = Server::start(dir.path());
-    ok_json(s.deploy("deps", &[("index.py", HANDLER), ("requirements.txt", "requests\noss2\n")], json!({})));
-    let out = s.req(Method::POST, "/2023-03-30/functions/deps/invocations").body("{}").send().unwrap();
+    ok_json(s.deploy(
+        "deps",
+        &[
+            ("index.py", HANDLER),
+            ("requirements.txt", "requests\noss2\n"),
+        ],
+        json!({}),
+    ));
+    let out = s
+        .req(Method::POST, "/2023-03-30/functions/deps/invocations")
+        .body("{}")
+        .send()
+        .unwrap();
     assert!(out.headers().get("x-fc-error-type").is_none());
     let text = out.text().unwrap();
-    assert!(text.starts_with("requests ") && text.ends_with("from code dir: True"), "{text}");
+    assert!(
+        text.starts_with("requests ") && text.ends_with("from code dir: True"),
+        "{text}"
+    );
 
     let r = s
         .req(Method::PUT, "/2023-03-30/functions/deps")
@@ -36,7 +50,18 @@ fn requirements_are_installed_at_deploy_and_failures_keep_the_old_code() {
         ])}}))
         .send()
         .unwrap();
-    expect_error(r, 400, "InvalidArgument", "requirements.txt: pip install failed");
-    let again = s.req(Method::POST, "/2023-03-30/functions/deps/invocations").body("{}").send().unwrap().text().unwrap();
+    expect_error(
+        r,
+        400,
+        "InvalidArgument",
+        "requirements.txt: pip install failed",
+    );
+    let again = s
+        .req(Method::POST, "/2023-03-30/functions/deps/invocations")
+        .body("{}")
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
     assert_eq!(again, text, "the previous deployment still serves");
 }

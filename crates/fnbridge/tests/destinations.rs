@@ -24,11 +24,18 @@ fn wait_lines(path: &std::path::Path, n: usize) -> Vec<Value> {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let text = std::fs::read_to_string(path).unwrap_or_default();
-        let lines: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        let lines: Vec<Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
         if lines.len() >= n {
             return lines;
         }
-        assert!(Instant::now() < deadline, "destination got {} of {n} records", lines.len());
+        assert!(
+            Instant::now() < deadline,
+            "destination got {} of {n} records",
+            lines.len()
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -39,8 +46,16 @@ fn on_failure_and_on_success_destinations_receive_the_documented_payload() {
     let s = Server::start(dir.path());
     let failed = dir.path().join("failed.jsonl");
     let ok = dir.path().join("ok.jsonl");
-    ok_json(s.deploy("on-failure", &[("index.py", SINK)], json!({"environmentVariables": {"OUT_FILE": failed.to_str().unwrap()}})));
-    ok_json(s.deploy("on-success", &[("index.py", SINK)], json!({"environmentVariables": {"OUT_FILE": ok.to_str().unwrap()}})));
+    ok_json(s.deploy(
+        "on-failure",
+        &[("index.py", SINK)],
+        json!({"environmentVariables": {"OUT_FILE": failed.to_str().unwrap()}}),
+    ));
+    ok_json(s.deploy(
+        "on-success",
+        &[("index.py", SINK)],
+        json!({"environmentVariables": {"OUT_FILE": ok.to_str().unwrap()}}),
+    ));
     let code = "def handler(event, context):\n    if event == b'{\"failure\":true}':\n        raise Exception('My unhandled exception')\n    return 'fine'\n";
     ok_json(s.deploy("main", &[("index.py", code)], json!({})));
     expect_error(
@@ -68,20 +83,38 @@ fn on_failure_and_on_success_destinations_receive_the_documented_payload() {
             .send()
             .unwrap();
         assert_eq!(r.status(), 202);
-        r.headers()["x-fc-async-task-id"].to_str().unwrap().to_string()
+        r.headers()["x-fc-async-task-id"]
+            .to_str()
+            .unwrap()
+            .to_string()
     };
     let bad = invoke("{\"failure\":true}");
     let good = invoke("{\"failure\":false}");
 
     let f = &wait_lines(&failed, 1)[0];
-    assert!(f["timestamp"].as_i64().unwrap() > 1_700_000_000_000, "Unix ms: {f}");
+    assert!(
+        f["timestamp"].as_i64().unwrap() > 1_700_000_000_000,
+        "Unix ms: {f}"
+    );
     assert_eq!(f["requestContext"]["requestId"], bad.as_str());
-    assert_eq!(f["requestContext"]["functionArn"], "acs:fc:cn-hangzhou:1234567890123456:functions/main");
+    assert_eq!(
+        f["requestContext"]["functionArn"],
+        "acs:fc:cn-hangzhou:1234567890123456:functions/main"
+    );
     assert_eq!(f["requestContext"]["condition"], "UnhandledInvocationError");
-    assert_eq!(f["requestContext"]["approximateInvokeCount"], 2, "1 attempt + 1 retry");
-    assert_eq!(f["requestPayload"], "{\"failure\":true}", "the event, as a string");
+    assert_eq!(
+        f["requestContext"]["approximateInvokeCount"], 2,
+        "1 attempt + 1 retry"
+    );
+    assert_eq!(
+        f["requestPayload"], "{\"failure\":true}",
+        "the event, as a string"
+    );
     assert_eq!(f["responseContext"]["statusCode"], 200);
-    assert_eq!(f["responseContext"]["functionError"], "UnhandledInvocationError");
+    assert_eq!(
+        f["responseContext"]["functionError"],
+        "UnhandledInvocationError"
+    );
     let resp: Value = serde_json::from_str(f["responsePayload"].as_str().unwrap()).unwrap();
     assert_eq!(resp["errorMessage"], "My unhandled exception");
     assert_eq!(resp["errorType"], "Exception");
@@ -109,12 +142,20 @@ def handler(event, context):
 "#;
     ok_json(s.deploy("fragile", &[("index.py", code)], json!({"memorySize": 128})));
     ok_json(
-        s.req(Method::PUT, "/2023-03-30/functions/fragile/async-invoke-config")
-            .json(&json!({"maxAsyncRetryAttempts": 0}))
-            .send()
-            .unwrap(),
+        s.req(
+            Method::PUT,
+            "/2023-03-30/functions/fragile/async-invoke-config",
+        )
+        .json(&json!({"maxAsyncRetryAttempts": 0}))
+        .send()
+        .unwrap(),
     );
-    let sync = |body: &str| s.req(Method::POST, "/2023-03-30/functions/fragile/invocations").body(body.to_string()).send().unwrap();
+    let sync = |body: &str| {
+        s.req(Method::POST, "/2023-03-30/functions/fragile/invocations")
+            .body(body.to_string())
+            .send()
+            .unwrap()
+    };
     let mut before = sync("ping").text().unwrap();
     for (body, kind) in [("oom", "out_of_memory"), ("exit", "crashed")] {
         let r = s
@@ -123,12 +164,18 @@ def handler(event, context):
             .body(body)
             .send()
             .unwrap();
-        let task = r.headers()["x-fc-async-task-id"].to_str().unwrap().to_string();
+        let task = r.headers()["x-fc-async-task-id"]
+            .to_str()
+            .unwrap()
+            .to_string();
         let t = s.wait_task("fragile", &task, Duration::from_secs(60));
         assert_eq!(t["status"], "Failed", "{t}");
         let rec = &t["attemptRecords"][0];
         assert_eq!(rec["errorType"], "UnhandledInvocationError");
-        assert!(rec["errorMessage"].as_str().unwrap().starts_with(kind), "{body}: {rec}");
+        assert!(
+            rec["errorMessage"].as_str().unwrap().starts_with(kind),
+            "{body}: {rec}"
+        );
         // The next call runs on a fresh instance.
         let after = sync("ping").text().unwrap();
         assert!(after.starts_with("alive:"), "{after}");

@@ -26,13 +26,19 @@ fn update_code(s: &Server, tag: &str) {
 }
 
 fn publish(s: &Server) -> String {
-    let v = ok_json(s.post("/2023-03-30/functions/f/versions", &json!({"description": "release"})));
+    let v = ok_json(s.post(
+        "/2023-03-30/functions/f/versions",
+        &json!({"description": "release"}),
+    ));
     v["versionId"].as_str().unwrap().to_string()
 }
 
 fn invoke(s: &Server, qualifier: &str) -> String {
     let r = s
-        .req(Method::POST, &format!("/2023-03-30/functions/f/invocations?qualifier={qualifier}"))
+        .req(
+            Method::POST,
+            &format!("/2023-03-30/functions/f/invocations?qualifier={qualifier}"),
+        )
         .body("{}")
         .send()
         .unwrap();
@@ -54,7 +60,12 @@ fn versions_aliases_and_triggers() {
     let s = Server::start(dir.path());
     ok_json(s.deploy("f", &[("index.py", &code("v1"))], json!({})));
     assert_eq!(publish(&s), "1");
-    expect_error(s.post("/2023-03-30/functions/f/versions", &json!({})), 400, "InvalidArgument", "has not changed since version 1");
+    expect_error(
+        s.post("/2023-03-30/functions/f/versions", &json!({})),
+        400,
+        "InvalidArgument",
+        "has not changed since version 1",
+    );
     update_code(&s, "v2");
     assert_eq!(publish(&s), "2");
     update_code(&s, "v3");
@@ -63,7 +74,13 @@ fn versions_aliases_and_triggers() {
     assert_eq!(invoke(&s, "2"), "v2:2:2");
     assert_eq!(invoke(&s, "LATEST"), "v3::LATEST");
     expect_error(
-        s.req(Method::POST, "/2023-03-30/functions/f/invocations?qualifier=9").body("{}").send().unwrap(),
+        s.req(
+            Method::POST,
+            "/2023-03-30/functions/f/invocations?qualifier=9",
+        )
+        .body("{}")
+        .send()
+        .unwrap(),
         404,
         "VersionNotFound",
         "version '9'",
@@ -71,10 +88,16 @@ fn versions_aliases_and_triggers() {
     let got = s.get("/2023-03-30/functions/f?qualifier=1");
     assert_eq!(got["qualifier"], "1");
     let list = s.get("/2023-03-30/functions/f/versions");
-    assert_eq!(list["versions"][0]["versionId"], "2", "newest first by default: {list}");
+    assert_eq!(
+        list["versions"][0]["versionId"], "2",
+        "newest first by default: {list}"
+    );
 
     // An alias, a trigger bound to it, and moving the alias.
-    ok_json(s.post("/2023-03-30/functions/f/aliases", &json!({"aliasName": "prod", "versionId": "1"})));
+    ok_json(s.post(
+        "/2023-03-30/functions/f/aliases",
+        &json!({"aliasName": "prod", "versionId": "1"}),
+    ));
     assert_eq!(invoke(&s, "prod"), "v1:1:prod");
     let t = ok_json(s.post(
         "/2023-03-30/functions/f/triggers",
@@ -83,25 +106,47 @@ fn versions_aliases_and_triggers() {
     ));
     assert_eq!(t["qualifier"], "prod");
     assert_eq!(deliver(&s), "v1:1:prod");
-    ok_json(s.req(Method::PUT, "/2023-03-30/functions/f/aliases/prod").json(&json!({"versionId": "2"})).send().unwrap());
-    assert_eq!(deliver(&s), "v2:2:prod", "the trigger follows the alias at delivery time");
+    ok_json(
+        s.req(Method::PUT, "/2023-03-30/functions/f/aliases/prod")
+            .json(&json!({"versionId": "2"}))
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(
+        deliver(&s),
+        "v2:2:prod",
+        "the trigger follows the alias at delivery time"
+    );
 
     // Deletes refused while in use.
     expect_error(
-        s.req(Method::DELETE, "/2023-03-30/functions/f/versions/2").send().unwrap(),
+        s.req(Method::DELETE, "/2023-03-30/functions/f/versions/2")
+            .send()
+            .unwrap(),
         409,
         "VersionInUse",
         "alias 'prod'",
     );
     expect_error(
-        s.req(Method::DELETE, "/2023-03-30/functions/f/aliases/prod").send().unwrap(),
+        s.req(Method::DELETE, "/2023-03-30/functions/f/aliases/prod")
+            .send()
+            .unwrap(),
         409,
         "AliasInUse",
         "trigger 'logs'",
     );
-    assert_eq!(s.req(Method::DELETE, "/2023-03-30/functions/f/versions/1").send().unwrap().status(), 204);
+    assert_eq!(
+        s.req(Method::DELETE, "/2023-03-30/functions/f/versions/1")
+            .send()
+            .unwrap()
+            .status(),
+        204
+    );
     expect_error(
-        s.post("/2023-03-30/functions/f/aliases", &json!({"aliasName": "old", "versionId": "1"})),
+        s.post(
+            "/2023-03-30/functions/f/aliases",
+            &json!({"aliasName": "old", "versionId": "1"}),
+        ),
         400,
         "InvalidArgument",
         "version '1' of function 'f' does not exist",
@@ -118,18 +163,43 @@ fn weighted_alias_splits_invocations() {
     publish(&s);
     update_code(&s, "b");
     publish(&s);
-    let bad = |w: Value| s.post("/2023-03-30/functions/f/aliases", &json!({"aliasName": "x", "versionId": "1", "additionalVersionWeight": w}));
-    expect_error(bad(json!({"2": 1.5})), 400, "InvalidArgument", "between 0 and 1");
-    expect_error(bad(json!({"1": 0.1})), 400, "AdditionalVersionContainsMajorVersion", "'1'");
-    expect_error(bad(json!({"7": 0.1})), 400, "InvalidArgument", "version '7'");
+    let bad = |w: Value| {
+        s.post(
+            "/2023-03-30/functions/f/aliases",
+            &json!({"aliasName": "x", "versionId": "1", "additionalVersionWeight": w}),
+        )
+    };
+    expect_error(
+        bad(json!({"2": 1.5})),
+        400,
+        "InvalidArgument",
+        "between 0 and 1",
+    );
+    expect_error(
+        bad(json!({"1": 0.1})),
+        400,
+        "AdditionalVersionContainsMajorVersion",
+        "'1'",
+    );
+    expect_error(
+        bad(json!({"7": 0.1})),
+        400,
+        "InvalidArgument",
+        "version '7'",
+    );
     ok_json(s.post(
         "/2023-03-30/functions/f/aliases",
         &json!({"aliasName": "canary", "versionId": "1", "additionalVersionWeight": {"2": 0.25}}),
     ));
     let n = 400;
-    let to_b = (0..n).filter(|_| invoke(&s, "canary").starts_with("b:2")).count();
+    let to_b = (0..n)
+        .filter(|_| invoke(&s, "canary").starts_with("b:2"))
+        .count();
     // Binomial(400, 0.25): mean 100, sd 8.7; ±5 sd keeps this test from flaking.
-    assert!((57..=143).contains(&to_b), "{to_b} of {n} went to version 2, expected about 100");
+    assert!(
+        (57..=143).contains(&to_b),
+        "{to_b} of {n} went to version 2, expected about 100"
+    );
     let a = s.get("/2023-03-30/functions/f/aliases/canary");
     assert_eq!(a["additionalVersionWeight"], json!({"2": 0.25}));
 }

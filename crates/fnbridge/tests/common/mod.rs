@@ -16,7 +16,10 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_fnbridge");
 
 /// The repository root (for examples/).
 pub fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
 }
 
 pub struct Server {
@@ -40,7 +43,10 @@ impl Server {
             data: data.to_path_buf(),
             base: String::new(),
             token: String::new(),
-            http: Client::builder().timeout(Duration::from_secs(60)).build().unwrap(),
+            http: Client::builder()
+                .timeout(Duration::from_secs(60))
+                .build()
+                .unwrap(),
             extra: extra.iter().map(|s| s.to_string()).collect(),
         };
         s.spawn();
@@ -61,9 +67,15 @@ impl Server {
         let stdout = child.stdout.take().unwrap();
         let mut line = String::new();
         BufReader::new(stdout).read_line(&mut line).unwrap();
-        let addr = line.trim().strip_prefix("fnbridge listening on ").unwrap_or_else(|| panic!("unexpected first line: {line:?}"));
+        let addr = line
+            .trim()
+            .strip_prefix("fnbridge listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line: {line:?}"));
         self.base = addr.to_string();
-        self.token = std::fs::read_to_string(self.data.join("admin.token")).unwrap().trim().to_string();
+        self.token = std::fs::read_to_string(self.data.join("admin.token"))
+            .unwrap()
+            .trim()
+            .to_string();
         self.child = Some(child);
     }
 
@@ -82,7 +94,11 @@ impl Server {
 
     pub fn sigterm(&mut self) -> std::process::ExitStatus {
         let mut c = self.child.take().unwrap();
-        Command::new("kill").arg("-TERM").arg(c.id().to_string()).status().unwrap();
+        Command::new("kill")
+            .arg("-TERM")
+            .arg(c.id().to_string())
+            .status()
+            .unwrap();
         c.wait().unwrap()
     }
 
@@ -91,7 +107,9 @@ impl Server {
     }
 
     pub fn req(&self, method: reqwest::Method, path: &str) -> reqwest::blocking::RequestBuilder {
-        self.http.request(method, self.url(path)).bearer_auth(&self.token)
+        self.http
+            .request(method, self.url(path))
+            .bearer_auth(&self.token)
     }
 
     pub fn get(&self, path: &str) -> Value {
@@ -99,11 +117,18 @@ impl Server {
     }
 
     pub fn post(&self, path: &str, body: &Value) -> Response {
-        self.req(reqwest::Method::POST, path).json(body).send().unwrap()
+        self.req(reqwest::Method::POST, path)
+            .json(body)
+            .send()
+            .unwrap()
     }
 
     pub fn post_raw(&self, path: &str, body: impl Into<reqwest::blocking::Body>) -> Response {
-        self.req(reqwest::Method::POST, path).header("content-type", "application/json").body(body).send().unwrap()
+        self.req(reqwest::Method::POST, path)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .unwrap()
     }
 
     /// Deploys a Python function from a map of file name → source.
@@ -123,8 +148,15 @@ impl Server {
         self.post("/2023-03-30/functions", &body)
     }
 
-    pub fn cdn_trigger(&self, function: &str, name: &str, event: &str, domains: &[&str]) -> Response {
-        let cfg = json!({"eventName": event, "eventVersion": "1.0.0", "filter": {"domain": domains}});
+    pub fn cdn_trigger(
+        &self,
+        function: &str,
+        name: &str,
+        event: &str,
+        domains: &[&str],
+    ) -> Response {
+        let cfg =
+            json!({"eventName": event, "eventVersion": "1.0.0", "filter": {"domain": domains}});
         self.post(
             &format!("/2023-03-30/functions/{function}/triggers"),
             &json!({"triggerName": name, "triggerType": "cdn_events", "triggerConfig": cfg.to_string()}),
@@ -136,12 +168,17 @@ impl Server {
     pub fn wait_task(&self, function: &str, task: &str, timeout: Duration) -> Value {
         let deadline = Instant::now() + timeout;
         loop {
-            let v = self.get(&format!("/2023-03-30/functions/{function}/async-tasks/{task}"));
+            let v = self.get(&format!(
+                "/2023-03-30/functions/{function}/async-tasks/{task}"
+            ));
             let s = v["status"].as_str().unwrap_or("");
             if ["Succeeded", "Failed", "Expired"].contains(&s) {
                 return v;
             }
-            assert!(Instant::now() < deadline, "task {task} still {s} after {timeout:?}: {v}");
+            assert!(
+                Instant::now() < deadline,
+                "task {task} still {s} after {timeout:?}: {v}"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -157,19 +194,29 @@ pub fn ok_json(r: Response) -> Value {
     let status = r.status();
     let text = r.text().unwrap();
     assert!(status.is_success(), "HTTP {status}: {text}");
-    if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap() }
+    if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap()
+    }
 }
 
 /// Asserts an FC error: status, code, and that the message mentions `needle`.
 pub fn expect_error(r: Response, status: u16, code: &str, needle: &str) -> Value {
     let st = r.status().as_u16();
-    let rid = r.headers().get("x-fc-request-id").map(|v| v.to_str().unwrap().to_string());
+    let rid = r
+        .headers()
+        .get("x-fc-request-id")
+        .map(|v| v.to_str().unwrap().to_string());
     let text = r.text().unwrap();
     assert_eq!(st, status, "body: {text}");
     let v: Value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"));
     assert_eq!(v["Code"], code, "{v}");
     let msg = v["Message"].as_str().unwrap();
-    assert!(msg.contains(needle), "message {msg:?} does not mention {needle:?}");
+    assert!(
+        msg.contains(needle),
+        "message {msg:?} does not mention {needle:?}"
+    );
     assert_eq!(v["RequestId"].as_str(), rid.as_deref());
     v
 }
@@ -179,7 +226,8 @@ pub fn zip_b64(files: &[(&str, &str)]) -> String {
     {
         let mut w = zip::ZipWriter::new(&mut buf);
         for (name, data) in files {
-            w.start_file(*name, zip::write::SimpleFileOptions::default()).unwrap();
+            w.start_file(*name, zip::write::SimpleFileOptions::default())
+                .unwrap();
             w.write_all(data.as_bytes()).unwrap();
         }
         w.finish().unwrap();
