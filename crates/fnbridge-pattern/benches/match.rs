@@ -1,8 +1,10 @@
 //! Matching throughput on one core: events matched per second against 1 / 100 / 10,000 / 100,000
 //! patterns for three workloads (CDN domain filters, OSS prefix/suffix filters, a mixed
 //! EventBridge set), ~1 KB events of the Alibaba CDN and OSS shapes, plus the naive loop
-//! evaluator at 100 and 10,000 patterns. Plain `std::time`; run with
-//! `cargo bench -p fnbridge-pattern --bench match`.
+//! evaluator at 100 and 10,000 patterns. The index is measured on the trusted path the platform
+//! uses (`Matcher::matches_trusted_into`, events straight from serde_json) and, for comparison, on
+//! the validating path (`Matcher::matches_into`; `BENCH_NO_VALIDATING=1` leaves it out). Plain
+//! `std::time`; run with `cargo bench -p fnbridge-pattern --bench match`.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -268,11 +270,18 @@ impl Clock {
 /// rounds can be disturbed by other processes).
 const ROUNDS: usize = 7;
 
-fn run_index(m: &Matcher, events: &[String]) -> (f64, f64, f64) {
+fn run_index(m: &Matcher, events: &[String], trusted: bool) -> (f64, f64, f64) {
     let mut out = Vec::new();
+    let matches_into = |e: &[u8], out: &mut Vec<u64>| {
+        if trusted {
+            m.matches_trusted_into(e, out)
+        } else {
+            m.matches_into(e, out)
+        }
+    };
     // Warm-up pass.
     for e in events {
-        m.matches_into(e.as_bytes(), &mut out).unwrap();
+        matches_into(e.as_bytes(), &mut out).unwrap();
     }
     let mut rates = Vec::with_capacity(ROUNDS);
     let (mut n_all, mut hits) = (0usize, 0usize);
@@ -281,7 +290,7 @@ fn run_index(m: &Matcher, events: &[String]) -> (f64, f64, f64) {
         let mut n = 0usize;
         while clock.wall() < MIN_TIME / ROUNDS as u32 {
             for e in events {
-                m.matches_into(black_box(e.as_bytes()), &mut out).unwrap();
+                matches_into(black_box(e.as_bytes()), &mut out).unwrap();
                 hits += out.len();
             }
             n += events.len();
@@ -366,19 +375,25 @@ fn main() {
                     .map(|(i, p)| (i as u64, p)),
             );
             let build = t.elapsed();
-            let (rate, best, hits) = run_index(&m, &events);
-            eprintln!(
-                "{name:>6} {n:>7} patterns  index  {rate:>12.0} events/s (best round {best:.0})  {hits:>6.2} matches/event  build {build:?}  ({avg_len} B events)"
-            );
-            rows.push(Row {
-                workload: name,
-                patterns: n,
-                engine: "index",
-                events_per_s: rate,
-                best,
-                matches_per_event: hits,
-                build,
-            });
+            let validating = std::env::var_os("BENCH_NO_VALIDATING").is_none();
+            for (engine, trusted) in [("index", true), ("index, validating", false)] {
+                if !trusted && !validating {
+                    continue;
+                }
+                let (rate, best, hits) = run_index(&m, &events, trusted);
+                eprintln!(
+                    "{name:>6} {n:>7} patterns  {engine:<17}  {rate:>12.0} events/s (best round {best:.0})  {hits:>6.2} matches/event  build {build:?}  ({avg_len} B events)"
+                );
+                rows.push(Row {
+                    workload: name,
+                    patterns: n,
+                    engine,
+                    events_per_s: rate,
+                    best,
+                    matches_per_event: hits,
+                    build,
+                });
+            }
             if (n == 100 || n == 10_000) && std::env::var_os("BENCH_NO_NAIVE").is_none() {
                 let (rate, hits) = run_naive(&patterns, &events);
                 eprintln!(
@@ -409,7 +424,7 @@ fn main() {
             m.insert(i as u64, p);
         }
         let build = t.elapsed();
-        let (rate, best, hits) = run_index(&m, &events);
+        let (rate, best, hits) = run_index(&m, &events, true);
         eprintln!(
             "cdn {n} patterns inserted one at a time: {build:?}, {} segments, {rate:.0} events/s, {hits:.2} matches/event",
             m.segments()

@@ -221,9 +221,113 @@ fn scan_string_slow(b: &[u8], start: usize, mut j: usize) -> LexResult<(StrSpan,
     }
 }
 
+/// Index of the first `"` or backslash at or after `j`, or `b.len()`: the only bytes that end or
+/// interrupt a string of input trusted to be valid JSON.
+#[inline(always)]
+fn find_quote_or_backslash(b: &[u8], mut j: usize) -> usize {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::*;
+        // SAFETY: SSE2 is part of the x86_64 baseline; the only memory access is an unaligned
+        // 16-byte load within `b` (j + 16 <= b.len()).
+        unsafe {
+            let quote = _mm_set1_epi8(b'"' as i8);
+            let backslash = _mm_set1_epi8(b'\\' as i8);
+            while j + 16 <= b.len() {
+                let x = _mm_loadu_si128(b.as_ptr().add(j) as *const __m128i);
+                let hits = _mm_or_si128(_mm_cmpeq_epi8(x, quote), _mm_cmpeq_epi8(x, backslash));
+                let mask = _mm_movemask_epi8(hits) as u32;
+                if mask != 0 {
+                    return j + mask.trailing_zeros() as usize;
+                }
+                j += 16;
+            }
+        }
+    }
+    while j < b.len() && b[j] != b'"' && b[j] != b'\\' {
+        j += 1;
+    }
+    j
+}
+
+/// [`scan_string`] for input trusted to be valid JSON: finds the closing quote, stepping over
+/// escapes, without validating escapes, control characters or UTF-8. On invalid input the span
+/// is still within `b` (so decoding it cannot go out of bounds) and the only error is an
+/// unterminated string.
+#[inline(always)]
+pub(crate) fn scan_string_trusted(b: &[u8], i: usize) -> LexResult<(StrSpan, usize)> {
+    let start = i + 1;
+    let mut esc = 0;
+    let mut j = find_quote_or_backslash(b, start);
+    loop {
+        match b.get(j) {
+            Some(b'"') => return Ok((StrSpan { start, end: j, esc }, j + 1)),
+            // A backslash: the next byte is escaped whatever it is (`\u` hex digits hold no
+            // quote or backslash in valid JSON).
+            Some(_) => {
+                esc = 1;
+                j = find_quote_or_backslash(b, j + 2);
+            }
+            None => return err(b.len(), "unterminated string"),
+        }
+    }
+}
+
+/// Bit masks over a 32-byte block: (quotes, backslashes, `{`/`[`, `}`/`]`), bit k for byte k.
+#[inline(always)]
+pub(crate) fn structural_masks(block: &[u8; 32]) -> (u32, u32, u32, u32) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::*;
+        // SAFETY: SSE2 is part of the x86_64 baseline; the loads read the 32 bytes of `block`.
+        unsafe {
+            let quote = _mm_set1_epi8(b'"' as i8);
+            let backslash = _mm_set1_epi8(b'\\' as i8);
+            // `[` `]` are `{` `}` minus 0x20: or-ing 0x20 in folds each pair onto one compare.
+            let lower = _mm_set1_epi8(0x20);
+            let open = _mm_set1_epi8(b'{' as i8);
+            let close = _mm_set1_epi8(b'}' as i8);
+            let half = |x: __m128i| {
+                let f = _mm_or_si128(x, lower);
+                (
+                    _mm_movemask_epi8(_mm_cmpeq_epi8(x, quote)) as u32,
+                    _mm_movemask_epi8(_mm_cmpeq_epi8(x, backslash)) as u32,
+                    _mm_movemask_epi8(_mm_cmpeq_epi8(f, open)) as u32,
+                    _mm_movemask_epi8(_mm_cmpeq_epi8(f, close)) as u32,
+                )
+            };
+            let lo = half(_mm_loadu_si128(block.as_ptr() as *const __m128i));
+            let hi = half(_mm_loadu_si128(block.as_ptr().add(16) as *const __m128i));
+            (
+                lo.0 | hi.0 << 16,
+                lo.1 | hi.1 << 16,
+                lo.2 | hi.2 << 16,
+                lo.3 | hi.3 << 16,
+            )
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let (mut q, mut bs, mut o, mut c) = (0, 0, 0, 0);
+        for (k, &x) in block.iter().enumerate() {
+            match x {
+                b'"' => q |= 1 << k,
+                b'\\' => bs |= 1 << k,
+                b'{' | b'[' => o |= 1 << k,
+                b'}' | b']' => c |= 1 << k,
+                _ => {}
+            }
+        }
+        (q, bs, o, c)
+    }
+}
+
 /// Decodes the content of an escaped string span, appending UTF-8 to `out`. Lone surrogate
-/// escapes decode to U+FFFD rather than failing (the span was validated by [`scan_string`]).
+/// escapes decode to U+FFFD rather than failing. Spans from [`scan_string_trusted`] over invalid
+/// input may hold malformed escapes: those decode to something unspecified, never out of bounds
+/// (every read is within the span).
 pub(crate) fn decode_escaped(b: &[u8], span: StrSpan, out: &mut Vec<u8>) {
+    let b = &b[..span.end];
     let mut j = span.start;
     let end = span.end;
     let mut run = j;
@@ -233,7 +337,11 @@ pub(crate) fn decode_escaped(b: &[u8], span: StrSpan, out: &mut Vec<u8>) {
             continue;
         }
         out.extend_from_slice(&b[run..j]);
-        let e = b[j + 1];
+        let Some(&e) = b.get(j + 1) else {
+            // A trailing lone backslash (invalid input only).
+            run = end;
+            break;
+        };
         j += 2;
         let ch = match e {
             b'"' => '"',
@@ -245,9 +353,9 @@ pub(crate) fn decode_escaped(b: &[u8], span: StrSpan, out: &mut Vec<u8>) {
             b'r' => '\r',
             b't' => '\t',
             _ => {
-                // 'u': validated by scan_string.
+                // 'u' (validated by scan_string; anything else only from invalid trusted input).
                 let hi = hex4(b, j).unwrap_or(0xFFFD);
-                j += 4;
+                j = (j + 4).min(end);
                 if (0xD800..0xDC00).contains(&hi) {
                     // A high surrogate pairs only with an immediately following low one.
                     if j + 6 <= end && b[j] == b'\\' && b[j + 1] == b'u' {

@@ -20,13 +20,16 @@
 //! # Layout
 //! - `limits`: every size, depth and count bound.
 //! - `error`: [`PatternError`], [`EventError`], [`ConfigError`] and the umbrella [`Error`].
-//! - `lex`: byte-level JSON lexing (strings, numbers, literals) shared by both parsers.
+//! - `lex`: byte-level JSON lexing (strings, numbers, literals) shared by both parsers, plus the
+//!   quote/bracket scanning of the trusted path.
 //! - `json`: the pattern JSON tree parser that keeps duplicate keys in order.
 //! - `value`: comparable forms of values: canonical decimals, doubles, case folding, IP addresses.
 //! - `wildcard`: wildcard parsing and matching.
 //! - `pattern`: [`Pattern`] and its compiled model (branches, conditions, operators, semantics).
 //! - `parse`: pattern text to branches, with AWS's validation rules and wording.
-//! - `flatten`: the single-pass event walker that reports leaf values under requested paths.
+//! - `flatten`: the single-pass event walker that reports leaf values under requested paths,
+//!   validating (`walk`) or trusting serializer output and skipping unnamed subtrees by bracket
+//!   counting (`walk_trusted`, behind [`Matcher::matches_trusted`]).
 //! - `naive`: one-pattern-at-a-time evaluation over a fully flattened event ([`FullEvent`]).
 //! - `index`: the [`Matcher`] index (segments, condition tries, per-field value indexes).
 //! - `compile`: trigger config to pattern compilers (`cdn_events`, `oss`, `cos`, `eventbridge`).

@@ -71,6 +71,14 @@ fn every_case_through_naive_and_index() {
                             .push(format!("{}: index said {ids:?}, expected {want}", c.name)),
                         Err(e) => failures.push(format!("{}: index rejected event: {e}", c.name)),
                     }
+                    // Every case's event is valid JSON: the trusted path must agree exactly.
+                    let (t, v) = (
+                        m.matches_trusted(c.event.as_bytes()),
+                        m.matches(c.event.as_bytes()),
+                    );
+                    if t != v {
+                        failures.push(format!("{}: trusted said {t:?}, validating {v:?}", c.name));
+                    }
                 }
                 valid.push((i as u64, p));
             }
@@ -124,6 +132,14 @@ fn every_case_through_naive_and_index() {
             "incremental index on event of {}",
             c.name
         );
+        for m in [&bulk, &bulk_trie_only, &one_by_one] {
+            assert_eq!(
+                m.matches_trusted(c.event.as_bytes()).unwrap(),
+                want,
+                "trusted path on event of {}",
+                c.name
+            );
+        }
     }
 }
 

@@ -1,5 +1,6 @@
-//! Property tests: no input panics the parser or the matcher, and the index answers exactly like
-//! naive one-pattern-at-a-time evaluation on generated patterns and events.
+//! Property tests: no input panics the parser or the matcher, the index answers exactly like
+//! naive one-pattern-at-a-time evaluation on generated patterns and events, and the trusted path
+//! (`Matcher::matches_trusted`) answers exactly like the validating one on every valid event.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -270,6 +271,7 @@ fn index_agrees_with_naive_evaluation() {
                     .filter(|(_, p)| p.matches_event(&full))
                     .map(|(id, _)| *id)
                     .collect();
+                let pretty = serde_json::to_string_pretty(ev).unwrap();
                 for m in &ms {
                     let got = m.matches(text.as_bytes()).unwrap();
                     prop_assert_eq!(
@@ -278,6 +280,18 @@ fn index_agrees_with_naive_evaluation() {
                         "event {}\npatterns {:#?}",
                         text,
                         model.values().map(|p| p.as_str()).collect::<Vec<_>>()
+                    );
+                    prop_assert_eq!(
+                        &m.matches_trusted(text.as_bytes()).unwrap(),
+                        &want,
+                        "trusted, event {}",
+                        text
+                    );
+                    prop_assert_eq!(
+                        &m.matches_trusted(pretty.as_bytes()).unwrap(),
+                        &want,
+                        "trusted, event {}",
+                        pretty
                     );
                 }
                 checked.fetch_add(1, Ordering::Relaxed);
@@ -407,6 +421,41 @@ proptest! {
     }
 
     #[test]
+    fn trusted_matcher_never_panics_on_arbitrary_bytes(bytes in prop::collection::vec(any::<u8>(), 0..300)) {
+        // Invalid input may get any answer from the trusted path, but never a panic or a hang.
+        let _ = matcher_with_everything().matches_trusted(&bytes);
+    }
+
+    #[test]
+    fn trusted_matcher_never_panics_on_mutated_json(ev in tricky_event(), cuts in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..4), cut_end in any::<prop::sample::Index>()) {
+        // Near-valid input (the interesting case for a scanner that trusts its input): a few
+        // bytes changed (unbalanced quotes, brackets, dangling escapes) and the text truncated.
+        let mut bytes = ev.to_string().into_bytes();
+        for (at, b) in cuts {
+            if !bytes.is_empty() {
+                let i = at.index(bytes.len());
+                bytes[i] = b;
+            }
+        }
+        let m = matcher_with_everything();
+        let _ = m.matches_trusted(&bytes);
+        let end = cut_end.index(bytes.len() + 1);
+        let _ = m.matches_trusted(&bytes[..end]);
+    }
+
+    #[test]
+    fn trusted_agrees_with_validating_on_valid_json(ev in tricky_event(), pats in prop::collection::vec(pattern_value(), 0..6)) {
+        // Both paths, same answer (ids or error), on compact and pretty serde_json output of
+        // events full of quotes, backslashes, brackets inside strings, escapes, non-ASCII text
+        // and nesting at every block offset.
+        let m = matcher_with_everything();
+        m.insert_many(pats.iter().enumerate().filter_map(|(i, p)| Pattern::parse(&p.to_string()).ok().map(|p| (i as u64 + 2, p))));
+        for text in [ev.to_string(), serde_json::to_string_pretty(&ev).unwrap()] {
+            prop_assert_eq!(m.matches_trusted(text.as_bytes()), m.matches(text.as_bytes()), "event {}", text);
+        }
+    }
+
+    #[test]
     fn matcher_never_panics_on_mutated_events(ev in event_value(), cuts in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..4)) {
         let mut bytes = ev.to_string().into_bytes();
         for (at, b) in cuts {
@@ -439,6 +488,48 @@ fn everything() -> Pattern {
     .unwrap()
 }
 
+/// Events whose unnamed parts are hard for a scanner that only counts quotes and brackets:
+/// strings holding `"`, `\\`, brackets, control characters and non-ASCII text (serialized with
+/// escapes), long enough to cross 32-byte blocks, in containers nested a few levels, under the
+/// vocabulary paths (so they are also read) and under other keys (so they are skipped).
+fn tricky_event() -> impl Strategy<Value = Value> {
+    let text = prop_oneof![
+        3 => "[\"\\\\{}\\[\\]a-z0-9 .:\u{1}\n\té€😀]{0,70}",
+        1 => str_value(),
+    ];
+    let leaf = prop_oneof![
+        4 => text.prop_map(Value::String),
+        2 => num_value(),
+        1 => any::<bool>().prop_map(Value::Bool),
+        1 => Just(Value::Null),
+    ];
+    let value = leaf.prop_recursive(5, 48, 6, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..5).prop_map(Value::Array),
+            prop::collection::vec(("[a-z\"\\\\{}.]{0,6}", inner), 0..5)
+                .prop_map(|kv| Value::Object(kv.into_iter().collect())),
+        ]
+    });
+    prop::collection::vec(
+        (
+            prop_oneof![
+                2 => prop::sample::select(PATHS).prop_map(str::to_string),
+                1 => "[a-z\"\\\\{}\\[\\]]{1,5}",
+            ],
+            value,
+            any::<bool>(),
+        ),
+        0..8,
+    )
+    .prop_map(|fs| {
+        let mut obj = Map::new();
+        for (path, v, dotted) in fs {
+            put(&mut obj, &path, v, dotted);
+        }
+        Value::Object(obj)
+    })
+}
+
 fn matcher_with_everything() -> Matcher {
     let m = Matcher::new();
     m.insert(1, &everything());
@@ -452,6 +543,14 @@ fn deep_events_are_rejected_not_overflowed() {
         let text = format!("{{\"a\":{}1{}}}", "[".repeat(depth), "]".repeat(depth));
         let r = m.matches(text.as_bytes());
         let n = everything().matches(text.as_bytes());
+        // The trusted path enforces the same limit, also in subtrees it skips.
+        assert_eq!(m.matches_trusted(text.as_bytes()), r, "depth {depth}");
+        let skipped = format!("{{\"zz\":{}1{}}}", "[".repeat(depth), "]".repeat(depth));
+        assert_eq!(
+            m.matches_trusted(skipped.as_bytes()),
+            m.matches(skipped.as_bytes()),
+            "depth {depth}"
+        );
         assert_eq!(r.is_ok(), depth < 128, "depth {depth}");
         assert_eq!(n.is_ok(), depth < 128, "depth {depth}");
     }
@@ -514,6 +613,18 @@ fn index_agrees_with_naive_evaluation_on_many_patterns() {
                     &single.matches(text.as_bytes()).unwrap(),
                     &want,
                     "single, event {}",
+                    text
+                );
+                prop_assert_eq!(
+                    &bulk.matches_trusted(text.as_bytes()).unwrap(),
+                    &want,
+                    "bulk trusted, event {}",
+                    text
+                );
+                prop_assert_eq!(
+                    &single.matches_trusted(text.as_bytes()).unwrap(),
+                    &want,
+                    "single trusted, event {}",
                     text
                 );
                 matched.fetch_add(want.len(), Ordering::Relaxed);

@@ -13,8 +13,8 @@
 //! branch by branch ([`residual`]): below that size a linear scan of one prefetched block beats a
 //! chain of separately allocated nodes, each a cache miss when the index is cold.
 //!
-//! An event is flattened once, skipping (but still validating) every field no pattern names
-//! ([`flat`], [`paths`]), and the trie is walked along satisfied conditions only, so the cost of
+//! An event is flattened once, skipping (but still validating, except on the trusted path for
+//! serializer output) every field no pattern names ([`flat`], [`paths`]), and the trie is walked along satisfied conditions only, so the cost of
 //! a match follows what the event satisfies rather than how many patterns exist. `anything-but`,
 //! `exists` and wildcards of the form `*x*` are the exceptions: they are listed per node and
 //! checked one by one, which the canonical order keeps away from the hot upper levels.
@@ -293,13 +293,48 @@ impl Matcher {
 
     /// Like [`Matcher::matches`], reusing `out` (cleared first).
     pub fn matches_into(&self, event_json: &[u8], out: &mut Vec<u64>) -> Result<(), EventError> {
+        self.match_with(event_json, out, false)
+    }
+
+    /// [`Matcher::matches`] for input the caller knows to be valid JSON, such as the output of a
+    /// JSON serializer: the parts of the event no pattern names are skipped by bracket and quote
+    /// counting instead of being validated, and the strings read are not checked for escapes,
+    /// control characters or UTF-8. The values of named paths are decoded exactly as in
+    /// [`Matcher::matches`].
+    ///
+    /// Contract: on valid JSON the answer, `Ok` or `Err`, is the same as [`Matcher::matches`]'
+    /// (including [`EventError::NotAnObject`] and the depth limit). On anything else it may
+    /// return any set of ids or any error, but it never panics, never reads out of bounds and
+    /// runs in time linear in the input. Use [`Matcher::matches`] for untrusted input.
+    pub fn matches_trusted(&self, event_json: &[u8]) -> Result<Vec<u64>, EventError> {
+        let mut out = Vec::new();
+        self.matches_trusted_into(event_json, &mut out)?;
+        Ok(out)
+    }
+
+    /// Like [`Matcher::matches_trusted`], reusing `out` (cleared first).
+    pub fn matches_trusted_into(
+        &self,
+        event_json: &[u8],
+        out: &mut Vec<u64>,
+    ) -> Result<(), EventError> {
+        self.match_with(event_json, out, true)
+    }
+
+    #[inline]
+    fn match_with(
+        &self,
+        event_json: &[u8],
+        out: &mut Vec<u64>,
+        trusted: bool,
+    ) -> Result<(), EventError> {
         out.clear();
         let snap = self.snap.load();
         SCRATCH.with(|cell| match cell.try_borrow_mut() {
-            Ok(mut s) => run(&snap, event_json, &mut s, out),
+            Ok(mut s) => run(&snap, event_json, &mut s, out, trusted),
             // Re-entered from inside a match on this thread (not something the crate does):
             // use fresh scratch rather than fail.
-            Err(_) => run(&snap, event_json, &mut Scratch::default(), out),
+            Err(_) => run(&snap, event_json, &mut Scratch::default(), out, trusted),
         })
     }
 }
@@ -309,6 +344,7 @@ fn run(
     input: &[u8],
     s: &mut Scratch,
     out: &mut Vec<u64>,
+    trusted: bool,
 ) -> Result<(), EventError> {
     let Scratch {
         flat,
@@ -316,14 +352,16 @@ fn run(
         stack,
     } = s;
     flat.clear();
-    flatten::walk(
-        input,
-        &mut IndexSink {
-            trie: &snap.paths,
-            flat,
-        },
-        key_buf,
-    )?;
+    prefetch_input(input);
+    let mut sink = IndexSink {
+        trie: &snap.paths,
+        flat,
+    };
+    if trusted {
+        flatten::walk_trusted(input, &mut sink, key_buf)?;
+    } else {
+        flatten::walk(input, &mut sink, key_buf)?;
+    }
     flat.finish();
     for r in &snap.segs {
         r.seg.collect(
@@ -339,6 +377,31 @@ fn run(
         out.dedup();
     }
     Ok(())
+}
+
+/// Asks for the first cache lines of the event at once. An event that is not in cache (a queue
+/// of them, as in the benchmark) is otherwise fetched one line after another as the walk reaches
+/// it, each a serialized miss; requested together the misses overlap. The hint is non-temporal:
+/// an event is read once, so it should not push the index out of the outer caches (measured:
+/// ~8% more OSS events/s at 10,000 patterns than the ordinary hint). An event serialized a
+/// moment earlier is in cache already and this costs a few instructions.
+#[inline(always)]
+fn prefetch_input(input: &[u8]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_MM_HINT_NTA, _mm_prefetch};
+        // Beyond 4 KiB the hardware prefetcher has caught on to the sequential walk.
+        let bytes = input.len().min(4096);
+        let p = input.as_ptr() as *const i8;
+        let mut off = 64;
+        while off < bytes {
+            // SAFETY: a prefetch is a hint that never faults; the address is within `input`.
+            unsafe { _mm_prefetch::<_MM_HINT_NTA>(p.add(off)) };
+            off += 64;
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = input;
 }
 
 impl Writer {
