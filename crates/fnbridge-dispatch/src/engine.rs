@@ -14,7 +14,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use fnbridge_event::envelope::delivery_payload;
 use fnbridge_event::{Envelope, EventSource, FunctionConfig, TriggerConfig, TriggerType};
-use fnbridge_pattern::{Matcher, Pattern};
+use fnbridge_pattern::{Matcher, Pattern, Serialized};
 use fnbridge_runtime::{
     Credentials, CustomRuntime, FunctionSpec, HealthCheck, Hook, Invocation, InvokeOutcome, Runtime,
 };
@@ -657,12 +657,14 @@ impl Dispatcher {
                 .unwrap_or_else(|p| p.into_inner());
             for mut ev in env.events {
                 ev.ensure_id(ids::uuid_like);
-                let body = ev.event_json();
-                let matched = self
-                    .inner
-                    .matcher
-                    .matches_trusted(body.as_bytes())
-                    .map_err(|e| DispatchError::Invalid(format!("event cannot be matched: {e}")))?;
+                // Serialized once: the text is what is stored and delivered, and what it was
+                // built from lets the matcher stop reading once every named path is seen.
+                let text = Serialized::from_map(&ev.body);
+                let matched =
+                    self.inner.matcher.matches_serialized(&text).map_err(|e| {
+                        DispatchError::Invalid(format!("event cannot be matched: {e}"))
+                    })?;
+                let body = text.into_string();
                 let mut tasks = Vec::new();
                 for id in matched {
                     let Some(t) = reg.triggers.get(&id) else {

@@ -1,16 +1,17 @@
 //! Matching throughput on one core: events matched per second against 1 / 100 / 10,000 / 100,000
 //! patterns for three workloads (CDN domain filters, OSS prefix/suffix filters, a mixed
 //! EventBridge set), ~1 KB events of the Alibaba CDN and OSS shapes, plus the naive loop
-//! evaluator at 100 and 10,000 patterns. The index is measured on the trusted path the platform
-//! uses (`Matcher::matches_trusted_into`, events straight from serde_json) and, for comparison, on
-//! the validating path (`Matcher::matches_into`; `BENCH_NO_VALIDATING=1` leaves it out). Plain
-//! `std::time`; run with `cargo bench -p fnbridge-pattern --bench match`.
+//! evaluator at 100 and 10,000 patterns. The index is measured on the path the platform uses
+//! (`Matcher::matches_serialized_into`, events it serialized from a map) and, for comparison, on
+//! the trusted-bytes path (`matches_trusted_into`, which never stops early) and the validating
+//! path (`matches_into`); `BENCH_NO_VALIDATING=1` leaves those two out. Plain `std::time`; run
+//! with `cargo bench -p fnbridge-pattern --bench match`.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use fnbridge_pattern::compile::{CDN_EVENT_NAMES, cdn_events, oss};
-use fnbridge_pattern::{FullEvent, Matcher, Pattern};
+use fnbridge_pattern::{FullEvent, Matcher, Pattern, Serialized};
 use serde_json::json;
 
 const EVENTS: usize = 20_000;
@@ -270,18 +271,26 @@ impl Clock {
 /// rounds can be disturbed by other processes).
 const ROUNDS: usize = 7;
 
-fn run_index(m: &Matcher, events: &[String], trusted: bool) -> (f64, f64, f64) {
+/// How the index reads events: as the platform does (`Matcher::matches_serialized_into` on the
+/// text it has just serialized), trusting valid JSON bytes (`matches_trusted_into`), or
+/// validating everything (`matches_into`).
+#[derive(Clone, Copy, PartialEq)]
+enum Path {
+    Serialized,
+    Trusted,
+    Validating,
+}
+
+fn run_index(m: &Matcher, events: &[Serialized], path: Path) -> (f64, f64, f64) {
     let mut out = Vec::new();
-    let matches_into = |e: &[u8], out: &mut Vec<u64>| {
-        if trusted {
-            m.matches_trusted_into(e, out)
-        } else {
-            m.matches_into(e, out)
-        }
+    let matches_into = |e: &Serialized, out: &mut Vec<u64>| match path {
+        Path::Serialized => m.matches_serialized_into(e, out),
+        Path::Trusted => m.matches_trusted_into(e.as_str().as_bytes(), out),
+        Path::Validating => m.matches_into(e.as_str().as_bytes(), out),
     };
     // Warm-up pass.
     for e in events {
-        matches_into(e.as_bytes(), &mut out).unwrap();
+        matches_into(e, &mut out).unwrap();
     }
     let mut rates = Vec::with_capacity(ROUNDS);
     let (mut n_all, mut hits) = (0usize, 0usize);
@@ -290,7 +299,7 @@ fn run_index(m: &Matcher, events: &[String], trusted: bool) -> (f64, f64, f64) {
         let mut n = 0usize;
         while clock.wall() < MIN_TIME / ROUNDS as u32 {
             for e in events {
-                matches_into(black_box(e.as_bytes()), &mut out).unwrap();
+                matches_into(black_box(e), &mut out).unwrap();
                 hits += out.len();
             }
             n += events.len();
@@ -375,12 +384,25 @@ fn main() {
                     .map(|(i, p)| (i as u64, p)),
             );
             let build = t.elapsed();
-            let validating = std::env::var_os("BENCH_NO_VALIDATING").is_none();
-            for (engine, trusted) in [("index", true), ("index, validating", false)] {
-                if !trusted && !validating {
+            // The events as the platform holds them: serialized from a map.
+            let serialized: Vec<Serialized> = events
+                .iter()
+                .map(|e| {
+                    let s = Serialized::from_value(&serde_json::from_str(e).unwrap());
+                    assert_eq!(s.as_str(), e);
+                    s
+                })
+                .collect();
+            let others = std::env::var_os("BENCH_NO_VALIDATING").is_none();
+            for (engine, path) in [
+                ("index", Path::Serialized),
+                ("index, trusted bytes", Path::Trusted),
+                ("index, validating", Path::Validating),
+            ] {
+                if path != Path::Serialized && !others {
                     continue;
                 }
-                let (rate, best, hits) = run_index(&m, &events, trusted);
+                let (rate, best, hits) = run_index(&m, &serialized, path);
                 eprintln!(
                     "{name:>6} {n:>7} patterns  {engine:<17}  {rate:>12.0} events/s (best round {best:.0})  {hits:>6.2} matches/event  build {build:?}  ({avg_len} B events)"
                 );
@@ -417,14 +439,18 @@ fn main() {
         let n = 100_000;
         let mut rng = Rng(7);
         let patterns = cdn_patterns(&mut rng, n, n);
-        let events: Vec<String> = (0..EVENTS).map(|_| cdn_event(&mut rng, n)).collect();
+        let events: Vec<Serialized> = (0..EVENTS)
+            .map(|_| {
+                Serialized::from_value(&serde_json::from_str(&cdn_event(&mut rng, n)).unwrap())
+            })
+            .collect();
         let m = Matcher::new();
         let t = Instant::now();
         for (i, p) in patterns.iter().enumerate() {
             m.insert(i as u64, p);
         }
         let build = t.elapsed();
-        let (rate, best, hits) = run_index(&m, &events, true);
+        let (rate, best, hits) = run_index(&m, &events, Path::Serialized);
         eprintln!(
             "cdn {n} patterns inserted one at a time: {build:?}, {} segments, {rate:.0} events/s, {hits:.2} matches/event",
             m.segments()

@@ -11,6 +11,9 @@
 //! ([`skip_trusted`]) instead of being parsed. On valid JSON both walks report the same leaves
 //! and the same errors (the depth limit); on invalid input the trusted walk reports something
 //! unspecified or an error, but stays in bounds and terminates.
+//!
+//! The trusted walk can also stop as soon as the sink has seen every path it names, for input
+//! whose later keys cannot reach those paths again (see [`walk_trusted`]).
 
 use crate::error::EventError;
 use crate::lex::{self, LexError, StrSpan};
@@ -44,6 +47,12 @@ pub(crate) trait Sink {
         Some(n)
     }
     fn leaf(&mut self, node: Self::Node, input: &[u8], leaf: RawLeaf);
+    /// Whether every path the sink names has had a value: the trusted walk may then stop (see
+    /// [`walk_trusted`]).
+    #[inline(always)]
+    fn done(&self) -> bool {
+        false
+    }
 }
 
 fn invalid(e: LexError) -> EventError {
@@ -59,16 +68,24 @@ pub(crate) fn walk<S: Sink>(
     sink: &mut S,
     key_buf: &mut Vec<u8>,
 ) -> Result<(), EventError> {
-    walk_as::<S, false>(input, sink, key_buf)
+    walk_as::<S, false>(input, sink, key_buf, false)
 }
 
 /// [`walk`] for input trusted to be valid JSON (see the module docs).
+///
+/// With `may_stop`, the walk ends as soon as [`Sink::done`] says every named path has had a value
+/// and no array has been entered on a named path (an array may hold more values for a path
+/// already seen). The caller vouches that no later key can reach a named path again: no object
+/// repeats a key, no key contains `.`, and the nesting is within [`MAX_EVENT_DEPTH`] (the rest is
+/// not read, so a deeper subtree there would go unreported). [`crate::Serialized`] records those
+/// facts while serializing.
 pub(crate) fn walk_trusted<S: Sink>(
     input: &[u8],
     sink: &mut S,
     key_buf: &mut Vec<u8>,
+    may_stop: bool,
 ) -> Result<(), EventError> {
-    walk_as::<S, true>(input, sink, key_buf)
+    walk_as::<S, true>(input, sink, key_buf, may_stop)
 }
 
 #[inline(always)]
@@ -76,6 +93,7 @@ fn walk_as<S: Sink, const TRUSTED: bool>(
     input: &[u8],
     sink: &mut S,
     key_buf: &mut Vec<u8>,
+    may_stop: bool,
 ) -> Result<(), EventError> {
     let i = lex::skip_ws(input, 0);
     match input.get(i) {
@@ -93,8 +111,13 @@ fn walk_as<S: Sink, const TRUSTED: bool>(
         b: input,
         sink,
         key_buf,
+        may_stop: TRUSTED && may_stop,
+        stopped: false,
     };
     let end = w.value(i, Some(root), 0)?;
+    if w.stopped {
+        return Ok(());
+    }
     let end = lex::skip_ws(input, end);
     if end != input.len() {
         return Err(EventError::InvalidJson {
@@ -109,6 +132,11 @@ struct Walker<'a, 's, S: Sink, const TRUSTED: bool> {
     b: &'a [u8],
     sink: &'s mut S,
     key_buf: &'s mut Vec<u8>,
+    /// Whether the walk may still end early (see [`walk_trusted`]); cleared on entering an array
+    /// on a named path.
+    may_stop: bool,
+    /// Set when the walk ended early: every enclosing call returns at once.
+    stopped: bool,
 }
 
 impl<S: Sink, const TRUSTED: bool> Walker<'_, '_, S, TRUSTED> {
@@ -188,6 +216,10 @@ impl<S: Sink, const TRUSTED: bool> Walker<'_, '_, S, TRUSTED> {
                         (None, _) if TRUSTED => skip_trusted(b, j, depth + 1)?,
                         (None, _) => skip_value(b, j, depth + 1)?,
                     };
+                    if TRUSTED && self.may_stop && (self.stopped || self.sink.done()) {
+                        self.stopped = true;
+                        return Ok(b.len());
+                    }
                     j = lex::skip_ws(b, next);
                     match b.get(j) {
                         Some(b',') => j = lex::skip_ws(b, j + 1),
@@ -206,6 +238,10 @@ impl<S: Sink, const TRUSTED: bool> Walker<'_, '_, S, TRUSTED> {
                     return Err(EventError::TooDeep {
                         limit: MAX_EVENT_DEPTH,
                     });
+                }
+                if node.is_some() {
+                    // Later elements may add values to paths already seen.
+                    self.may_stop = false;
                 }
                 let mut j = lex::skip_ws(b, i + 1);
                 if b.get(j) == Some(&b']') {

@@ -29,7 +29,10 @@
 //! - `parse`: pattern text to branches, with AWS's validation rules and wording.
 //! - `flatten`: the single-pass event walker that reports leaf values under requested paths,
 //!   validating (`walk`) or trusting serializer output and skipping unnamed subtrees by bracket
-//!   counting (`walk_trusted`, behind [`Matcher::matches_trusted`]).
+//!   counting (`walk_trusted`, behind [`Matcher::matches_trusted`]), and stopping early once all
+//!   named paths are seen (behind [`Matcher::matches_serialized`]).
+//! - `serialized`: [`Serialized`], event text plus the facts (no dotted keys, depth) recorded
+//!   while serializing that make stopping early exact.
 //! - `naive`: one-pattern-at-a-time evaluation over a fully flattened event ([`FullEvent`]).
 //! - `index`: the [`Matcher`] index (segments, condition tries, per-field value indexes).
 //! - `compile`: trigger config to pattern compilers (`cdn_events`, `oss`, `cos`, `eventbridge`).
@@ -44,6 +47,7 @@ pub mod limits;
 mod naive;
 mod parse;
 mod pattern;
+mod serialized;
 mod value;
 mod wildcard;
 
@@ -51,6 +55,7 @@ pub use error::{ConfigError, Error, EventError, PatternError};
 pub use index::{MAX_SEGMENTS, MERGE_RATIO, Matcher};
 pub use naive::FullEvent;
 pub use pattern::Pattern;
+pub use serialized::Serialized;
 pub use wildcard::escape as escape_wildcard;
 
 /// Tests one pattern against one event (the `fnbridge pattern test` command): `Ok(true)` for a

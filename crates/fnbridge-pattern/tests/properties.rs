@@ -1,11 +1,12 @@
 //! Property tests: no input panics the parser or the matcher, the index answers exactly like
 //! naive one-pattern-at-a-time evaluation on generated patterns and events, and the trusted path
-//! (`Matcher::matches_trusted`) answers exactly like the validating one on every valid event.
+//! (`Matcher::matches_trusted`) and the serialized path that may stop reading early
+//! (`Matcher::matches_serialized`) answer exactly like the validating one on every valid event.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use fnbridge_pattern::{FullEvent, Matcher, Pattern};
+use fnbridge_pattern::{FullEvent, Matcher, Pattern, Serialized};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use serde_json::{Map, Value, json};
@@ -204,6 +205,7 @@ fn edits(n_patterns: usize) -> impl Strategy<Value = Vec<EditOp>> {
 fn index_agrees_with_naive_evaluation() {
     let matched = AtomicUsize::new(0);
     let checked = AtomicUsize::new(0);
+    let dotted = AtomicUsize::new(0);
     let mut runner = TestRunner::new(Config {
         cases: 400,
         ..Config::default()
@@ -272,6 +274,8 @@ fn index_agrees_with_naive_evaluation() {
                     .map(|(id, _)| *id)
                     .collect();
                 let pretty = serde_json::to_string_pretty(ev).unwrap();
+                let serialized = Serialized::from_value(ev);
+                prop_assert_eq!(serialized.as_str(), &text);
                 for m in &ms {
                     let got = m.matches(text.as_bytes()).unwrap();
                     prop_assert_eq!(
@@ -293,6 +297,15 @@ fn index_agrees_with_naive_evaluation() {
                         "trusted, event {}",
                         pretty
                     );
+                    prop_assert_eq!(
+                        &m.matches_serialized(&serialized).unwrap(),
+                        &want,
+                        "serialized, event {}",
+                        text
+                    );
+                }
+                if serialized.has_dotted_keys() {
+                    dotted.fetch_add(1, Ordering::Relaxed);
                 }
                 checked.fetch_add(1, Ordering::Relaxed);
                 matched.fetch_add(want.len(), Ordering::Relaxed);
@@ -305,10 +318,18 @@ fn index_agrees_with_naive_evaluation() {
         })
         .unwrap();
     let (matched, checked) = (matched.into_inner(), checked.into_inner());
-    println!("{checked} events checked, {matched} (pattern, event) matches");
+    let dotted = dotted.into_inner();
+    println!(
+        "{checked} events checked ({dotted} with dotted keys), {matched} (pattern, event) matches"
+    );
     assert!(
         matched > checked / 4,
         "too few matches ({matched} over {checked} events): the test would be vacuous"
+    );
+    // Both halves of the serialized path: stopping early (no dotted keys) and reading on.
+    assert!(
+        dotted > checked / 10 && dotted < checked * 9 / 10,
+        "{dotted} of {checked} events with dotted keys: one half of the serialized path is untested"
     );
 }
 
@@ -453,6 +474,9 @@ proptest! {
         for text in [ev.to_string(), serde_json::to_string_pretty(&ev).unwrap()] {
             prop_assert_eq!(m.matches_trusted(text.as_bytes()), m.matches(text.as_bytes()), "event {}", text);
         }
+        // And the serialized path, which may stop reading early.
+        let text = ev.to_string();
+        prop_assert_eq!(m.matches_serialized(&Serialized::from_value(&ev)), m.matches(text.as_bytes()), "event {}", text);
     }
 
     #[test]
@@ -625,6 +649,19 @@ fn index_agrees_with_naive_evaluation_on_many_patterns() {
                     &single.matches_trusted(text.as_bytes()).unwrap(),
                     &want,
                     "single trusted, event {}",
+                    text
+                );
+                let serialized = Serialized::from_value(ev);
+                prop_assert_eq!(
+                    &bulk.matches_serialized(&serialized).unwrap(),
+                    &want,
+                    "bulk serialized, event {}",
+                    text
+                );
+                prop_assert_eq!(
+                    &single.matches_serialized(&serialized).unwrap(),
+                    &want,
+                    "single serialized, event {}",
                     text
                 );
                 matched.fetch_add(want.len(), Ordering::Relaxed);

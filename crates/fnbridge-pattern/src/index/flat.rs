@@ -117,6 +117,23 @@ impl Flat {
 pub(crate) struct IndexSink<'t, 'f> {
     pub trie: &'t PathTrie,
     pub flat: &'f mut Flat,
+    /// Named paths that have not had a value yet, and one bit per named path (by
+    /// [`super::paths::PNode::slot`]) for those that have; all zero at the start of an event.
+    pub unseen: u32,
+    pub seen: &'f mut Vec<u64>,
+}
+
+impl<'t, 'f> IndexSink<'t, 'f> {
+    pub fn new(trie: &'t PathTrie, flat: &'f mut Flat, seen: &'f mut Vec<u64>) -> Self {
+        seen.clear();
+        seen.resize((trie.named as usize).div_ceil(64), 0);
+        IndexSink {
+            trie,
+            flat,
+            unseen: trie.named,
+            seen,
+        }
+    }
 }
 
 impl Sink for IndexSink<'_, '_> {
@@ -139,10 +156,20 @@ impl Sink for IndexSink<'_, '_> {
         self.trie.descend(node, key)
     }
 
+    #[inline(always)]
+    fn done(&self) -> bool {
+        self.unseen == 0
+    }
+
     fn leaf(&mut self, node: u32, input: &[u8], leaf: RawLeaf) {
         let pn = &self.trie.nodes[node as usize];
         if pn.field == NO_FIELD {
             return; // an interior path with a leaf value: no pattern names it
+        }
+        let (word, bit) = (pn.slot as usize / 64, 1u64 << (pn.slot % 64));
+        if self.seen[word] & bit == 0 {
+            self.seen[word] |= bit;
+            self.unseen -= 1;
         }
         let flags = pn.flags;
         let flat = &mut *self.flat;

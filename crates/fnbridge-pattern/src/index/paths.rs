@@ -109,6 +109,7 @@ impl Registry {
         self.dirty = false;
         let mut t = PathTrie {
             nodes: vec![PNode::building()],
+            named: self.paths.len() as u32,
         };
         for (path, info) in &self.paths {
             let mut n = 0usize;
@@ -117,6 +118,13 @@ impl Registry {
             }
             t.nodes[n].field = info.field;
             t.nodes[n].flags = info.flags;
+        }
+        let mut slot = 0;
+        for node in &mut t.nodes {
+            if node.field != NO_FIELD {
+                node.slot = slot;
+                slot += 1;
+            }
         }
         for node in &mut t.nodes {
             node.kids.seal();
@@ -154,6 +162,9 @@ impl Kids {
 
 pub(crate) struct PNode {
     pub field: u32,
+    /// Dense number of a node with a field (0..[`PathTrie::named`]), for the per-event record of
+    /// which named paths have had a value.
+    pub slot: u32,
     pub flags: u8,
     /// Bit `c` set when some child segment starts with byte `c` (all set when a child segment is
     /// empty): most keys of an event are rejected by this one test.
@@ -165,6 +176,7 @@ impl Default for PNode {
     fn default() -> Self {
         PNode {
             field: NO_FIELD,
+            slot: 0,
             flags: 0,
             first: [0; 4],
             kids: Kids::default(),
@@ -176,6 +188,7 @@ impl PNode {
     fn building() -> Self {
         PNode {
             field: NO_FIELD,
+            slot: 0,
             flags: 0,
             first: [0; 4],
             kids: Kids::Large(FastMap::default()),
@@ -186,12 +199,15 @@ impl PNode {
 /// Immutable trie over path segments, shared by all readers of a snapshot.
 pub(crate) struct PathTrie {
     pub nodes: Vec<PNode>,
+    /// Number of nodes with a field: the paths patterns name.
+    pub named: u32,
 }
 
 impl PathTrie {
     pub fn empty() -> PathTrie {
         PathTrie {
             nodes: vec![PNode::default()],
+            named: 0,
         }
     }
 
