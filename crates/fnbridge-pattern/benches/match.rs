@@ -315,6 +315,46 @@ fn run_index(m: &Matcher, events: &[Serialized], path: Path) -> (f64, f64, f64) 
     )
 }
 
+/// One timed round of the platform's path over `events` (at least `MIN_TIME / ROUNDS`):
+/// events per CPU second.
+fn one_round(m: &Matcher, events: &[Serialized]) -> f64 {
+    let mut out = Vec::new();
+    let clock = Clock::start();
+    let mut n = 0usize;
+    while clock.wall() < MIN_TIME / ROUNDS as u32 {
+        for e in events {
+            m.matches_serialized_into(black_box(e), &mut out).unwrap();
+        }
+        n += events.len();
+    }
+    n as f64 / clock.secs()
+}
+
+/// The 100,000-pattern rate over the 100-pattern rate, measured in paired rounds (A B B A, ...)
+/// so that the load other processes put on the machine, which drifts over seconds, weighs on
+/// both sides of each ratio alike. Returns the median and the range of the per-pair ratios.
+fn paired_ratio(
+    small: (&Matcher, &[Serialized]),
+    large: (&Matcher, &[Serialized]),
+) -> (f64, f64, f64) {
+    for (m, ev) in [small, large] {
+        one_round(m, ev); // warm-up
+    }
+    let mut ratios = Vec::with_capacity(ROUNDS);
+    for k in 0..ROUNDS {
+        let (a, b) = if k % 2 == 0 {
+            let a = one_round(small.0, small.1);
+            (a, one_round(large.0, large.1))
+        } else {
+            let b = one_round(large.0, large.1);
+            (one_round(small.0, small.1), b)
+        };
+        ratios.push(b / a);
+    }
+    ratios.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    (ratios[ROUNDS / 2], ratios[0], ratios[ROUNDS - 1])
+}
+
 fn run_naive(patterns: &[Pattern], events: &[String]) -> (f64, f64) {
     let budget = Duration::from_millis(1500);
     let clock = Clock::start();
@@ -337,6 +377,7 @@ fn main() {
     // `cargo bench` passes `--bench`; a filter argument selects workloads by name.
     let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
     let mut rows = Vec::new();
+    let mut ratios: Vec<(&str, f64, f64, f64)> = Vec::new();
     type Gen = fn(&mut Rng, usize, usize) -> Vec<Pattern>;
     type EvGen = fn(&mut Rng, usize) -> String;
     let workloads: [(&'static str, Gen, EvGen); 3] = [
@@ -352,6 +393,8 @@ fn main() {
             Ok(v) => v.split(',').filter_map(|s| s.trim().parse().ok()).collect(),
             Err(_) => SIZES.to_vec(),
         };
+        // The 100 and 100,000-pattern matchers, kept for the paired ratio.
+        let mut kept: Vec<(usize, Matcher, Vec<Serialized>)> = Vec::new();
         for &n in &sizes {
             // CDN: a domain pool as large as the pattern set (each domain in ~2 patterns);
             // OSS and mixed: ten patterns per bucket.
@@ -431,6 +474,16 @@ fn main() {
                     build: Duration::ZERO,
                 });
             }
+            if n == 100 || n == 100_000 {
+                kept.push((n, m, serialized));
+            }
+        }
+        if let [(100, m_small, ev_small), (100_000, m_large, ev_large)] = kept.as_slice() {
+            let (median, lo, hi) = paired_ratio((m_small, ev_small), (m_large, ev_large));
+            eprintln!(
+                "{name:>6} 100,000 vs 100 patterns, paired rounds: {median:.2} (range {lo:.2}-{hi:.2})"
+            );
+            ratios.push((name, median, lo, hi));
         }
     }
 
@@ -466,6 +519,15 @@ fn main() {
         });
     }
 
+    if !ratios.is_empty() {
+        println!(
+            "\n| workload | rate at 100,000 patterns / rate at 100, paired rounds: median | range |"
+        );
+        println!("|---|---:|---:|");
+        for (name, median, lo, hi) in &ratios {
+            println!("| {name} | {median:.2} | {lo:.2}-{hi:.2} |");
+        }
+    }
     println!(
         "\n| workload | patterns | engine | events/s (median) | events/s (best round) | matches/event | build |"
     );
