@@ -617,17 +617,4 @@ mod speed {
         }
         assert_eq!(out, vec![1]);
     }
-
-    #[test]
-    #[ignore]
-    fn matcher_hot_loop() {
-        // For profiling: one event, one pattern, many matches.
-        let ev = OSS_EVENT;
-        let p = crate::Pattern::parse(r#"{"eventSource":["acs:oss"],"eventName":["ObjectCreated:PutObject"],"oss":{"bucket":{"name":["bucket-3"]},"object":{"key":[{"prefix":"dir12/"}]}}}"#).unwrap();
-        let m = crate::Matcher::new();
-        m.insert(1, &p);
-        let mut out = Vec::new();
-        let t = min_time(|| m.matches_into(std::hint::black_box(ev), &mut out).unwrap());
-        println!("matcher {t:.0} ns");
-    }
 }

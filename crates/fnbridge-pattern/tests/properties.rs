@@ -180,6 +180,18 @@ fn event_value() -> impl Strategy<Value = Value> {
     })
 }
 
+/// The compact text of `ev` with the bytes at `cuts` overwritten.
+fn mutate(ev: &Value, cuts: Vec<(prop::sample::Index, u8)>) -> Vec<u8> {
+    let mut bytes = ev.to_string().into_bytes();
+    for (at, b) in cuts {
+        if !bytes.is_empty() {
+            let i = at.index(bytes.len());
+            bytes[i] = b;
+        }
+    }
+    bytes
+}
+
 /// An edit to the matcher.
 #[derive(Debug, Clone)]
 enum EditOp {
@@ -451,13 +463,7 @@ proptest! {
     fn trusted_matcher_never_panics_on_mutated_json(ev in tricky_event(), cuts in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..4), cut_end in any::<prop::sample::Index>()) {
         // Near-valid input (the interesting case for a scanner that trusts its input): a few
         // bytes changed (unbalanced quotes, brackets, dangling escapes) and the text truncated.
-        let mut bytes = ev.to_string().into_bytes();
-        for (at, b) in cuts {
-            if !bytes.is_empty() {
-                let i = at.index(bytes.len());
-                bytes[i] = b;
-            }
-        }
+        let bytes = mutate(&ev, cuts);
         let m = matcher_with_everything();
         let _ = m.matches_trusted(&bytes);
         let end = cut_end.index(bytes.len() + 1);
@@ -481,13 +487,7 @@ proptest! {
 
     #[test]
     fn matcher_never_panics_on_mutated_events(ev in event_value(), cuts in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..4)) {
-        let mut bytes = ev.to_string().into_bytes();
-        for (at, b) in cuts {
-            if !bytes.is_empty() {
-                let i = at.index(bytes.len());
-                bytes[i] = b;
-            }
-        }
+        let bytes = mutate(&ev, cuts);
         let m = matcher_with_everything();
         let a = m.matches(&bytes);
         let b = everything().matches(&bytes);
