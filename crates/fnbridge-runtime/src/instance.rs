@@ -4,12 +4,15 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
 
 use crate::config::RuntimeConfig;
 use crate::custom::CustomInstance;
 use crate::error::RuntimeError;
 use crate::memwatch::MemoryWatch;
-use crate::outcome::InvokeOutcome;
+use crate::outcome::{FunctionError, InvokeOutcome};
 use crate::process::LiveGroups;
 use crate::python::PythonInstance;
 use crate::spec::{FunctionSpec, Invocation};
@@ -68,6 +71,60 @@ pub(crate) struct Launch<'a> {
 pub(crate) struct Served {
     pub(crate) outcome: InvokeOutcome,
     pub(crate) reusable: bool,
+}
+
+impl Served {
+    pub(crate) fn new(
+        instance_id: &str,
+        error: Option<FunctionError>,
+        body: Bytes,
+        log: String,
+        duration: Duration,
+        reusable: bool,
+    ) -> Served {
+        let outcome = InvokeOutcome {
+            error,
+            body,
+            log,
+            duration,
+            instance_id: instance_id.to_owned(),
+        };
+        Served { outcome, reusable }
+    }
+}
+
+/// The invocation a PreStop hook runs as: the instance's last one (its credentials and
+/// qualifier), or an empty `LATEST` one, under the request id `{instance}-prestop`.
+pub(crate) fn pre_stop_invocation(last: Option<Invocation>, instance_id: &str) -> Invocation {
+    let mut inv = last.unwrap_or_else(|| Invocation {
+        request_id: String::new(),
+        payload: Bytes::new(),
+        qualifier: "LATEST".to_owned(),
+        version_id: String::new(),
+        credentials: Default::default(),
+    });
+    inv.request_id = format!("{instance_id}-prestop");
+    inv
+}
+
+/// Reports a PreStop hook's result: nobody waits for it, so its log and any failure go to
+/// `tracing`.
+pub(crate) fn log_pre_stop(
+    instance_id: &str,
+    function: &str,
+    error: Option<FunctionError>,
+    body: &[u8],
+    log: &str,
+) {
+    match error {
+        None => {
+            tracing::info!(instance = %instance_id, %function, %log, "pre-stop hook ran");
+        }
+        Some(error) => {
+            let body = String::from_utf8_lossy(body);
+            tracing::warn!(instance = %instance_id, %function, %error, %body, %log, "pre-stop hook failed");
+        }
+    }
 }
 
 /// Why no instance could be started.

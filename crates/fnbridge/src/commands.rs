@@ -250,22 +250,17 @@ fn function(c: &Client, g: &Global, cmd: FunctionCmd) -> anyhow::Result<i32> {
             if g.json {
                 output::json(&json!({"functions": all}));
             } else {
-                let rows: Vec<Vec<String>> = all
-                    .iter()
-                    .map(|f| {
-                        [
-                            "functionName",
-                            "runtime",
-                            "handler",
-                            "memorySize",
-                            "timeout",
-                            "lastModifiedTime",
-                        ]
-                        .iter()
-                        .map(|k| output::cell(f, k))
-                        .collect()
-                    })
-                    .collect();
+                let rows = output::rows(
+                    all.iter(),
+                    &[
+                        "functionName",
+                        "runtime",
+                        "handler",
+                        "memorySize",
+                        "timeout",
+                        "lastModifiedTime",
+                    ],
+                );
                 output::table(
                     &[
                         "NAME", "RUNTIME", "HANDLER", "MEMORY", "TIMEOUT", "MODIFIED",
@@ -567,17 +562,10 @@ fn trigger(c: &Client, g: &Global, cmd: TriggerCmd) -> anyhow::Result<i32> {
             if g.json {
                 output::json(&v);
             } else {
-                let rows: Vec<Vec<String>> = v["triggers"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .map(|t| {
-                        ["triggerName", "triggerType", "qualifier", "triggerConfig"]
-                            .iter()
-                            .map(|k| output::cell(t, k))
-                            .collect()
-                    })
-                    .collect();
+                let rows = output::rows(
+                    v["triggers"].as_array().into_iter().flatten(),
+                    &["triggerName", "triggerType", "qualifier", "triggerConfig"],
+                );
                 output::table(&["NAME", "TYPE", "QUALIFIER", "CONFIG"], &rows);
             }
         }
@@ -605,24 +593,17 @@ fn tasks(c: &Client, g: &Global, cmd: TasksCmd) -> anyhow::Result<i32> {
             if g.json {
                 output::json(&v);
             } else {
-                let rows: Vec<Vec<String>> = v["asyncTasks"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .map(|t| {
-                        [
-                            "taskId",
-                            "functionName",
-                            "triggerName",
-                            "status",
-                            "attempts",
-                            "taskErrorMessage",
-                        ]
-                        .iter()
-                        .map(|k| output::cell(t, k))
-                        .collect()
-                    })
-                    .collect();
+                let rows = output::rows(
+                    v["asyncTasks"].as_array().into_iter().flatten(),
+                    &[
+                        "taskId",
+                        "functionName",
+                        "triggerName",
+                        "status",
+                        "attempts",
+                        "taskErrorMessage",
+                    ],
+                );
                 output::table(
                     &["TASK", "FUNCTION", "TRIGGER", "STATUS", "ATTEMPTS", "ERROR"],
                     &rows,
@@ -688,24 +669,17 @@ fn dlq(c: &Client, g: &Global, cmd: DlqCmd) -> anyhow::Result<i32> {
             if g.json {
                 output::json(&v);
             } else {
-                let rows: Vec<Vec<String>> = v["entries"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .map(|e| {
-                        [
-                            "id",
-                            "functionName",
-                            "triggerName",
-                            "reason",
-                            "attempts",
-                            "lastError",
-                        ]
-                        .iter()
-                        .map(|k| output::cell(e, k))
-                        .collect()
-                    })
-                    .collect();
+                let rows = output::rows(
+                    v["entries"].as_array().into_iter().flatten(),
+                    &[
+                        "id",
+                        "functionName",
+                        "triggerName",
+                        "reason",
+                        "attempts",
+                        "lastError",
+                    ],
+                );
                 output::table(
                     &[
                         "ID",

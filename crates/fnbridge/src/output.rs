@@ -37,6 +37,14 @@ pub fn cell(v: &Value, key: &str) -> String {
     }
 }
 
+/// Table rows: the fields `keys` of each item, as [`cell`]s.
+pub fn rows<'a>(items: impl IntoIterator<Item = &'a Value>, keys: &[&str]) -> Vec<Vec<String>> {
+    items
+        .into_iter()
+        .map(|item| keys.iter().map(|k| cell(item, k)).collect())
+        .collect()
+}
+
 pub fn json(v: &Value) {
     println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
 }

@@ -52,7 +52,7 @@ use tokio::task::JoinHandle;
 
 use crate::env::{instance_environment, whole_seconds};
 use crate::error::RuntimeError;
-use crate::instance::{Launch, Served, StartFailure};
+use crate::instance::{Launch, Served, StartFailure, log_pre_stop, pre_stop_invocation};
 use crate::logs::{Captured, LogCapture, Section, Wait, spawn_pump};
 use crate::memwatch::Registration;
 use crate::outcome::{FunctionError, InvokeOutcome, platform_error_body, seconds};
@@ -381,27 +381,17 @@ impl CustomInstance {
     /// `GET /pre-stop` within the hook's timeout. Nobody waits for its result, so its log and
     /// any failure go to `tracing`.
     async fn pre_stop(&self, hook: &Hook) {
-        let mut inv = lock(&self.last).take().unwrap_or_else(|| Invocation {
-            request_id: String::new(),
-            payload: Bytes::new(),
-            qualifier: "LATEST".to_owned(),
-            version_id: String::new(),
-            credentials: Default::default(),
-        });
-        inv.request_id = format!("{}-prestop", self.id);
+        let inv = pre_stop_invocation(lock(&self.last).take(), &self.id);
         let step = self
             .call(Call::PreStop, &inv, Bytes::new(), hook.timeout)
             .await;
-        let function = &self.spec.function_name;
-        match step.verdict.error {
-            None => {
-                tracing::info!(instance = %self.id, %function, log = %step.log, "pre-stop hook ran");
-            }
-            Some(error) => {
-                let body = String::from_utf8_lossy(&step.verdict.body);
-                tracing::warn!(instance = %self.id, %function, %error, %body, log = %step.log, "pre-stop hook failed");
-            }
-        }
+        log_pre_stop(
+            &self.id,
+            &self.spec.function_name,
+            step.verdict.error,
+            &step.verdict.body,
+            &step.log,
+        );
     }
 
     fn served(
@@ -412,14 +402,7 @@ impl CustomInstance {
         duration: Duration,
         reusable: bool,
     ) -> Served {
-        let outcome = InvokeOutcome {
-            error,
-            body,
-            log,
-            duration,
-            instance_id: self.id.clone(),
-        };
-        Served { outcome, reusable }
+        Served::new(&self.id, error, body, log, duration, reusable)
     }
 
     /// Waits until the port accepts connections and the health check (if any) passes; fails

@@ -26,9 +26,9 @@ use tokio::process::{Child, Command};
 use tokio::task::JoinHandle;
 
 use crate::error::RuntimeError;
-use crate::instance::{Launch, Served};
+use crate::instance::{Launch, Served, log_pre_stop, pre_stop_invocation};
 use crate::logs::{LogCapture, Section, Wait, spawn_pump};
-use crate::outcome::{FunctionError, InvokeOutcome, platform_error_body, seconds};
+use crate::outcome::{FunctionError, platform_error_body, seconds};
 use crate::process::{ProcessGroup, describe_exit};
 use crate::spec::{FunctionSpec, Hook, Invocation};
 use frame::{Reply, Request, Status, read_reply, request_head};
@@ -201,27 +201,17 @@ impl PythonInstance {
     /// Calls `pre_stop(context)` within the hook's timeout. Nobody waits for its result, so its
     /// log and any failure go to `tracing`.
     async fn pre_stop(&mut self, hook: &Hook) {
-        let mut inv = self.last.take().unwrap_or_else(|| Invocation {
-            request_id: String::new(),
-            payload: Bytes::new(),
-            qualifier: "LATEST".to_owned(),
-            version_id: String::new(),
-            credentials: Default::default(),
-        });
-        inv.request_id = format!("{}-prestop", self.id);
+        let inv = pre_stop_invocation(self.last.take(), &self.id);
         let step = self
             .call(Request::PreStop, &inv, &Bytes::new(), hook.timeout)
             .await;
-        let function = &self.spec.function_name;
-        match step.verdict.error {
-            None => {
-                tracing::info!(instance = %self.id, %function, log = %step.log, "pre-stop hook ran");
-            }
-            Some(error) => {
-                let body = String::from_utf8_lossy(&step.verdict.body);
-                tracing::warn!(instance = %self.id, %function, %error, %body, log = %step.log, "pre-stop hook failed");
-            }
-        }
+        log_pre_stop(
+            &self.id,
+            &self.spec.function_name,
+            step.verdict.error,
+            &step.verdict.body,
+            &step.log,
+        );
     }
 
     fn served(
@@ -232,14 +222,7 @@ impl PythonInstance {
         duration: Duration,
         reusable: bool,
     ) -> Served {
-        let outcome = InvokeOutcome {
-            error,
-            body,
-            log,
-            duration,
-            instance_id: self.id.clone(),
-        };
-        Served { outcome, reusable }
+        Served::new(&self.id, error, body, log, duration, reusable)
     }
 
     /// Sends one request, waits for its response within `limit` and collects its log.
