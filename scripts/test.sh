@@ -5,9 +5,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 command -v python3 >/dev/null || { echo "python3 is required (the python3.x runtimes run on it)" >&2; exit 1; }
-if [ ! -d ../shared/conformance ]; then
-  echo "warning: ../shared/conformance not found next to the checkout; conformance tests will fail" >&2
-fi
 
 if cargo nextest --version >/dev/null 2>&1; then
   # Two test processes at a time: the end-to-end tests start servers and Python workers.

@@ -14,7 +14,7 @@ struct Case {
 
 fn load() -> Vec<Case> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/conformance/eventbridge-patterns/patterns.jsonl");
+        .join("tests/data/eventbridge-patterns/patterns.jsonl");
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("conformance data missing at {}: {e}", path.display()));
     text.lines()
