@@ -7,6 +7,7 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
+use fnbridge_dispatch::RegistryError;
 use fnbridge_store::registry::{self, Alias};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -43,57 +44,87 @@ fn to_json(a: &Alias) -> Value {
     })
 }
 
-fn version_of(state: &AppState, function: &str, field: &str, v: &str) -> Result<u64, ApiError> {
-    let id: u64 = v
-        .parse()
-        .map_err(|_| ApiError::invalid(format!("{field}: '{v}' is not a version id")))?;
-    if state.dispatcher.version(function, id).is_none() {
-        return Err(ApiError::invalid(format!(
-            "{field}: version '{v}' of function '{function}' does not exist"
-        )));
-    }
-    Ok(id)
+fn version_of(field: &str, v: &str) -> Result<u64, String> {
+    v.parse()
+        .map_err(|_| format!("{field}: '{v}' is not a version id"))
 }
 
-/// Validates the version and weights of an alias.
-fn apply(state: &AppState, function: &str, a: &mut Alias, input: Input) -> Result<(), ApiError> {
-    if let Some(v) = &input.version_id {
-        a.version_id = version_of(state, function, "versionId", v)?;
-    }
-    if let Some(d) = input.description {
-        a.description = d;
-    }
-    if let Some(w) = input.additional_version_weight {
-        let mut weights = BTreeMap::new();
-        let mut total = 0.0;
-        for (k, v) in w {
-            let id = version_of(state, function, &format!("additionalVersionWeight.{k}"), &k)?;
-            if !(0.0..=1.0).contains(&v) || v.is_nan() {
+/// Parses the alias input; whether the versions exist is checked by the registry service
+/// inside its write.
+struct Edit {
+    version_id: Option<u64>,
+    description: Option<String>,
+    weights: Option<BTreeMap<u64, f64>>,
+}
+
+fn parse(input: Input) -> Result<Edit, ApiError> {
+    let version_id = match &input.version_id {
+        Some(v) => Some(version_of("versionId", v).map_err(ApiError::invalid)?),
+        None => None,
+    };
+    let weights = match input.additional_version_weight {
+        None => None,
+        Some(w) => {
+            let mut weights = BTreeMap::new();
+            let mut total = 0.0;
+            for (k, v) in w {
+                let id = version_of(&format!("additionalVersionWeight.{k}"), &k)
+                    .map_err(ApiError::invalid)?;
+                if !(0.0..=1.0).contains(&v) || v.is_nan() {
+                    return Err(ApiError::invalid(format!(
+                        "additionalVersionWeight.{k}: {v} must be between 0 and 1"
+                    )));
+                }
+                total += v;
+                weights.insert(id, v);
+            }
+            if total > 1.0 + 1e-9 {
                 return Err(ApiError::invalid(format!(
-                    "additionalVersionWeight.{k}: {v} must be between 0 and 1"
+                    "additionalVersionWeight: weights add up to {total}, more than 1"
                 )));
             }
-            total += v;
-            weights.insert(id, v);
+            Some(weights)
         }
-        if total > 1.0 + 1e-9 {
-            return Err(ApiError::invalid(format!(
-                "additionalVersionWeight: weights add up to {total}, more than 1"
-            )));
+    };
+    Ok(Edit {
+        version_id,
+        description: input.description,
+        weights,
+    })
+}
+
+impl Edit {
+    fn apply(self, a: &mut Alias) -> Result<(), RegistryError> {
+        if let Some(v) = self.version_id {
+            a.version_id = v;
         }
-        a.additional_version_weight = weights;
-    }
-    if a.additional_version_weight.contains_key(&a.version_id) {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "AdditionalVersionContainsMajorVersion",
-            format!(
+        if let Some(d) = self.description {
+            a.description = d;
+        }
+        if let Some(w) = self.weights {
+            a.additional_version_weight = w;
+        }
+        if a.additional_version_weight.contains_key(&a.version_id) {
+            return Err(RegistryError::Invalid(format!(
                 "additionalVersionWeight must not contain the alias's own version '{}'",
                 a.version_id
-            ),
-        ));
+            )));
+        }
+        Ok(())
     }
-    Ok(())
+}
+
+fn own_version_error(e: RegistryError) -> ApiError {
+    match e {
+        RegistryError::Invalid(m) if m.starts_with("additionalVersionWeight must not") => {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "AdditionalVersionContainsMajorVersion",
+                m,
+            )
+        }
+        other => other.into(),
+    }
 }
 
 pub(crate) async fn create(
@@ -114,27 +145,21 @@ pub(crate) async fn create(
     if input.version_id.is_none() {
         return Err(ApiError::invalid("versionId: required"));
     }
+    let edit = parse(input)?;
     let now = now_rfc3339();
-    let mut a = Alias {
-        alias_name: name,
+    let base = Alias {
+        alias_name: name.clone(),
         version_id: 0,
         additional_version_weight: BTreeMap::new(),
         description: String::new(),
         created_time: now.clone(),
         last_modified_time: now,
     };
-    apply(&state, &function, &mut a, input)?;
-    let (f, stored) = (function.clone(), a.clone());
-    state
+    let a = state
         .dispatcher
-        .store()
-        .write(move |c| registry::put_alias(c, &f, &stored, true))
+        .put_alias(&function, &name, Some(base), move |a| edit.apply(a))
         .await
-        .map_err(|e| match e {
-            fnbridge_store::StoreError::Conflict(m) => ApiError::conflict("AliasAlreadyExists", m),
-            other => other.into(),
-        })?;
-    state.dispatcher.put_alias(&function, a.clone());
+        .map_err(own_version_error)?;
     Ok(Json(to_json(&a)))
 }
 
@@ -169,23 +194,16 @@ pub(crate) async fn update(
     {
         return Err(ApiError::invalid("aliasName: cannot be changed"));
     }
-    let mut a = state
+    let edit = parse(input)?;
+    let now = now_rfc3339();
+    let a = state
         .dispatcher
-        .alias(&function, &name)
-        .ok_or_else(|| missing(&function, &name))?;
-    apply(&state, &function, &mut a, input)?;
-    a.last_modified_time = now_rfc3339();
-    let (f, stored) = (function.clone(), a.clone());
-    state
-        .dispatcher
-        .store()
-        .write(move |c| registry::put_alias(c, &f, &stored, false))
+        .put_alias(&function, &name, None, move |a| {
+            a.last_modified_time = now;
+            edit.apply(a)
+        })
         .await
-        .map_err(|e| match e {
-            fnbridge_store::StoreError::Conflict(_) => missing(&function, &name),
-            other => other.into(),
-        })?;
-    state.dispatcher.put_alias(&function, a.clone());
+        .map_err(own_version_error)?;
     Ok(Json(to_json(&a)))
 }
 
@@ -194,27 +212,7 @@ pub(crate) async fn delete(
     Path((function, name)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     loaded(&state, &function)?;
-    state
-        .dispatcher
-        .alias(&function, &name)
-        .ok_or_else(|| missing(&function, &name))?;
-    let refs = state.dispatcher.references(&function, &name);
-    if !refs.is_empty() {
-        return Err(ApiError::conflict(
-            "AliasInUse",
-            format!(
-                "alias '{name}' of function '{function}' is used by {}",
-                refs.join(", ")
-            ),
-        ));
-    }
-    let (f, n) = (function.clone(), name.clone());
-    state
-        .dispatcher
-        .store()
-        .write(move |c| registry::delete_alias(c, &f, &n))
-        .await?;
-    state.dispatcher.remove_alias(&function, &name);
+    state.dispatcher.delete_alias(&function, &name).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

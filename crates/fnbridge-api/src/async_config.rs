@@ -88,37 +88,26 @@ pub(crate) async fn put(
     if !errors.is_empty() {
         return Err(ApiError::invalid(errors.join("; ")));
     }
-    let (f2, q2) = (name.clone(), qualifier.clone());
-    let existing = state
-        .dispatcher
-        .store()
-        .read(move |c| registry::get_async_config(c, &f2, &q2))
-        .await?;
-    let now = now_rfc3339();
-    let created = existing
-        .as_ref()
-        .and_then(|e| e.get("createdTime"))
-        .and_then(|v| v.as_str())
-        .map(str::to_string)
-        .unwrap_or_else(|| now.clone());
     let cfg = state.dispatcher.config();
-    let v = json!({
-        "maxAsyncRetryAttempts": retries,
-        "maxAsyncEventAgeInSeconds": age,
-        "asyncTask": input.async_task.unwrap_or(false),
-        "destinationConfig": dest,
-        "functionArn": f.arn(&cfg.region, &cfg.account_id),
-        "qualifier": qualifier,
-        "createdTime": created,
-        "lastModifiedTime": now,
-    });
-    let (stored, f2, q2) = (v.clone(), name.clone(), qualifier.clone());
-    state
+    let arn = f.arn(&cfg.region, &cfg.account_id);
+    let q = qualifier.clone();
+    let async_task = input.async_task.unwrap_or(false);
+    let v = state
         .dispatcher
-        .store()
-        .write(move |c| registry::put_async_config(c, &f2, &q2, &stored))
+        .put_async_config(&name, &qualifier, move |created| {
+            let now = now_rfc3339();
+            json!({
+                "maxAsyncRetryAttempts": retries,
+                "maxAsyncEventAgeInSeconds": age,
+                "asyncTask": async_task,
+                "destinationConfig": dest,
+                "functionArn": arn,
+                "qualifier": q,
+                "createdTime": created.unwrap_or_else(|| now.clone()),
+                "lastModifiedTime": now,
+            })
+        })
         .await?;
-    state.dispatcher.put_async_config(&name, &qualifier, &v);
     Ok(Json(v))
 }
 
@@ -152,16 +141,10 @@ pub(crate) async fn delete(
 ) -> Result<StatusCode, ApiError> {
     loaded(&state, &name)?;
     let qualifier = check_qualifier(&state, &name, q.qualifier.as_deref())?;
-    let (f, qq) = (name.clone(), qualifier.clone());
-    let deleted = state
+    state
         .dispatcher
-        .store()
-        .write(move |c| registry::delete_async_config(c, &f, &qq))
+        .delete_async_config(&name, &qualifier)
         .await?;
-    if !deleted {
-        return Err(missing(&name, &qualifier));
-    }
-    state.dispatcher.remove_async_config(&name, &qualifier);
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -4,7 +4,7 @@
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use fnbridge_dispatch::DispatchError;
+use fnbridge_dispatch::{DispatchError, RegistryError};
 use fnbridge_store::StoreError;
 
 #[derive(Debug, Clone)]
@@ -102,6 +102,33 @@ impl From<DispatchError> for ApiError {
             ),
             DispatchError::Store(s) => s.into(),
             DispatchError::Runtime(m) => ApiError::internal(m),
+        }
+    }
+}
+
+impl From<RegistryError> for ApiError {
+    fn from(e: RegistryError) -> Self {
+        let m = e.to_string();
+        match e {
+            RegistryError::FunctionNotFound(_) => ApiError::not_found("FunctionNotFound", m),
+            RegistryError::FunctionAlreadyExists(_) => {
+                ApiError::conflict("FunctionAlreadyExists", m)
+            }
+            RegistryError::FunctionNotEmpty { .. } => ApiError::conflict("FunctionNotEmpty", m),
+            RegistryError::VersionNotFound { .. } => ApiError::not_found("VersionNotFound", m),
+            RegistryError::AliasNotFound { .. } => ApiError::not_found("AliasNotFound", m),
+            RegistryError::AliasAlreadyExists { .. } => ApiError::conflict("AliasAlreadyExists", m),
+            RegistryError::TriggerNotFound { .. } => ApiError::not_found("TriggerNotFound", m),
+            RegistryError::TriggerAlreadyExists { .. } => {
+                ApiError::conflict("TriggerAlreadyExists", m)
+            }
+            RegistryError::VersionInUse { .. } => ApiError::conflict("VersionInUse", m),
+            RegistryError::AliasInUse { .. } => ApiError::conflict("AliasInUse", m),
+            RegistryError::AsyncConfigNotFound { .. } => {
+                ApiError::not_found("AsyncConfigNotExists", m)
+            }
+            RegistryError::Invalid(m) => ApiError::invalid(m),
+            RegistryError::Store(s) => s.into(),
         }
     }
 }

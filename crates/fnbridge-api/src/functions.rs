@@ -456,22 +456,10 @@ pub(crate) async fn create(
     f.revision = revision;
     f.code_size = size;
     f.code_checksum = checksum;
-    let stored = f.clone();
-    if let Err(e) = state
-        .dispatcher
-        .store()
-        .write(move |c| registry::insert_function(c, &stored))
-        .await
-    {
+    if let Err(e) = state.dispatcher.create_function(f.clone()).await {
         let _ = tokio::fs::remove_dir_all(state.dispatcher.code_dir(&name, &f.revision)).await;
-        return Err(match e {
-            fnbridge_store::StoreError::Conflict(m) => {
-                ApiError::conflict("FunctionAlreadyExists", m)
-            }
-            other => other.into(),
-        });
+        return Err(e.into());
     }
-    state.dispatcher.put_function(f.clone());
     let cfg = state.dispatcher.config();
     Ok(Json(to_json(&f, &cfg.region, &cfg.account_id)))
 }
@@ -581,37 +569,17 @@ pub(crate) async fn update(
         }
         None => {}
     }
-    let stored = f.clone();
-    let ok = state
-        .dispatcher
-        .store()
-        .write(move |c| registry::update_function(c, &stored))
-        .await;
-    match ok {
-        Ok(true) => {}
-        Ok(false) | Err(_) => {
+    let updated = match state.dispatcher.update_function(f.clone()).await {
+        Ok(u) => u,
+        Err(e) => {
             if let Some(d) = new_dir {
                 let _ = tokio::fs::remove_dir_all(d).await;
             }
-            return match ok {
-                Err(e) => Err(e.into()),
-                _ => Err(ApiError::function_not_found(&name)),
-            };
+            return Err(e.into());
         }
-    }
-    state.dispatcher.put_function(f.clone());
-    if f.revision != old.revision {
-        let n = name.clone();
-        let versions = state
-            .dispatcher
-            .store()
-            .read(move |c| registry::list_versions(c, &n))
-            .await?;
-        // Published versions keep their code: only an unreferenced revision is removed.
-        if !versions.iter().any(|v| v.config.revision == old.revision) {
-            let _ =
-                tokio::fs::remove_dir_all(state.dispatcher.code_dir(&name, &old.revision)).await;
-        }
+    };
+    if let Some(rev) = updated.unused_revision {
+        let _ = tokio::fs::remove_dir_all(state.dispatcher.code_dir(&name, &rev)).await;
     }
     let cfg = state.dispatcher.config();
     Ok(Json(to_json(&f, &cfg.region, &cfg.account_id)))
@@ -621,32 +589,10 @@ pub(crate) async fn delete(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    loaded(&state, &name)?;
-    let n = name.clone();
-    let deleted = state
-        .dispatcher
-        .store()
-        .write(move |c| {
-            let triggers = registry::count_triggers(c, &n)?;
-            if triggers > 0 {
-                return Ok(Err(triggers));
-            }
-            Ok(Ok(registry::delete_function(c, &n)?))
-        })
-        .await?;
-    match deleted {
-        Err(n) => Err(ApiError::conflict(
-            "FunctionNotEmpty",
-            format!("function '{name}' has {n} active trigger(s); delete them first"),
-        )),
-        Ok(false) => Err(ApiError::function_not_found(&name)),
-        Ok(true) => {
-            state.dispatcher.remove_function(&name);
-            let dir = state.dispatcher.config().code_root.join(&name);
-            let _ = tokio::fs::remove_dir_all(dir).await;
-            Ok(StatusCode::NO_CONTENT)
-        }
-    }
+    state.dispatcher.delete_function(&name).await?;
+    let dir = state.dispatcher.config().code_root.join(&name);
+    let _ = tokio::fs::remove_dir_all(dir).await;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 #[derive(Debug, Deserialize)]

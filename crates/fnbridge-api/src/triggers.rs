@@ -8,7 +8,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use fnbridge_dispatch::ids;
-use fnbridge_event::limits::{MAX_DESCRIPTION, MAX_TRIGGER_CONFIG, MAX_TRIGGERS_PER_FUNCTION};
+use fnbridge_event::limits::{MAX_DESCRIPTION, MAX_TRIGGER_CONFIG};
 use fnbridge_event::{TriggerConfig, TriggerType};
 use fnbridge_store::registry;
 use serde::Deserialize;
@@ -154,31 +154,7 @@ pub(crate) async fn create(
         last_modified_time: now,
     };
     let pattern = compile(&state, &mut t)?;
-    let stored = t.clone();
-    let f = function.clone();
-    let id = state
-        .dispatcher
-        .store()
-        .write(move |c| {
-            if registry::get_function(c, &f)?.is_none() {
-                return Ok(Err(ApiError::function_not_found(&f)));
-            }
-            let n = registry::count_triggers(c, &f)?;
-            if n >= MAX_TRIGGERS_PER_FUNCTION {
-                return Ok(Err(ApiError::invalid(format!(
-                    "function '{f}' already has {n} triggers, the most allowed"
-                ))));
-            }
-            match registry::insert_trigger(c, &stored) {
-                Ok(id) => Ok(Ok(id)),
-                Err(fnbridge_store::StoreError::Conflict(m)) => {
-                    Ok(Err(ApiError::conflict("TriggerAlreadyExists", m)))
-                }
-                Err(e) => Err(e),
-            }
-        })
-        .await??;
-    state.dispatcher.put_trigger(id, t.clone(), &pattern);
+    state.dispatcher.create_trigger(t.clone(), pattern).await?;
     let cfg = state.dispatcher.config();
     Ok(Json(to_json(&t, &cfg.region, &cfg.account_id)))
 }
@@ -245,14 +221,7 @@ pub(crate) async fn update(
     }
     t.last_modified_time = now_rfc3339();
     let pattern = compile(&state, &mut t)?;
-    let stored = t.clone();
-    let id = state
-        .dispatcher
-        .store()
-        .write(move |c| registry::update_trigger(c, &stored))
-        .await?;
-    let id = id.ok_or_else(|| not_found(&function, &name))?;
-    state.dispatcher.put_trigger(id, t.clone(), &pattern);
+    state.dispatcher.update_trigger(t.clone(), pattern).await?;
     let cfg = state.dispatcher.config();
     Ok(Json(to_json(&t, &cfg.region, &cfg.account_id)))
 }
@@ -262,14 +231,7 @@ pub(crate) async fn delete(
     Path((function, name)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     loaded(&state, &function)?;
-    let (f, n) = (function.clone(), name.clone());
-    let id = state
-        .dispatcher
-        .store()
-        .write(move |c| registry::delete_trigger(c, &f, &n))
-        .await?;
-    let id = id.ok_or_else(|| not_found(&function, &name))?;
-    state.dispatcher.remove_trigger(id);
+    state.dispatcher.delete_trigger(&function, &name).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -44,31 +44,11 @@ pub(crate) async fn publish(
     if description.len() > fnbridge_event::limits::MAX_DESCRIPTION {
         return Err(ApiError::invalid("description: longer than 256 bytes"));
     }
-    let latest = loaded(&state, &name)?;
-    let created = now_rfc3339();
-    let (f, snapshot) = (name.clone(), latest.clone());
+    loaded(&state, &name)?;
     let v = state
         .dispatcher
-        .store()
-        .write(move |c| {
-            if let Some(last) = registry::list_versions(c, &f)?.pop()
-                && last.config == snapshot
-            {
-                return Ok(Err(ApiError::invalid(format!(
-                    "function '{f}' has not changed since version {}; update it before publishing",
-                    last.version_id
-                ))));
-            }
-            Ok(Ok(registry::publish_version(
-                c,
-                &f,
-                &description,
-                &created,
-                &snapshot,
-            )?))
-        })
-        .await??;
-    state.dispatcher.put_version(&v);
+        .publish_version(&name, description, now_rfc3339())
+        .await?;
     Ok(Json(to_json(&v)))
 }
 
@@ -143,28 +123,6 @@ pub(crate) async fn delete(
         )
     };
     let v: u64 = version.parse().map_err(|_| missing())?;
-    if state.dispatcher.version(&name, v).is_none() {
-        return Err(missing());
-    }
-    let refs = state.dispatcher.references(&name, &version);
-    if !refs.is_empty() {
-        return Err(ApiError::conflict(
-            "VersionInUse",
-            format!(
-                "version '{v}' of function '{name}' is used by {}; point them elsewhere first",
-                refs.join(", ")
-            ),
-        ));
-    }
-    let f = name.clone();
-    let deleted = state
-        .dispatcher
-        .store()
-        .write(move |c| registry::delete_version(c, &f, v))
-        .await?;
-    if !deleted {
-        return Err(missing());
-    }
-    state.dispatcher.remove_version(&name, v);
+    state.dispatcher.delete_version(&name, v).await?;
     Ok(StatusCode::NO_CONTENT)
 }

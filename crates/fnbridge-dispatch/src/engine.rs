@@ -168,6 +168,8 @@ struct Inner {
     registry: RwLock<Registry>,
     ready: mpsc::UnboundedSender<Job>,
     running: Mutex<HashMap<String, i64>>,
+    /// Held by the registry service from before a write until the caches show it.
+    registry_order: tokio::sync::Mutex<()>,
     in_flight: Arc<Semaphore>,
     stopping: AtomicBool,
     credentials: Credentials,
@@ -238,6 +240,7 @@ impl Dispatcher {
             registry: RwLock::new(Registry::default()),
             ready,
             running: Mutex::new(HashMap::new()),
+            registry_order: tokio::sync::Mutex::new(()),
             stopping: AtomicBool::new(false),
             credentials,
             attempts: AtomicU64::new(0),
@@ -259,13 +262,13 @@ impl Dispatcher {
             })
             .await?;
         for f in functions {
-            d.put_function(f);
+            d.cache_function(f);
         }
         for v in &versions {
-            d.put_version(v);
+            d.cache_version(v);
         }
         for (f, a) in aliases {
-            d.put_alias(&f, a);
+            d.cache_alias(&f, a);
         }
         let mut compiled = Vec::with_capacity(triggers.len());
         for st in triggers {
@@ -286,7 +289,7 @@ impl Dispatcher {
             .matcher
             .insert_many(compiled.into_iter().map(|(id, p, _)| (id, p)));
         for (f, q, v) in configs {
-            d.put_async_config(&f, &q, &v);
+            d.cache_async_config(&f, &q, &v);
         }
         let resumed = open.len();
         let now = now_ms();
@@ -302,6 +305,11 @@ impl Dispatcher {
         }
         tokio::spawn(run_loop(d.inner.clone(), rx));
         Ok(d)
+    }
+
+    /// Serializes registry mutations so caches change in commit order (see `registry.rs`).
+    pub(crate) async fn registry_lock(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.inner.registry_order.lock().await
     }
 
     pub fn store(&self) -> &Store {
@@ -341,7 +349,7 @@ impl Dispatcher {
         .map_err(|e| DispatchError::Invalid(e.to_string()))
     }
 
-    // ---- registry caches: the API writes the store, then tells the dispatcher ----
+    // ---- registry caches: written only by the registry service (`registry.rs`), in commit order ----
 
     /// The code directory of a function revision.
     pub fn code_dir(&self, function: &str, revision: &str) -> PathBuf {
@@ -382,7 +390,7 @@ impl Dispatcher {
 
     /// Installs LATEST of a function. Instances of the previous configuration are not reused
     /// (their pool key differs) and are reaped when idle.
-    pub fn put_function(&self, config: FunctionConfig) {
+    pub(crate) fn cache_function(&self, config: FunctionConfig) {
         let name = config.function_name.clone();
         let e = self.entry(config);
         self.inner
@@ -393,7 +401,7 @@ impl Dispatcher {
             .insert(name, e);
     }
 
-    pub fn put_version(&self, v: &Version) {
+    pub(crate) fn cache_version(&self, v: &Version) {
         let e = self.entry(v.config.clone());
         self.inner
             .registry
@@ -403,7 +411,7 @@ impl Dispatcher {
             .insert((v.config.function_name.clone(), v.version_id), e);
     }
 
-    pub fn remove_version(&self, function: &str, version: u64) {
+    pub(crate) fn uncache_version(&self, function: &str, version: u64) {
         self.inner
             .registry
             .write()
@@ -423,7 +431,7 @@ impl Dispatcher {
             .map(|e| e.config.clone())
     }
 
-    pub fn put_alias(&self, function: &str, a: Alias) {
+    pub(crate) fn cache_alias(&self, function: &str, a: Alias) {
         self.inner
             .registry
             .write()
@@ -432,7 +440,7 @@ impl Dispatcher {
             .insert((function.to_string(), a.alias_name.clone()), a);
     }
 
-    pub fn remove_alias(&self, function: &str, name: &str) {
+    pub(crate) fn uncache_alias(&self, function: &str, name: &str) {
         self.inner
             .registry
             .write()
@@ -449,35 +457,6 @@ impl Dispatcher {
             .aliases
             .get(&(function.to_string(), name.to_string()))
             .cloned()
-    }
-
-    /// Triggers and aliases that point at `qualifier` of `function` (what keeps a version or
-    /// alias from being deleted).
-    pub fn references(&self, function: &str, qualifier: &str) -> Vec<String> {
-        let reg = self
-            .inner
-            .registry
-            .read()
-            .unwrap_or_else(|p| p.into_inner());
-        let mut out: Vec<String> = reg
-            .triggers
-            .values()
-            .filter(|t| t.function_name == function && t.qualifier == qualifier)
-            .map(|t| format!("trigger '{}'", t.trigger_name))
-            .collect();
-        if let Ok(v) = qualifier.parse::<u64>() {
-            out.extend(
-                reg.aliases
-                    .iter()
-                    .filter(|((f, _), a)| {
-                        f == function
-                            && (a.version_id == v || a.additional_version_weight.contains_key(&v))
-                    })
-                    .map(|((_, n), _)| format!("alias '{n}'")),
-            );
-        }
-        out.sort();
-        out
     }
 
     /// Resolves a qualifier (`LATEST`, a version id, an alias) to the function snapshot to run
@@ -545,7 +524,7 @@ impl Dispatcher {
         version(pick)
     }
 
-    pub fn remove_function(&self, name: &str) {
+    pub(crate) fn uncache_function(&self, name: &str) {
         let mut reg = self
             .inner
             .registry
@@ -569,7 +548,7 @@ impl Dispatcher {
             .map(|e| e.config.clone())
     }
 
-    pub fn put_trigger(&self, id: u64, trigger: TriggerConfig, pattern: &Pattern) {
+    pub(crate) fn cache_trigger(&self, id: u64, trigger: TriggerConfig, pattern: &Pattern) {
         // Registry first, then the index: a match can only name a trigger the registry knows.
         self.inner
             .registry
@@ -580,7 +559,7 @@ impl Dispatcher {
         self.inner.matcher.insert(id, pattern);
     }
 
-    pub fn remove_trigger(&self, id: u64) {
+    pub(crate) fn uncache_trigger(&self, id: u64) {
         self.inner.matcher.remove(id);
         self.inner
             .registry
@@ -590,7 +569,12 @@ impl Dispatcher {
             .remove(&id);
     }
 
-    pub fn put_async_config(&self, function: &str, qualifier: &str, v: &serde_json::Value) {
+    pub(crate) fn cache_async_config(
+        &self,
+        function: &str,
+        qualifier: &str,
+        v: &serde_json::Value,
+    ) {
         self.inner
             .registry
             .write()
@@ -602,7 +586,7 @@ impl Dispatcher {
             );
     }
 
-    pub fn remove_async_config(&self, function: &str, qualifier: &str) {
+    pub(crate) fn uncache_async_config(&self, function: &str, qualifier: &str) {
         self.inner
             .registry
             .write()

@@ -1,0 +1,567 @@
+//! The registry service: the one way to change functions, versions, aliases, triggers and async
+//! configs.
+//!
+//! Every mutation checks its rules inside the store's write transaction (against the stored
+//! state, never against a cache), commits, and then updates the dispatcher's caches and the
+//! matcher index. Mutations are serialized by one async lock held from before the write until
+//! the caches are updated, so the caches and the matcher change in commit order and always end
+//! equal to the store. Writes are rare next to events; one lock costs nothing measurable.
+//!
+//! Reads (`Dispatcher::function`, `alias`, `version`, `resolve`) use the caches.
+
+use std::collections::{HashMap, HashSet};
+
+use fnbridge_event::limits::MAX_TRIGGERS_PER_FUNCTION;
+use fnbridge_event::{FunctionConfig, TriggerConfig};
+use fnbridge_pattern::Pattern;
+use fnbridge_store::registry::{self as reg, Alias, Version};
+use fnbridge_store::{Store, StoreError};
+use rusqlite::Connection;
+
+use crate::destination::function_of_arn;
+use crate::engine::Dispatcher;
+
+/// Why a registry change was refused. Each variant is one FC error code at the API edge.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error("function '{0}' does not exist")]
+    FunctionNotFound(String),
+    #[error("function '{0}' already exists")]
+    FunctionAlreadyExists(String),
+    #[error("function '{function}' has {triggers} active trigger(s); delete them first")]
+    FunctionNotEmpty { function: String, triggers: usize },
+    #[error("version '{version}' of function '{function}' does not exist")]
+    VersionNotFound { function: String, version: String },
+    #[error("alias '{alias}' of function '{function}' does not exist")]
+    AliasNotFound { function: String, alias: String },
+    #[error("alias '{alias}' of function '{function}' already exists")]
+    AliasAlreadyExists { function: String, alias: String },
+    #[error("trigger '{trigger}' of function '{function}' does not exist")]
+    TriggerNotFound { function: String, trigger: String },
+    #[error("trigger '{trigger}' already exists on function '{function}'")]
+    TriggerAlreadyExists { function: String, trigger: String },
+    #[error("{what} is used by {users}; point them elsewhere first")]
+    VersionInUse { what: String, users: String },
+    #[error("{what} is used by {users}; point them elsewhere first")]
+    AliasInUse { what: String, users: String },
+    #[error("AsyncConfig for {function}:{qualifier} does not exist.")]
+    AsyncConfigNotFound { function: String, qualifier: String },
+    /// A request that is well-formed but breaks a rule (a limit, a loop, nothing to publish).
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+type Rule<T> = Result<Result<T, RegistryError>, StoreError>;
+
+/// Runs `f` inside one write transaction; a rule violation (the inner `Err`) writes nothing,
+/// because each rule is checked before the first write of its operation.
+async fn write<T, F>(store: &Store, f: F) -> Result<T, RegistryError>
+where
+    T: Send + 'static,
+    F: FnOnce(&Connection) -> Rule<T> + Send + 'static,
+{
+    store.write(f).await?
+}
+
+fn function_exists(
+    c: &Connection,
+    function: &str,
+) -> Result<Result<(), RegistryError>, StoreError> {
+    Ok(match reg::get_function(c, function)? {
+        Some(_) => Ok(()),
+        None => Err(RegistryError::FunctionNotFound(function.to_string())),
+    })
+}
+
+/// Checks, against the stored state, that `qualifier` names LATEST, a version or an alias.
+fn qualifier_exists(
+    c: &Connection,
+    function: &str,
+    qualifier: &str,
+) -> Result<Result<(), RegistryError>, StoreError> {
+    if qualifier.is_empty() || qualifier == "LATEST" {
+        return Ok(Ok(()));
+    }
+    if let Ok(v) = qualifier.parse::<u64>() {
+        let known = reg::list_versions(c, function)?
+            .iter()
+            .any(|x| x.version_id == v);
+        return Ok(if known {
+            Ok(())
+        } else {
+            Err(RegistryError::VersionNotFound {
+                function: function.into(),
+                version: qualifier.into(),
+            })
+        });
+    }
+    Ok(match reg::get_alias(c, function, qualifier)? {
+        Some(_) => Ok(()),
+        None => Err(RegistryError::AliasNotFound {
+            function: function.into(),
+            alias: qualifier.into(),
+        }),
+    })
+}
+
+/// Triggers and aliases of `function` that point at `qualifier`, as stored.
+fn users_of(c: &Connection, function: &str, qualifier: &str) -> Result<Vec<String>, StoreError> {
+    let mut out: Vec<String> = reg::list_triggers(c, function, "", "", usize::MAX >> 1)?
+        .into_iter()
+        .filter(|t| t.trigger.qualifier == qualifier)
+        .map(|t| format!("trigger '{}'", t.trigger.trigger_name))
+        .collect();
+    if let Ok(v) = qualifier.parse::<u64>() {
+        out.extend(
+            reg::all_aliases(c)?
+                .into_iter()
+                .filter(|(f, a)| {
+                    f == function
+                        && (a.version_id == v || a.additional_version_weight.contains_key(&v))
+                })
+                .map(|(_, a)| format!("alias '{}'", a.alias_name)),
+        );
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// The destination functions a stored or proposed async config names.
+pub fn destinations_of(config: &serde_json::Value) -> Vec<String> {
+    ["onSuccess", "onFailure"]
+        .iter()
+        .filter_map(|k| {
+            config
+                .get("destinationConfig")?
+                .get(k)?
+                .get("destination")?
+                .as_str()
+        })
+        .filter_map(function_of_arn)
+        .map(str::to_string)
+        .collect()
+}
+
+/// Refuses a destination that is the function itself or that leads back to it through other
+/// functions' destinations: each hop would embed the previous record and run forever.
+fn check_destination_loop(
+    c: &Connection,
+    function: &str,
+    config: &serde_json::Value,
+) -> Result<Result<(), RegistryError>, StoreError> {
+    let mut edges: HashMap<String, Vec<String>> = HashMap::new();
+    for (f, _, v) in reg::all_async_configs(c)? {
+        if f != function {
+            edges.entry(f).or_default().extend(destinations_of(&v));
+        }
+    }
+    for target in destinations_of(config) {
+        if reg::get_function(c, &target)?.is_none() {
+            return Ok(Err(RegistryError::Invalid(format!(
+                "destinationConfig: destination function '{target}' does not exist"
+            ))));
+        }
+        // Depth-first search from the target, remembering the path for the message.
+        let mut path = vec![function.to_string(), target.clone()];
+        let mut seen = HashSet::new();
+        if reaches(&edges, &target, function, &mut seen, &mut path) {
+            return Ok(Err(RegistryError::Invalid(format!(
+                "destinationConfig: destination '{target}' would form a loop ({}); a function's destinations must not lead back to it",
+                path.join(" -> ")
+            ))));
+        }
+    }
+    Ok(Ok(()))
+}
+
+fn reaches(
+    edges: &HashMap<String, Vec<String>>,
+    from: &str,
+    goal: &str,
+    seen: &mut HashSet<String>,
+    path: &mut Vec<String>,
+) -> bool {
+    if from == goal {
+        return true;
+    }
+    if !seen.insert(from.to_string()) {
+        return false;
+    }
+    for next in edges.get(from).into_iter().flatten() {
+        path.push(next.clone());
+        if reaches(edges, next, goal, seen, path) {
+            return true;
+        }
+        path.pop();
+    }
+    false
+}
+
+/// What a function update left behind: the code revision no longer used by LATEST or any
+/// version, which the caller removes from disk.
+pub struct Updated {
+    pub unused_revision: Option<String>,
+}
+
+impl Dispatcher {
+    /// Stores a new function (its code already unpacked under `code_dir`).
+    pub async fn create_function(&self, f: FunctionConfig) -> Result<(), RegistryError> {
+        let _order = self.registry_lock().await;
+        let stored = f.clone();
+        write(self.store(), move |c| {
+            if reg::get_function(c, &stored.function_name)?.is_some() {
+                return Ok(Err(RegistryError::FunctionAlreadyExists(
+                    stored.function_name.clone(),
+                )));
+            }
+            reg::insert_function(c, &stored)?;
+            Ok(Ok(()))
+        })
+        .await?;
+        self.cache_function(f);
+        Ok(())
+    }
+
+    /// Replaces LATEST of an existing function.
+    pub async fn update_function(&self, f: FunctionConfig) -> Result<Updated, RegistryError> {
+        let _order = self.registry_lock().await;
+        let stored = f.clone();
+        let unused = write(self.store(), move |c| {
+            let name = &stored.function_name;
+            let Some(old) = reg::get_function(c, name)? else {
+                return Ok(Err(RegistryError::FunctionNotFound(name.clone())));
+            };
+            reg::update_function(c, &stored)?;
+            // Published versions keep their code: only an unreferenced revision is removed.
+            let kept = old.revision == stored.revision
+                || reg::list_versions(c, name)?
+                    .iter()
+                    .any(|v| v.config.revision == old.revision);
+            Ok(Ok((!kept).then_some(old.revision)))
+        })
+        .await?;
+        self.cache_function(f);
+        Ok(Updated {
+            unused_revision: unused,
+        })
+    }
+
+    /// Deletes a function with its versions, aliases, async configs and logs. Refused while it
+    /// has triggers.
+    pub async fn delete_function(&self, name: &str) -> Result<(), RegistryError> {
+        let _order = self.registry_lock().await;
+        let n = name.to_string();
+        write(self.store(), move |c| {
+            if reg::get_function(c, &n)?.is_none() {
+                return Ok(Err(RegistryError::FunctionNotFound(n)));
+            }
+            let triggers = reg::count_triggers(c, &n)?;
+            if triggers > 0 {
+                return Ok(Err(RegistryError::FunctionNotEmpty {
+                    function: n,
+                    triggers,
+                }));
+            }
+            reg::delete_function(c, &n)?;
+            Ok(Ok(()))
+        })
+        .await?;
+        self.uncache_function(name);
+        Ok(())
+    }
+
+    /// Publishes LATEST as stored at commit time (not as cached), so a concurrent update is
+    /// either wholly in the version or wholly after it.
+    pub async fn publish_version(
+        &self,
+        function: &str,
+        description: String,
+        created: String,
+    ) -> Result<Version, RegistryError> {
+        let _order = self.registry_lock().await;
+        let f = function.to_string();
+        let v = write(self.store(), move |c| {
+            let Some(latest) = reg::get_function(c, &f)? else {
+                return Ok(Err(RegistryError::FunctionNotFound(f)));
+            };
+            if let Some(last) = reg::list_versions(c, &f)?.pop()
+                && last.config == latest
+            {
+                return Ok(Err(RegistryError::Invalid(format!(
+                    "function '{f}' has not changed since version {}; update it before publishing",
+                    last.version_id
+                ))));
+            }
+            Ok(Ok(reg::publish_version(
+                c,
+                &f,
+                &description,
+                &created,
+                &latest,
+            )?))
+        })
+        .await?;
+        self.cache_version(&v);
+        Ok(v)
+    }
+
+    /// Deletes a version nothing points at (no trigger, no alias, checked inside the write).
+    pub async fn delete_version(&self, function: &str, version: u64) -> Result<(), RegistryError> {
+        let _order = self.registry_lock().await;
+        let f = function.to_string();
+        write(self.store(), move |c| {
+            if reg::get_function(c, &f)?.is_none() {
+                return Ok(Err(RegistryError::FunctionNotFound(f)));
+            }
+            let q = version.to_string();
+            let users = users_of(c, &f, &q)?;
+            if !users.is_empty() {
+                return Ok(Err(RegistryError::VersionInUse {
+                    what: format!("version '{version}' of function '{f}'"),
+                    users: users.join(", "),
+                }));
+            }
+            if !reg::delete_version(c, &f, version)? {
+                return Ok(Err(RegistryError::VersionNotFound {
+                    function: f,
+                    version: q,
+                }));
+            }
+            Ok(Ok(()))
+        })
+        .await?;
+        self.uncache_version(function, version);
+        Ok(())
+    }
+
+    /// Creates (`create`) or replaces an alias. `edit` turns the stored alias (or, on create,
+    /// `base`) into the new one inside the transaction; every version it names must exist at
+    /// commit time.
+    pub async fn put_alias<E>(
+        &self,
+        function: &str,
+        name: &str,
+        create: Option<Alias>,
+        edit: E,
+    ) -> Result<Alias, RegistryError>
+    where
+        E: FnOnce(&mut Alias) -> Result<(), RegistryError> + Send + 'static,
+    {
+        let _order = self.registry_lock().await;
+        let (f, n) = (function.to_string(), name.to_string());
+        let a = write(self.store(), move |c| {
+            if let Err(e) = function_exists(c, &f)? {
+                return Ok(Err(e));
+            }
+            let existing = reg::get_alias(c, &f, &n)?;
+            let mut a = match (existing, create) {
+                (Some(_), Some(_)) => {
+                    return Ok(Err(RegistryError::AliasAlreadyExists {
+                        function: f,
+                        alias: n,
+                    }));
+                }
+                (None, None) => {
+                    return Ok(Err(RegistryError::AliasNotFound {
+                        function: f,
+                        alias: n,
+                    }));
+                }
+                (Some(a), None) | (None, Some(a)) => a,
+            };
+            if let Err(e) = edit(&mut a) {
+                return Ok(Err(e));
+            }
+            let versions: HashSet<u64> = reg::list_versions(c, &f)?
+                .iter()
+                .map(|v| v.version_id)
+                .collect();
+            let named = std::iter::once(("versionId".to_string(), a.version_id)).chain(
+                a.additional_version_weight
+                    .keys()
+                    .map(|v| (format!("additionalVersionWeight.{v}"), *v)),
+            );
+            for (field, v) in named {
+                if !versions.contains(&v) {
+                    return Ok(Err(RegistryError::Invalid(format!(
+                        "{field}: version '{v}' of function '{f}' does not exist"
+                    ))));
+                }
+            }
+            let is_new = reg::get_alias(c, &f, &n)?.is_none();
+            reg::put_alias(c, &f, &a, is_new)?;
+            Ok(Ok(a))
+        })
+        .await?;
+        self.cache_alias(function, a.clone());
+        Ok(a)
+    }
+
+    /// Deletes an alias no trigger uses.
+    pub async fn delete_alias(&self, function: &str, name: &str) -> Result<(), RegistryError> {
+        let _order = self.registry_lock().await;
+        let (f, n) = (function.to_string(), name.to_string());
+        write(self.store(), move |c| {
+            if let Err(e) = function_exists(c, &f)? {
+                return Ok(Err(e));
+            }
+            if reg::get_alias(c, &f, &n)?.is_none() {
+                return Ok(Err(RegistryError::AliasNotFound {
+                    function: f,
+                    alias: n,
+                }));
+            }
+            let users = users_of(c, &f, &n)?;
+            if !users.is_empty() {
+                return Ok(Err(RegistryError::AliasInUse {
+                    what: format!("alias '{n}' of function '{f}'"),
+                    users: users.join(", "),
+                }));
+            }
+            reg::delete_alias(c, &f, &n)?;
+            Ok(Ok(()))
+        })
+        .await?;
+        self.uncache_alias(function, name);
+        Ok(())
+    }
+
+    /// Creates a trigger whose config compiled to `pattern`.
+    pub async fn create_trigger(
+        &self,
+        t: TriggerConfig,
+        pattern: Pattern,
+    ) -> Result<(), RegistryError> {
+        let _order = self.registry_lock().await;
+        let stored = t.clone();
+        let id = write(self.store(), move |c| {
+            let f = &stored.function_name;
+            if let Err(e) = function_exists(c, f)? {
+                return Ok(Err(e));
+            }
+            if let Err(e) = qualifier_exists(c, f, &stored.qualifier)? {
+                return Ok(Err(e));
+            }
+            if reg::get_trigger(c, f, &stored.trigger_name)?.is_some() {
+                return Ok(Err(RegistryError::TriggerAlreadyExists {
+                    function: f.clone(),
+                    trigger: stored.trigger_name.clone(),
+                }));
+            }
+            let n = reg::count_triggers(c, f)?;
+            if n >= MAX_TRIGGERS_PER_FUNCTION {
+                return Ok(Err(RegistryError::Invalid(format!(
+                    "function '{f}' already has {n} triggers, the most allowed"
+                ))));
+            }
+            Ok(Ok(reg::insert_trigger(c, &stored)?))
+        })
+        .await?;
+        self.cache_trigger(id, t, &pattern);
+        Ok(())
+    }
+
+    /// Replaces an existing trigger's stored config and its pattern in the index.
+    pub async fn update_trigger(
+        &self,
+        t: TriggerConfig,
+        pattern: Pattern,
+    ) -> Result<(), RegistryError> {
+        let _order = self.registry_lock().await;
+        let stored = t.clone();
+        let id = write(self.store(), move |c| {
+            let f = &stored.function_name;
+            if let Err(e) = function_exists(c, f)? {
+                return Ok(Err(e));
+            }
+            if let Err(e) = qualifier_exists(c, f, &stored.qualifier)? {
+                return Ok(Err(e));
+            }
+            Ok(match reg::update_trigger(c, &stored)? {
+                Some(id) => Ok(id),
+                None => Err(RegistryError::TriggerNotFound {
+                    function: f.clone(),
+                    trigger: stored.trigger_name.clone(),
+                }),
+            })
+        })
+        .await?;
+        self.cache_trigger(id, t, &pattern);
+        Ok(())
+    }
+
+    pub async fn delete_trigger(&self, function: &str, name: &str) -> Result<(), RegistryError> {
+        let _order = self.registry_lock().await;
+        let (f, n) = (function.to_string(), name.to_string());
+        let id = write(self.store(), move |c| {
+            Ok(match reg::delete_trigger(c, &f, &n)? {
+                Some(id) => Ok(id),
+                None => Err(RegistryError::TriggerNotFound {
+                    function: f,
+                    trigger: n,
+                }),
+            })
+        })
+        .await?;
+        self.uncache_trigger(id);
+        Ok(())
+    }
+
+    /// Stores an async-invoke config. `config(created_time)` builds the document from the
+    /// creation time of the one it replaces (or `None`), inside the transaction.
+    pub async fn put_async_config<B>(
+        &self,
+        function: &str,
+        qualifier: &str,
+        build: B,
+    ) -> Result<serde_json::Value, RegistryError>
+    where
+        B: FnOnce(Option<String>) -> serde_json::Value + Send + 'static,
+    {
+        let _order = self.registry_lock().await;
+        let (f, q) = (function.to_string(), qualifier.to_string());
+        let v = write(self.store(), move |c| {
+            if let Err(e) = function_exists(c, &f)? {
+                return Ok(Err(e));
+            }
+            if let Err(e) = qualifier_exists(c, &f, &q)? {
+                return Ok(Err(e));
+            }
+            let created = reg::get_async_config(c, &f, &q)?
+                .and_then(|e| e.get("createdTime")?.as_str().map(str::to_string));
+            let v = build(created);
+            if let Err(e) = check_destination_loop(c, &f, &v)? {
+                return Ok(Err(e));
+            }
+            reg::put_async_config(c, &f, &q, &v)?;
+            Ok(Ok(v))
+        })
+        .await?;
+        self.cache_async_config(function, qualifier, &v);
+        Ok(v)
+    }
+
+    pub async fn delete_async_config(
+        &self,
+        function: &str,
+        qualifier: &str,
+    ) -> Result<(), RegistryError> {
+        let _order = self.registry_lock().await;
+        let (f, q) = (function.to_string(), qualifier.to_string());
+        write(self.store(), move |c| {
+            Ok(if reg::delete_async_config(c, &f, &q)? {
+                Ok(())
+            } else {
+                Err(RegistryError::AsyncConfigNotFound {
+                    function: f,
+                    qualifier: q,
+                })
+            })
+        })
+        .await?;
+        self.uncache_async_config(function, qualifier);
+        Ok(())
+    }
+}
