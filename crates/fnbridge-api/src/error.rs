@@ -12,6 +12,8 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// Seconds for a `Retry-After` header (throttling).
+    pub retry_after: Option<u64>,
 }
 
 /// Carried on an error response until the middleware renders it with the request id.
@@ -27,6 +29,7 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            retry_after: None,
         }
     }
     pub fn invalid(message: impl Into<String>) -> Self {
@@ -65,6 +68,10 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut r = self.status.into_response();
+        if let Some(s) = self.retry_after {
+            r.headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, s.into());
+        }
         r.extensions_mut().insert(ErrorBody {
             code: self.code,
             message: self.message,
@@ -100,6 +107,14 @@ impl From<DispatchError> for ApiError {
                 "ResourceThrottled",
                 "the server is shutting down",
             ),
+            DispatchError::Backlogged { .. } => ApiError {
+                retry_after: Some(5),
+                ..ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "ResourceThrottled",
+                    e.to_string(),
+                )
+            },
             DispatchError::Store(s) => s.into(),
             DispatchError::Runtime(m) => ApiError::internal(m),
         }

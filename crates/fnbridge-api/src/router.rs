@@ -169,6 +169,7 @@ async fn request_id(req: Request, next: Next) -> Response {
     let mut resp = next.run(req).await;
     if let Some(err) = resp.extensions_mut().remove::<ErrorBody>() {
         let status = resp.status();
+        let retry_after = resp.headers().get(header::RETRY_AFTER).cloned();
         let body = serde_json::json!({"Code": err.code, "Message": err.message, "RequestId": id});
         resp = (
             status,
@@ -176,6 +177,9 @@ async fn request_id(req: Request, next: Next) -> Response {
             body.to_string(),
         )
             .into_response();
+        if let Some(v) = retry_after {
+            resp.headers_mut().insert(header::RETRY_AFTER, v);
+        }
     } else if resp.status() == StatusCode::PAYLOAD_TOO_LARGE {
         let body = serde_json::json!({
             "Code": "EntityTooLarge",

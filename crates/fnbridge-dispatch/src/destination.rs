@@ -17,6 +17,29 @@ pub struct DestinationRecord<'a> {
 }
 
 impl DestinationRecord<'_> {
+    /// The record, at most `limit` bytes: payloads that would not fit are left out and
+    /// replaced by their size and the request id to find them by (the async task keeps the
+    /// request; its result is in the task record), so records never nest without bound.
+    pub fn to_json_within(&self, limit: usize) -> String {
+        let full = self.to_json();
+        if full.len() <= limit {
+            return full;
+        }
+        let mut v: serde_json::Value = serde_json::from_str(&full).unwrap_or_default();
+        for (key, bytes) in [
+            ("requestPayload", self.request_payload.len()),
+            ("responsePayload", self.response_payload.len()),
+        ] {
+            v[key] = json!("");
+            v[format!("{key}Omitted")] = json!({
+                "reason": format!("the record would exceed the async payload limit of {limit} bytes"),
+                "bytes": bytes,
+                "requestId": self.request_id,
+            });
+        }
+        v.to_string()
+    }
+
     pub fn to_json(&self) -> String {
         let mut response_context = json!({"statusCode": 200});
         if let Some(e) = self.function_error {
@@ -59,6 +82,35 @@ mod tests {
         assert_eq!(function_of_arn("acs:fc:::functions/x"), Some("x"));
         assert_eq!(function_of_arn("acs:mns:cn-hangzhou:1:/queues/q"), None);
         assert_eq!(function_of_arn("acs:fc:r:1:functions/"), None);
+    }
+
+    #[test]
+    fn oversized_records_leave_payloads_out() {
+        let big = vec![b'x'; 200_000];
+        let r = DestinationRecord {
+            timestamp_ms: 1,
+            request_id: "req-1",
+            function_arn: "acs:fc:cn-hangzhou:1:functions/f",
+            qualifier: "LATEST",
+            condition: "UnhandledInvocationError",
+            approximate_invoke_count: 1,
+            request_payload: &big,
+            function_error: Some("UnhandledInvocationError"),
+            response_payload: b"{}",
+        };
+        let text = r.to_json_within(128 * 1024);
+        assert!(text.len() <= 128 * 1024);
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["requestPayload"], "");
+        assert_eq!(v["requestPayloadOmitted"]["bytes"], 200_000);
+        assert_eq!(v["requestPayloadOmitted"]["requestId"], "req-1");
+        assert_eq!(v["requestContext"]["condition"], "UnhandledInvocationError");
+        // A small record is unchanged.
+        let small = DestinationRecord {
+            request_payload: b"{}",
+            ..r
+        };
+        assert_eq!(small.to_json_within(128 * 1024), small.to_json());
     }
 
     #[test]

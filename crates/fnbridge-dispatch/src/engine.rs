@@ -19,15 +19,16 @@ use fnbridge_runtime::{
     Credentials, CustomRuntime, FunctionSpec, HealthCheck, Hook, Invocation, InvokeOutcome, Runtime,
 };
 use fnbridge_store::registry::{Alias, Version};
-use fnbridge_store::tasks::{self, AttemptOutcome};
-use fnbridge_store::{Attempt, NewTask, Store, StoreError, Task, TaskStatus, now_ms, registry};
+use fnbridge_store::retention::Retention;
+use fnbridge_store::tasks;
+use fnbridge_store::{NewTask, Store, StoreError, now_ms, registry};
 use rand::Rng;
 use serde::Serialize;
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::Notify;
 
-use crate::destination::{DestinationRecord, function_of_arn};
 use crate::ids;
-use crate::policy::{AsyncPolicy, AttemptResult, Backoff, RetryAction, decide};
+use crate::policy::{AsyncPolicy, Backoff};
+use crate::scheduler::{Job, Limits, Scheduler};
 
 /// Settings the binary passes in.
 #[derive(Debug, Clone)]
@@ -35,8 +36,14 @@ pub struct DispatchConfig {
     pub region: String,
     pub account_id: String,
     pub backoff: Backoff,
-    /// Most tasks running at once across all functions.
-    pub max_in_flight: usize,
+    /// The scheduler's window and running limits.
+    pub limits: Limits,
+    /// Most open tasks (queued or waiting to retry) before ingest and async invocations are
+    /// refused with `Backlogged`.
+    pub max_backlog: u64,
+    /// What finished work to keep, and how often to prune the rest.
+    pub retention: Retention,
+    pub prune_every: Duration,
     /// Where function code is unpacked: `{code_root}/{function}/{revision}`.
     pub code_root: PathBuf,
 }
@@ -53,6 +60,10 @@ pub enum DispatchError {
     QualifierNotFound(String),
     #[error("the server is shutting down")]
     ShuttingDown,
+    #[error(
+        "{open} deliveries are waiting, the most this server queues (--max-backlog); retry later"
+    )]
+    Backlogged { open: u64 },
     #[error("runtime error: {0}")]
     Runtime(String),
 }
@@ -67,18 +78,26 @@ pub struct IngestedEvent {
     pub task_ids: Vec<String>,
 }
 
-/// Counters, for tests and the benchmark.
+/// Counters, for monitoring, tests and the benchmarks.
 #[derive(Debug, Default, Clone, Copy, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Stats {
     pub attempts: u64,
     pub succeeded: u64,
     pub failed_attempts: u64,
     pub dead_lettered: u64,
+    /// Open tasks in the store.
+    pub open: u64,
+    /// Attempts running now.
+    pub running: u64,
+    /// Tasks in the scheduler's window, and their payload bytes.
+    pub resident: u64,
+    pub resident_bytes: u64,
 }
 
-struct FunctionEntry {
-    config: FunctionConfig,
-    spec: Arc<FunctionSpec>,
+pub(crate) struct FunctionEntry {
+    pub(crate) config: FunctionConfig,
+    pub(crate) spec: Arc<FunctionSpec>,
 }
 
 #[derive(Default)]
@@ -90,99 +109,35 @@ struct Registry {
     policies: HashMap<(String, String), AsyncPolicy>,
 }
 
-/// A task in memory: what the worker needs to run one attempt.
-#[derive(Clone)]
-struct Job {
-    row: i64,
-    task_id: String,
-    function: String,
-    qualifier: String,
-    trigger: Option<String>,
-    event_seq: Option<i64>,
-    payload: Bytes,
-    created_ms: i64,
-    function_errors: u32,
-    platform_errors: u32,
-    attempts: u32,
-}
-
-impl Job {
-    fn new(row: i64, t: NewTask) -> Job {
-        Job {
-            row,
-            task_id: t.task_id,
-            function: t.function_name,
-            qualifier: t.qualifier,
-            trigger: t.trigger_name,
-            event_seq: t.event_seq,
-            payload: Bytes::from(t.payload),
-            created_ms: t.created_ms,
-            function_errors: 0,
-            platform_errors: 0,
-            attempts: 0,
-        }
-    }
-
-    fn from_task(t: Task) -> Job {
-        Job {
-            row: t.id,
-            task_id: t.task_id,
-            function: t.function_name,
-            qualifier: t.qualifier,
-            trigger: t.trigger_name,
-            event_seq: t.event_seq,
-            payload: Bytes::from(t.payload),
-            created_ms: t.created_ms,
-            function_errors: t.attempts,
-            platform_errors: 0,
-            attempts: t.attempts,
-        }
-    }
-
-    fn as_task(&self) -> Task {
-        Task {
-            id: self.row,
-            task_id: self.task_id.clone(),
-            function_name: self.function.clone(),
-            qualifier: self.qualifier.clone(),
-            trigger_name: self.trigger.clone(),
-            event_seq: self.event_seq,
-            payload: self.payload.to_vec(),
-            status: TaskStatus::Running,
-            attempts: self.attempts,
-            created_ms: self.created_ms,
-            next_ms: 0,
-            ended_ms: None,
-            last_error: None,
-            return_payload: None,
-            log: None,
-        }
-    }
-}
-
-struct Inner {
-    cfg: DispatchConfig,
-    store: Store,
-    runtime: Arc<Runtime>,
+pub(crate) struct Inner {
+    pub(crate) cfg: DispatchConfig,
+    pub(crate) store: Store,
+    pub(crate) runtime: Arc<Runtime>,
     matcher: Matcher,
     registry: RwLock<Registry>,
-    ready: mpsc::UnboundedSender<Job>,
-    running: Mutex<HashMap<String, i64>>,
+    /// The window onto the store's open tasks (see `scheduler.rs`).
+    pub(crate) sched: Scheduler,
+    /// Wakes the scheduling loop: new work, a free slot, a refill to plan.
+    pub(crate) wake: Notify,
+    /// Open tasks in the store, for the backlog limit.
+    pub(crate) open: AtomicU64,
+    pub(crate) running: Mutex<HashMap<String, i64>>,
     /// Held by the registry service from before a write until the caches show it.
     registry_order: tokio::sync::Mutex<()>,
-    in_flight: Arc<Semaphore>,
-    stopping: AtomicBool,
+    pub(crate) stopping: AtomicBool,
+    /// Ends the background loops (scheduling, retention) at shutdown.
+    pub(crate) stop: tokio::sync::watch::Sender<bool>,
     credentials: Credentials,
-    attempts: AtomicU64,
-    succeeded: AtomicU64,
-    failed_attempts: AtomicU64,
-    dead_lettered: AtomicU64,
+    pub(crate) attempts: AtomicU64,
+    pub(crate) succeeded: AtomicU64,
+    pub(crate) failed_attempts: AtomicU64,
+    pub(crate) dead_lettered: AtomicU64,
 }
 
 /// The delivery engine. Cheap to clone.
 #[derive(Clone)]
 pub struct Dispatcher {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
 fn is_trigger_for(t: TriggerType, source: EventSource) -> bool {
@@ -225,20 +180,21 @@ impl Dispatcher {
         store: Store,
         runtime: Arc<Runtime>,
     ) -> Result<Dispatcher, DispatchError> {
-        let (ready, rx) = mpsc::unbounded_channel();
         let credentials = Credentials {
             access_key_id: format!("STS.{}", ids::hex_token(12)),
             access_key_secret: ids::hex_token(20),
             security_token: ids::hex_token(32),
         };
         let inner = Arc::new(Inner {
-            in_flight: Arc::new(Semaphore::new(cfg.max_in_flight.max(1))),
+            sched: Scheduler::new(cfg.limits),
+            wake: Notify::new(),
+            open: AtomicU64::new(0),
+            stop: tokio::sync::watch::Sender::new(false),
             cfg,
             store: store.clone(),
             runtime,
             matcher: Matcher::new(),
             registry: RwLock::new(Registry::default()),
-            ready,
             running: Mutex::new(HashMap::new()),
             registry_order: tokio::sync::Mutex::new(()),
             stopping: AtomicBool::new(false),
@@ -249,7 +205,10 @@ impl Dispatcher {
             dead_lettered: AtomicU64::new(0),
         });
         let d = Dispatcher { inner };
-        let (functions, versions, aliases, triggers, configs, open) = store
+        // The registry is loaded whole; open tasks are not: the scheduler learns which functions
+        // have some and refills its window from the store, so start-up does not grow with the
+        // backlog.
+        let (functions, versions, aliases, triggers, configs, open, backlogged) = store
             .read(|c| {
                 Ok((
                     registry::list_functions(c, "", "", usize::MAX >> 1)?,
@@ -257,7 +216,8 @@ impl Dispatcher {
                     registry::all_aliases(c)?,
                     registry::all_triggers(c)?,
                     registry::all_async_configs(c)?,
-                    tasks::open_tasks(c)?,
+                    tasks::count_open(c)?,
+                    tasks::functions_with_open_tasks(c)?,
                 ))
             })
             .await?;
@@ -291,19 +251,20 @@ impl Dispatcher {
         for (f, q, v) in configs {
             d.cache_async_config(&f, &q, &v);
         }
-        let resumed = open.len();
-        let now = now_ms();
-        for t in open {
-            let due = t.next_ms;
-            d.schedule(
-                Job::from_task(t),
-                Duration::from_millis((due - now).max(0) as u64),
+        d.inner.open.store(open, Ordering::Relaxed);
+        for f in &backlogged {
+            d.inner.sched.mark_spilled(f);
+        }
+        if open > 0 {
+            tracing::info!(
+                tasks = open,
+                functions = backlogged.len(),
+                "resuming pending deliveries"
             );
         }
-        if resumed > 0 {
-            tracing::info!(tasks = resumed, "resumed pending deliveries");
-        }
-        tokio::spawn(run_loop(d.inner.clone(), rx));
+        d.remove_orphaned_code().await;
+        tokio::spawn(crate::delivery::run_loop(d.inner.clone()));
+        tokio::spawn(crate::delivery::retention_loop(d.inner.clone()));
         Ok(d)
     }
 
@@ -330,12 +291,89 @@ impl Dispatcher {
 
     pub fn stats(&self) -> Stats {
         let i = &self.inner;
+        let (resident, resident_bytes) = i.sched.resident();
         Stats {
             attempts: i.attempts.load(Ordering::Relaxed),
             succeeded: i.succeeded.load(Ordering::Relaxed),
             failed_attempts: i.failed_attempts.load(Ordering::Relaxed),
             dead_lettered: i.dead_lettered.load(Ordering::Relaxed),
+            open: i.open.load(Ordering::Relaxed),
+            running: i.sched.running() as u64,
+            resident: resident as u64,
+            resident_bytes: resident_bytes as u64,
         }
+    }
+
+    /// Removes code directories no function or version uses: left by a deploy that was
+    /// interrupted between unpacking and storing, or by a crash during a delete.
+    async fn remove_orphaned_code(&self) {
+        let used: std::collections::HashSet<PathBuf> = {
+            let reg = self
+                .inner
+                .registry
+                .read()
+                .unwrap_or_else(|p| p.into_inner());
+            reg.functions
+                .values()
+                .chain(reg.versions.values())
+                .map(|e| self.code_dir(&e.config.function_name, &e.config.revision))
+                .collect()
+        };
+        let root = self.inner.cfg.code_root.clone();
+        let removed = tokio::task::spawn_blocking(move || {
+            let mut removed = 0;
+            let Ok(functions) = std::fs::read_dir(&root) else {
+                return 0;
+            };
+            for f in functions.flatten() {
+                let Ok(revisions) = std::fs::read_dir(f.path()) else {
+                    continue;
+                };
+                for r in revisions.flatten() {
+                    if !used.contains(&r.path()) && std::fs::remove_dir_all(r.path()).is_ok() {
+                        removed += 1;
+                    }
+                }
+                let _ = std::fs::remove_dir(f.path()); // only if now empty
+            }
+            removed
+        })
+        .await
+        .unwrap_or(0);
+        if removed > 0 {
+            tracing::info!(
+                directories = removed,
+                "removed code no function or version uses"
+            );
+        }
+    }
+
+    /// Refuses new work when the backlog is at its limit: an honest 503, never an
+    /// acknowledgement the server cannot keep.
+    fn check_backlog(&self, adding: u64) -> Result<(), DispatchError> {
+        if self.inner.stopping.load(Ordering::Acquire) {
+            return Err(DispatchError::ShuttingDown);
+        }
+        let open = self.inner.open.load(Ordering::Relaxed);
+        if adding > 0 && open + adding > self.inner.cfg.max_backlog {
+            return Err(DispatchError::Backlogged { open });
+        }
+        Ok(())
+    }
+
+    /// Puts just-committed tasks into the scheduler's window (or leaves them in the store).
+    pub(crate) fn admit(&self, jobs: Vec<Job>) {
+        if jobs.is_empty() {
+            return;
+        }
+        let now = now_ms();
+        self.inner
+            .open
+            .fetch_add(jobs.len() as u64, Ordering::Relaxed);
+        for j in jobs {
+            self.inner.sched.admit(j, now);
+        }
+        self.inner.wake.notify_one();
     }
 
     /// Compiles a trigger's config to its pattern (the one matching path for every type).
@@ -471,7 +509,7 @@ impl Dispatcher {
             .map(|(e, v)| (e.config.clone(), v))
     }
 
-    fn resolve_entry(
+    pub(crate) fn resolve_entry(
         &self,
         function: &str,
         qualifier: &str,
@@ -595,7 +633,7 @@ impl Dispatcher {
             .remove(&(function.to_string(), qualifier.to_string()));
     }
 
-    fn policy(&self, function: &str, qualifier: &str) -> AsyncPolicy {
+    pub(crate) fn policy(&self, function: &str, qualifier: &str) -> AsyncPolicy {
         self.inner
             .registry
             .read()
@@ -630,6 +668,8 @@ impl Dispatcher {
             source: &'static str,
             name: String,
             body: String,
+            /// `{"events":[body]}`, shared by every task of the event.
+            payload: Bytes,
             tasks: Vec<NewTask>,
         }
         let mut planned = Vec::with_capacity(env.events.len());
@@ -663,19 +703,23 @@ impl Dispatcher {
                         qualifier: t.qualifier.clone(),
                         trigger_name: Some(t.trigger_name.clone()),
                         event_seq: None,
-                        payload: delivery_payload(&body).into_bytes(),
+                        // Stored once, with the event: every task refers to it.
+                        payload: None,
                         created_ms: now,
+                        hops: 0,
                     });
                 }
                 planned.push(Planned {
                     event_id: ev.id().unwrap_or_default().to_string(),
                     source: ev.source.wire_name(),
                     name: ev.name.clone(),
+                    payload: Bytes::from(delivery_payload(&body)),
                     body,
                     tasks,
                 });
             }
         }
+        self.check_backlog(planned.iter().map(|p| p.tasks.len() as u64).sum())?;
         let (receipts, jobs) = self
             .inner
             .store
@@ -689,7 +733,7 @@ impl Dispatcher {
                         t.event_seq = Some(seq);
                         let row = tasks::insert_task(c, &t)?;
                         task_ids.push(t.task_id.clone());
-                        jobs.push(Job::new(row, t));
+                        jobs.push(Job::new(row, t, p.payload.clone()));
                     }
                     receipts.push(IngestedEvent {
                         event_id: p.event_id,
@@ -700,9 +744,7 @@ impl Dispatcher {
                 Ok((receipts, jobs))
             })
             .await?;
-        for j in jobs {
-            let _ = self.inner.ready.send(j);
-        }
+        self.admit(jobs);
         Ok(receipts)
     }
 
@@ -714,17 +756,16 @@ impl Dispatcher {
         payload: Bytes,
         task_id: Option<String>,
     ) -> Result<String, DispatchError> {
-        if self.inner.stopping.load(Ordering::Acquire) {
-            return Err(DispatchError::ShuttingDown);
-        }
+        self.check_backlog(1)?;
         let task = NewTask {
             task_id: task_id.unwrap_or_else(ids::request_id),
             function_name: function.to_string(),
             qualifier: qualifier.to_string(),
             trigger_name: None,
             event_seq: None,
-            payload: payload.to_vec(),
+            payload: Some(payload.to_vec()),
             created_ms: now_ms(),
+            hops: 0,
         };
         let t = task.clone();
         let row = self
@@ -733,13 +774,14 @@ impl Dispatcher {
             .write(move |c| tasks::insert_task(c, &t))
             .await?;
         let id = task.task_id.clone();
-        let _ = self.inner.ready.send(Job::new(row, task));
+        self.admit(vec![Job::new(row, task, payload)]);
         Ok(id)
     }
 
     /// Re-delivers a dead-lettered entry as a new task and removes it from the queue, in one
     /// commit. Returns the new task id.
     pub async fn redrive(&self, dlq_id: i64) -> Result<Option<String>, DispatchError> {
+        self.check_backlog(1)?;
         let now = now_ms();
         let new_id = ids::request_id();
         let nid = new_id.clone();
@@ -756,16 +798,18 @@ impl Dispatcher {
                     qualifier: e.qualifier,
                     trigger_name: e.trigger_name,
                     event_seq: e.event_seq,
-                    payload: e.payload,
+                    // Inline: the redriven task must not depend on the event being kept.
+                    payload: Some(e.payload.clone()),
                     created_ms: now,
+                    hops: 0,
                 };
                 let row = tasks::insert_task(c, &t)?;
                 tasks::delete_dlq(c, dlq_id)?;
-                Ok(Some(Job::new(row, t)))
+                Ok(Some(Job::new(row, t, Bytes::from(e.payload))))
             })
             .await?;
         Ok(job.map(|j| {
-            let _ = self.inner.ready.send(j);
+            self.admit(vec![j]);
             new_id
         }))
     }
@@ -798,7 +842,7 @@ impl Dispatcher {
         Ok((request_id, out))
     }
 
-    fn invocation(
+    pub(crate) fn invocation(
         &self,
         request_id: &str,
         qualifier: &str,
@@ -814,16 +858,18 @@ impl Dispatcher {
         }
     }
 
-    fn schedule(&self, job: Job, after: Duration) {
-        schedule(&self.inner, job, after);
-    }
-
-    /// Stops taking new work, waits up to `grace` for running attempts, flushes their records,
-    /// and stops every function instance. Unfinished tasks stay queued in the store.
+    /// Stops taking new work and ends the background loops, waits up to `grace` for running
+    /// attempts, flushes their records, and stops every function instance. Unfinished tasks
+    /// stay open in the store.
     pub async fn shutdown(&self, grace: Duration) {
         self.inner.stopping.store(true, Ordering::Release);
-        let permits = self.inner.cfg.max_in_flight.max(1) as u32;
-        let _ = tokio::time::timeout(grace, self.inner.in_flight.acquire_many(permits)).await;
+        self.inner.sched.stop();
+        self.inner.stop.send_replace(true);
+        self.inner.wake.notify_one();
+        let deadline = tokio::time::Instant::now() + grace;
+        while self.inner.sched.running() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         // A write after the attempt records commits only once they have: a flush barrier.
         let _ = self.inner.store.write(|_| Ok(())).await;
         self.inner.runtime.shutdown().await;
@@ -884,322 +930,4 @@ fn custom_runtime(v: &serde_json::Value) -> CustomRuntime {
             .unwrap_or(d.port),
         health_check,
     }
-}
-
-fn schedule(inner: &Arc<Inner>, job: Job, after: Duration) {
-    if after.is_zero() {
-        let _ = inner.ready.send(job);
-        return;
-    }
-    let tx = inner.ready.clone();
-    tokio::spawn(async move {
-        tokio::time::sleep(after).await;
-        let _ = tx.send(job);
-    });
-}
-
-async fn run_loop(inner: Arc<Inner>, mut rx: mpsc::UnboundedReceiver<Job>) {
-    while let Some(job) = rx.recv().await {
-        if inner.stopping.load(Ordering::Acquire) {
-            // Left in the store as Enqueued/Retrying: the next start runs it.
-            continue;
-        }
-        let Ok(permit) = inner.in_flight.clone().acquire_owned().await else {
-            break;
-        };
-        if inner.stopping.load(Ordering::Acquire) {
-            continue;
-        }
-        let inner = inner.clone();
-        tokio::spawn(async move {
-            run_job(&inner, job).await;
-            drop(permit);
-        });
-    }
-}
-
-/// One attempt of one task, and everything its outcome implies.
-async fn run_job(inner: &Arc<Inner>, mut job: Job) {
-    let d = Dispatcher {
-        inner: inner.clone(),
-    };
-    let policy = d.policy(&job.function, &job.qualifier);
-    let started = now_ms();
-    let age = Duration::from_millis((started - job.created_ms).max(0) as u64);
-    if age > policy.max_age {
-        let task = job.as_task();
-        let attempts = job.attempts;
-        let msg = format!(
-            "event expired after {} s without a successful attempt",
-            age.as_secs()
-        );
-        inner.dead_lettered.fetch_add(1, Ordering::Relaxed);
-        let dest = destination(&d, &job, &policy, "EventAgeExceeded", None, b"");
-        let ready = inner.ready.clone();
-        inner.store.write_detached(move |c| {
-            tasks::finish_task(c, task.id, TaskStatus::Expired, started, Some(&msg))?;
-            tasks::dead_letter(c, &task, attempts, "EventAgeExceeded", Some(&msg), started)?;
-            queue_destination(c, &ready, dest)
-        });
-        return;
-    }
-    let entry = d.resolve_entry(&job.function, &job.qualifier);
-    inner
-        .running
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .insert(job.task_id.clone(), started);
-    inner.attempts.fetch_add(1, Ordering::Relaxed);
-    let outcome = match &entry {
-        Ok((e, version_id)) => {
-            let inv = d.invocation(
-                &job.task_id,
-                &job.qualifier,
-                version_id,
-                job.payload.clone(),
-            );
-            inner
-                .runtime
-                .invoke(&e.spec, inv)
-                .await
-                .map_err(|e| e.to_string())
-        }
-        Err(e) => Err(e.to_string()),
-    };
-    inner
-        .running
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .remove(&job.task_id);
-    let ended = now_ms();
-    job.attempts += 1;
-    let (result, error_type, error_message, body, log, instance) = match &outcome {
-        Ok(o) => match &o.error {
-            None => (
-                AttemptResult::Success,
-                None,
-                None,
-                o.body.clone(),
-                o.log.clone(),
-                Some(o.instance_id.clone()),
-            ),
-            Some(err) => (
-                AttemptResult::FunctionError,
-                Some(err.error_type().to_string()),
-                Some(summarize_error(err.kind(), &o.body)),
-                o.body.clone(),
-                o.log.clone(),
-                Some(o.instance_id.clone()),
-            ),
-        },
-        Err(msg) => (
-            AttemptResult::PlatformError,
-            Some("InternalError".to_string()),
-            Some(msg.clone()),
-            Bytes::new(),
-            String::new(),
-            None,
-        ),
-    };
-    match result {
-        AttemptResult::Success => {
-            inner.succeeded.fetch_add(1, Ordering::Relaxed);
-        }
-        AttemptResult::FunctionError => {
-            job.function_errors += 1;
-            inner.failed_attempts.fetch_add(1, Ordering::Relaxed);
-        }
-        AttemptResult::PlatformError => {
-            job.platform_errors += 1;
-            inner.failed_attempts.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-    let jitter: f64 = rand::rng().random();
-    let now_age = Duration::from_millis((ended - job.created_ms).max(0) as u64);
-    let action = decide(
-        &policy,
-        &inner.cfg.backoff,
-        result,
-        job.function_errors,
-        job.platform_errors,
-        now_age,
-        jitter,
-    );
-    let attempt = Attempt {
-        n: job.attempts,
-        started_ms: started,
-        ended_ms: ended,
-        status: if result == AttemptResult::Success {
-            "Succeeded"
-        } else {
-            "Failed"
-        }
-        .to_string(),
-        error_type: error_type.clone(),
-        error_message: error_message.clone(),
-        instance_id: instance,
-    };
-    let (status, next_ms) = match action {
-        RetryAction::Succeeded => (TaskStatus::Succeeded, ended),
-        RetryAction::Retry { after } => (TaskStatus::Retrying, ended + after.as_millis() as i64),
-        RetryAction::DeadLetter { reason } => (
-            if reason.as_str() == "EventAgeExceeded" {
-                TaskStatus::Expired
-            } else {
-                TaskStatus::Failed
-            },
-            ended,
-        ),
-    };
-    let record = AttemptOutcome {
-        attempt,
-        status,
-        next_ms,
-        last_error: error_message.clone(),
-        return_payload: Some(body.to_vec()),
-        log: Some(log),
-    };
-    let dest = match action {
-        RetryAction::Succeeded => destination(&d, &job, &policy, "Success", None, &body),
-        RetryAction::DeadLetter { reason } => {
-            let cond = if reason.as_str() == "EventAgeExceeded" {
-                "EventAgeExceeded".to_string()
-            } else {
-                error_type
-                    .clone()
-                    .unwrap_or_else(|| "UnhandledInvocationError".into())
-            };
-            destination(&d, &job, &policy, &cond, error_type.as_deref(), &body)
-        }
-        RetryAction::Retry { .. } => None,
-    };
-    let dead = match action {
-        RetryAction::DeadLetter { reason } => Some((job.as_task(), reason.as_str())),
-        _ => None,
-    };
-    if dead.is_some() {
-        inner.dead_lettered.fetch_add(1, Ordering::Relaxed);
-    }
-    let row = job.row;
-    let attempts = job.attempts;
-    let ready = inner.ready.clone();
-    let (log_fn, log_rid, log_q) = (
-        job.function.clone(),
-        job.task_id.clone(),
-        job.qualifier.clone(),
-    );
-    inner.store.write_detached(move |c| {
-        tasks::record_attempt(c, row, &record)?;
-        if let Some(log) = record.log.as_deref().filter(|l| !l.is_empty()) {
-            fnbridge_store::logs::append_log(c, &log_fn, &log_rid, &log_q, ended, log)?;
-        }
-        if let Some((task, reason)) = dead {
-            tasks::dead_letter(
-                c,
-                &task,
-                attempts,
-                reason,
-                record.last_error.as_deref(),
-                ended,
-            )?;
-        }
-        queue_destination(c, &ready, dest)
-    });
-    if let RetryAction::Retry { after } = action {
-        schedule(inner, job, after);
-    }
-}
-
-/// Inserts a destination task inside the caller's transaction and queues it. Queued before the
-/// commit: if the commit failed the destination would run without a record, which is harmless
-/// (at-least-once), whereas queueing after would need a second round trip to the writer.
-fn queue_destination(
-    c: &rusqlite::Connection,
-    ready: &mpsc::UnboundedSender<Job>,
-    dest: Option<NewTask>,
-) -> Result<(), StoreError> {
-    if let Some(t) = dest {
-        let row = tasks::insert_task(c, &t)?;
-        let _ = ready.send(Job::new(row, t));
-    }
-    Ok(())
-}
-
-fn summarize_error(kind: &str, body: &[u8]) -> String {
-    let v: Option<serde_json::Value> = serde_json::from_slice(body).ok();
-    let msg = v
-        .as_ref()
-        .and_then(|v| {
-            let t = v.get("errorType").and_then(|x| x.as_str()).unwrap_or("");
-            let m = v.get("errorMessage").and_then(|x| x.as_str())?;
-            Some(if t.is_empty() {
-                m.to_string()
-            } else {
-                format!("{t}: {m}")
-            })
-        })
-        .unwrap_or_else(|| String::from_utf8_lossy(&body[..body.len().min(512)]).into_owned());
-    format!("{kind}: {msg}")
-}
-
-fn destination_task(d: &Dispatcher, arn: &str, record: DestinationRecord<'_>) -> Option<NewTask> {
-    let Some(target) = function_of_arn(arn) else {
-        tracing::warn!(destination = %arn, "unsupported destination ARN; skipped");
-        return None;
-    };
-    Some(NewTask {
-        task_id: ids::request_id(),
-        function_name: target.to_string(),
-        qualifier: "LATEST".into(),
-        trigger_name: None,
-        event_seq: None,
-        payload: record.to_json().into_bytes(),
-        created_ms: now_ms(),
-    })
-    .filter(|_| {
-        d.function(target).is_some() || {
-            tracing::warn!(destination = %arn, "destination function does not exist; skipped");
-            false
-        }
-    })
-}
-
-fn function_arn(d: &Dispatcher, name: &str) -> String {
-    format!(
-        "acs:fc:{}:{}:functions/{name}",
-        d.inner.cfg.region, d.inner.cfg.account_id
-    )
-}
-
-/// The destination task for a finished job: `onSuccess` when `function_error` is `None` and the
-/// condition is `Success`, else `onFailure`.
-fn destination(
-    d: &Dispatcher,
-    job: &Job,
-    p: &AsyncPolicy,
-    condition: &str,
-    function_error: Option<&str>,
-    body: &[u8],
-) -> Option<NewTask> {
-    let arn = if condition == "Success" {
-        p.on_success.as_ref()?
-    } else {
-        p.on_failure.as_ref()?
-    };
-    let fa = function_arn(d, &job.function);
-    destination_task(
-        d,
-        arn,
-        DestinationRecord {
-            timestamp_ms: now_ms(),
-            request_id: &job.task_id,
-            function_arn: &fa,
-            qualifier: &job.qualifier,
-            condition,
-            approximate_invoke_count: job.attempts,
-            request_payload: &job.payload,
-            function_error,
-            response_payload: body,
-        },
-    )
 }

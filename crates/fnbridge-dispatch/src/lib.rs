@@ -3,19 +3,28 @@
 //! FC's async semantics (retries with backoff, maximum event age, dead-lettering, destinations).
 //!
 //! # Layout
-//! - `engine`: the `Dispatcher`: registry caches, ingest, the task scheduler and workers.
+//! - `engine`: the `Dispatcher`: registry caches, qualifier resolution, ingest and async
+//!   invocations (durable, then admitted to the scheduler), shutdown.
+//! - `scheduler`: the bounded window of open tasks: per-function queues, one timer structure,
+//!   round-robin starts within running limits, spills and refills from the store.
+//! - `delivery`: the scheduling loop, refills, one attempt and its record (retried until it
+//!   commits), destinations, and the retention loop.
 //! - `registry`: the registry service, the only writer of functions, versions, aliases,
 //!   triggers and async configs: rules checked inside the write, caches updated in commit order.
 //! - `policy`: the retry policy as data (`decide` → `RetryAction`) and the backoff schedule.
 //! - `destination`: the payload sent to `onSuccess`/`onFailure` destinations.
 //! - `ids`: request, task and credential ids in FC's shapes.
 
+mod delivery;
 pub mod destination;
 mod engine;
 pub mod ids;
 pub mod policy;
 pub mod registry;
+mod scheduler;
 
+pub use delivery::MAX_DESTINATION_HOPS;
 pub use engine::{DispatchConfig, DispatchError, Dispatcher, IngestedEvent, Stats};
 pub use policy::{AsyncPolicy, Backoff};
 pub use registry::RegistryError;
+pub use scheduler::Limits;

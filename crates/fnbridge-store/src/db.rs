@@ -75,7 +75,7 @@ CREATE TABLE IF NOT EXISTS tasks(
     qualifier TEXT NOT NULL,
     trigger_name TEXT,
     event_seq INTEGER,
-    payload BLOB NOT NULL,
+    payload BLOB,
     status TEXT NOT NULL,
     attempts INTEGER NOT NULL DEFAULT 0,
     created_ms INTEGER NOT NULL,
@@ -83,10 +83,14 @@ CREATE TABLE IF NOT EXISTS tasks(
     ended_ms INTEGER,
     last_error TEXT,
     return_payload BLOB,
-    log TEXT
+    log TEXT,
+    hops INTEGER NOT NULL DEFAULT 0
 );
-CREATE INDEX IF NOT EXISTS tasks_open ON tasks(status) WHERE status IN ('Enqueued','Retrying','Running');
+CREATE INDEX IF NOT EXISTS tasks_due ON tasks(function_name, next_ms, id)
+    WHERE status IN ('Enqueued','Retrying');
 CREATE INDEX IF NOT EXISTS tasks_by_function ON tasks(function_name, id);
+CREATE INDEX IF NOT EXISTS tasks_by_event ON tasks(event_seq) WHERE event_seq IS NOT NULL;
+CREATE INDEX IF NOT EXISTS tasks_finished ON tasks(ended_ms) WHERE ended_ms IS NOT NULL;
 CREATE TABLE IF NOT EXISTS attempts(
     task INTEGER NOT NULL,
     n INTEGER NOT NULL,
@@ -105,13 +109,106 @@ CREATE TABLE IF NOT EXISTS dlq(
     qualifier TEXT NOT NULL,
     trigger_name TEXT,
     event_seq INTEGER,
-    payload BLOB NOT NULL,
+    payload BLOB,
     attempts INTEGER NOT NULL,
     reason TEXT NOT NULL,
     last_error TEXT,
     created_ms INTEGER NOT NULL
 );
+CREATE INDEX IF NOT EXISTS dlq_by_event ON dlq(event_seq) WHERE event_seq IS NOT NULL;
+CREATE INDEX IF NOT EXISTS events_by_time ON events(received_ms);
+CREATE INDEX IF NOT EXISTS logs_by_time ON logs(time_ms);
 "#;
+
+/// The schema version this build writes (`PRAGMA user_version`). Databases of an older version
+/// are migrated at open by `MIGRATIONS`; a newer one is refused.
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// `MIGRATIONS[n]` brings a database from version `n` to `n + 1`. Version 0 is the first
+/// release's layout (no version stamped).
+const MIGRATIONS: &[&str] = &[
+    // 0 -> 1: a task's payload may live in the event log (NULL here), destination hops are
+    // counted, and the open-task index is keyed for per-function paging by due time.
+    r#"
+    DROP INDEX IF EXISTS tasks_open;
+    DROP INDEX IF EXISTS tasks_by_function;
+    ALTER TABLE tasks RENAME TO tasks_v0;
+    CREATE TABLE tasks(
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        task_id TEXT NOT NULL UNIQUE,
+        function_name TEXT NOT NULL,
+        qualifier TEXT NOT NULL,
+        trigger_name TEXT,
+        event_seq INTEGER,
+        payload BLOB,
+        status TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        created_ms INTEGER NOT NULL,
+        next_ms INTEGER NOT NULL,
+        ended_ms INTEGER,
+        last_error TEXT,
+        return_payload BLOB,
+        log TEXT,
+        hops INTEGER NOT NULL DEFAULT 0
+    );
+    INSERT INTO tasks(id, task_id, function_name, qualifier, trigger_name, event_seq, payload,
+                      status, attempts, created_ms, next_ms, ended_ms, last_error, return_payload, log)
+        SELECT id, task_id, function_name, qualifier, trigger_name, event_seq, payload,
+               CASE status WHEN 'Running' THEN 'Enqueued' ELSE status END,
+               attempts, created_ms, next_ms, ended_ms, last_error, return_payload, log
+        FROM tasks_v0;
+    DROP TABLE tasks_v0;
+    ALTER TABLE dlq RENAME TO dlq_v0;
+    CREATE TABLE dlq(
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        task_id TEXT NOT NULL,
+        function_name TEXT NOT NULL,
+        qualifier TEXT NOT NULL,
+        trigger_name TEXT,
+        event_seq INTEGER,
+        payload BLOB,
+        attempts INTEGER NOT NULL,
+        reason TEXT NOT NULL,
+        last_error TEXT,
+        created_ms INTEGER NOT NULL
+    );
+    INSERT INTO dlq SELECT * FROM dlq_v0;
+    DROP TABLE dlq_v0;
+    "#,
+];
+
+/// Brings the schema to `SCHEMA_VERSION`: a new database gets the current layout, an older one
+/// its migrations, each in one transaction with the version stamp.
+fn migrate(conn: &Connection) -> Result<(), StoreError> {
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if version > SCHEMA_VERSION {
+        return Err(StoreError::Corrupt(format!(
+            "the database schema is version {version}, newer than this fnbridge understands ({SCHEMA_VERSION}); run a newer fnbridge on this data dir"
+        )));
+    }
+    let existing: i64 = conn.query_row(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'tasks'",
+        [],
+        |r| r.get(0),
+    )?;
+    if existing == 0 {
+        conn.execute_batch(&format!(
+            "BEGIN; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+        ))?;
+        return Ok(());
+    }
+    for (from, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        let to = from + 1;
+        tracing::info!(from, to, "store: migrating the database schema");
+        conn.execute_batch(&format!("BEGIN; {sql} PRAGMA user_version = {to}; COMMIT;"))
+            .inspect_err(|_| {
+                let _ = conn.execute_batch("ROLLBACK");
+            })?;
+    }
+    // Indexes and tables added without a version bump (all IF NOT EXISTS).
+    conn.execute_batch(SCHEMA)?;
+    Ok(())
+}
 
 const READERS: usize = 4;
 
@@ -142,7 +239,7 @@ impl Store {
     pub fn open(path: &Path) -> Result<Store, StoreError> {
         let conn = Connection::open(path)?;
         configure(&conn)?;
-        conn.execute_batch(SCHEMA)?;
+        migrate(&conn)?;
         let mut readers = Vec::with_capacity(READERS);
         for _ in 0..READERS {
             let r = Connection::open_with_flags(

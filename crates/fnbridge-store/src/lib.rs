@@ -11,6 +11,7 @@
 //! - `writer`: the group-commit writer thread.
 //! - `registry`: functions, triggers and async-invoke configs.
 //! - `tasks`: the event log, delivery tasks, attempts and the dead-letter queue.
+//! - `retention`: pruning of finished tasks, unneeded events and old logs.
 //! - `logs`: function logs per invocation, and saved test events.
 //! - `error`: `StoreError`.
 
@@ -18,10 +19,11 @@ mod db;
 mod error;
 pub mod logs;
 pub mod registry;
+pub mod retention;
 pub mod tasks;
 mod writer;
 
-pub use db::Store;
+pub use db::{SCHEMA_VERSION, Store};
 pub use error::StoreError;
 pub use tasks::{Attempt, DlqEntry, NewTask, Task, TaskStatus};
 

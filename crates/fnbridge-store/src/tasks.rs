@@ -62,8 +62,12 @@ pub struct NewTask {
     pub qualifier: String,
     pub trigger_name: Option<String>,
     pub event_seq: Option<i64>,
-    pub payload: Vec<u8>,
+    /// `None`: the payload is `{"events":[<the event>]}` of `event_seq`, stored once in the
+    /// event log and shared by every task of that event.
+    pub payload: Option<Vec<u8>>,
     pub created_ms: i64,
+    /// How many destination hops led to this task (0 for events and invocations).
+    pub hops: u32,
 }
 
 /// A delivery as stored.
@@ -86,6 +90,11 @@ pub struct Task {
     #[serde(skip)]
     pub return_payload: Option<Vec<u8>>,
     pub log: Option<String>,
+    /// The payload is the event's (not stored with the task).
+    #[serde(skip)]
+    pub payload_from_event: bool,
+    #[serde(skip)]
+    pub hops: u32,
 }
 
 /// One attempt to run a task.
@@ -143,8 +152,9 @@ pub fn insert_task(c: &Connection, t: &NewTask) -> Result<i64, StoreError> {
     let n = c
         .prepare_cached(
             "INSERT INTO tasks(task_id, function_name, qualifier, trigger_name, event_seq, payload,
-                               status, attempts, created_ms, next_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'Enqueued', 0, ?7, ?7) ON CONFLICT(task_id) DO NOTHING",
+                               status, attempts, created_ms, next_ms, hops)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'Enqueued', 0, ?7, ?7, ?8)
+             ON CONFLICT(task_id) DO NOTHING",
         )?
         .execute(params![
             t.task_id,
@@ -153,7 +163,8 @@ pub fn insert_task(c: &Connection, t: &NewTask) -> Result<i64, StoreError> {
             t.trigger_name,
             t.event_seq,
             t.payload,
-            t.created_ms
+            t.created_ms,
+            t.hops
         ])?;
     if n == 0 {
         return Err(StoreError::Conflict(format!(
@@ -164,9 +175,17 @@ pub fn insert_task(c: &Connection, t: &NewTask) -> Result<i64, StoreError> {
     Ok(c.last_insert_rowid())
 }
 
+/// Open tasks: those a scheduler still has to run (`Running` is never stored).
+const OPEN: &str = "t.status IN ('Enqueued','Retrying')";
+
+/// A task's columns, its payload rebuilt from the event log where it is not stored inline
+/// (the same text ingest delivered: `delivery_payload` of the stored event).
 const TASK_COLS: &str =
-    "id, task_id, function_name, qualifier, trigger_name, event_seq, payload, status,
-     attempts, created_ms, next_ms, ended_ms, last_error, return_payload, log";
+    "t.id, t.task_id, t.function_name, t.qualifier, t.trigger_name, t.event_seq,
+     COALESCE(t.payload, CAST('{\"events\":[' || e.body || ']}' AS BLOB), X''), t.status,
+     t.attempts, t.created_ms, t.next_ms, t.ended_ms, t.last_error, t.return_payload, t.log,
+     t.payload IS NULL, t.hops";
+const TASK_FROM: &str = "tasks t LEFT JOIN events e ON e.seq = t.event_seq";
 
 fn task_row(r: &Row<'_>) -> rusqlite::Result<Task> {
     let status: String = r.get(7)?;
@@ -186,14 +205,65 @@ fn task_row(r: &Row<'_>) -> rusqlite::Result<Task> {
         last_error: r.get(12)?,
         return_payload: r.get(13)?,
         log: r.get(14)?,
+        payload_from_event: r.get(15)?,
+        hops: r.get(16)?,
     })
 }
 
-/// Every task that still has to run (after a restart this includes tasks that were running
-/// when the process died: they run again).
+/// Number of open tasks, for the backlog limit.
+pub fn count_open(c: &Connection) -> Result<u64, StoreError> {
+    let n: i64 = c.query_row(
+        &format!("SELECT count(*) FROM tasks t WHERE {OPEN}"),
+        [],
+        |r| r.get(0),
+    )?;
+    Ok(n as u64)
+}
+
+/// Functions that have open tasks (a skip scan over the open-task index: one probe per
+/// function, not one row per task).
+pub fn functions_with_open_tasks(c: &Connection) -> Result<Vec<String>, StoreError> {
+    let mut st = c.prepare(&format!(
+        "WITH RECURSIVE f(name) AS (
+             SELECT (SELECT min(t.function_name) FROM tasks t WHERE {OPEN})
+             UNION ALL
+             SELECT (SELECT min(t.function_name) FROM tasks t WHERE {OPEN} AND t.function_name > f.name)
+             FROM f WHERE f.name IS NOT NULL)
+         SELECT name FROM f WHERE name IS NOT NULL"
+    ))?;
+    let rows = st
+        .query_map([], |r| r.get::<_, String>(0))?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+/// Open tasks of one function in the order they are due, after the cursor `(next_ms, id)`.
+/// The scheduler refills its in-memory window from here.
+pub fn due_tasks(
+    c: &Connection,
+    function: &str,
+    after: Option<(i64, i64)>,
+    limit: usize,
+) -> Result<Vec<Task>, StoreError> {
+    let (after_ms, after_id) = after.unwrap_or((i64::MIN, i64::MIN));
+    let mut st = c.prepare_cached(&format!(
+        "SELECT {TASK_COLS} FROM {TASK_FROM}
+         WHERE t.function_name = ?1 AND {OPEN} AND (t.next_ms, t.id) > (?2, ?3)
+         ORDER BY t.next_ms, t.id LIMIT ?4"
+    ))?;
+    let rows = st
+        .query_map(
+            params![function, after_ms, after_id, limit as i64],
+            task_row,
+        )?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+/// Every open task (tests and tools; the scheduler pages with `due_tasks`).
 pub fn open_tasks(c: &Connection) -> Result<Vec<Task>, StoreError> {
     let mut st = c.prepare(&format!(
-        "SELECT {TASK_COLS} FROM tasks WHERE status IN ('Enqueued','Retrying','Running') ORDER BY id"
+        "SELECT {TASK_COLS} FROM {TASK_FROM} WHERE {OPEN} ORDER BY t.id"
     ))?;
     let rows = st.query_map([], task_row)?.collect::<Result<Vec<_>, _>>()?;
     Ok(rows)
@@ -202,7 +272,7 @@ pub fn open_tasks(c: &Connection) -> Result<Vec<Task>, StoreError> {
 pub fn get_task(c: &Connection, task_id: &str) -> Result<Option<(Task, Vec<Attempt>)>, StoreError> {
     let t = c
         .query_row(
-            &format!("SELECT {TASK_COLS} FROM tasks WHERE task_id = ?1"),
+            &format!("SELECT {TASK_COLS} FROM {TASK_FROM} WHERE t.task_id = ?1"),
             [task_id],
             task_row,
         )
@@ -237,8 +307,8 @@ pub fn list_tasks(
     limit: usize,
 ) -> Result<Vec<Task>, StoreError> {
     let mut st = c.prepare_cached(&format!(
-        "SELECT {TASK_COLS} FROM tasks WHERE (?1 IS NULL OR function_name = ?1)
-         AND (?2 IS NULL OR status = ?2) AND id < ?3 ORDER BY id DESC LIMIT ?4"
+        "SELECT {TASK_COLS} FROM {TASK_FROM} WHERE (?1 IS NULL OR t.function_name = ?1)
+         AND (?2 IS NULL OR t.status = ?2) AND t.id < ?3 ORDER BY t.id DESC LIMIT ?4"
     ))?;
     let rows = st
         .query_map(
@@ -319,7 +389,8 @@ pub fn finish_task(
     Ok(())
 }
 
-/// Puts a task into the dead-letter queue.
+/// Puts a task into the dead-letter queue. A task whose payload is its event's keeps only the
+/// reference (the event is kept while a DLQ entry names it).
 pub fn dead_letter(
     c: &Connection,
     t: &Task,
@@ -328,6 +399,7 @@ pub fn dead_letter(
     last_error: Option<&str>,
     now_ms: i64,
 ) -> Result<i64, StoreError> {
+    let payload = (!t.payload_from_event).then_some(&t.payload);
     c.prepare_cached(
         "INSERT INTO dlq(task_id, function_name, qualifier, trigger_name, event_seq, payload, attempts,
                          reason, last_error, created_ms)
@@ -339,7 +411,7 @@ pub fn dead_letter(
         t.qualifier,
         t.trigger_name,
         t.event_seq,
-        t.payload,
+        payload,
         attempts,
         reason,
         last_error,
@@ -364,9 +436,10 @@ fn dlq_row(r: &Row<'_>) -> rusqlite::Result<DlqEntry> {
     })
 }
 
-const DLQ_COLS: &str =
-    "id, task_id, function_name, qualifier, trigger_name, event_seq, payload, attempts,
-     reason, last_error, created_ms";
+const DLQ_COLS: &str = "d.id, d.task_id, d.function_name, d.qualifier, d.trigger_name, d.event_seq,
+     COALESCE(d.payload, CAST('{\"events\":[' || e.body || ']}' AS BLOB), X''), d.attempts,
+     d.reason, d.last_error, d.created_ms";
+const DLQ_FROM: &str = "dlq d LEFT JOIN events e ON e.seq = d.event_seq";
 
 pub fn list_dlq(
     c: &Connection,
@@ -375,7 +448,8 @@ pub fn list_dlq(
     limit: usize,
 ) -> Result<Vec<DlqEntry>, StoreError> {
     let mut st = c.prepare_cached(&format!(
-        "SELECT {DLQ_COLS} FROM dlq WHERE (?1 IS NULL OR function_name = ?1) AND id > ?2 ORDER BY id LIMIT ?3"
+        "SELECT {DLQ_COLS} FROM {DLQ_FROM} WHERE (?1 IS NULL OR d.function_name = ?1) AND d.id > ?2
+         ORDER BY d.id LIMIT ?3"
     ))?;
     let rows = st
         .query_map(params![function, after, limit as i64], dlq_row)?
@@ -385,7 +459,7 @@ pub fn list_dlq(
 
 pub fn get_dlq(c: &Connection, id: i64) -> Result<Option<DlqEntry>, StoreError> {
     Ok(c.query_row(
-        &format!("SELECT {DLQ_COLS} FROM dlq WHERE id = ?1"),
+        &format!("SELECT {DLQ_COLS} FROM {DLQ_FROM} WHERE d.id = ?1"),
         [id],
         dlq_row,
     )

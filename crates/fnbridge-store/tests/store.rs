@@ -18,8 +18,9 @@ fn new_task(id: &str) -> NewTask {
         qualifier: "LATEST".into(),
         trigger_name: Some("t".into()),
         event_seq: None,
-        payload: b"{}".to_vec(),
+        payload: Some(b"{}".to_vec()),
         created_ms: 1,
+        hops: 0,
     }
 }
 
@@ -148,4 +149,149 @@ async fn state_survives_reopen() {
         .await
         .unwrap();
     assert_eq!(cfg.unwrap()["maxAsyncRetryAttempts"], 1);
+}
+
+/// A database written by the first release (schema version 0, no version stamp) opens,
+/// migrates, and keeps its tasks and dead letters.
+#[tokio::test]
+async fn a_version_0_database_is_migrated() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db.sqlite");
+    {
+        let c = rusqlite::Connection::open(&path).unwrap();
+        c.execute_batch(include_str!("schema_v0.sql")).unwrap();
+        c.execute_batch(
+            "INSERT INTO events(event_id, source, name, received_ms, body) VALUES ('e', 'cdn', 'X', 1, '{}');
+             INSERT INTO tasks(task_id, function_name, qualifier, trigger_name, event_seq, payload, status, attempts, created_ms, next_ms)
+                 VALUES ('old-open', 'f', 'LATEST', 't', 1, X'7B7D', 'Retrying', 2, 1, 5);
+             INSERT INTO tasks(task_id, function_name, qualifier, trigger_name, event_seq, payload, status, attempts, created_ms, next_ms)
+                 VALUES ('old-running', 'f', 'LATEST', 't', 1, X'7B7D', 'Running', 0, 1, 1);
+             INSERT INTO dlq(task_id, function_name, qualifier, payload, attempts, reason, created_ms)
+                 VALUES ('dead', 'f', 'LATEST', X'7B7D', 4, 'RetriesExhausted', 9);",
+        )
+        .unwrap();
+    }
+    let store = Store::open(&path).unwrap();
+    let v: i64 = store
+        .read(|c| Ok(c.pragma_query_value(None, "user_version", |r| r.get(0))?))
+        .await
+        .unwrap();
+    assert_eq!(v, fnbridge_store::SCHEMA_VERSION);
+    let open = store.read(tasks::open_tasks).await.unwrap();
+    let ids: Vec<&str> = open.iter().map(|t| t.task_id.as_str()).collect();
+    assert_eq!(
+        ids,
+        ["old-open", "old-running"],
+        "a stored Running task runs again"
+    );
+    assert_eq!(open[0].payload, b"{}");
+    assert_eq!(open[0].attempts, 2);
+    assert!(!open[0].payload_from_event);
+    let dlq = store
+        .read(|c| tasks::list_dlq(c, None, 0, 10))
+        .await
+        .unwrap();
+    assert_eq!(dlq.len(), 1);
+    assert_eq!(dlq[0].payload, b"{}");
+    // A new task with its payload in the event log reads back the event's text.
+    store
+        .write(|c| {
+            let seq = tasks::append_event(c, "e2", "cdn", "X", 2, "{\"a\":1}")?;
+            let mut t = new_task("new");
+            t.event_seq = Some(seq);
+            t.payload = None;
+            tasks::insert_task(c, &t)
+        })
+        .await
+        .unwrap();
+    let (t, _) = store
+        .read(|c| tasks::get_task(c, "new"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(t.payload, b"{\"events\":[{\"a\":1}]}");
+    assert!(t.payload_from_event);
+    drop(store);
+    // A schema newer than this build is refused, not guessed at.
+    {
+        let c = rusqlite::Connection::open(&path).unwrap();
+        c.pragma_update(None, "user_version", 99).unwrap();
+    }
+    let err = Store::open(&path).err().expect("refused");
+    assert!(err.to_string().contains("version 99"), "{err}");
+}
+
+#[tokio::test]
+async fn retention_prunes_finished_tasks_and_unneeded_events_only() {
+    let (_d, store) = open();
+    store
+        .write(|c| {
+            for i in 0..5 {
+                let seq = tasks::append_event(c, &format!("e{i}"), "cdn", "X", 10, "{}")?;
+                let mut t = new_task(&format!("t{i}"));
+                t.event_seq = Some(seq);
+                t.payload = None;
+                let row = tasks::insert_task(c, &t)?;
+                if i < 3 {
+                    tasks::finish_task(c, row, TaskStatus::Succeeded, 20, None)?;
+                }
+                if i == 0 {
+                    let task = tasks::get_task(c, &format!("t{i}"))?.unwrap().0;
+                    tasks::dead_letter(c, &task, 1, "RetriesExhausted", None, 20)?;
+                }
+            }
+            Ok(())
+        })
+        .await
+        .unwrap();
+    let r = fnbridge_store::retention::Retention {
+        max_age_ms: 100,
+        max_finished_tasks: 1000,
+    };
+    // Nothing is old enough yet.
+    let p = store
+        .write(move |c| fnbridge_store::retention::prune(c, &r, 50, 100))
+        .await
+        .unwrap();
+    assert_eq!(p.total(), 0);
+    let p = store
+        .write(move |c| fnbridge_store::retention::prune(c, &r, 1000, 100))
+        .await
+        .unwrap();
+    // The 3 finished tasks go; of the events, those of open tasks (3, 4) and of the dead
+    // letter (0) stay.
+    assert_eq!(p.tasks, 3);
+    assert_eq!(p.events, 2);
+    assert_eq!(store.read(tasks::open_tasks).await.unwrap().len(), 2);
+    let dlq = store
+        .read(|c| tasks::list_dlq(c, None, 0, 10))
+        .await
+        .unwrap();
+    assert_eq!(dlq[0].payload, b"{\"events\":[{}]}");
+    // By count: keep only the newest finished task.
+    let r1 = fnbridge_store::retention::Retention {
+        max_age_ms: i64::MAX / 2,
+        max_finished_tasks: 1,
+    };
+    store
+        .write(|c| {
+            for id in ["t3", "t4"] {
+                let row = tasks::get_task(c, id)?.unwrap().0.id;
+                tasks::finish_task(c, row, TaskStatus::Succeeded, 30, None)?;
+            }
+            Ok(())
+        })
+        .await
+        .unwrap();
+    let p = store
+        .write(move |c| fnbridge_store::retention::prune(c, &r1, 1000, 100))
+        .await
+        .unwrap();
+    assert_eq!(p.tasks, 1);
+    let left = store
+        .read(|c| tasks::list_tasks(c, None, None, None, 10))
+        .await
+        .unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].task_id, "t4");
 }

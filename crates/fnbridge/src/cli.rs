@@ -113,6 +113,31 @@ pub struct ServeArgs {
     /// Seconds to let running deliveries finish on SIGINT/SIGTERM.
     #[arg(long, default_value_t = 10)]
     pub shutdown_grace_s: u64,
+    /// Most deliveries of one function running at once, so one slow function cannot hold
+    /// every delivery slot.
+    #[arg(long, default_value_t = 16)]
+    pub max_in_flight_per_function: usize,
+    /// Open deliveries kept in memory per function; the rest wait in the database and are
+    /// read in as these drain.
+    #[arg(long, default_value_t = 1024)]
+    pub window_per_function: usize,
+    /// Open deliveries kept in memory in all.
+    #[arg(long, default_value_t = 16384)]
+    pub window: usize,
+    /// Most open deliveries (queued or waiting to retry); beyond it ingest and async
+    /// invocations answer 503 with Retry-After.
+    #[arg(long, default_value_t = 2_000_000)]
+    pub max_backlog: u64,
+    /// Days to keep finished deliveries, their attempts, events and function logs (the
+    /// dead-letter queue is kept until deleted).
+    #[arg(long, default_value_t = 7)]
+    pub retention_days: u64,
+    /// Most finished deliveries kept (the newest), whatever their age.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub max_finished_tasks: u64,
+    /// Seconds between pruning runs.
+    #[arg(long, default_value_t = 300)]
+    pub prune_interval_s: u64,
 }
 
 #[derive(Subcommand, Debug)]

@@ -8,9 +8,10 @@ use std::time::Duration;
 
 use anyhow::Context;
 use fnbridge_api::{AppState, router};
-use fnbridge_dispatch::{Backoff, DispatchConfig, Dispatcher, ids};
+use fnbridge_dispatch::{Backoff, DispatchConfig, Dispatcher, Limits, ids};
 use fnbridge_runtime::{Runtime, RuntimeConfig};
 use fnbridge_store::Store;
+use fnbridge_store::retention::Retention;
 
 use crate::cli::ServeArgs;
 
@@ -84,7 +85,20 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 base: Duration::from_millis(args.retry_base_ms.max(1)),
                 max: Duration::from_secs(args.retry_max_s.max(1)),
             },
-            max_in_flight: args.max_in_flight,
+            limits: Limits {
+                window_per_function: args.window_per_function.max(1),
+                window: args.window.max(1),
+                window_bytes: 64 << 20,
+                in_flight: args.max_in_flight.max(1),
+                in_flight_per_function: args.max_in_flight_per_function.max(1),
+            },
+            max_backlog: args.max_backlog,
+            retention: Retention {
+                max_age_ms: (args.retention_days.saturating_mul(86_400_000)).min(i64::MAX as u64)
+                    as i64,
+                max_finished_tasks: args.max_finished_tasks.min(i64::MAX as u64) as i64,
+            },
+            prune_every: Duration::from_secs(args.prune_interval_s.max(1)),
             code_root: data.join("code"),
         },
         store.clone(),

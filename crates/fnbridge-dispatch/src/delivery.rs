@@ -1,0 +1,538 @@
+//! Delivery: the scheduling loop that starts attempts from the scheduler's window, the refill
+//! that tops the window up from the store, one attempt of a task and everything its outcome
+//! implies (the attempt record, retry or dead letter, destinations), and the retention loop.
+//!
+//! Cancellation contract: an attempt that started runs to its end; its record is then written
+//! until it commits (a failed write, a full disk say, is retried with backoff, never dropped),
+//! and only then does the task leave the window. At shutdown the loops end at their next wait;
+//! a record not yet committed leaves its task open in the store, so it runs again after the
+//! restart (at-least-once).
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use bytes::Bytes;
+use fnbridge_event::limits::MAX_ASYNC_PAYLOAD;
+use fnbridge_store::tasks::{self, AttemptOutcome};
+use fnbridge_store::{Attempt, NewTask, StoreError, TaskStatus, now_ms};
+use rand::Rng;
+
+use crate::destination::{DestinationRecord, function_of_arn};
+use crate::engine::{Dispatcher, Inner};
+use crate::ids;
+use crate::policy::{AsyncPolicy, AttemptResult, RetryAction, decide};
+use crate::scheduler::{Job, cost_of};
+
+/// Destination records may lead to further destinations (a chain of functions); configuration
+/// refuses loops, and this bounds any chain at run time as well.
+pub const MAX_DESTINATION_HOPS: u32 = 8;
+
+/// Tasks read from the store per refill query.
+const REFILL_PAGE: usize = 512;
+
+/// The scheduling loop: start what may start, plan refills, then sleep until there is news
+/// (new work, a freed slot), the next timer is due, or shutdown.
+pub(crate) async fn run_loop(inner: Arc<Inner>) {
+    let mut stop = inner.stop.subscribe();
+    loop {
+        if *stop.borrow() {
+            break;
+        }
+        let now = now_ms();
+        for job in inner.sched.take_startable(now) {
+            let inner = inner.clone();
+            tokio::spawn(async move { run_job(&inner, job).await });
+        }
+        if let Some(plan) = inner.sched.plan_refill() {
+            let inner = inner.clone();
+            tokio::spawn(async move {
+                for (function, room, generation) in plan.functions {
+                    if let Err(e) = refill(&inner, &function, room, generation).await {
+                        tracing::warn!(function = %function, error = %e, "refill from the store failed; will retry");
+                    }
+                }
+                inner.sched.refill_done();
+                inner.wake.notify_one();
+            });
+        }
+        let sleep = match inner.sched.next_due() {
+            Some(due) => Duration::from_millis((due - now_ms()).clamp(0, 60_000) as u64),
+            None => Duration::from_secs(60),
+        };
+        tokio::select! {
+            _ = inner.wake.notified() => {}
+            _ = tokio::time::sleep(sleep) => {}
+            _ = stop.changed() => {}
+        }
+    }
+}
+
+/// Reads up to `room` open tasks of `function` that are not resident, in due order, into the
+/// window.
+async fn refill(
+    inner: &Arc<Inner>,
+    function: &Arc<str>,
+    room: usize,
+    generation: u64,
+) -> Result<(), StoreError> {
+    let mut cursor = None;
+    let mut found = Vec::new();
+    let mut exhausted = false;
+    while found.len() < room {
+        let f = function.to_string();
+        let page = inner
+            .store
+            .read(move |c| tasks::due_tasks(c, &f, cursor, REFILL_PAGE))
+            .await?;
+        let last = page.last().map(|t| (t.next_ms, t.id));
+        let n = page.len();
+        for t in page {
+            if found.len() < room && !inner.sched.is_resident(t.id) {
+                found.push(Job::from_task(t));
+            }
+        }
+        if n < REFILL_PAGE {
+            exhausted = found.len() < room || n == 0;
+            break;
+        }
+        cursor = last;
+    }
+    inner
+        .sched
+        .refilled(function, found, exhausted, generation, now_ms());
+    Ok(())
+}
+
+/// The record of an attempt, written until it commits.
+struct Completion {
+    row: i64,
+    record: AttemptOutcome,
+    function: String,
+    request_id: String,
+    qualifier: String,
+    ended_ms: i64,
+    dead: Option<(fnbridge_store::Task, &'static str)>,
+    expired: Option<String>,
+    destination: Option<NewTask>,
+}
+
+fn write_completion(c: &rusqlite::Connection, w: &Completion) -> Result<Option<i64>, StoreError> {
+    match &w.expired {
+        Some(msg) => tasks::finish_task(c, w.row, TaskStatus::Expired, w.ended_ms, Some(msg))?,
+        None => {
+            tasks::record_attempt(c, w.row, &w.record)?;
+            if let Some(log) = w.record.log.as_deref().filter(|l| !l.is_empty()) {
+                fnbridge_store::logs::append_log(
+                    c,
+                    &w.function,
+                    &w.request_id,
+                    &w.qualifier,
+                    w.ended_ms,
+                    log,
+                )?;
+            }
+        }
+    }
+    if let Some((task, reason)) = &w.dead {
+        tasks::dead_letter(
+            c,
+            task,
+            task.attempts,
+            reason,
+            w.record.last_error.as_deref(),
+            w.ended_ms,
+        )?;
+    }
+    match &w.destination {
+        Some(t) => match tasks::insert_task(c, t) {
+            Ok(row) => Ok(Some(row)),
+            // Inserted by an earlier try whose commit reported failure but held.
+            Err(StoreError::Conflict(_)) => Ok(None),
+            Err(e) => Err(e),
+        },
+        None => Ok(None),
+    }
+}
+
+/// Writes a completion until it commits; backs off between tries. Returns the row of the
+/// destination task it created, if any, or `None` if shutdown came first.
+async fn commit_completion(inner: &Arc<Inner>, w: Completion) -> Option<Option<i64>> {
+    let w = Arc::new(w);
+    let mut delay = Duration::from_millis(50);
+    loop {
+        let job = w.clone();
+        match inner.store.write(move |c| write_completion(c, &job)).await {
+            Ok(dest) => return Some(dest),
+            Err(e) => {
+                tracing::error!(task = %w.request_id, error = %e, retry_in_ms = delay.as_millis() as u64,
+                    "cannot record the outcome of a delivery; retrying");
+                if inner.stopping.load(Ordering::Acquire) {
+                    // Left open in the store: the next start runs it again.
+                    return None;
+                }
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+/// One attempt of one task, and everything its outcome implies.
+async fn run_job(inner: &Arc<Inner>, mut job: Job) {
+    let d = Dispatcher {
+        inner: inner.clone(),
+    };
+    let function = job.function.clone();
+    let cost = cost_of(&job);
+    let policy = d.policy(&job.function, &job.qualifier);
+    let started = now_ms();
+    let age = Duration::from_millis((started - job.created_ms).max(0) as u64);
+    if age > policy.max_age {
+        inner.sched.attempt_ended(&function, None);
+        inner.wake.notify_one();
+        let msg = format!(
+            "event expired after {} s without a successful attempt",
+            age.as_secs()
+        );
+        inner.dead_lettered.fetch_add(1, Ordering::Relaxed);
+        let destination = destination(&d, &job, &policy, "EventAgeExceeded", None, b"");
+        let w = Completion {
+            row: job.row,
+            record: AttemptOutcome {
+                attempt: Attempt {
+                    n: job.attempts,
+                    started_ms: started,
+                    ended_ms: started,
+                    status: "Failed".into(),
+                    error_type: None,
+                    error_message: None,
+                    instance_id: None,
+                },
+                status: TaskStatus::Expired,
+                next_ms: started,
+                last_error: Some(msg.clone()),
+                return_payload: None,
+                log: None,
+            },
+            function: job.function.to_string(),
+            request_id: job.task_id.clone(),
+            qualifier: job.qualifier.clone(),
+            ended_ms: started,
+            dead: Some((job.as_task(), "EventAgeExceeded")),
+            expired: Some(msg),
+            destination,
+        };
+        finish(inner, &function, job.row, cost, w, true).await;
+        return;
+    }
+    let entry = d.resolve_entry(&job.function, &job.qualifier);
+    inner
+        .running
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(job.task_id.clone(), started);
+    inner.attempts.fetch_add(1, Ordering::Relaxed);
+    let outcome = match &entry {
+        Ok((e, version_id)) => {
+            let inv = d.invocation(
+                &job.task_id,
+                &job.qualifier,
+                version_id,
+                job.payload.clone(),
+            );
+            inner
+                .runtime
+                .invoke(&e.spec, inv)
+                .await
+                .map_err(|e| e.to_string())
+        }
+        Err(e) => Err(e.to_string()),
+    };
+    inner
+        .running
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .remove(&job.task_id);
+    let ended = now_ms();
+    job.attempts += 1;
+    let (result, error_type, error_message, body, log, instance) = match &outcome {
+        Ok(o) => match &o.error {
+            None => (
+                AttemptResult::Success,
+                None,
+                None,
+                o.body.clone(),
+                o.log.clone(),
+                Some(o.instance_id.clone()),
+            ),
+            Some(err) => (
+                AttemptResult::FunctionError,
+                Some(err.error_type().to_string()),
+                Some(summarize_error(err.kind(), &o.body)),
+                o.body.clone(),
+                o.log.clone(),
+                Some(o.instance_id.clone()),
+            ),
+        },
+        Err(msg) => (
+            AttemptResult::PlatformError,
+            Some("InternalError".to_string()),
+            Some(msg.clone()),
+            Bytes::new(),
+            String::new(),
+            None,
+        ),
+    };
+    match result {
+        AttemptResult::Success => {
+            inner.succeeded.fetch_add(1, Ordering::Relaxed);
+        }
+        AttemptResult::FunctionError => {
+            job.function_errors += 1;
+            inner.failed_attempts.fetch_add(1, Ordering::Relaxed);
+        }
+        AttemptResult::PlatformError => {
+            job.platform_errors += 1;
+            inner.failed_attempts.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    let jitter: f64 = rand::rng().random();
+    let now_age = Duration::from_millis((ended - job.created_ms).max(0) as u64);
+    let action = decide(
+        &policy,
+        &inner.cfg.backoff,
+        result,
+        job.function_errors,
+        job.platform_errors,
+        now_age,
+        jitter,
+    );
+    let attempt = Attempt {
+        n: job.attempts,
+        started_ms: started,
+        ended_ms: ended,
+        status: if result == AttemptResult::Success {
+            "Succeeded"
+        } else {
+            "Failed"
+        }
+        .to_string(),
+        error_type: error_type.clone(),
+        error_message: error_message.clone(),
+        instance_id: instance,
+    };
+    let (status, next_ms) = match action {
+        RetryAction::Succeeded => (TaskStatus::Succeeded, ended),
+        RetryAction::Retry { after } => (TaskStatus::Retrying, ended + after.as_millis() as i64),
+        RetryAction::DeadLetter { reason } => (
+            if reason.as_str() == "EventAgeExceeded" {
+                TaskStatus::Expired
+            } else {
+                TaskStatus::Failed
+            },
+            ended,
+        ),
+    };
+    let record = AttemptOutcome {
+        attempt,
+        status,
+        next_ms,
+        last_error: error_message.clone(),
+        return_payload: Some(body.to_vec()),
+        log: Some(log),
+    };
+    let dest = match action {
+        RetryAction::Succeeded => destination(&d, &job, &policy, "Success", None, &body),
+        RetryAction::DeadLetter { reason } => {
+            let cond = if reason.as_str() == "EventAgeExceeded" {
+                "EventAgeExceeded".to_string()
+            } else {
+                error_type
+                    .clone()
+                    .unwrap_or_else(|| "UnhandledInvocationError".into())
+            };
+            destination(&d, &job, &policy, &cond, error_type.as_deref(), &body)
+        }
+        RetryAction::Retry { .. } => None,
+    };
+    let dead = match action {
+        RetryAction::DeadLetter { reason } => Some((job.as_task(), reason.as_str())),
+        _ => None,
+    };
+    if dead.is_some() {
+        inner.dead_lettered.fetch_add(1, Ordering::Relaxed);
+    }
+    let w = Completion {
+        row: job.row,
+        record,
+        function: job.function.to_string(),
+        request_id: job.task_id.clone(),
+        qualifier: job.qualifier.clone(),
+        ended_ms: ended,
+        dead,
+        expired: None,
+        destination: dest,
+    };
+    // The running slot is free now; the record is written while others run.
+    let final_outcome = !matches!(action, RetryAction::Retry { .. });
+    if final_outcome {
+        inner.sched.attempt_ended(&function, None);
+    } else {
+        job.next_ms = next_ms;
+        inner.sched.attempt_ended(&function, Some(job.clone()));
+    }
+    inner.wake.notify_one();
+    finish(inner, &function, job.row, cost, w, final_outcome).await;
+}
+
+/// Commits a completion, then lets a finished task leave the window and admits the destination
+/// task it created.
+async fn finish(
+    inner: &Arc<Inner>,
+    function: &Arc<str>,
+    row: i64,
+    cost: usize,
+    w: Completion,
+    last: bool,
+) {
+    let dest = w.destination.clone();
+    let committed = commit_completion(inner, w).await;
+    if last {
+        inner.sched.release(function, row, cost);
+        if committed.is_some() {
+            inner.open.fetch_sub(1, Ordering::Relaxed);
+        }
+        inner.wake.notify_one();
+    }
+    if let (Some(Some(dest_row)), Some(t)) = (committed, dest) {
+        let payload = Bytes::from(t.payload.clone().unwrap_or_default());
+        let d = Dispatcher {
+            inner: inner.clone(),
+        };
+        d.admit(vec![Job::new(dest_row, t, payload)]);
+    }
+}
+
+fn summarize_error(kind: &str, body: &[u8]) -> String {
+    let v: Option<serde_json::Value> = serde_json::from_slice(body).ok();
+    let msg = v
+        .as_ref()
+        .and_then(|v| {
+            let t = v.get("errorType").and_then(|x| x.as_str()).unwrap_or("");
+            let m = v.get("errorMessage").and_then(|x| x.as_str())?;
+            Some(if t.is_empty() {
+                m.to_string()
+            } else {
+                format!("{t}: {m}")
+            })
+        })
+        .unwrap_or_else(|| {
+            let end = body.len().min(512);
+            String::from_utf8_lossy(&body[..end]).into_owned()
+        });
+    format!("{kind}: {msg}")
+}
+
+fn function_arn(d: &Dispatcher, name: &str) -> String {
+    format!(
+        "acs:fc:{}:{}:functions/{name}",
+        d.config().region,
+        d.config().account_id
+    )
+}
+
+/// The destination task for a finished job: `onSuccess` when the condition is `Success`, else
+/// `onFailure`. `None` when none is configured, the target is gone, or the chain of
+/// destinations is already `MAX_DESTINATION_HOPS` long.
+fn destination(
+    d: &Dispatcher,
+    job: &Job,
+    p: &AsyncPolicy,
+    condition: &str,
+    function_error: Option<&str>,
+    body: &[u8],
+) -> Option<NewTask> {
+    let arn = if condition == "Success" {
+        p.on_success.as_ref()?
+    } else {
+        p.on_failure.as_ref()?
+    };
+    let Some(target) = function_of_arn(arn) else {
+        tracing::warn!(destination = %arn, "unsupported destination ARN; skipped");
+        return None;
+    };
+    if d.function(target).is_none() {
+        tracing::warn!(destination = %arn, "destination function does not exist; skipped");
+        return None;
+    }
+    if job.hops >= MAX_DESTINATION_HOPS {
+        tracing::warn!(task = %job.task_id, destination = %arn, hops = job.hops,
+            "destination chain too long; not invoking the next destination");
+        return None;
+    }
+    let fa = function_arn(d, &job.function);
+    let record = DestinationRecord {
+        timestamp_ms: now_ms(),
+        request_id: &job.task_id,
+        function_arn: &fa,
+        qualifier: &job.qualifier,
+        condition,
+        approximate_invoke_count: job.attempts,
+        request_payload: &job.payload,
+        function_error,
+        response_payload: body,
+    };
+    Some(NewTask {
+        task_id: ids::request_id(),
+        function_name: target.to_string(),
+        qualifier: "LATEST".into(),
+        trigger_name: None,
+        event_seq: None,
+        payload: Some(record.to_json_within(MAX_ASYNC_PAYLOAD).into_bytes()),
+        created_ms: now_ms(),
+        hops: job.hops + 1,
+    })
+}
+
+/// Prunes finished work every `prune_every`, in bounded batches, until shutdown.
+pub(crate) async fn retention_loop(inner: Arc<Inner>) {
+    let mut stop = inner.stop.subscribe();
+    let r = inner.cfg.retention;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(inner.cfg.prune_every) => {}
+            _ = stop.changed() => return,
+        }
+        // Batches until one comes back short, so the writer is never held for long.
+        loop {
+            if *stop.borrow() {
+                return;
+            }
+            let now = now_ms();
+            match inner
+                .store
+                .write(move |c| fnbridge_store::retention::prune(c, &r, now, 2000))
+                .await
+            {
+                Ok(p) => {
+                    if p.total() > 0 {
+                        tracing::debug!(
+                            tasks = p.tasks,
+                            events = p.events,
+                            logs = p.logs,
+                            "pruned"
+                        );
+                    }
+                    if p.tasks < 2000 && p.events < 2000 && p.logs < 2000 {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "pruning failed; will try again later");
+                    break;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,525 @@
+//! The scheduler's memory: a bounded window of the store's open tasks, per function, with one
+//! timer structure for everything not yet due, and a fair choice of what runs next.
+//!
+//! The store is the queue; this is a window onto it. A task is *resident* from the moment it
+//! is admitted until the record of its final attempt has committed. Admission is refused (the
+//! task is *spilled*: it stays only in the store) when its function's window, the total window
+//! or the payload-byte budget is full; a spilled function is refilled from the store, in due
+//! order, as its window drains. So memory does not grow with the backlog, a restart loads a
+//! window instead of every open task, and a function with a huge backlog holds at most its own
+//! window and its own share of running slots: other functions' tasks are admitted and started
+//! at once (round robin over functions with ready work).
+//!
+//! Everything here is synchronous and under one mutex; `engine.rs` runs the loop that starts
+//! work and the refills that read the store.
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use bytes::Bytes;
+use fnbridge_store::{NewTask, Task, TaskStatus};
+
+/// A task in memory: what a worker needs to run one attempt.
+#[derive(Clone, Debug)]
+pub(crate) struct Job {
+    pub row: i64,
+    pub task_id: String,
+    pub function: Arc<str>,
+    pub qualifier: String,
+    pub trigger: Option<String>,
+    pub event_seq: Option<i64>,
+    pub payload: Bytes,
+    /// The payload is the event's, not stored with the task.
+    pub payload_from_event: bool,
+    pub created_ms: i64,
+    pub next_ms: i64,
+    pub function_errors: u32,
+    pub platform_errors: u32,
+    pub attempts: u32,
+    pub hops: u32,
+}
+
+impl Job {
+    /// A task just inserted; `payload` is the text delivered (the event's, when the task
+    /// stores none).
+    pub fn new(row: i64, t: NewTask, payload: Bytes) -> Job {
+        Job {
+            row,
+            task_id: t.task_id,
+            function: Arc::from(t.function_name),
+            qualifier: t.qualifier,
+            trigger: t.trigger_name,
+            event_seq: t.event_seq,
+            payload_from_event: t.payload.is_none(),
+            payload,
+            created_ms: t.created_ms,
+            next_ms: t.created_ms,
+            function_errors: 0,
+            platform_errors: 0,
+            attempts: 0,
+            hops: t.hops,
+        }
+    }
+
+    /// A task read back from the store.
+    pub fn from_task(t: Task) -> Job {
+        Job {
+            row: t.id,
+            task_id: t.task_id,
+            function: Arc::from(t.function_name),
+            qualifier: t.qualifier,
+            trigger: t.trigger_name,
+            event_seq: t.event_seq,
+            payload: Bytes::from(t.payload),
+            payload_from_event: t.payload_from_event,
+            created_ms: t.created_ms,
+            next_ms: t.next_ms,
+            function_errors: t.attempts,
+            platform_errors: 0,
+            attempts: t.attempts,
+            hops: t.hops,
+        }
+    }
+
+    pub fn as_task(&self) -> Task {
+        Task {
+            id: self.row,
+            task_id: self.task_id.clone(),
+            function_name: self.function.to_string(),
+            qualifier: self.qualifier.clone(),
+            trigger_name: self.trigger.clone(),
+            event_seq: self.event_seq,
+            payload: self.payload.to_vec(),
+            status: TaskStatus::Running,
+            attempts: self.attempts,
+            created_ms: self.created_ms,
+            next_ms: self.next_ms,
+            ended_ms: None,
+            last_error: None,
+            return_payload: None,
+            log: None,
+            payload_from_event: self.payload_from_event,
+            hops: self.hops,
+        }
+    }
+
+    fn cost(&self) -> usize {
+        self.payload.len() + 256
+    }
+}
+
+/// How much the window holds and how much runs at once.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Resident tasks per function.
+    pub window_per_function: usize,
+    /// Resident tasks in all.
+    pub window: usize,
+    /// Payload bytes of resident tasks in all.
+    pub window_bytes: usize,
+    /// Attempts running at once in all.
+    pub in_flight: usize,
+    /// Attempts running at once per function, so one function cannot hold every slot.
+    pub in_flight_per_function: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            window_per_function: 1024,
+            window: 16_384,
+            window_bytes: 64 << 20,
+            in_flight: 256,
+            in_flight_per_function: 16,
+        }
+    }
+}
+
+#[derive(Default)]
+struct FnQueue {
+    ready: VecDeque<Job>,
+    /// Resident tasks of this function: ready, waiting in the timers, running, or recording.
+    resident: usize,
+    running: usize,
+    /// The store holds open tasks of this function that are not resident.
+    spilled: bool,
+    /// Bumped at every spill, so a refill that raced one does not clear `spilled`.
+    spill_gen: u64,
+    /// In the rotation.
+    queued: bool,
+}
+
+#[derive(Default)]
+struct State {
+    functions: HashMap<Arc<str>, FnQueue>,
+    /// Functions with ready tasks, in turn order.
+    rotation: VecDeque<Arc<str>>,
+    /// Tasks waiting for a time: (due ms, row).
+    timers: BTreeMap<(i64, i64), Job>,
+    resident_rows: HashSet<i64>,
+    resident_bytes: usize,
+    running: usize,
+    /// Rows released while a refill was reading: not to be admitted by it.
+    released_during_refill: HashSet<i64>,
+    refilling: bool,
+    stopping: bool,
+}
+
+/// A refill to run: for each function, how many tasks to read and the spill generation seen.
+pub(crate) struct RefillPlan {
+    pub functions: Vec<(Arc<str>, usize, u64)>,
+}
+
+pub(crate) struct Scheduler {
+    limits: Limits,
+    state: Mutex<State>,
+}
+
+impl Scheduler {
+    pub fn new(limits: Limits) -> Scheduler {
+        Scheduler {
+            limits,
+            state: Mutex::new(State::default()),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // Nothing under this lock can panic halfway through an update that matters more than
+        // carrying on: recover the state rather than wedge the scheduler.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Marks a function as having open tasks in the store that are not resident (start-up).
+    pub fn mark_spilled(&self, function: &str) {
+        let mut st = self.lock();
+        let f = st.functions.entry(Arc::from(function)).or_default();
+        f.spilled = true;
+        f.spill_gen += 1;
+    }
+
+    /// Takes a task into the window if there is room; otherwise it stays in the store only
+    /// and its function is refilled later. Returns whether it became resident.
+    pub fn admit(&self, job: Job, now_ms: i64) -> bool {
+        let mut st = self.lock();
+        Self::admit_locked(&self.limits, &mut st, job, now_ms)
+    }
+
+    fn admit_locked(limits: &Limits, st: &mut State, job: Job, now_ms: i64) -> bool {
+        if st.stopping || st.resident_rows.contains(&job.row) {
+            return st.resident_rows.contains(&job.row);
+        }
+        let total = st.resident_rows.len();
+        let bytes = st.resident_bytes;
+        let f = st.functions.entry(job.function.clone()).or_default();
+        if f.resident >= limits.window_per_function
+            || total >= limits.window
+            || bytes + job.cost() > limits.window_bytes
+        {
+            f.spilled = true;
+            f.spill_gen += 1;
+            return false;
+        }
+        f.resident += 1;
+        st.resident_bytes += job.cost();
+        st.resident_rows.insert(job.row);
+        if job.next_ms <= now_ms {
+            Self::push_ready(st, job);
+        } else {
+            st.timers.insert((job.next_ms, job.row), job);
+        }
+        true
+    }
+
+    fn push_ready(st: &mut State, job: Job) {
+        let name = job.function.clone();
+        let f = st.functions.entry(name.clone()).or_default();
+        f.ready.push_back(job);
+        if !f.queued {
+            f.queued = true;
+            st.rotation.push_back(name);
+        }
+    }
+
+    /// Moves due timers to their ready queues, then takes what may start now: round robin over
+    /// functions with ready tasks, within the total and per-function running limits.
+    pub fn take_startable(&self, now_ms: i64) -> Vec<Job> {
+        let mut st = self.lock();
+        if st.stopping {
+            return Vec::new();
+        }
+        while let Some(entry) = st.timers.first_entry() {
+            if entry.key().0 > now_ms {
+                break;
+            }
+            let job = entry.remove();
+            Self::push_ready(&mut st, job);
+        }
+        let mut out = Vec::new();
+        // Each function in the rotation is looked at until none can start more.
+        let mut blocked = 0;
+        while st.running < self.limits.in_flight && blocked < st.rotation.len() {
+            let Some(name) = st.rotation.pop_front() else {
+                break;
+            };
+            let per_fn = self.limits.in_flight_per_function;
+            let f = st
+                .functions
+                .get_mut(&name)
+                .expect("rotation names a known function");
+            if f.running >= per_fn {
+                st.rotation.push_back(name);
+                blocked += 1;
+                continue;
+            }
+            let Some(job) = f.ready.pop_front() else {
+                f.queued = false;
+                continue;
+            };
+            f.running += 1;
+            if f.ready.is_empty() {
+                f.queued = false;
+            } else {
+                st.rotation.push_back(name);
+            }
+            st.running += 1;
+            blocked = 0;
+            out.push(job);
+        }
+        out
+    }
+
+    /// When the earliest timer is due.
+    pub fn next_due(&self) -> Option<i64> {
+        self.lock().timers.keys().next().map(|(t, _)| *t)
+    }
+
+    /// An attempt ended: its running slot is free. A retry stays resident, waiting in the
+    /// timers until `job.next_ms`.
+    pub fn attempt_ended(&self, function: &Arc<str>, retry: Option<Job>) {
+        let mut st = self.lock();
+        st.running = st.running.saturating_sub(1);
+        if let Some(f) = st.functions.get_mut(function) {
+            f.running = f.running.saturating_sub(1);
+        }
+        if let Some(job) = retry {
+            if st.stopping {
+                return;
+            }
+            st.timers.insert((job.next_ms, job.row), job);
+        }
+    }
+
+    /// The task's final record has committed (or shutdown gave up on it): it leaves the window.
+    pub fn release(&self, function: &Arc<str>, row: i64, cost: usize) {
+        let mut st = self.lock();
+        if st.resident_rows.remove(&row) {
+            st.resident_bytes = st.resident_bytes.saturating_sub(cost);
+            if let Some(f) = st.functions.get_mut(function) {
+                f.resident = f.resident.saturating_sub(1);
+            }
+        }
+        if st.refilling {
+            st.released_during_refill.insert(row);
+        }
+    }
+
+    /// Which spilled functions have room to refill, and how much. `None` while another refill
+    /// runs or nothing needs one.
+    pub fn plan_refill(&self) -> Option<RefillPlan> {
+        let mut st = self.lock();
+        if st.refilling || st.stopping {
+            return None;
+        }
+        let total_room = self.limits.window.saturating_sub(st.resident_rows.len());
+        let per_fn = self.limits.window_per_function;
+        let mut functions = Vec::new();
+        for (name, f) in &st.functions {
+            // Refill at half empty, so a draining window is topped up before it runs dry.
+            if f.spilled && f.resident <= per_fn / 2 {
+                let room = (per_fn - f.resident).min(total_room);
+                if room > 0 {
+                    functions.push((name.clone(), room, f.spill_gen));
+                }
+            }
+        }
+        if functions.is_empty() {
+            return None;
+        }
+        st.refilling = true;
+        st.released_during_refill.clear();
+        Some(RefillPlan { functions })
+    }
+
+    /// Rows of `function` resident now (the refill skips them in the store).
+    pub fn is_resident(&self, row: i64) -> bool {
+        self.lock().resident_rows.contains(&row)
+    }
+
+    /// Admits what a refill read. `exhausted` says the store had no more open tasks of the
+    /// function beyond what was read; then, unless it spilled again meanwhile, it is no longer
+    /// spilled.
+    pub fn refilled(
+        &self,
+        function: &Arc<str>,
+        jobs: Vec<Job>,
+        exhausted: bool,
+        generation: u64,
+        now_ms: i64,
+    ) {
+        let mut st = self.lock();
+        for job in jobs {
+            if st.released_during_refill.contains(&job.row) {
+                continue;
+            }
+            Self::admit_locked(&self.limits, &mut st, job, now_ms);
+        }
+        if exhausted
+            && let Some(f) = st.functions.get_mut(function)
+            && f.spill_gen == generation
+        {
+            f.spilled = false;
+        }
+    }
+
+    pub fn refill_done(&self) {
+        let mut st = self.lock();
+        st.refilling = false;
+        st.released_during_refill.clear();
+    }
+
+    /// Stops starting and admitting work; timers and ready queues are dropped (their tasks are
+    /// open in the store, where the next start finds them).
+    pub fn stop(&self) {
+        let mut st = self.lock();
+        st.stopping = true;
+        st.timers.clear();
+        st.rotation.clear();
+        for f in st.functions.values_mut() {
+            f.ready.clear();
+        }
+    }
+
+    pub fn running(&self) -> usize {
+        self.lock().running
+    }
+
+    /// Resident tasks and their payload bytes (stats and tests).
+    pub fn resident(&self) -> (usize, usize) {
+        let st = self.lock();
+        (st.resident_rows.len(), st.resident_bytes)
+    }
+}
+
+pub(crate) fn cost_of(job: &Job) -> usize {
+    job.cost()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(row: i64, function: &str, next_ms: i64) -> Job {
+        Job {
+            row,
+            task_id: format!("t{row}"),
+            function: Arc::from(function),
+            qualifier: "LATEST".into(),
+            trigger: None,
+            event_seq: None,
+            payload: Bytes::from_static(b"{}"),
+            payload_from_event: false,
+            created_ms: 0,
+            next_ms,
+            function_errors: 0,
+            platform_errors: 0,
+            attempts: 0,
+            hops: 0,
+        }
+    }
+
+    fn limits() -> Limits {
+        Limits {
+            window_per_function: 4,
+            window: 10,
+            window_bytes: 1 << 20,
+            in_flight: 3,
+            in_flight_per_function: 2,
+        }
+    }
+
+    #[test]
+    fn a_backlogged_function_spills_and_others_still_start() {
+        let s = Scheduler::new(limits());
+        let admitted = (0..100).filter(|i| s.admit(job(*i, "slow", 0), 0)).count();
+        assert_eq!(admitted, 4, "only the function's window is resident");
+        assert!(s.admit(job(1000, "fast", 0), 0));
+        let started = s.take_startable(0);
+        let names: Vec<&str> = started.iter().map(|j| &*j.function).collect();
+        // Two of "slow" (its per-function limit) and the one of "fast", in turn.
+        assert_eq!(names, ["slow", "fast", "slow"]);
+        // Nothing more may start while those run.
+        assert!(s.take_startable(0).is_empty());
+        let plan = s.plan_refill();
+        assert!(plan.is_none(), "slow's window is still more than half full");
+    }
+
+    #[test]
+    fn retries_wait_in_the_timers_and_are_due_in_order() {
+        let s = Scheduler::new(limits());
+        s.admit(job(1, "f", 0), 0);
+        let mut j = s.take_startable(0).pop().unwrap();
+        j.next_ms = 500;
+        s.attempt_ended(&j.function.clone(), Some(j));
+        assert!(s.take_startable(499).is_empty());
+        assert_eq!(s.next_due(), Some(500));
+        let due = s.take_startable(500);
+        assert_eq!(due.len(), 1);
+        assert_eq!(due[0].row, 1);
+    }
+
+    #[test]
+    fn refill_is_planned_when_a_spilled_window_drains_and_skips_released_rows() {
+        let s = Scheduler::new(limits());
+        for i in 0..6 {
+            s.admit(job(i, "f", 0), 0);
+        }
+        let f: Arc<str> = Arc::from("f");
+        for j in s.take_startable(0) {
+            s.attempt_ended(&f, None);
+            s.release(&f, j.row, cost_of(&j));
+        }
+        // 4 were resident, 2 ran and left: 2 resident, half of the window: refill.
+        let plan = s.plan_refill().expect("refill planned");
+        assert_eq!(plan.functions.len(), 1);
+        let (_, room, generation) = plan.functions[0].clone();
+        assert_eq!(room, 2);
+        s.release(&f, 2, cost_of(&job(2, "f", 0))); // finished while the refill reads
+        s.refilled(
+            &f,
+            vec![job(2, "f", 0), job(4, "f", 0)],
+            true,
+            generation,
+            0,
+        );
+        s.refill_done();
+        let (resident, _) = s.resident();
+        assert_eq!(
+            resident, 2,
+            "row 2 was released during the refill and is not re-admitted"
+        );
+        assert!(s.is_resident(4));
+    }
+
+    #[test]
+    fn byte_budget_bounds_the_window() {
+        let mut l = limits();
+        l.window_bytes = 1500;
+        let s = Scheduler::new(l);
+        let mut big = job(1, "f", 0);
+        big.payload = Bytes::from(vec![b'x'; 900]);
+        assert!(s.admit(big, 0));
+        let mut big2 = job(2, "g", 0);
+        big2.payload = Bytes::from(vec![b'x'; 900]);
+        assert!(!s.admit(big2, 0), "over the byte budget: spilled");
+    }
+}
