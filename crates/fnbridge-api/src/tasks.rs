@@ -81,6 +81,8 @@ pub(crate) async fn get(
     State(state): State<AppState>,
     Path((function, task)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
+    // An unknown function is named as such, not hidden behind AsyncTaskNotFound.
+    loaded(&state, &function)?;
     let t = task.clone();
     let found = state
         .dispatcher

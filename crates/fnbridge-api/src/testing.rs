@@ -42,6 +42,10 @@ pub(crate) async fn put(
     crate::body::limit(&body, fnbridge_event::limits::MAX_ASYNC_PAYLOAD)?;
     let text = std::str::from_utf8(&body)
         .map_err(|_| ApiError::invalid("test event: body must be UTF-8 text"))?;
+    // Test events stand for what a trigger delivers, which is always JSON: refuse a typo now
+    // rather than at the test run.
+    serde_json::from_str::<serde::de::IgnoredAny>(text)
+        .map_err(|e| ApiError::invalid(format!("test event '{name}': not valid JSON: {e}")))?;
     let (f, n, t) = (function.clone(), name.clone(), text.to_string());
     let count = state
         .dispatcher

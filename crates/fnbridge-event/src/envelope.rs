@@ -97,12 +97,23 @@ impl Envelope {
         // serde_json's own recursion limit (128) guards the stack; the depth rule below is ours.
         let v: Value =
             serde_json::from_slice(body).map_err(|e| EnvelopeError::Json(e.to_string()))?;
-        let Value::Object(mut top) = v else {
-            return Err(invalid("body must be a JSON object {\"events\":[...]}"));
+        let mut top = match v {
+            Value::Object(top) => top,
+            Value::Array(_) => {
+                return Err(invalid(
+                    "body must be a JSON object {\"events\":[...]}: wrap the array as {\"events\":[...]}",
+                ));
+            }
+            _ => return Err(invalid("body must be a JSON object {\"events\":[...]}")),
         };
         let events = match top.remove("events") {
             Some(Value::Array(a)) => a,
             Some(_) => return Err(invalid("events: must be an array")),
+            None if top.contains_key("eventSource") || top.contains_key("eventName") => {
+                return Err(invalid(
+                    "events: required field is missing; the body looks like a single event: wrap it as {\"events\":[EVENT]}",
+                ));
+            }
             None => return Err(invalid("events: required field is missing")),
         };
         if let Some(k) = top.keys().next() {
@@ -192,6 +203,10 @@ fn validate_event(i: usize, e: Value) -> Result<SourceEvent, EnvelopeError> {
                 }
             };
             str_field(resource, &format!("{path}.resource"), "domain")?;
+            // The idempotency key handlers rely on: refused when malformed rather than replaced.
+            if body.contains_key("traceId") {
+                str_field(&body, &path, "traceId")?;
+            }
             match body.get("eventParameter") {
                 Some(Value::Object(_)) | None => {}
                 Some(_) => {
@@ -244,7 +259,21 @@ mod tests {
     #[test]
     fn rejects_with_paths() {
         assert!(err("{").starts_with("body is not valid JSON"));
-        assert_eq!(err("[]"), "body must be a JSON object {\"events\":[...]}");
+        assert_eq!(
+            err("[]"),
+            "body must be a JSON object {\"events\":[...]}: wrap the array as {\"events\":[...]}"
+        );
+        assert_eq!(err("3"), "body must be a JSON object {\"events\":[...]}");
+        let single = &LOG[11..LOG.len() - 2];
+        assert!(
+            err(single).contains("looks like a single event: wrap it as {\"events\":[EVENT]}"),
+            "{}",
+            err(single)
+        );
+        for bad in ["12345", "null", "{\"id\":1}", "\"\""] {
+            let e = err(&LOG.replace("\"c6459282\"", bad));
+            assert!(e.starts_with("events[0].traceId: must"), "{bad}: {e}");
+        }
         assert_eq!(err("{}"), "events: required field is missing");
         assert_eq!(
             err(r#"{"events":[]}"#),

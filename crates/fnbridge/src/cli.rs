@@ -1,5 +1,7 @@
-//! The command-line grammar.
+//! The command-line grammar. Server options live on `serve` only; the client options (endpoint,
+//! token, data dir, `--json`) on the client commands only, so `--help` of each shows what applies.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
@@ -8,16 +10,34 @@ use clap::{Args, Parser, Subcommand};
 #[command(
     name = "fnbridge",
     version,
-    about = "Self-hosted event triggers for Function Compute-style functions"
+    about = "Self-hosted event triggers for Function Compute-style functions",
+    after_help = "Data directory: --data-dir, else $FNBRIDGE_DATA_DIR, else $XDG_DATA_HOME/fnbridge, \
+else $HOME/.local/share/fnbridge. Client commands use --token, else $FNBRIDGE_TOKEN, else the \
+admin.token file in that data directory."
 )]
 pub struct Cli {
-    #[command(flatten)]
-    pub global: Global,
     #[command(subcommand)]
     pub command: Command,
 }
 
-/// Options of every client command.
+/// The default data directory: `$XDG_DATA_HOME/fnbridge`, else `$HOME/.local/share/fnbridge`
+/// (`$FNBRIDGE_DATA_DIR` and `--data-dir` are applied by clap before this), else `./fnbridge-data`
+/// when neither variable is usable.
+pub fn default_data_dir() -> PathBuf {
+    let abs = |v: Option<OsString>| {
+        v.map(PathBuf::from)
+            .filter(|p| p.is_absolute() && !p.as_os_str().is_empty())
+    };
+    if let Some(x) = abs(std::env::var_os("XDG_DATA_HOME")) {
+        return x.join("fnbridge");
+    }
+    if let Some(h) = abs(std::env::var_os("HOME")) {
+        return h.join(".local/share/fnbridge");
+    }
+    PathBuf::from("fnbridge-data")
+}
+
+/// Options of every client command (not of `serve` or `pattern`).
 #[derive(Args, Debug, Clone)]
 pub struct Global {
     /// API endpoint of a running server.
@@ -28,60 +48,77 @@ pub struct Global {
         default_value = "http://127.0.0.1:9000"
     )]
     pub endpoint: String,
-    /// Admin token; by default read from <data-dir>/admin.token.
+    /// Admin token [default: the admin.token file in --data-dir].
     #[arg(long, global = true, env = "FNBRIDGE_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
-    /// Data directory of a local server, used to find its token.
+    /// Data directory of the server, read only to find its admin.token when no token is given.
     #[arg(
         long,
         global = true,
         env = "FNBRIDGE_DATA_DIR",
-        default_value = "fnbridge-data"
+        default_value_os_t = default_data_dir()
     )]
     pub data_dir: PathBuf,
-    /// Print raw JSON instead of tables.
+    /// Print JSON instead of tables and text (for scripts).
     #[arg(long, global = true)]
     pub json: bool,
+}
+
+/// A client command group: the client options plus its subcommands.
+#[derive(Args, Debug)]
+pub struct Client<T: Subcommand> {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub cmd: T,
 }
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run the server.
     Serve(ServeArgs),
-    /// Manage functions.
-    #[command(subcommand)]
-    Function(FunctionCmd),
+    /// Manage functions: create, update, invoke, test.
+    Function(Client<FunctionCmd>),
+    /// Publish, list and delete function versions.
+    Version(Client<VersionCmd>),
+    /// Manage aliases (named pointers to a version, with optional weighted routing).
+    Alias(Client<AliasCmd>),
     /// Manage triggers.
-    #[command(subcommand)]
-    Trigger(TriggerCmd),
+    Trigger(Client<TriggerCmd>),
+    /// Manage a function's async invocation config: retries, maximum event age, destinations.
+    AsyncConfig(Client<AsyncConfigCmd>),
     /// Send events to the ingest API.
-    #[command(subcommand)]
-    Events(EventsCmd),
+    Events(Client<EventsCmd>),
     /// Inspect delivery tasks.
-    #[command(subcommand)]
-    Tasks(TasksCmd),
+    Tasks(Client<TasksCmd>),
     /// Inspect and act on the dead-letter queue.
-    #[command(subcommand)]
-    Dlq(DlqCmd),
-    /// Work with event patterns locally.
+    Dlq(Client<DlqCmd>),
+    /// Print a function's logs.
+    Logs(LogsArgs),
+    /// Work with event patterns locally (no server needed).
     #[command(subcommand)]
     Pattern(PatternCmd),
-    /// Print a function's logs.
-    Logs {
-        function: String,
-        /// Keep printing new log records as they arrive.
-        #[arg(long, short)]
-        follow: bool,
-        /// Only the log of this invocation.
-        #[arg(long)]
-        request_id: Option<String>,
-    },
 }
 
 #[derive(Args, Debug)]
+pub struct LogsArgs {
+    #[command(flatten)]
+    pub global: Global,
+    /// Function name.
+    pub function: String,
+    /// Keep printing new log records as they arrive (reconnects when the server restarts).
+    #[arg(long, short)]
+    pub follow: bool,
+    /// Only the log of this invocation (fails when there is none).
+    #[arg(long)]
+    pub request_id: Option<String>,
+}
+
+/// Options of `fnbridge serve`. Field names are what `serve.rs` reads.
+#[derive(Args, Debug)]
 pub struct ServeArgs {
     /// Where state, code and the admin token live (created if missing).
-    #[arg(long, env = "FNBRIDGE_DATA_DIR", default_value = "fnbridge-data")]
+    #[arg(long, env = "FNBRIDGE_DATA_DIR", default_value_os_t = default_data_dir())]
     pub data_dir: PathBuf,
     /// Address to listen on; port 0 picks a free port (printed on start).
     #[arg(long, env = "FNBRIDGE_LISTEN", default_value = "127.0.0.1:9000")]
@@ -142,23 +179,31 @@ pub struct ServeArgs {
 
 #[derive(Subcommand, Debug)]
 pub enum FunctionCmd {
-    /// Create a function from a code directory.
+    /// Create a function from a code directory or zip file.
     Create(FunctionSpecArgs),
     /// Show a function.
-    Get { name: String },
+    Get {
+        /// Function name.
+        name: String,
+    },
     /// List functions.
     List {
+        /// Only functions whose name starts with this.
         #[arg(long)]
         prefix: Option<String>,
     },
     /// Change a function's code or configuration (only the options given).
     Update(FunctionSpecArgs),
     /// Delete a function (its triggers must be deleted first).
-    Delete { name: String },
+    Delete {
+        /// Function name.
+        name: String,
+    },
     /// Invoke a function.
     Invoke {
+        /// Function name.
         name: String,
-        /// Event payload as a string.
+        /// Event payload as a string [default: empty].
         #[arg(long, conflicts_with = "payload_file")]
         payload: Option<String>,
         /// Event payload from a file (- for standard input).
@@ -167,25 +212,28 @@ pub enum FunctionCmd {
         /// Invoke asynchronously (durable, retried) instead of waiting for the result.
         #[arg(long = "async")]
         is_async: bool,
-        /// Print the invocation's log.
+        /// Print the invocation's log (on standard error).
         #[arg(long)]
         log: bool,
+        /// Version or alias to invoke [default: LATEST].
         #[arg(long)]
         qualifier: Option<String>,
     },
     /// Run a function on a saved test event or a template (see `--list`).
     Test {
+        /// Function name.
         name: String,
         /// A saved test event of the function, or a template such as LogFileCreated or
         /// oss:ObjectCreated:PutObject.
         #[arg(long, required_unless_present = "list")]
         event_name: Option<String>,
-        /// Save this file as the test event first (- for standard input).
+        /// Save this file (JSON) as the test event first (- for standard input).
         #[arg(long)]
         payload_file: Option<PathBuf>,
         /// List the function's saved test events and the templates.
         #[arg(long)]
         list: bool,
+        /// Version or alias to invoke [default: LATEST].
         #[arg(long)]
         qualifier: Option<String>,
     },
@@ -193,35 +241,185 @@ pub enum FunctionCmd {
 
 #[derive(Args, Debug)]
 pub struct FunctionSpecArgs {
+    /// Function name.
     pub name: String,
-    /// Directory with the function's code (zipped and uploaded).
+    /// The function's code: a directory (zipped and uploaded) or a .zip file. Required to create.
     #[arg(long)]
     pub code: Option<PathBuf>,
+    /// python3, python3.9, python3.10, python3.12, custom, custom.debian10/11/12
+    /// [create default: python3.10].
     #[arg(long)]
     pub runtime: Option<String>,
+    /// Handler as module.function [create default: index.handler].
     #[arg(long)]
     pub handler: Option<String>,
-    /// Memory in MB (multiple of 64, 128–32768).
+    /// Memory in MB (multiple of 64, 128–32768) [create default: 128].
     #[arg(long)]
     pub memory: Option<u32>,
-    /// Timeout in seconds.
+    /// Timeout in seconds [create default: 3].
     #[arg(long)]
     pub timeout: Option<u32>,
-    /// Environment variable KEY=VALUE (repeatable).
+    /// Environment variable KEY=VALUE (repeatable; replaces all of them on update).
     #[arg(long = "env", value_name = "KEY=VALUE")]
     pub env: Vec<String>,
+    /// Description of the function.
     #[arg(long)]
     pub description: Option<String>,
     /// Initializer handler, e.g. index.initialize.
     #[arg(long)]
     pub initializer: Option<String>,
+    /// Custom runtime: the program to start, one list element per use
+    /// (customRuntimeConfig.command) [default: the code's ./bootstrap].
+    #[arg(long, value_name = "ARG", allow_hyphen_values = true)]
+    pub command: Vec<String>,
+    /// Custom runtime: arguments of the command, one per use (customRuntimeConfig.args).
+    #[arg(long, value_name = "ARG", allow_hyphen_values = true)]
+    pub args: Vec<String>,
+    /// Custom runtime: the port the program listens on in FC (customRuntimeConfig.port, FC's
+    /// default 9000); fnbridge tells each instance its own free port in FC_CUSTOM_LISTEN_PORT,
+    /// which the program must listen on.
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// Requests one instance serves at once, 1–200 [create default: 1].
+    #[arg(long)]
+    pub instance_concurrency: Option<u32>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum VersionCmd {
+    /// Publish the function's current code and configuration as a new version.
+    Publish {
+        /// Function name.
+        function: String,
+        /// Description of the version.
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// List a function's versions, newest first.
+    List {
+        /// Function name.
+        function: String,
+    },
+    /// Delete a version (no alias or trigger may use it).
+    Delete {
+        /// Function name.
+        function: String,
+        /// Version id.
+        version: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AliasCmd {
+    /// Create an alias pointing at a version.
+    Create {
+        /// Function name.
+        function: String,
+        /// Alias name.
+        alias: String,
+        /// The version the alias points at.
+        #[arg(long)]
+        version: String,
+        /// Route this fraction of calls to another version: VERSION=WEIGHT, e.g. 2=0.1
+        /// (repeatable).
+        #[arg(long = "weight", value_name = "VERSION=WEIGHT")]
+        weight: Vec<String>,
+        /// Description of the alias.
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// Show an alias.
+    Get {
+        /// Function name.
+        function: String,
+        /// Alias name.
+        alias: String,
+    },
+    /// List a function's aliases.
+    List {
+        /// Function name.
+        function: String,
+    },
+    /// Change an alias (only the options given; --weight replaces all weights).
+    Update {
+        /// Function name.
+        function: String,
+        /// Alias name.
+        alias: String,
+        /// The version the alias points at.
+        #[arg(long)]
+        version: Option<String>,
+        /// Route this fraction of calls to another version: VERSION=WEIGHT (repeatable).
+        #[arg(
+            long = "weight",
+            value_name = "VERSION=WEIGHT",
+            conflicts_with = "clear_weights"
+        )]
+        weight: Vec<String>,
+        /// Remove every additional version weight.
+        #[arg(long)]
+        clear_weights: bool,
+        /// Description of the alias.
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// Delete an alias (no trigger may use it).
+    Delete {
+        /// Function name.
+        function: String,
+        /// Alias name.
+        alias: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AsyncConfigCmd {
+    /// Show the async invocation config.
+    Get {
+        /// Function name.
+        function: String,
+        /// Version or alias the config belongs to [default: LATEST].
+        #[arg(long)]
+        qualifier: Option<String>,
+    },
+    /// Set the async invocation config (replaces it; options not given take their defaults).
+    Put {
+        /// Function name.
+        function: String,
+        /// Version or alias the config belongs to [default: LATEST].
+        #[arg(long)]
+        qualifier: Option<String>,
+        /// Retries after a function error, 0–8.
+        #[arg(long, default_value_t = 3)]
+        max_retries: u32,
+        /// Seconds after which an undelivered event expires, 1–604800.
+        #[arg(long, default_value_t = 86_400)]
+        max_age_s: u32,
+        /// Function ARN invoked with the result after a success
+        /// (acs:fc:REGION:ACCOUNT:functions/NAME).
+        #[arg(long, value_name = "ARN")]
+        on_success: Option<String>,
+        /// Function ARN invoked with the error after the last failed attempt.
+        #[arg(long, value_name = "ARN")]
+        on_failure: Option<String>,
+    },
+    /// Delete the async invocation config (back to the defaults).
+    Delete {
+        /// Function name.
+        function: String,
+        /// Version or alias the config belongs to [default: LATEST].
+        #[arg(long)]
+        qualifier: Option<String>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
 pub enum TriggerCmd {
     /// Create a trigger.
     Create {
+        /// Function name.
         function: String,
+        /// Trigger name.
         name: String,
         /// cdn_events, oss, cos or eventbridge.
         #[arg(long = "type")]
@@ -229,33 +427,49 @@ pub enum TriggerCmd {
         /// The trigger config as JSON, or @FILE.
         #[arg(long)]
         config: String,
+        /// Version or alias the trigger invokes [default: LATEST].
         #[arg(long)]
         qualifier: Option<String>,
+        /// The event source's ARN (required for oss and cos: the bucket).
         #[arg(long)]
         source_arn: Option<String>,
+        /// Description of the trigger.
         #[arg(long)]
         description: Option<String>,
     },
+    /// Show a trigger.
     Get {
+        /// Function name.
         function: String,
+        /// Trigger name.
         name: String,
     },
+    /// List a function's triggers.
     List {
+        /// Function name.
         function: String,
     },
     /// Change a trigger's config, qualifier or description.
     Update {
+        /// Function name.
         function: String,
+        /// Trigger name.
         name: String,
+        /// The new trigger config as JSON, or @FILE.
         #[arg(long)]
         config: Option<String>,
+        /// Version or alias the trigger invokes.
         #[arg(long)]
         qualifier: Option<String>,
+        /// Description of the trigger.
         #[arg(long)]
         description: Option<String>,
     },
+    /// Delete a trigger.
     Delete {
+        /// Function name.
         function: String,
+        /// Trigger name.
         name: String,
     },
 }
@@ -263,54 +477,134 @@ pub enum TriggerCmd {
 #[derive(Subcommand, Debug)]
 pub enum EventsCmd {
     /// Send a file holding {"events":[...]} (- for standard input).
-    Put { file: PathBuf },
+    Put {
+        /// The envelope file.
+        file: PathBuf,
+    },
 }
 
 #[derive(Subcommand, Debug)]
 pub enum TasksCmd {
     /// List delivery tasks, newest first.
     List {
+        /// Only tasks of this function.
         #[arg(long)]
         function: Option<String>,
-        /// Enqueued, Running, Succeeded, Retrying, Failed, Expired.
+        /// Only tasks in this state: Enqueued, Running, Succeeded, Retrying, Failed, Expired.
         #[arg(long)]
         status: Option<String>,
+        /// Most tasks to show.
         #[arg(long, default_value_t = 20)]
         limit: u32,
     },
     /// Show one task with every attempt and its log.
-    Get { function: String, task_id: String },
+    Get {
+        /// Function name.
+        function: String,
+        /// Task id (from `tasks list` or `events put --json`).
+        task_id: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
 pub enum DlqCmd {
+    /// List dead-letter entries, newest first.
     List {
+        /// Only entries of this function.
         #[arg(long)]
         function: Option<String>,
+        /// Most entries to show.
         #[arg(long, default_value_t = 20)]
         limit: u32,
     },
+    /// Show one entry with its event and last error.
     Get {
+        /// Entry id.
         id: i64,
     },
     /// Deliver the entry again as a new task (and remove it from the queue).
     Redrive {
+        /// Entry id.
         id: i64,
     },
+    /// Delete an entry.
     Delete {
+        /// Entry id.
         id: i64,
     },
 }
 
 #[derive(Subcommand, Debug)]
 pub enum PatternCmd {
-    /// Test an event against a pattern: prints match / no match (exit 0 / 1), or the error (exit 2).
-    Test {
-        /// Pattern JSON, or a file holding it.
-        #[arg(long)]
-        pattern: String,
-        /// Event JSON, or a file holding it.
-        #[arg(long)]
-        event: String,
-    },
+    /// Test events against a pattern, or against the pattern a trigger config compiles to.
+    /// Prints match / no match per event; exits 0 when an event matches, 1 when none does, 2 on
+    /// invalid input.
+    Test(PatternTestArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct PatternTestArgs {
+    /// Pattern JSON, or a file holding it.
+    #[arg(
+        long,
+        required_unless_present = "trigger_type",
+        conflicts_with = "trigger_type"
+    )]
+    pub pattern: Option<String>,
+    /// Use the pattern this trigger type's --config compiles to: cdn_events, oss, cos,
+    /// eventbridge.
+    #[arg(long, requires = "config")]
+    pub trigger_type: Option<String>,
+    /// Trigger config JSON, @FILE, or a file holding it (with --trigger-type).
+    #[arg(long, requires = "trigger_type")]
+    pub config: Option<String>,
+    /// The trigger's source ARN (oss and cos configs need the bucket's).
+    #[arg(long, requires = "trigger_type")]
+    pub source_arn: Option<String>,
+    /// Event JSON, or a file holding it: one event, or an envelope {"events":[...]} whose events
+    /// are each tested (as ingest does).
+    #[arg(long, required_unless_present = "show")]
+    pub event: Option<String>,
+    /// Print the pattern that is tested (for --trigger-type, the compiled one).
+    #[arg(long)]
+    pub show: bool,
+    /// Print JSON: {"pattern"?, "results":[{"index","match"}], "matched"}.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    /// Every command and every option or argument has help text, so `--help` explains it all.
+    #[test]
+    fn every_command_and_flag_is_described() {
+        fn walk(c: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for a in c.get_arguments() {
+                let id = a.get_id().as_str();
+                if ["help", "version"].contains(&id) {
+                    continue;
+                }
+                if a.get_help().is_none() {
+                    missing.push(format!("{path} {id}"));
+                }
+            }
+            for s in c.get_subcommands() {
+                let p = format!("{path} {}", s.get_name());
+                if s.get_about().is_none() && s.get_name() != "help" {
+                    missing.push(p.clone());
+                }
+                walk(s, &p, missing);
+            }
+        }
+        let mut missing = Vec::new();
+        let mut cmd = Cli::command();
+        cmd.build();
+        walk(&cmd, "fnbridge", &mut missing);
+        assert!(missing.is_empty(), "no help text: {missing:?}");
+        Cli::command().debug_assert();
+    }
 }

@@ -20,7 +20,10 @@ impl Client {
                 let path = g.data_dir.join("admin.token");
                 std::fs::read_to_string(&path)
                     .with_context(|| {
-                        format!("no --token given and cannot read {} (set FNBRIDGE_TOKEN or --data-dir)", path.display())
+                        format!(
+                            "no --token given and cannot read {} (set --token/FNBRIDGE_TOKEN, or --data-dir/FNBRIDGE_DATA_DIR to the server's data directory)",
+                            path.display()
+                        )
                     })?
                     .trim()
                     .to_string()

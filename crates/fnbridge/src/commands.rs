@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use base64::Engine;
@@ -10,55 +11,67 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::cli::{
-    Command, DlqCmd, EventsCmd, FunctionCmd, FunctionSpecArgs, Global, PatternCmd, TasksCmd,
-    TriggerCmd,
+    AliasCmd, AsyncConfigCmd, Command, DlqCmd, EventsCmd, FunctionCmd, FunctionSpecArgs, Global,
+    LogsArgs, PatternCmd, PatternTestArgs, TasksCmd, TriggerCmd, VersionCmd,
 };
 use crate::client::{Client, seg};
-use crate::output;
+use crate::output::{self, out, outln};
 
 const V: &str = "/2023-03-30";
 
-pub fn run(g: &Global, cmd: Command) -> anyhow::Result<i32> {
-    let c = Client::new(g)?;
+pub fn run(cmd: Command) -> anyhow::Result<i32> {
     match cmd {
-        Command::Function(f) => function(&c, g, f),
-        Command::Trigger(t) => trigger(&c, g, t),
-        Command::Events(EventsCmd::Put { file }) => {
-            let body = read_input(&file)?;
-            let v = c.json(
-                c.request(Method::POST, "/events")
-                    .header("content-type", "application/json")
-                    .body(body),
-            )?;
-            if g.json {
-                output::json(&v);
-            } else {
-                let rows: Vec<Vec<String>> = v["events"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .map(|e| {
-                        let tasks = e["taskIds"].as_array().map(|a| a.len()).unwrap_or(0);
-                        vec![
-                            output::cell(e, "sequence"),
-                            output::cell(e, "eventId"),
-                            tasks.to_string(),
-                        ]
-                    })
-                    .collect();
-                output::table(&["SEQ", "EVENT ID", "DELIVERIES"], &rows);
-            }
-            Ok(0)
-        }
-        Command::Tasks(t) => tasks(&c, g, t),
-        Command::Dlq(d) => dlq(&c, g, d),
-        Command::Logs {
-            function,
-            follow,
-            request_id,
-        } => logs(&c, &function, follow, request_id.as_deref()),
+        Command::Function(a) => function(&Client::new(&a.global)?, &a.global, a.cmd),
+        Command::Version(a) => version(&Client::new(&a.global)?, &a.global, a.cmd),
+        Command::Alias(a) => alias(&Client::new(&a.global)?, &a.global, a.cmd),
+        Command::Trigger(a) => trigger(&Client::new(&a.global)?, &a.global, a.cmd),
+        Command::AsyncConfig(a) => async_config(&Client::new(&a.global)?, &a.global, a.cmd),
+        Command::Events(a) => events(&Client::new(&a.global)?, &a.global, a.cmd),
+        Command::Tasks(a) => tasks(&Client::new(&a.global)?, &a.global, a.cmd),
+        Command::Dlq(a) => dlq(&Client::new(&a.global)?, &a.global, a.cmd),
+        Command::Logs(a) => logs(&Client::new(&a.global)?, &a),
         Command::Serve(_) | Command::Pattern(_) => unreachable!("handled in main"),
     }
+}
+
+/// What a delete prints: a sentence for people, a small object for scripts.
+fn deleted(g: &Global, what: &str, fields: Value) {
+    if g.json {
+        let mut v = fields;
+        v["deleted"] = json!(true);
+        output::json(&v);
+    } else {
+        outln!("deleted {what}");
+    }
+}
+
+fn events(c: &Client, g: &Global, cmd: EventsCmd) -> anyhow::Result<i32> {
+    let EventsCmd::Put { file } = cmd;
+    let body = read_input(&file)?;
+    let v = c.json(
+        c.request(Method::POST, "/events")
+            .header("content-type", "application/json")
+            .body(body),
+    )?;
+    if g.json {
+        output::json(&v);
+    } else {
+        let rows: Vec<Vec<String>> = v["events"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|e| {
+                let tasks = e["taskIds"].as_array().map(|a| a.len()).unwrap_or(0);
+                vec![
+                    output::cell(e, "sequence"),
+                    output::cell(e, "eventId"),
+                    tasks.to_string(),
+                ]
+            })
+            .collect();
+        output::table(&["SEQ", "EVENT ID", "DELIVERIES"], &rows);
+    }
+    Ok(0)
 }
 
 fn read_input(path: &Path) -> anyhow::Result<Vec<u8>> {
@@ -113,7 +126,34 @@ pub fn zip_dir(dir: &Path) -> anyhow::Result<Vec<u8>> {
     Ok(buf.into_inner())
 }
 
-fn function_body(a: &FunctionSpecArgs, create: bool) -> anyhow::Result<Value> {
+/// The code package for `--code`: a directory is zipped, a zip file is sent as it is. Also says
+/// whether the package has a top-level `requirements.txt` (installed by the server at deploy).
+fn code_package(path: &Path) -> anyhow::Result<(Vec<u8>, bool)> {
+    if path.is_dir() {
+        return Ok((zip_dir(path)?, path.join("requirements.txt").is_file()));
+    }
+    if !path.is_file() {
+        bail!("--code {}: no such directory or zip file", path.display());
+    }
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let archive = zip::ZipArchive::new(std::io::Cursor::new(&bytes)).map_err(|e| {
+        anyhow::anyhow!(
+            "--code {}: not a directory or a zip file ({e})",
+            path.display()
+        )
+    })?;
+    let requirements = archive.file_names().any(|n| n == "requirements.txt");
+    Ok((bytes, requirements))
+}
+
+/// The request body of CreateFunction / UpdateFunction. `existing` is the function as it is
+/// (update only), so custom-runtime options given one at a time amend its customRuntimeConfig
+/// instead of replacing it.
+fn function_body(
+    a: &FunctionSpecArgs,
+    create: bool,
+    existing: Option<&Value>,
+) -> anyhow::Result<Value> {
     let mut body = serde_json::Map::new();
     if create {
         body.insert("functionName".into(), json!(a.name));
@@ -134,10 +174,10 @@ fn function_body(a: &FunctionSpecArgs, create: bool) -> anyhow::Result<Value> {
         }
     }
     match &a.code {
-        Some(dir) => {
-            let zip = zip_dir(dir)?;
-            eprintln!("uploading {} ({} bytes zipped)", dir.display(), zip.len());
-            if dir.join("requirements.txt").is_file() {
+        Some(path) => {
+            let (zip, requirements) = code_package(path)?;
+            eprintln!("uploading {} ({} bytes zipped)", path.display(), zip.len());
+            if requirements {
                 eprintln!(
                     "the server installs requirements.txt with pip before the deploy completes; this can take a minute"
                 );
@@ -147,7 +187,7 @@ fn function_body(a: &FunctionSpecArgs, create: bool) -> anyhow::Result<Value> {
                 json!({"zipFile": base64::engine::general_purpose::STANDARD.encode(zip)}),
             );
         }
-        None if create => bail!("--code DIR is required to create a function"),
+        None if create => bail!("--code DIR|ZIP is required to create a function"),
         None => {}
     }
     if let Some(m) = a.memory {
@@ -175,15 +215,37 @@ fn function_body(a: &FunctionSpecArgs, create: bool) -> anyhow::Result<Value> {
             json!({"initializer": {"handler": i, "timeout": 10}}),
         );
     }
+    if !a.command.is_empty() || !a.args.is_empty() || a.port.is_some() {
+        let mut crc = existing
+            .and_then(|f| f.get("customRuntimeConfig"))
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
+        if !a.command.is_empty() {
+            crc.insert("command".into(), json!(a.command));
+        }
+        if !a.args.is_empty() {
+            crc.insert("args".into(), json!(a.args));
+        }
+        if let Some(p) = a.port {
+            crc.insert("port".into(), json!(p));
+        }
+        body.insert("customRuntimeConfig".into(), Value::Object(crc));
+    }
+    if let Some(n) = a.instance_concurrency {
+        body.insert("instanceConcurrency".into(), json!(n));
+    }
     Ok(Value::Object(body))
 }
 
-const FUNCTION_KEYS: [&str; 10] = [
+const FUNCTION_KEYS: [&str; 12] = [
     "functionName",
     "runtime",
     "handler",
     "memorySize",
     "timeout",
+    "instanceConcurrency",
+    "customRuntimeConfig",
     "codeSize",
     "codeChecksum",
     "description",
@@ -201,7 +263,7 @@ fn function(c: &Client, g: &Global, cmd: FunctionCmd) -> anyhow::Result<i32> {
     };
     match cmd {
         FunctionCmd::Create(a) => {
-            let body = function_body(&a, true)?;
+            let body = function_body(&a, true, None)?;
             show(
                 &c.json(
                     c.request(Method::POST, &format!("{V}/functions"))
@@ -210,7 +272,13 @@ fn function(c: &Client, g: &Global, cmd: FunctionCmd) -> anyhow::Result<i32> {
             );
         }
         FunctionCmd::Update(a) => {
-            let body = function_body(&a, false)?;
+            let custom = !a.command.is_empty() || !a.args.is_empty() || a.port.is_some();
+            let existing = if custom {
+                Some(c.json(c.request(Method::GET, &format!("{V}/functions/{}", seg(&a.name))))?)
+            } else {
+                None
+            };
+            let body = function_body(&a, false, existing.as_ref())?;
             show(
                 &c.json(
                     c.request(Method::PUT, &format!("{V}/functions/{}", seg(&a.name)))
@@ -223,9 +291,11 @@ fn function(c: &Client, g: &Global, cmd: FunctionCmd) -> anyhow::Result<i32> {
         }
         FunctionCmd::Delete { name } => {
             c.send(c.request(Method::DELETE, &format!("{V}/functions/{}", seg(&name))))?;
-            if !g.json {
-                println!("deleted function {name}");
-            }
+            deleted(
+                g,
+                &format!("function {name}"),
+                json!({"functionName": name}),
+            );
         }
         FunctionCmd::List { prefix } => {
             let mut all = Vec::new();
@@ -278,6 +348,7 @@ fn function(c: &Client, g: &Global, cmd: FunctionCmd) -> anyhow::Result<i32> {
         } => {
             return test_function(
                 c,
+                g,
                 &name,
                 event_name.as_deref(),
                 payload_file.as_deref(),
@@ -322,20 +393,39 @@ fn function(c: &Client, g: &Global, cmd: FunctionCmd) -> anyhow::Result<i32> {
                     .to_string()
             };
             if is_async {
-                println!("accepted: task {}", get("x-fc-async-task-id"));
+                let task = get("x-fc-async-task-id");
+                if g.json {
+                    output::json(&json!({"taskId": task, "requestId": get("x-fc-request-id")}));
+                } else {
+                    outln!("accepted: task {task}");
+                }
                 return Ok(0);
             }
             let error = get("x-fc-error-type");
             let out = resp.bytes()?;
-            if log {
+            let log_text = if log {
                 let decoded = base64::engine::general_purpose::STANDARD
                     .decode(get("x-fc-log-result"))
                     .unwrap_or_default();
-                eprint!("{}", String::from_utf8_lossy(&decoded));
-            }
-            std::io::stdout().write_all(&out)?;
-            if !out.ends_with(b"\n") {
-                println!();
+                Some(String::from_utf8_lossy(&decoded).into_owned())
+            } else {
+                None
+            };
+            if g.json {
+                output::json(&json!({
+                    "requestId": get("x-fc-request-id"),
+                    "payload": String::from_utf8_lossy(&out),
+                    "errorType": (!error.is_empty()).then_some(&error),
+                    "log": log_text,
+                }));
+            } else {
+                if let Some(l) = &log_text {
+                    eprint!("{l}");
+                }
+                output::write_bytes(&out);
+                if !out.ends_with(b"\n") {
+                    outln!();
+                }
             }
             if !error.is_empty() {
                 eprintln!(
@@ -353,6 +443,7 @@ fn function(c: &Client, g: &Global, cmd: FunctionCmd) -> anyhow::Result<i32> {
 /// with the log, and prints both.
 fn test_function(
     c: &Client,
+    g: &Global,
     name: &str,
     event_name: Option<&str>,
     payload_file: Option<&Path>,
@@ -363,13 +454,23 @@ fn test_function(
     if list {
         let saved = c.json(c.request(Method::GET, &format!("{base}/test-events")))?;
         let templates = c.json(c.request(Method::GET, "/templates"))?;
-        println!("saved test events:");
-        for e in saved["testEvents"].as_array().into_iter().flatten() {
-            println!("  {}", output::cell(e, "name"));
+        let names: Vec<String> = saved["testEvents"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|e| output::cell(e, "name"))
+            .collect();
+        if g.json {
+            output::json(&json!({"testEvents": names, "templates": templates["templates"]}));
+            return Ok(0);
         }
-        println!("templates:");
+        outln!("saved test events:");
+        for n in names {
+            outln!("  {n}");
+        }
+        outln!("templates:");
         for t in templates["templates"].as_array().into_iter().flatten() {
-            println!("  {}", t.as_str().unwrap_or(""));
+            outln!("  {}", t.as_str().unwrap_or(""));
         }
         return Ok(0);
     }
@@ -422,46 +523,108 @@ fn test_function(
     let log = base64::engine::general_purpose::STANDARD
         .decode(get("x-fc-log-result"))
         .unwrap_or_default();
-    println!("--- log\n{}", String::from_utf8_lossy(&log).trim_end());
-    println!(
-        "--- result ({} ms)\n{}",
-        get("x-fc-invocation-duration"),
-        String::from_utf8_lossy(&body)
-    );
-    if !get("x-fc-error-type").is_empty() {
-        eprintln!("function error: {}", get("x-fc-error-type"));
+    let error = get("x-fc-error-type");
+    if g.json {
+        output::json(&json!({
+            "requestId": get("x-fc-request-id"),
+            "durationMs": get("x-fc-invocation-duration").parse::<f64>().ok(),
+            "log": String::from_utf8_lossy(&log),
+            "payload": String::from_utf8_lossy(&body),
+            "errorType": (!error.is_empty()).then_some(&error),
+        }));
+    } else {
+        outln!("--- log\n{}", String::from_utf8_lossy(&log).trim_end());
+        outln!(
+            "--- result ({} ms)\n{}",
+            get("x-fc-invocation-duration"),
+            String::from_utf8_lossy(&body)
+        );
+    }
+    if !error.is_empty() {
+        eprintln!("function error: {error}");
         return Ok(1);
     }
     Ok(0)
 }
 
-/// `logs`: prints a function's log records, then (with `--follow`) new ones as they arrive.
-fn logs(c: &Client, function: &str, follow: bool, request_id: Option<&str>) -> anyhow::Result<i32> {
-    let path = format!("{V}/functions/{}/logs", seg(function));
+/// How long `logs --follow` keeps trying to reach a server that went away before giving up.
+const FOLLOW_GIVE_UP: Duration = Duration::from_secs(300);
+/// The longest wait between two reconnection attempts.
+const FOLLOW_MAX_BACKOFF: Duration = Duration::from_secs(2);
+
+/// Whether an error is the transport failing (server down or restarting), not an API answer.
+fn is_transport(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| c.is::<reqwest::Error>())
+}
+
+/// `logs`: prints a function's log records, then (with `--follow`) new ones as they arrive,
+/// reconnecting with a bounded backoff when the server restarts.
+fn logs(c: &Client, a: &LogsArgs) -> anyhow::Result<i32> {
+    let path = format!("{V}/functions/{}/logs", seg(&a.function));
     let mut next = String::new();
+    let mut printed = 0usize;
+    let mut down_since: Option<Instant> = None;
+    let mut backoff = Duration::from_millis(100);
     loop {
         let mut rb = c.request(Method::GET, &path).query(&[("limit", "1000")]);
-        if let Some(r) = request_id {
+        if let Some(r) = &a.request_id {
             rb = rb.query(&[("requestId", r)]);
         }
         if !next.is_empty() {
             rb = rb.query(&[("nextToken", &next)]);
         }
-        let v = c.json(rb)?;
+        let v = match c.json(rb) {
+            Ok(v) => v,
+            Err(e) if a.follow && is_transport(&e) => {
+                let since = *down_since.get_or_insert_with(|| {
+                    eprintln!("fnbridge: lost the server ({e:#}); reconnecting");
+                    Instant::now()
+                });
+                if since.elapsed() > FOLLOW_GIVE_UP {
+                    return Err(e.context(format!(
+                        "gave up after {} s without the server",
+                        FOLLOW_GIVE_UP.as_secs()
+                    )));
+                }
+                std::thread::sleep(backoff);
+                backoff = (backoff * 2).min(FOLLOW_MAX_BACKOFF);
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        if down_since.take().is_some() {
+            eprintln!("fnbridge: reconnected");
+            backoff = Duration::from_millis(100);
+        }
         let records = v["logs"].as_array().cloned().unwrap_or_default();
         for r in &records {
-            print!("{}", r["text"].as_str().unwrap_or(""));
-            if !r["text"].as_str().unwrap_or("").ends_with('\n') {
-                println!();
+            if a.global.json {
+                output::json_line(r);
+            } else {
+                let text = r["text"].as_str().unwrap_or("");
+                out!("{text}");
+                if !text.ends_with('\n') {
+                    outln!();
+                }
             }
         }
-        std::io::stdout().flush()?;
+        printed += records.len();
+        output::flush();
         next = v["nextToken"].as_str().unwrap_or("").to_string();
         if records.len() < 1000 {
-            if !follow {
+            if !a.follow {
+                if printed == 0
+                    && let Some(r) = &a.request_id
+                {
+                    bail!(
+                        "function '{}' has no log record of request '{r}' (see `fnbridge logs {}` for the ids it has)",
+                        a.function,
+                        a.function
+                    );
+                }
                 return Ok(0);
             }
-            std::thread::sleep(std::time::Duration::from_millis(500));
+            std::thread::sleep(Duration::from_millis(500));
         }
     }
 }
@@ -550,9 +713,11 @@ fn trigger(c: &Client, g: &Global, cmd: TriggerCmd) -> anyhow::Result<i32> {
                 Method::DELETE,
                 &format!("{}/{}", base(&function), seg(&name)),
             ))?;
-            if !g.json {
-                println!("deleted trigger {name}");
-            }
+            deleted(
+                g,
+                &format!("trigger {name}"),
+                json!({"functionName": function, "triggerName": name}),
+            );
         }
         TriggerCmd::List { function } => {
             let v = c.json(
@@ -636,7 +801,7 @@ fn tasks(c: &Client, g: &Global, cmd: TasksCmd) -> anyhow::Result<i32> {
                     ],
                 );
                 for a in v["attemptRecords"].as_array().into_iter().flatten() {
-                    println!(
+                    outln!(
                         "attempt {}: {} in {} ms{}",
                         output::cell(a, "attempt"),
                         output::cell(a, "status"),
@@ -648,7 +813,7 @@ fn tasks(c: &Client, g: &Global, cmd: TasksCmd) -> anyhow::Result<i32> {
                     );
                 }
                 if let Some(log) = v["log"].as_str() {
-                    println!("--- log of the last attempt\n{}", log.trim_end());
+                    outln!("--- log of the last attempt\n{}", log.trim_end());
                 }
             }
         }
@@ -719,45 +884,366 @@ fn dlq(c: &Client, g: &Global, cmd: DlqCmd) -> anyhow::Result<i32> {
             if g.json {
                 output::json(&v)
             } else {
-                println!("redriven as task {}", output::cell(&v, "taskId"))
+                outln!("redriven as task {}", output::cell(&v, "taskId"))
             }
         }
         DlqCmd::Delete { id } => {
             c.send(c.request(Method::DELETE, &format!("/dlq/{id}")))?;
-            if !g.json {
-                println!("deleted dead-letter entry {id}");
-            }
+            deleted(g, &format!("dead-letter entry {id}"), json!({"id": id}));
         }
     }
     Ok(0)
 }
 
-/// `pattern test`: 0 match, 1 no match, 2 invalid input.
+/// `pattern test`: 0 when an event matches, 1 when none does, 2 on invalid input.
 pub fn pattern(cmd: PatternCmd) -> i32 {
-    let PatternCmd::Test { pattern, event } = cmd;
-    let load = |s: &str| -> Result<String, String> {
-        let t = s.trim_start();
-        if t.starts_with('{') || t.starts_with('[') {
-            Ok(s.to_string())
-        } else {
-            std::fs::read_to_string(s).map_err(|e| format!("cannot read {s}: {e}"))
-        }
-    };
-    let result = load(&pattern)
-        .and_then(|p| load(&event).map(|e| (p, e)))
-        .and_then(|(p, e)| fnbridge_pattern::test_pattern(&p, &e).map_err(|e| e.to_string()));
-    match result {
-        Ok(true) => {
-            println!("match");
-            0
-        }
-        Ok(false) => {
-            println!("no match");
-            1
-        }
+    let PatternCmd::Test(a) = cmd;
+    match pattern_test(&a) {
+        Ok(code) => code,
         Err(e) => {
             eprintln!("{e}");
             2
         }
     }
+}
+
+/// A JSON argument: inline JSON, `@FILE`, or the name of a file.
+fn load_json_arg(s: &str) -> Result<String, String> {
+    if let Some(path) = s.strip_prefix('@') {
+        return std::fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}"));
+    }
+    let t = s.trim_start();
+    if t.starts_with('{') || t.starts_with('[') {
+        Ok(s.to_string())
+    } else {
+        std::fs::read_to_string(s).map_err(|e| format!("cannot read {s}: {e}"))
+    }
+}
+
+/// The events of an ingest envelope `{"events":[...]}`, or `None` for a single event.
+fn envelope_events(v: &Value) -> Option<&Vec<Value>> {
+    match v.as_object() {
+        Some(o) if o.len() == 1 => o.get("events").and_then(Value::as_array),
+        _ => None,
+    }
+}
+
+fn pattern_test(a: &PatternTestArgs) -> Result<i32, String> {
+    let (pattern, text) = match (&a.pattern, &a.trigger_type, &a.config) {
+        (Some(p), _, _) => {
+            let t = load_json_arg(p)?;
+            let pattern = fnbridge_pattern::Pattern::parse(&t).map_err(|e| e.to_string())?;
+            let text = pattern.to_compact_json();
+            (pattern, text)
+        }
+        (None, Some(tt), Some(cfg)) => {
+            let cfg = load_json_arg(cfg)?;
+            let cfg: Value =
+                serde_json::from_str(&cfg).map_err(|e| format!("--config: not valid JSON: {e}"))?;
+            let c = fnbridge_pattern::compile::compile(tt, &cfg, a.source_arn.as_deref())
+                .map_err(|e| e.to_string())?;
+            (c.pattern, c.pattern_json)
+        }
+        _ => return Err("give --pattern, or --trigger-type with --config".into()),
+    };
+    // (label, event JSON): one event, or each event of an envelope as ingest would match it.
+    let mut events: Vec<(String, String)> = Vec::new();
+    let mut envelope = false;
+    if let Some(e) = &a.event {
+        let t = load_json_arg(e)?;
+        let v: Value =
+            serde_json::from_str(&t).map_err(|e| format!("--event: not valid JSON: {e}"))?;
+        match envelope_events(&v) {
+            Some(list) => {
+                envelope = true;
+                if list.is_empty() {
+                    return Err("--event: the envelope holds no events".into());
+                }
+                for (i, ev) in list.iter().enumerate() {
+                    events.push((format!("events[{i}]"), ev.to_string()));
+                }
+            }
+            None => events.push(("event".into(), t)),
+        }
+    }
+    let mut results = Vec::with_capacity(events.len());
+    for (label, ev) in &events {
+        let m = pattern
+            .matches(ev.as_bytes())
+            .map_err(|e| format!("{label}: {e}"))?;
+        results.push((label.as_str(), m));
+    }
+    let matched = results.iter().filter(|(_, m)| *m).count();
+    if a.json {
+        let mut v = json!({
+            "results": results.iter().map(|(l, m)| json!({"event": l, "match": m})).collect::<Vec<_>>(),
+            "matched": matched,
+        });
+        if a.show {
+            v["pattern"] = serde_json::from_str(&text).unwrap_or(Value::String(text.clone()));
+        }
+        output::json(&v);
+    } else {
+        if a.show {
+            outln!("{text}");
+        }
+        for (label, m) in &results {
+            let word = if *m { "match" } else { "no match" };
+            if envelope {
+                outln!("{label}: {word}");
+            } else {
+                outln!("{word}");
+            }
+        }
+    }
+    Ok(if events.is_empty() || matched > 0 {
+        0
+    } else {
+        1
+    })
+}
+
+fn version(c: &Client, g: &Global, cmd: VersionCmd) -> anyhow::Result<i32> {
+    let base = |f: &str| format!("{V}/functions/{}/versions", seg(f));
+    match cmd {
+        VersionCmd::Publish {
+            function,
+            description,
+        } => {
+            let mut body = json!({});
+            if let Some(d) = description {
+                body["description"] = json!(d);
+            }
+            let v = c.json(c.request(Method::POST, &base(&function)).json(&body))?;
+            if g.json {
+                output::json(&v);
+            } else {
+                outln!(
+                    "published version {} of {function}",
+                    output::cell(&v, "versionId")
+                );
+            }
+        }
+        VersionCmd::List { function } => {
+            let all = paged(c, &base(&function), "versions")?;
+            if g.json {
+                output::json(&json!({"versions": all}));
+            } else {
+                let rows = output::rows(&all, &["versionId", "description", "createdTime"]);
+                output::table(&["VERSION", "DESCRIPTION", "CREATED"], &rows);
+            }
+        }
+        VersionCmd::Delete { function, version } => {
+            c.send(c.request(
+                Method::DELETE,
+                &format!("{}/{}", base(&function), seg(&version)),
+            ))?;
+            deleted(
+                g,
+                &format!("version {version} of {function}"),
+                json!({"functionName": function, "versionId": version}),
+            );
+        }
+    }
+    Ok(0)
+}
+
+/// Every item of a paginated list (`limit` / `nextToken`).
+fn paged(c: &Client, path: &str, key: &str) -> anyhow::Result<Vec<Value>> {
+    let mut all = Vec::new();
+    let mut next = String::new();
+    loop {
+        let mut rb = c.request(Method::GET, path).query(&[("limit", "100")]);
+        if !next.is_empty() {
+            rb = rb.query(&[("nextToken", &next)]);
+        }
+        let v = c.json(rb)?;
+        all.extend(v[key].as_array().cloned().unwrap_or_default());
+        next = v["nextToken"].as_str().unwrap_or("").to_string();
+        if next.is_empty() {
+            return Ok(all);
+        }
+    }
+}
+
+/// `--weight V=W` options as FC's `additionalVersionWeight` map.
+fn weights(items: &[String]) -> anyhow::Result<Value> {
+    let mut m = serde_json::Map::new();
+    for w in items {
+        let (v, f) = w
+            .split_once('=')
+            .with_context(|| format!("--weight {w}: expected VERSION=WEIGHT, e.g. 2=0.1"))?;
+        let f: f64 = f
+            .trim()
+            .parse()
+            .with_context(|| format!("--weight {w}: '{f}' is not a number"))?;
+        m.insert(v.trim().to_string(), json!(f));
+    }
+    Ok(Value::Object(m))
+}
+
+const ALIAS_KEYS: [&str; 6] = [
+    "aliasName",
+    "versionId",
+    "additionalVersionWeight",
+    "description",
+    "createdTime",
+    "lastModifiedTime",
+];
+
+fn alias(c: &Client, g: &Global, cmd: AliasCmd) -> anyhow::Result<i32> {
+    let show = |v: &Value| {
+        if g.json {
+            output::json(v)
+        } else {
+            output::record(v, &ALIAS_KEYS)
+        }
+    };
+    let base = |f: &str| format!("{V}/functions/{}/aliases", seg(f));
+    match cmd {
+        AliasCmd::Create {
+            function,
+            alias,
+            version,
+            weight,
+            description,
+        } => {
+            let mut body = json!({"aliasName": alias, "versionId": version});
+            if !weight.is_empty() {
+                body["additionalVersionWeight"] = weights(&weight)?;
+            }
+            if let Some(d) = description {
+                body["description"] = json!(d);
+            }
+            show(&c.json(c.request(Method::POST, &base(&function)).json(&body))?);
+        }
+        AliasCmd::Get { function, alias } => {
+            show(&c.json(c.request(Method::GET, &format!("{}/{}", base(&function), seg(&alias))))?)
+        }
+        AliasCmd::List { function } => {
+            let all = paged(c, &base(&function), "aliases")?;
+            if g.json {
+                output::json(&json!({"aliases": all}));
+            } else {
+                let rows = output::rows(
+                    &all,
+                    &[
+                        "aliasName",
+                        "versionId",
+                        "additionalVersionWeight",
+                        "description",
+                    ],
+                );
+                output::table(&["NAME", "VERSION", "WEIGHTS", "DESCRIPTION"], &rows);
+            }
+        }
+        AliasCmd::Update {
+            function,
+            alias,
+            version,
+            weight,
+            clear_weights,
+            description,
+        } => {
+            let mut body = json!({});
+            if let Some(v) = version {
+                body["versionId"] = json!(v);
+            }
+            if clear_weights {
+                body["additionalVersionWeight"] = json!({});
+            } else if !weight.is_empty() {
+                body["additionalVersionWeight"] = weights(&weight)?;
+            }
+            if let Some(d) = description {
+                body["description"] = json!(d);
+            }
+            show(
+                &c.json(
+                    c.request(Method::PUT, &format!("{}/{}", base(&function), seg(&alias)))
+                        .json(&body),
+                )?,
+            );
+        }
+        AliasCmd::Delete { function, alias } => {
+            c.send(c.request(
+                Method::DELETE,
+                &format!("{}/{}", base(&function), seg(&alias)),
+            ))?;
+            deleted(
+                g,
+                &format!("alias {alias} of {function}"),
+                json!({"functionName": function, "aliasName": alias}),
+            );
+        }
+    }
+    Ok(0)
+}
+
+fn async_config(c: &Client, g: &Global, cmd: AsyncConfigCmd) -> anyhow::Result<i32> {
+    let req = |m: Method, f: &str, q: &Option<String>| {
+        let rb = c.request(m, &format!("{V}/functions/{}/async-invoke-config", seg(f)));
+        match q {
+            Some(q) => rb.query(&[("qualifier", q)]),
+            None => rb,
+        }
+    };
+    let show = |v: &Value| {
+        if g.json {
+            output::json(v)
+        } else {
+            output::record(
+                v,
+                &[
+                    "functionArn",
+                    "qualifier",
+                    "maxAsyncRetryAttempts",
+                    "maxAsyncEventAgeInSeconds",
+                    "destinationConfig",
+                    "lastModifiedTime",
+                ],
+            )
+        }
+    };
+    match cmd {
+        AsyncConfigCmd::Get {
+            function,
+            qualifier,
+        } => show(&c.json(req(Method::GET, &function, &qualifier))?),
+        AsyncConfigCmd::Put {
+            function,
+            qualifier,
+            max_retries,
+            max_age_s,
+            on_success,
+            on_failure,
+        } => {
+            let mut body = json!({
+                "maxAsyncRetryAttempts": max_retries,
+                "maxAsyncEventAgeInSeconds": max_age_s,
+            });
+            let mut dest = json!({});
+            if let Some(a) = on_success {
+                dest["onSuccess"] = json!({"destination": a});
+            }
+            if let Some(a) = on_failure {
+                dest["onFailure"] = json!({"destination": a});
+            }
+            if dest.as_object().is_some_and(|d| !d.is_empty()) {
+                body["destinationConfig"] = dest;
+            }
+            show(&c.json(req(Method::PUT, &function, &qualifier).json(&body))?);
+        }
+        AsyncConfigCmd::Delete {
+            function,
+            qualifier,
+        } => {
+            c.send(req(Method::DELETE, &function, &qualifier))?;
+            deleted(
+                g,
+                &format!("async invoke config of {function}"),
+                json!({"functionName": function, "qualifier": qualifier.as_deref().unwrap_or("LATEST")}),
+            );
+        }
+    }
+    Ok(0)
 }

@@ -6,7 +6,7 @@
 //! - `serve`: configuration, wiring of store, runtime, dispatcher and API, and shutdown.
 //! - `client`: the HTTP client: endpoint and token resolution, FC error decoding.
 //! - `commands`: what each client subcommand sends and prints.
-//! - `output`: tables for people, JSON for scripts.
+//! - `output`: tables for people, JSON for scripts; a closed pipe ends the process quietly.
 //!
 //! Only this crate reads the environment; the libraries take values.
 
@@ -29,7 +29,7 @@ fn main() {
             }
         },
         cli::Command::Pattern(p) => commands::pattern(p),
-        other => match commands::run(&args.global, other) {
+        other => match commands::run(other) {
             Ok(code) => code,
             Err(e) => {
                 eprintln!("fnbridge: {e:#}");
@@ -38,5 +38,6 @@ fn main() {
             }
         },
     };
+    output::flush();
     std::process::exit(code);
 }

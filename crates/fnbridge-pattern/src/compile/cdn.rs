@@ -102,6 +102,17 @@ pub fn cdn_events(config: &Value) -> Result<Compiled, ConfigError> {
                 format!("not a domain name: {}", quoted(d)),
             ));
         }
+        // FC documents exact domain matching; how a wildcard (`*.example.com`, `.example.com`)
+        // matches is unverified, so refuse it rather than store a trigger that never fires.
+        if d.contains('*') || d.starts_with('.') {
+            return Err(ConfigError::new(
+                at,
+                format!(
+                    "wildcard domain {} is not supported: only exact domains match (list each domain, e.g. \"cdn.example.com\")",
+                    quoted(d)
+                ),
+            ));
+        }
         if !domains.contains(&d.as_str()) {
             domains.push(d);
         }
@@ -254,5 +265,14 @@ mod tests {
             err(with("filter", json!({"domain": ["a b.com"]})))
                 .starts_with("triggerConfig.filter.domain[0]: not a domain name")
         );
+        for w in ["*.example.com", ".example.com", "cdn*.example.com"] {
+            let e = err(with("filter", json!({"domain": ["a.com", w]})));
+            assert!(
+                e.starts_with(&format!(
+                    "triggerConfig.filter.domain[1]: wildcard domain \"{w}\" is not supported: only exact domains match"
+                )),
+                "{e}"
+            );
+        }
     }
 }
