@@ -71,9 +71,30 @@ pub async fn install_requirements(python: &Path, code_dir: &Path) -> Result<bool
         text = String::from_utf8_lossy(&o).into_owned();
     }
     let text = text.trim();
-    let tail = &text[text.len().saturating_sub(KEEP_OUTPUT)..];
-    let tail = tail.trim_start_matches(|c: char| !c.is_ascii());
+    let tail = tail(text, KEEP_OUTPUT);
     Err(format!(
         "requirements.txt: pip install failed ({status}): {tail}"
     ))
+}
+
+/// The last `max` bytes of `text` or fewer, starting on a character boundary (pip's output may
+/// hold any UTF-8, and a byte index can fall inside a character).
+fn tail(text: &str, max: usize) -> &str {
+    let mut start = text.len().saturating_sub(max);
+    while !text.is_char_boundary(start) {
+        start += 1;
+    }
+    &text[start..]
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn tail_cuts_on_a_character_boundary() {
+        // 3001 bytes; the last 1999 start in the middle of an 'é'.
+        let text = format!("a{}", "é".repeat(1500));
+        let t = super::tail(&text, 1999);
+        assert_eq!(t, "é".repeat(999));
+        assert_eq!(super::tail("short", 2000), "short");
+    }
 }
