@@ -9,13 +9,28 @@ use std::time::Duration;
 use tokio::io::AsyncReadExt;
 use tokio::process::Command;
 
+use crate::code::{DeployError, no_space};
+
 /// How long an install may take before the deployment is failed.
 const INSTALL_TIMEOUT: Duration = Duration::from_secs(600);
 /// Output kept for the error message: the end, where pip says what went wrong.
 const KEEP_OUTPUT: usize = 2000;
 
-/// Runs pip when `code_dir` has a `requirements.txt`. Returns whether it did.
-pub async fn install_requirements(python: &Path, code_dir: &Path) -> Result<bool, String> {
+/// Runs pip when `code_dir` has a `requirements.txt`. Returns whether it did. A failure is the
+/// package's, unless pip ran out of disk space.
+pub async fn install_requirements(python: &Path, code_dir: &Path) -> Result<bool, DeployError> {
+    install(python, code_dir).await.map_err(|m| {
+        // pip reports a full disk as an OSError: "[Errno 28] No space left on device".
+        let full = ["[Errno 28]", "[Errno 122]", "No space left on device"];
+        if full.iter().any(|s| m.contains(s)) {
+            DeployError::DiskFull(no_space(code_dir, m))
+        } else {
+            DeployError::Invalid(m)
+        }
+    })
+}
+
+async fn install(python: &Path, code_dir: &Path) -> Result<bool, String> {
     let req = code_dir.join("requirements.txt");
     if !req.is_file() {
         return Ok(false);

@@ -229,9 +229,17 @@ mod tests {
         let long = "é".repeat(70);
         assert!(function_name(&long).unwrap_err().contains("longer than 64"));
         let across = format!("{}éé", "a".repeat(63));
-        assert!(function_name(&across).unwrap_err().contains("longer than 64"));
+        assert!(
+            function_name(&across)
+                .unwrap_err()
+                .contains("longer than 64")
+        );
         // 64 characters but more than 64 bytes: not too long, but not allowed characters.
-        assert!(function_name(&"é".repeat(64)).unwrap_err().contains("contains 'é'"));
+        assert!(
+            function_name(&"é".repeat(64))
+                .unwrap_err()
+                .contains("contains 'é'")
+        );
     }
 
     #[test]
