@@ -113,6 +113,9 @@ pub struct ServeArgs {
     /// Seconds to let running deliveries finish on SIGINT/SIGTERM.
     #[arg(long, default_value_t = 10)]
     pub shutdown_grace_s: u64,
+    /// Seconds a request body may take to arrive once its reading started (408 beyond it).
+    #[arg(long, default_value_t = 120)]
+    pub body_timeout_s: u64,
 }
 
 #[derive(Subcommand, Debug)]

@@ -97,6 +97,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         token: Arc::from(token.as_str()),
         // The resolved interpreter: a bare `python3` may be a shim that costs 100+ ms per start.
         python: Arc::from(dispatcher.runtime().python()),
+        body_timeout: Some(Duration::from_secs(args.body_timeout_s.max(1))),
     });
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
