@@ -1,7 +1,7 @@
-//! `fnbridge serve`: prepares the data directory and admin token, wires store, runtime,
-//! dispatcher and API together, and shuts down gracefully on SIGINT/SIGTERM.
+//! `fnbridge serve`: locks and prepares the data directory and admin token, wires store,
+//! runtime, dispatcher and API together, and shuts down gracefully on SIGINT/SIGTERM.
 
-use std::io::Write;
+use std::io::{IsTerminal, Read, Write};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,6 +39,46 @@ fn admin_token(data_dir: &Path) -> anyhow::Result<String> {
     Ok(token)
 }
 
+/// Takes `<data-dir>/fnbridge.lock` for the life of the process and writes our pid in it. A
+/// second server on the same data dir would run every delivery twice and race the first one's
+/// code directories; it is refused, naming the pid holding the lock. The kernel drops the lock
+/// when the process ends, however it ends.
+fn lock_data_dir(data: &Path) -> anyhow::Result<std::fs::File> {
+    let path = data.join("fnbridge.lock");
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        // Not truncated before it is ours: the holder's pid is in it.
+        .truncate(false)
+        .open(&path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            let holder = match holder.trim() {
+                "" => "unknown".to_string(),
+                pid => pid.to_string(),
+            };
+            anyhow::bail!(
+                "data dir {} is in use by another fnbridge serve (pid {holder}, lock file {}); \
+                 stop it or use another --data-dir",
+                data.display(),
+                path.display()
+            );
+        }
+        Err(std::fs::TryLockError::Error(e)) => {
+            return Err(e).with_context(|| format!("cannot lock {}", path.display()));
+        }
+    }
+    file.set_len(0)?;
+    writeln!(file, "{}", std::process::id())?;
+    file.sync_all()?;
+    Ok(file)
+}
+
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -46,6 +86,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
                 .unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
+        // Colour codes only for a person at a terminal, not in files, journals or pipes.
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -63,6 +105,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let _ = std::fs::set_permissions(data, std::fs::Permissions::from_mode(0o700));
     }
     let data = data.canonicalize()?;
+    // Held until the process exits; taken before anything in the data dir is touched.
+    let _lock = lock_data_dir(&data)?;
     let token = admin_token(&data)?;
     let store = Store::open(&data.join("fnbridge.db")).context("cannot open the database")?;
     let runtime = Runtime::new(RuntimeConfig {
