@@ -14,6 +14,8 @@ use fnbridge_store::Store;
 
 use crate::cli::ServeArgs;
 
+mod listener;
+
 /// Reads the admin token, creating it (mode 0600) on first start.
 fn admin_token(data_dir: &Path) -> anyhow::Result<String> {
     let path = data_dir.join("admin.token");
@@ -147,12 +149,18 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let addr = listener.local_addr()?;
+    // Installed before anyone is told we are up, so an early SIGTERM still shuts down cleanly.
+    let shutdown = shutdown_signal().context("cannot install signal handlers")?;
     // One line on stdout, so scripts and tests can find a port chosen with :0.
     println!("fnbridge listening on http://{addr}");
     eprintln!("admin token: {}", data.join("admin.token").display());
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    let limits = listener::Limits {
+        max_connections: args.max_connections.max(1),
+        header_timeout: Duration::from_secs(args.header_timeout_s.max(1)),
+        idle_timeout: Duration::from_secs(args.idle_conn_timeout_s.max(1)),
+    };
+    let drain = Duration::from_secs(args.shutdown_grace_s);
+    listener::serve(listener, app, limits, shutdown, drain).await;
     tracing::info!("shutting down: finishing running deliveries");
     dispatcher
         .shutdown(Duration::from_secs(args.shutdown_grace_s))
@@ -161,23 +169,24 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Resolves on the first SIGINT or SIGTERM. The handlers are installed now, not on first poll.
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut int = signal(SignalKind::interrupt())?;
+        let mut term = signal(SignalKind::terminate())?;
+        Ok(async move {
+            tokio::select! {
+                _ = int.recv() => {},
+                _ = term.recv() => {},
             }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
+        })
+    }
     #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
+    {
+        Ok(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
     }
 }
