@@ -26,8 +26,50 @@ pub fn decode_zip(b64: &str) -> Result<Vec<u8>, String> {
         .map_err(|e| format!("code.zipFile: not valid base64: {e}"))
 }
 
+/// Why a deployment step failed: the package's fault (400), or the server's disk (5xx).
+#[derive(Debug)]
+pub enum DeployError {
+    /// The package or its `requirements.txt` is wrong.
+    Invalid(String),
+    /// The file system holding the code has no space (or quota) left.
+    DiskFull(String),
+    /// Another failure of the server's file system.
+    Io(String),
+}
+
+impl DeployError {
+    /// Classifies a file-system error met while writing under `dir`: `what` says what was being
+    /// done.
+    pub fn io(e: std::io::Error, dir: &Path, what: impl std::fmt::Display) -> DeployError {
+        use std::io::ErrorKind::{QuotaExceeded, StorageFull};
+        if matches!(e.kind(), StorageFull | QuotaExceeded) {
+            DeployError::DiskFull(no_space(dir, format_args!("{what}: {e}")))
+        } else {
+            DeployError::Io(format!("{what}: {e}"))
+        }
+    }
+}
+
+/// The message for a full disk, naming the directory whose disk it is.
+pub(crate) fn no_space(dir: &Path, detail: impl std::fmt::Display) -> String {
+    format!(
+        "no space left on the disk holding {}; free space there and retry ({detail})",
+        dir.display()
+    )
+}
+
+impl std::fmt::Display for DeployError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DeployError::Invalid(m) | DeployError::DiskFull(m) | DeployError::Io(m) => {
+                f.write_str(m)
+            }
+        }
+    }
+}
+
 /// Unpacks `zip` into `dest` (which must not exist yet). On error nothing is left behind.
-pub fn unpack(zip: &[u8], dest: &Path) -> Result<(), String> {
+pub fn unpack(zip: &[u8], dest: &Path) -> Result<(), DeployError> {
     let r = unpack_inner(zip, dest);
     if r.is_err() {
         let _ = std::fs::remove_dir_all(dest);
@@ -35,51 +77,65 @@ pub fn unpack(zip: &[u8], dest: &Path) -> Result<(), String> {
     r
 }
 
-fn unpack_inner(zip: &[u8], dest: &Path) -> Result<(), String> {
+fn unpack_inner(zip: &[u8], dest: &Path) -> Result<(), DeployError> {
+    let invalid = DeployError::Invalid;
     let mut archive = zip::ZipArchive::new(std::io::Cursor::new(zip))
-        .map_err(|e| format!("code.zipFile: not a valid zip archive: {e}"))?;
+        .map_err(|e| invalid(format!("code.zipFile: not a valid zip archive: {e}")))?;
     if archive.len() > MAX_CODE_ENTRIES {
-        return Err(format!(
+        return Err(invalid(format!(
             "code.zipFile: {} entries, more than the limit of {MAX_CODE_ENTRIES}",
             archive.len()
-        ));
+        )));
     }
-    std::fs::create_dir_all(dest).map_err(|e| format!("cannot create code directory: {e}"))?;
+    let io = |e, what: String| DeployError::io(e, dest, what);
+    std::fs::create_dir_all(dest).map_err(|e| io(e, "cannot create code directory".into()))?;
     let mut total: u64 = 0;
     for i in 0..archive.len() {
         let mut entry = archive
             .by_index(i)
-            .map_err(|e| format!("code.zipFile: entry {i}: {e}"))?;
+            .map_err(|e| invalid(format!("code.zipFile: entry {i}: {e}")))?;
         let name = entry.name().to_string();
         let Some(rel) = entry.enclosed_name() else {
-            return Err(format!(
+            return Err(invalid(format!(
                 "code.zipFile: entry '{name}' has a path that escapes the code directory"
-            ));
+            )));
         };
         if entry.is_symlink() {
-            return Err(format!(
+            return Err(invalid(format!(
                 "code.zipFile: entry '{name}' is a symbolic link, which is not allowed"
-            ));
+            )));
         }
         let out = dest.join(&rel);
         if entry.is_dir() {
-            std::fs::create_dir_all(&out).map_err(|e| format!("cannot create '{name}': {e}"))?;
+            std::fs::create_dir_all(&out).map_err(|e| io(e, format!("cannot create '{name}'")))?;
             continue;
         }
         if let Some(parent) = out.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| format!("cannot create '{name}': {e}"))?;
+            std::fs::create_dir_all(parent)
+                .map_err(|e| io(e, format!("cannot create '{name}'")))?;
         }
         let mut f =
-            std::fs::File::create(&out).map_err(|e| format!("cannot write '{name}': {e}"))?;
-        // Count real bytes, not the header's claim: a zip bomb can lie about sizes.
+            std::fs::File::create(&out).map_err(|e| io(e, format!("cannot write '{name}'")))?;
+        // Count real bytes, not the header's claim: a zip bomb can lie about sizes. Read and
+        // write separately, so a bad entry is the package's fault and a failed write the disk's.
         let budget = MAX_CODE_UNZIPPED - total;
-        let n = std::io::copy(&mut (&mut entry).take(budget + 1), &mut f)
-            .map_err(|e| format!("code.zipFile: entry '{name}': {e}"))?;
-        total += n;
+        let mut limited = (&mut entry).take(budget + 1);
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = limited
+                .read(&mut buf)
+                .map_err(|e| invalid(format!("code.zipFile: entry '{name}': {e}")))?;
+            if n == 0 {
+                break;
+            }
+            std::io::Write::write_all(&mut f, &buf[..n])
+                .map_err(|e| io(e, format!("cannot write '{name}'")))?;
+            total += n as u64;
+        }
         if total > MAX_CODE_UNZIPPED {
-            return Err(format!(
+            return Err(invalid(format!(
                 "code.zipFile: unpacks to more than {MAX_CODE_UNZIPPED} bytes"
-            ));
+            )));
         }
         #[cfg(unix)]
         if let Some(mode) = entry.unix_mode() {
@@ -134,11 +190,15 @@ mod tests {
     fn rejects_escaping_paths_and_leaves_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let dest = dir.path().join("code");
-        let err = unpack(&zip_of(&[("ok.py", b""), ("../evil.py", b"x")]), &dest).unwrap_err();
+        let err = unpack(&zip_of(&[("ok.py", b""), ("../evil.py", b"x")]), &dest)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("escapes the code directory"), "{err}");
         assert!(!dest.exists());
         assert!(!dir.path().join("evil.py").exists());
-        let err = unpack(&zip_of(&[("/etc/evil", b"x")]), &dest).unwrap_err();
+        let err = unpack(&zip_of(&[("/etc/evil", b"x")]), &dest)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("escapes"), "{err}");
     }
 
@@ -148,6 +208,7 @@ mod tests {
         assert!(
             unpack(b"not a zip", &dir.path().join("c"))
                 .unwrap_err()
+                .to_string()
                 .contains("not a valid zip")
         );
         assert!(decode_zip("%%%").unwrap_err().contains("not valid base64"));

@@ -1,11 +1,14 @@
 //! `ApiError`: every failure of a request, mapped in this one place to an HTTP status and FC's
 //! error body `{"Code","Message","RequestId"}` (fc-api.md §3). The request id is filled in by the
-//! router's middleware, which is the only code that knows it.
+//! router's middleware, which is the only code that knows it. A full disk is the server's
+//! trouble, not the caller's: 507 `InsufficientStorage` naming the disk, never a 400.
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use fnbridge_dispatch::{DispatchError, RegistryError};
 use fnbridge_store::StoreError;
+
+use crate::code::DeployError;
 
 #[derive(Debug, Clone)]
 pub struct ApiError {
@@ -55,6 +58,27 @@ impl ApiError {
     pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
         Self::new(StatusCode::CONFLICT, code, message)
     }
+    /// The server's disk is full: 507, with a message naming the disk, so the operator (not
+    /// the caller) knows what to fix. Not FC's table; FC's own disks do not fill up.
+    pub fn disk_full(message: impl Into<String>) -> Self {
+        let message = message.into();
+        tracing::error!(error = %message, "disk full");
+        Self::new(
+            StatusCode::INSUFFICIENT_STORAGE,
+            "InsufficientStorage",
+            message,
+        )
+    }
+    /// The server's disk failed a read or write: 503, the request may succeed later.
+    pub fn disk_io(message: impl Into<String>) -> Self {
+        let message = message.into();
+        tracing::error!(error = %message, "disk I/O error");
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ServiceUnavailable",
+            message,
+        )
+    }
     pub fn internal(message: impl std::fmt::Display) -> Self {
         tracing::error!(error = %message, "internal error");
         Self::new(
@@ -84,7 +108,19 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Conflict(m) => ApiError::conflict("ConcurrentUpdateError", m),
+            e @ StoreError::DiskFull { .. } => ApiError::disk_full(e.to_string()),
+            e @ StoreError::Io { .. } => ApiError::disk_io(e.to_string()),
             other => ApiError::internal(other),
+        }
+    }
+}
+
+impl From<DeployError> for ApiError {
+    fn from(e: DeployError) -> Self {
+        match e {
+            DeployError::Invalid(m) => ApiError::invalid(m),
+            DeployError::DiskFull(m) => ApiError::disk_full(m),
+            DeployError::Io(m) => ApiError::internal(m),
         }
     }
 }

@@ -318,12 +318,12 @@ async fn deploy_code(
     tokio::task::spawn_blocking(move || code::unpack(&zip, &d))
         .await
         .map_err(ApiError::internal)?
-        .map_err(ApiError::invalid)?;
+        .map_err(ApiError::from)?;
     let checked = async {
         if f.is_python() {
             crate::deps::install_requirements(&state.python, &dir)
                 .await
-                .map_err(ApiError::invalid)?;
+                .map_err(ApiError::from)?;
         }
         check_handler(state, f, &dir).await
     };

@@ -4,9 +4,11 @@
 //! DTOs here, validated, and turned into domain calls on the dispatcher and store.
 //!
 //! # Layout
-//! - `router`: the route table, request-id and auth middleware, shared `AppState`.
+//! - `router`: the route table, request-id (with its tracing span), panic and auth
+//!   middleware, shared `AppState`.
 //! - `error`: `ApiError`, the one place errors become FC's `{"Code","Message","RequestId"}`.
 //! - `body`: bounded JSON/bytes extraction with FC-shaped errors.
+//! - `deadline`: a request body whose reading is bounded in time (`408` beyond it).
 //! - `validate`: name, runtime, handler, limits and environment rules.
 //! - `code`: code packages: base64 zip decoding, CRC-64 checksums, safe unpacking.
 //! - `testing`: saved test events, templates, and the function log.
@@ -19,6 +21,7 @@ mod aliases;
 mod async_config;
 mod body;
 pub mod code;
+mod deadline;
 mod deps;
 mod dlq;
 mod error;

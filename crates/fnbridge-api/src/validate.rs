@@ -12,10 +12,11 @@ pub fn name(field: &str, value: &str, max: usize) -> Result<(), String> {
     if value.is_empty() {
         return Err(format!("{field}: must not be empty"));
     }
-    if value.len() > max {
+    if value.chars().count() > max {
+        // Cut on a character boundary: a byte index may fall inside a multi-byte character.
+        let shown: String = value.chars().take(max).collect();
         return Err(format!(
-            "{field}: '{}…' is longer than {max} characters",
-            &value[..max.min(value.len())]
+            "{field}: '{shown}…' is longer than {max} characters"
         ));
     }
     let first = value.as_bytes()[0];
@@ -224,6 +225,21 @@ mod tests {
                 .contains("longer than 64")
         );
         assert!(trigger_name(&"a".repeat(128)).is_ok());
+        // Over the limit in characters, with a multi-byte character across the byte limit.
+        let long = "é".repeat(70);
+        assert!(function_name(&long).unwrap_err().contains("longer than 64"));
+        let across = format!("{}éé", "a".repeat(63));
+        assert!(
+            function_name(&across)
+                .unwrap_err()
+                .contains("longer than 64")
+        );
+        // 64 characters but more than 64 bytes: not too long, but not allowed characters.
+        assert!(
+            function_name(&"é".repeat(64))
+                .unwrap_err()
+                .contains("contains 'é'")
+        );
     }
 
     #[test]

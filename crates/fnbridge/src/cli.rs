@@ -175,6 +175,18 @@ pub struct ServeArgs {
     /// Seconds between pruning runs.
     #[arg(long, default_value_t = 300)]
     pub prune_interval_s: u64,
+    /// Seconds a request body may take to arrive once its reading started (408 beyond it).
+    #[arg(long, default_value_t = 120)]
+    pub body_timeout_s: u64,
+    /// Most API connections open at once; beyond it new connections are closed at once.
+    #[arg(long, default_value_t = 1024)]
+    pub max_connections: usize,
+    /// Seconds a client has to send a complete request head (closed beyond it).
+    #[arg(long, default_value_t = 10)]
+    pub header_timeout_s: u64,
+    /// Seconds a keep-alive connection may wait for its next request (closed beyond it).
+    #[arg(long, default_value_t = 60)]
+    pub idle_conn_timeout_s: u64,
 }
 
 #[derive(Subcommand, Debug)]

@@ -1,7 +1,7 @@
-//! `fnbridge serve`: prepares the data directory and admin token, wires store, runtime,
-//! dispatcher and API together, and shuts down gracefully on SIGINT/SIGTERM.
+//! `fnbridge serve`: locks and prepares the data directory and admin token, wires store,
+//! runtime, dispatcher and API together, and shuts down gracefully on SIGINT/SIGTERM.
 
-use std::io::Write;
+use std::io::{IsTerminal, Read, Write};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,6 +14,8 @@ use fnbridge_store::Store;
 use fnbridge_store::retention::Retention;
 
 use crate::cli::ServeArgs;
+
+mod listener;
 
 /// Reads the admin token, creating it (mode 0600) on first start.
 fn admin_token(data_dir: &Path) -> anyhow::Result<String> {
@@ -40,6 +42,46 @@ fn admin_token(data_dir: &Path) -> anyhow::Result<String> {
     Ok(token)
 }
 
+/// Takes `<data-dir>/fnbridge.lock` for the life of the process and writes our pid in it. A
+/// second server on the same data dir would run every delivery twice and race the first one's
+/// code directories; it is refused, naming the pid holding the lock. The kernel drops the lock
+/// when the process ends, however it ends.
+fn lock_data_dir(data: &Path) -> anyhow::Result<std::fs::File> {
+    let path = data.join("fnbridge.lock");
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        // Not truncated before it is ours: the holder's pid is in it.
+        .truncate(false)
+        .open(&path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            let holder = match holder.trim() {
+                "" => "unknown".to_string(),
+                pid => pid.to_string(),
+            };
+            anyhow::bail!(
+                "data dir {} is in use by another fnbridge serve (pid {holder}, lock file {}); \
+                 stop it or use another --data-dir",
+                data.display(),
+                path.display()
+            );
+        }
+        Err(std::fs::TryLockError::Error(e)) => {
+            return Err(e).with_context(|| format!("cannot lock {}", path.display()));
+        }
+    }
+    file.set_len(0)?;
+    writeln!(file, "{}", std::process::id())?;
+    file.sync_all()?;
+    Ok(file)
+}
+
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -47,6 +89,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
                 .unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
+        // Colour codes only for a person at a terminal, not in files, journals or pipes.
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -64,6 +108,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let _ = std::fs::set_permissions(data, std::fs::Permissions::from_mode(0o700));
     }
     let data = data.canonicalize()?;
+    // Held until the process exits; taken before anything in the data dir is touched.
+    let _lock = lock_data_dir(&data)?;
     let token = admin_token(&data)?;
     let store = Store::open(&data.join("fnbridge.db")).context("cannot open the database")?;
     let runtime = Runtime::new(RuntimeConfig {
@@ -111,17 +157,24 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         token: Arc::from(token.as_str()),
         // The resolved interpreter: a bare `python3` may be a shim that costs 100+ ms per start.
         python: Arc::from(dispatcher.runtime().python()),
+        body_timeout: Some(Duration::from_secs(args.body_timeout_s.max(1))),
     });
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let addr = listener.local_addr()?;
+    // Installed before anyone is told we are up, so an early SIGTERM still shuts down cleanly.
+    let shutdown = shutdown_signal().context("cannot install signal handlers")?;
     // One line on stdout, so scripts and tests can find a port chosen with :0.
     println!("fnbridge listening on http://{addr}");
     eprintln!("admin token: {}", data.join("admin.token").display());
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    let limits = listener::Limits {
+        max_connections: args.max_connections.max(1),
+        header_timeout: Duration::from_secs(args.header_timeout_s.max(1)),
+        idle_timeout: Duration::from_secs(args.idle_conn_timeout_s.max(1)),
+    };
+    let drain = Duration::from_secs(args.shutdown_grace_s);
+    listener::serve(listener, app, limits, shutdown, drain).await;
     tracing::info!("shutting down: finishing running deliveries");
     dispatcher
         .shutdown(Duration::from_secs(args.shutdown_grace_s))
@@ -130,23 +183,24 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Resolves on the first SIGINT or SIGTERM. The handlers are installed now, not on first poll.
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut int = signal(SignalKind::interrupt())?;
+        let mut term = signal(SignalKind::terminate())?;
+        Ok(async move {
+            tokio::select! {
+                _ = int.recv() => {},
+                _ = term.recv() => {},
             }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
+        })
+    }
     #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
+    {
+        Ok(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
     }
 }
