@@ -417,3 +417,69 @@ fn out_of_file_descriptors_is_logged_and_survived() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// Deliveries that finish while the disk is full keep their outcome: the record is retried
+/// until space comes back, and nothing runs twice after a restart.
+#[test]
+fn completions_on_a_full_disk_are_retried_until_they_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let disk = match Tmpfs::mount(&data, "8m") {
+        Ok(d) => d,
+        Err(why) => {
+            eprintln!("skipped: needs a small tmpfs data dir: {why}");
+            return;
+        }
+    };
+    let gate = dir.path().join("gate");
+    let code = format!(
+        "import os, time\ndef handler(event, context):\n    while not os.path.exists({:?}):\n        time.sleep(0.01)\n    return 'done'\n",
+        gate.to_str().unwrap()
+    );
+    let mut s = Server::start(&data);
+    ok_json(s.deploy("gated", &[("index.py", &code)], json!({"timeout": 60})));
+    ok_json(s.cdn_trigger("gated", "t", "LogFileCreated", &["gate.example.com"]));
+    let events: Vec<serde_json::Value> = (0..12)
+        .map(|i| {
+            json!({"eventName": "LogFileCreated", "eventSource": "cdn", "region": "cn-hangzhou",
+                   "eventVersion": "1.0.0", "eventTime": "2018-06-14T15:31:49+08:00",
+                   "traceId": format!("gate-{i}"), "userIdentity": {"aliUid": "1"},
+                   "resource": {"domain": "gate.example.com"}, "eventParameter": {}})
+        })
+        .collect();
+    ok_json(s.post("/events", &json!({"events": events})));
+    // Every delivery is running (held at the gate) before the disk fills.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while s.get("/stats")["running"].as_u64() != Some(12) {
+        assert!(std::time::Instant::now() < deadline, "{}", s.get("/stats"));
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let filler = disk.fill();
+    std::fs::write(&gate, b"open").unwrap();
+    // The handlers return; their records cannot be written yet.
+    while s.get("/stats")["running"].as_u64() != Some(0) {
+        assert!(std::time::Instant::now() < deadline, "{}", s.get("/stats"));
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let stuck = s.get("/stats");
+    assert_eq!(stuck["succeeded"], 12, "{stuck}");
+    assert_eq!(stuck["open"], 12, "nothing committed on a full disk: {stuck}");
+    std::fs::remove_file(filler).unwrap();
+    while s.get("/stats")["open"].as_u64() != Some(0) {
+        assert!(std::time::Instant::now() < deadline, "{}", s.get("/stats"));
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // After a restart nothing runs again: every task is Succeeded after one attempt.
+    s.restart();
+    let st = s.get("/stats");
+    assert_eq!(st["open"], 0, "{st}");
+    let tasks = s.get("/tasks?functionName=gated&limit=100");
+    let tasks = tasks["asyncTasks"].as_array().unwrap();
+    assert_eq!(tasks.len(), 12);
+    for t in tasks {
+        assert_eq!(t["status"], "Succeeded", "{t}");
+        assert_eq!(t["attempts"], 1, "ran once: {t}");
+    }
+    drop(s);
+    drop(disk);
+}
