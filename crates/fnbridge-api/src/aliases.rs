@@ -8,7 +8,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use fnbridge_dispatch::RegistryError;
-use fnbridge_store::registry::{self, Alias};
+use fnbridge_store::registry::Alias;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -225,7 +225,7 @@ pub(crate) async fn list(
     let limit = parse_limit(q.limit.as_deref())?;
     let prefix = q.prefix.unwrap_or_default();
     let after = q.next_token.unwrap_or_default();
-    let all = state.dispatcher.store().read(registry::all_aliases).await?;
+    let all = state.dispatcher.store().read(|c| c.all_aliases()).await?;
     let mut items: Vec<Alias> = all
         .into_iter()
         .filter(|(f, a)| {

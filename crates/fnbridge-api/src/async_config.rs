@@ -7,7 +7,6 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use fnbridge_dispatch::destination::function_of_arn;
-use fnbridge_store::registry;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -129,7 +128,7 @@ pub(crate) async fn get(
     let v = state
         .dispatcher
         .store()
-        .read(move |c| registry::get_async_config(c, &f, &qq))
+        .read(move |c| c.get_async_config(&f, &qq))
         .await?;
     v.map(Json).ok_or_else(|| missing(&name, &qualifier))
 }
@@ -164,7 +163,7 @@ pub(crate) async fn list(
     let all = state
         .dispatcher
         .store()
-        .read(registry::all_async_configs)
+        .read(|c| c.all_async_configs())
         .await?;
     let after = q.next_token.unwrap_or_default();
     let mut items: Vec<(String, Value)> = all

@@ -4,7 +4,7 @@
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use fnbridge_store::{DlqEntry, tasks};
+use fnbridge_store::DlqEntry;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -52,7 +52,7 @@ pub(crate) async fn list(
     let mut es = state
         .dispatcher
         .store()
-        .read(move |c| tasks::list_dlq(c, f.as_deref(), after, limit + 1))
+        .read(move |c| c.list_dlq(f.as_deref(), after, limit + 1))
         .await?;
     let next = crate::body::page(&mut es, limit, |e| e.id.to_string());
     Ok(Json(
@@ -80,7 +80,7 @@ pub(crate) async fn get(
     let e = state
         .dispatcher
         .store()
-        .read(move |c| tasks::get_dlq(c, id))
+        .read(move |c| c.get_dlq(id))
         .await?;
     e.map(|e| Json(to_json(&e))).ok_or_else(|| missing(id))
 }
@@ -93,7 +93,7 @@ pub(crate) async fn delete(
     let deleted = state
         .dispatcher
         .store()
-        .write(move |c| tasks::delete_dlq(c, id))
+        .write(move |c| c.delete_dlq(id))
         .await?;
     if deleted {
         Ok(StatusCode::NO_CONTENT)

@@ -12,7 +12,6 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use fnbridge_dispatch::ids;
 use fnbridge_event::{FunctionConfig, LifecycleHook};
-use fnbridge_store::registry;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -625,7 +624,7 @@ pub(crate) async fn list(
     let mut fs = state
         .dispatcher
         .store()
-        .read(move |c| registry::list_functions(c, &prefix, &after, limit + 1))
+        .read(move |c| c.list_functions(&prefix, &after, limit + 1))
         .await?;
     let next = crate::body::page(&mut fs, limit, |f| f.function_name.clone());
     let cfg = state.dispatcher.config();

@@ -3,7 +3,7 @@
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use fnbridge_store::{Attempt, Task, TaskStatus, tasks};
+use fnbridge_store::{Attempt, Task, TaskStatus};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -87,7 +87,7 @@ pub(crate) async fn get(
     let found = state
         .dispatcher
         .store()
-        .read(move |c| tasks::get_task(c, &t))
+        .read(move |c| c.get_task(&t))
         .await?;
     match found {
         Some((t, attempts)) if t.function_name == function => {
@@ -134,7 +134,7 @@ async fn list(
     let mut ts = state
         .dispatcher
         .store()
-        .read(move |c| tasks::list_tasks(c, function.as_deref(), status, before, limit + 1))
+        .read(move |c| c.list_tasks(function.as_deref(), status, before, limit + 1))
         .await?;
     let next = crate::body::page(&mut ts, limit, |t| t.id.to_string());
     let full = q.include_payload.unwrap_or(false);

@@ -6,7 +6,6 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use fnbridge_event::templates;
-use fnbridge_store::logs;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -51,11 +50,11 @@ pub(crate) async fn put(
         .dispatcher
         .store()
         .write(move |c| {
-            let all = logs::list_test_events(c, &f)?;
+            let all = c.list_test_events(&f)?;
             if all.len() >= MAX_TEST_EVENTS && !all.iter().any(|(k, _)| *k == n) {
                 return Ok(Err(all.len()));
             }
-            logs::put_test_event(c, &f, &n, &t)?;
+            c.put_test_event(&f, &n, &t)?;
             Ok(Ok(()))
         })
         .await?;
@@ -76,7 +75,7 @@ pub(crate) async fn list(
     let all = state
         .dispatcher
         .store()
-        .read(move |c| logs::list_test_events(c, &f))
+        .read(move |c| c.list_test_events(&f))
         .await?;
     let items: Vec<Value> = all
         .into_iter()
@@ -94,7 +93,7 @@ pub(crate) async fn get(
     let body = state
         .dispatcher
         .store()
-        .read(move |c| logs::get_test_event(c, &f, &n))
+        .read(move |c| c.get_test_event(&f, &n))
         .await?;
     match body {
         Some(b) => Ok(Json(json!({"name": name, "payload": b}))),
@@ -114,7 +113,7 @@ pub(crate) async fn delete(
     if state
         .dispatcher
         .store()
-        .write(move |c| logs::delete_test_event(c, &f, &n))
+        .write(move |c| c.delete_test_event(&f, &n))
         .await?
     {
         Ok(StatusCode::NO_CONTENT)
@@ -170,10 +169,10 @@ pub(crate) async fn read_logs(
         .read(move |c| {
             let after = match after {
                 Some(a) => a,
-                None if tail => logs::last_log_id(c, &f)?,
+                None if tail => c.last_log_id(&f)?,
                 None => 0,
             };
-            Ok((logs::read_logs(c, &f, rid.as_deref(), after, limit)?, after))
+            Ok((c.read_logs(&f, rid.as_deref(), after, limit)?, after))
         })
         .await?;
     let next = records.last().map(|r| r.id).unwrap_or(last);

@@ -10,7 +10,6 @@ use axum::http::StatusCode;
 use fnbridge_dispatch::ids;
 use fnbridge_event::limits::{MAX_DESCRIPTION, MAX_TRIGGER_CONFIG};
 use fnbridge_event::{TriggerConfig, TriggerType};
-use fnbridge_store::registry;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -175,7 +174,7 @@ pub(crate) async fn get(
     let t = state
         .dispatcher
         .store()
-        .read(move |c| registry::get_trigger(c, &f, &n))
+        .read(move |c| c.get_trigger(&f, &n))
         .await?;
     let t = t.ok_or_else(|| not_found(&function, &name))?;
     let cfg = state.dispatcher.config();
@@ -193,7 +192,7 @@ pub(crate) async fn update(
     let existing = state
         .dispatcher
         .store()
-        .read(move |c| registry::get_trigger(c, &f, &n))
+        .read(move |c| c.get_trigger(&f, &n))
         .await?;
     let existing = existing.ok_or_else(|| not_found(&function, &name))?;
     let mut t = existing.trigger.clone();
@@ -248,7 +247,7 @@ pub(crate) async fn list(
     let mut ts = state
         .dispatcher
         .store()
-        .read(move |c| registry::list_triggers(c, &f, &prefix, &after, limit + 1))
+        .read(move |c| c.list_triggers(&f, &prefix, &after, limit + 1))
         .await?;
     let next = crate::body::page(&mut ts, limit, |t| t.trigger.trigger_name.clone());
     let cfg = state.dispatcher.config();

@@ -5,7 +5,7 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use fnbridge_store::registry::{self, Version};
+use fnbridge_store::registry::Version;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -88,7 +88,7 @@ pub(crate) async fn list(
     let mut vs = state
         .dispatcher
         .store()
-        .read(move |c| registry::list_versions(c, &f))
+        .read(move |c| c.list_versions(&f))
         .await?;
     if !forward {
         vs.reverse();

@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use fnbridge_event::limits::MAX_ASYNC_PAYLOAD;
-use fnbridge_store::tasks::{self, AttemptOutcome};
-use fnbridge_store::{Attempt, NewTask, StoreError, TaskStatus, now_ms};
+use fnbridge_store::tasks::AttemptOutcome;
+use fnbridge_store::{Attempt, NewTask, StoreError, TaskStatus, Tx, now_ms};
 use rand::Rng;
 
 use crate::destination::{DestinationRecord, function_of_arn};
@@ -83,7 +83,7 @@ async fn refill(
         let f = function.to_string();
         let page = inner
             .store
-            .read(move |c| tasks::due_tasks(c, &f, cursor, REFILL_PAGE))
+            .read(move |c| c.due_tasks(&f, cursor, REFILL_PAGE))
             .await?;
         let last = page.last().map(|t| (t.next_ms, t.id));
         let n = page.len();
@@ -117,26 +117,18 @@ struct Completion {
     destination: Option<NewTask>,
 }
 
-fn write_completion(c: &rusqlite::Connection, w: &Completion) -> Result<Option<i64>, StoreError> {
+fn write_completion(c: &dyn Tx, w: &Completion) -> Result<Option<i64>, StoreError> {
     match &w.expired {
-        Some(msg) => tasks::finish_task(c, w.row, TaskStatus::Expired, w.ended_ms, Some(msg))?,
+        Some(msg) => c.finish_task(w.row, TaskStatus::Expired, w.ended_ms, Some(msg))?,
         None => {
-            tasks::record_attempt(c, w.row, &w.record)?;
+            c.record_attempt(w.row, &w.record)?;
             if let Some(log) = w.record.log.as_deref().filter(|l| !l.is_empty()) {
-                fnbridge_store::logs::append_log(
-                    c,
-                    &w.function,
-                    &w.request_id,
-                    &w.qualifier,
-                    w.ended_ms,
-                    log,
-                )?;
+                c.append_log(&w.function, &w.request_id, &w.qualifier, w.ended_ms, log)?;
             }
         }
     }
     if let Some((task, reason)) = &w.dead {
-        tasks::dead_letter(
-            c,
+        c.dead_letter(
             task,
             task.attempts,
             reason,
@@ -145,7 +137,7 @@ fn write_completion(c: &rusqlite::Connection, w: &Completion) -> Result<Option<i
         )?;
     }
     match &w.destination {
-        Some(t) => match tasks::insert_task(c, t) {
+        Some(t) => match c.insert_task(t) {
             Ok(row) => Ok(Some(row)),
             // Inserted by an earlier try whose commit reported failure but held.
             Err(StoreError::Conflict(_)) => Ok(None),
@@ -510,11 +502,7 @@ pub(crate) async fn retention_loop(inner: Arc<Inner>) {
                 return;
             }
             let now = now_ms();
-            match inner
-                .store
-                .write(move |c| fnbridge_store::retention::prune(c, &r, now, 2000))
-                .await
-            {
+            match inner.store.write(move |c| c.prune(&r, now, 2000)).await {
                 Ok(p) => {
                     if p.total() > 0 {
                         tracing::debug!(

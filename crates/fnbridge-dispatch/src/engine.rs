@@ -20,8 +20,7 @@ use fnbridge_runtime::{
 };
 use fnbridge_store::registry::{Alias, Version};
 use fnbridge_store::retention::Retention;
-use fnbridge_store::tasks;
-use fnbridge_store::{NewTask, Store, StoreError, now_ms, registry};
+use fnbridge_store::{NewTask, Store, StoreError, now_ms};
 use rand::Rng;
 use serde::Serialize;
 use tokio::sync::Notify;
@@ -211,13 +210,13 @@ impl Dispatcher {
         let (functions, versions, aliases, triggers, configs, open, backlogged) = store
             .read(|c| {
                 Ok((
-                    registry::list_functions(c, "", "", usize::MAX >> 1)?,
-                    registry::all_versions(c)?,
-                    registry::all_aliases(c)?,
-                    registry::all_triggers(c)?,
-                    registry::all_async_configs(c)?,
-                    tasks::count_open(c)?,
-                    tasks::functions_with_open_tasks(c)?,
+                    c.list_functions("", "", usize::MAX >> 1)?,
+                    c.all_versions()?,
+                    c.all_aliases()?,
+                    c.all_triggers()?,
+                    c.all_async_configs()?,
+                    c.count_open()?,
+                    c.functions_with_open_tasks()?,
                 ))
             })
             .await?;
@@ -727,11 +726,11 @@ impl Dispatcher {
                 let mut receipts = Vec::with_capacity(planned.len());
                 let mut jobs = Vec::new();
                 for p in planned {
-                    let seq = tasks::append_event(c, &p.event_id, p.source, &p.name, now, &p.body)?;
+                    let seq = c.append_event(&p.event_id, p.source, &p.name, now, &p.body)?;
                     let mut task_ids = Vec::with_capacity(p.tasks.len());
                     for mut t in p.tasks {
                         t.event_seq = Some(seq);
-                        let row = tasks::insert_task(c, &t)?;
+                        let row = c.insert_task(&t)?;
                         task_ids.push(t.task_id.clone());
                         jobs.push(Job::new(row, t, p.payload.clone()));
                     }
@@ -768,11 +767,7 @@ impl Dispatcher {
             hops: 0,
         };
         let t = task.clone();
-        let row = self
-            .inner
-            .store
-            .write(move |c| tasks::insert_task(c, &t))
-            .await?;
+        let row = self.inner.store.write(move |c| c.insert_task(&t)).await?;
         let id = task.task_id.clone();
         self.admit(vec![Job::new(row, task, payload)]);
         Ok(id)
@@ -789,7 +784,7 @@ impl Dispatcher {
             .inner
             .store
             .write(move |c| {
-                let Some(e) = tasks::get_dlq(c, dlq_id)? else {
+                let Some(e) = c.get_dlq(dlq_id)? else {
                     return Ok(None);
                 };
                 let t = NewTask {
@@ -803,8 +798,8 @@ impl Dispatcher {
                     created_ms: now,
                     hops: 0,
                 };
-                let row = tasks::insert_task(c, &t)?;
-                tasks::delete_dlq(c, dlq_id)?;
+                let row = c.insert_task(&t)?;
+                c.delete_dlq(dlq_id)?;
                 Ok(Some(Job::new(row, t, Bytes::from(e.payload))))
             })
             .await?;
@@ -836,9 +831,9 @@ impl Dispatcher {
             qualifier.to_string(),
             out.log.clone(),
         );
-        self.inner.store.write_detached(move |c| {
-            fnbridge_store::logs::append_log(c, &f, &rid, &q, now_ms(), &log)
-        });
+        self.inner
+            .store
+            .write_detached(move |c| c.append_log(&f, &rid, &q, now_ms(), &log));
         Ok((request_id, out))
     }
 

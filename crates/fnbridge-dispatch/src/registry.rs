@@ -14,9 +14,9 @@ use std::collections::{HashMap, HashSet};
 use fnbridge_event::limits::MAX_TRIGGERS_PER_FUNCTION;
 use fnbridge_event::{FunctionConfig, TriggerConfig};
 use fnbridge_pattern::Pattern;
-use fnbridge_store::registry::{self as reg, Alias, Version};
+use fnbridge_store::Tx;
+use fnbridge_store::registry::{Alias, Version};
 use fnbridge_store::{Store, StoreError};
-use rusqlite::Connection;
 
 use crate::destination::function_of_arn;
 use crate::engine::Dispatcher;
@@ -60,16 +60,13 @@ type Rule<T> = Result<Result<T, RegistryError>, StoreError>;
 async fn write<T, F>(store: &Store, f: F) -> Result<T, RegistryError>
 where
     T: Send + 'static,
-    F: FnOnce(&Connection) -> Rule<T> + Send + 'static,
+    F: FnOnce(&dyn Tx) -> Rule<T> + Send + 'static,
 {
     store.write(f).await?
 }
 
-fn function_exists(
-    c: &Connection,
-    function: &str,
-) -> Result<Result<(), RegistryError>, StoreError> {
-    Ok(match reg::get_function(c, function)? {
+fn function_exists(c: &dyn Tx, function: &str) -> Result<Result<(), RegistryError>, StoreError> {
+    Ok(match c.get_function(function)? {
         Some(_) => Ok(()),
         None => Err(RegistryError::FunctionNotFound(function.to_string())),
     })
@@ -77,7 +74,7 @@ fn function_exists(
 
 /// Checks, against the stored state, that `qualifier` names LATEST, a version or an alias.
 fn qualifier_exists(
-    c: &Connection,
+    c: &dyn Tx,
     function: &str,
     qualifier: &str,
 ) -> Result<Result<(), RegistryError>, StoreError> {
@@ -85,9 +82,7 @@ fn qualifier_exists(
         return Ok(Ok(()));
     }
     if let Ok(v) = qualifier.parse::<u64>() {
-        let known = reg::list_versions(c, function)?
-            .iter()
-            .any(|x| x.version_id == v);
+        let known = c.list_versions(function)?.iter().any(|x| x.version_id == v);
         return Ok(if known {
             Ok(())
         } else {
@@ -97,7 +92,7 @@ fn qualifier_exists(
             })
         });
     }
-    Ok(match reg::get_alias(c, function, qualifier)? {
+    Ok(match c.get_alias(function, qualifier)? {
         Some(_) => Ok(()),
         None => Err(RegistryError::AliasNotFound {
             function: function.into(),
@@ -107,15 +102,16 @@ fn qualifier_exists(
 }
 
 /// Triggers and aliases of `function` that point at `qualifier`, as stored.
-fn users_of(c: &Connection, function: &str, qualifier: &str) -> Result<Vec<String>, StoreError> {
-    let mut out: Vec<String> = reg::list_triggers(c, function, "", "", usize::MAX >> 1)?
+fn users_of(c: &dyn Tx, function: &str, qualifier: &str) -> Result<Vec<String>, StoreError> {
+    let mut out: Vec<String> = c
+        .list_triggers(function, "", "", usize::MAX >> 1)?
         .into_iter()
         .filter(|t| t.trigger.qualifier == qualifier)
         .map(|t| format!("trigger '{}'", t.trigger.trigger_name))
         .collect();
     if let Ok(v) = qualifier.parse::<u64>() {
         out.extend(
-            reg::all_aliases(c)?
+            c.all_aliases()?
                 .into_iter()
                 .filter(|(f, a)| {
                     f == function
@@ -147,18 +143,18 @@ pub fn destinations_of(config: &serde_json::Value) -> Vec<String> {
 /// Refuses a destination that is the function itself or that leads back to it through other
 /// functions' destinations: each hop would embed the previous record and run forever.
 fn check_destination_loop(
-    c: &Connection,
+    c: &dyn Tx,
     function: &str,
     config: &serde_json::Value,
 ) -> Result<Result<(), RegistryError>, StoreError> {
     let mut edges: HashMap<String, Vec<String>> = HashMap::new();
-    for (f, _, v) in reg::all_async_configs(c)? {
+    for (f, _, v) in c.all_async_configs()? {
         if f != function {
             edges.entry(f).or_default().extend(destinations_of(&v));
         }
     }
     for target in destinations_of(config) {
-        if reg::get_function(c, &target)?.is_none() {
+        if c.get_function(&target)?.is_none() {
             return Ok(Err(RegistryError::Invalid(format!(
                 "destinationConfig: destination function '{target}' does not exist"
             ))));
@@ -211,12 +207,12 @@ impl Dispatcher {
         let _order = self.registry_lock().await;
         let stored = f.clone();
         write(self.store(), move |c| {
-            if reg::get_function(c, &stored.function_name)?.is_some() {
+            if c.get_function(&stored.function_name)?.is_some() {
                 return Ok(Err(RegistryError::FunctionAlreadyExists(
                     stored.function_name.clone(),
                 )));
             }
-            reg::insert_function(c, &stored)?;
+            c.insert_function(&stored)?;
             Ok(Ok(()))
         })
         .await?;
@@ -230,13 +226,13 @@ impl Dispatcher {
         let stored = f.clone();
         let unused = write(self.store(), move |c| {
             let name = &stored.function_name;
-            let Some(old) = reg::get_function(c, name)? else {
+            let Some(old) = c.get_function(name)? else {
                 return Ok(Err(RegistryError::FunctionNotFound(name.clone())));
             };
-            reg::update_function(c, &stored)?;
+            c.update_function(&stored)?;
             // Published versions keep their code: only an unreferenced revision is removed.
             let kept = old.revision == stored.revision
-                || reg::list_versions(c, name)?
+                || c.list_versions(name)?
                     .iter()
                     .any(|v| v.config.revision == old.revision);
             Ok(Ok((!kept).then_some(old.revision)))
@@ -254,17 +250,17 @@ impl Dispatcher {
         let _order = self.registry_lock().await;
         let n = name.to_string();
         write(self.store(), move |c| {
-            if reg::get_function(c, &n)?.is_none() {
+            if c.get_function(&n)?.is_none() {
                 return Ok(Err(RegistryError::FunctionNotFound(n)));
             }
-            let triggers = reg::count_triggers(c, &n)?;
+            let triggers = c.count_triggers(&n)?;
             if triggers > 0 {
                 return Ok(Err(RegistryError::FunctionNotEmpty {
                     function: n,
                     triggers,
                 }));
             }
-            reg::delete_function(c, &n)?;
+            c.delete_function(&n)?;
             Ok(Ok(()))
         })
         .await?;
@@ -283,10 +279,10 @@ impl Dispatcher {
         let _order = self.registry_lock().await;
         let f = function.to_string();
         let v = write(self.store(), move |c| {
-            let Some(latest) = reg::get_function(c, &f)? else {
+            let Some(latest) = c.get_function(&f)? else {
                 return Ok(Err(RegistryError::FunctionNotFound(f)));
             };
-            if let Some(last) = reg::list_versions(c, &f)?.pop()
+            if let Some(last) = c.list_versions(&f)?.pop()
                 && last.config == latest
             {
                 return Ok(Err(RegistryError::Invalid(format!(
@@ -294,8 +290,7 @@ impl Dispatcher {
                     last.version_id
                 ))));
             }
-            Ok(Ok(reg::publish_version(
-                c,
+            Ok(Ok(c.publish_version(
                 &f,
                 &description,
                 &created,
@@ -312,7 +307,7 @@ impl Dispatcher {
         let _order = self.registry_lock().await;
         let f = function.to_string();
         write(self.store(), move |c| {
-            if reg::get_function(c, &f)?.is_none() {
+            if c.get_function(&f)?.is_none() {
                 return Ok(Err(RegistryError::FunctionNotFound(f)));
             }
             let q = version.to_string();
@@ -323,7 +318,7 @@ impl Dispatcher {
                     users: users.join(", "),
                 }));
             }
-            if !reg::delete_version(c, &f, version)? {
+            if !c.delete_version(&f, version)? {
                 return Ok(Err(RegistryError::VersionNotFound {
                     function: f,
                     version: q,
@@ -355,7 +350,7 @@ impl Dispatcher {
             if let Err(e) = function_exists(c, &f)? {
                 return Ok(Err(e));
             }
-            let existing = reg::get_alias(c, &f, &n)?;
+            let existing = c.get_alias(&f, &n)?;
             let mut a = match (existing, create) {
                 (Some(_), Some(_)) => {
                     return Ok(Err(RegistryError::AliasAlreadyExists {
@@ -374,10 +369,8 @@ impl Dispatcher {
             if let Err(e) = edit(&mut a) {
                 return Ok(Err(e));
             }
-            let versions: HashSet<u64> = reg::list_versions(c, &f)?
-                .iter()
-                .map(|v| v.version_id)
-                .collect();
+            let versions: HashSet<u64> =
+                c.list_versions(&f)?.iter().map(|v| v.version_id).collect();
             let named = std::iter::once(("versionId".to_string(), a.version_id)).chain(
                 a.additional_version_weight
                     .keys()
@@ -390,8 +383,8 @@ impl Dispatcher {
                     ))));
                 }
             }
-            let is_new = reg::get_alias(c, &f, &n)?.is_none();
-            reg::put_alias(c, &f, &a, is_new)?;
+            let is_new = c.get_alias(&f, &n)?.is_none();
+            c.put_alias(&f, &a, is_new)?;
             Ok(Ok(a))
         })
         .await?;
@@ -407,7 +400,7 @@ impl Dispatcher {
             if let Err(e) = function_exists(c, &f)? {
                 return Ok(Err(e));
             }
-            if reg::get_alias(c, &f, &n)?.is_none() {
+            if c.get_alias(&f, &n)?.is_none() {
                 return Ok(Err(RegistryError::AliasNotFound {
                     function: f,
                     alias: n,
@@ -420,7 +413,7 @@ impl Dispatcher {
                     users: users.join(", "),
                 }));
             }
-            reg::delete_alias(c, &f, &n)?;
+            c.delete_alias(&f, &n)?;
             Ok(Ok(()))
         })
         .await?;
@@ -444,19 +437,19 @@ impl Dispatcher {
             if let Err(e) = qualifier_exists(c, f, &stored.qualifier)? {
                 return Ok(Err(e));
             }
-            if reg::get_trigger(c, f, &stored.trigger_name)?.is_some() {
+            if c.get_trigger(f, &stored.trigger_name)?.is_some() {
                 return Ok(Err(RegistryError::TriggerAlreadyExists {
                     function: f.clone(),
                     trigger: stored.trigger_name.clone(),
                 }));
             }
-            let n = reg::count_triggers(c, f)?;
+            let n = c.count_triggers(f)?;
             if n >= MAX_TRIGGERS_PER_FUNCTION {
                 return Ok(Err(RegistryError::Invalid(format!(
                     "function '{f}' already has {n} triggers, the most allowed"
                 ))));
             }
-            Ok(Ok(reg::insert_trigger(c, &stored)?))
+            Ok(Ok(c.insert_trigger(&stored)?))
         })
         .await?;
         self.cache_trigger(id, t, &pattern);
@@ -479,7 +472,7 @@ impl Dispatcher {
             if let Err(e) = qualifier_exists(c, f, &stored.qualifier)? {
                 return Ok(Err(e));
             }
-            Ok(match reg::update_trigger(c, &stored)? {
+            Ok(match c.update_trigger(&stored)? {
                 Some(id) => Ok(id),
                 None => Err(RegistryError::TriggerNotFound {
                     function: f.clone(),
@@ -496,7 +489,7 @@ impl Dispatcher {
         let _order = self.registry_lock().await;
         let (f, n) = (function.to_string(), name.to_string());
         let id = write(self.store(), move |c| {
-            Ok(match reg::delete_trigger(c, &f, &n)? {
+            Ok(match c.delete_trigger(&f, &n)? {
                 Some(id) => Ok(id),
                 None => Err(RegistryError::TriggerNotFound {
                     function: f,
@@ -529,13 +522,14 @@ impl Dispatcher {
             if let Err(e) = qualifier_exists(c, &f, &q)? {
                 return Ok(Err(e));
             }
-            let created = reg::get_async_config(c, &f, &q)?
+            let created = c
+                .get_async_config(&f, &q)?
                 .and_then(|e| e.get("createdTime")?.as_str().map(str::to_string));
             let v = build(created);
             if let Err(e) = check_destination_loop(c, &f, &v)? {
                 return Ok(Err(e));
             }
-            reg::put_async_config(c, &f, &q, &v)?;
+            c.put_async_config(&f, &q, &v)?;
             Ok(Ok(v))
         })
         .await?;
@@ -551,7 +545,7 @@ impl Dispatcher {
         let _order = self.registry_lock().await;
         let (f, q) = (function.to_string(), qualifier.to_string());
         write(self.store(), move |c| {
-            Ok(if reg::delete_async_config(c, &f, &q)? {
+            Ok(if c.delete_async_config(&f, &q)? {
                 Ok(())
             } else {
                 Err(RegistryError::AsyncConfigNotFound {

@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex, mpsc};
 
 use rusqlite::{Connection, OpenFlags};
 
-use crate::StoreError;
 use crate::writer::{self, Job};
+use crate::{StoreError, Tx};
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -280,6 +280,15 @@ impl Store {
     pub async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
+        F: FnOnce(&dyn Tx) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.write_sql(move |c| f(c)).await
+    }
+
+    /// `write` on the connection itself, for this crate's own tests and maintenance.
+    pub(crate) async fn write_sql<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
         let (reply, rx) = tokio::sync::oneshot::channel();
@@ -293,13 +302,16 @@ impl Store {
     /// crash is harmless (the work it records is redone), never for acknowledgements.
     pub fn write_detached<F>(&self, f: F)
     where
-        F: FnOnce(&Connection) -> Result<(), StoreError> + Send + 'static,
+        F: FnOnce(&dyn Tx) -> Result<(), StoreError> + Send + 'static,
     {
-        let r = self.submit(writer::job(f, |r| {
-            if let Err(e) = r {
-                tracing::warn!(error = %e, "store: background write failed");
-            }
-        }));
+        let r = self.submit(writer::job(
+            move |c: &Connection| f(c),
+            |r| {
+                if let Err(e) = r {
+                    tracing::warn!(error = %e, "store: background write failed");
+                }
+            },
+        ));
         if let Err(e) = r {
             tracing::warn!(error = %e, "store: background write dropped");
         }
@@ -307,6 +319,15 @@ impl Store {
 
     /// Runs `f` on a reader connection on a blocking thread.
     pub async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&dyn Tx) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.read_sql(move |c| f(c)).await
+    }
+
+    /// `read` on the connection itself, for this crate's own tests.
+    pub(crate) async fn read_sql<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
@@ -320,9 +341,9 @@ impl Store {
     /// Blocking read, for start-up and tests.
     pub fn read_blocking<T>(
         &self,
-        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+        f: impl FnOnce(&dyn Tx) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        self.inner.with_reader(f)
+        self.inner.with_reader(|c| f(c))
     }
 
     /// Stops accepting writes; queued writes still commit.

@@ -8,6 +8,7 @@
 //!
 //! # Layout
 //! - `db`: opening the database, the schema, and the `Store` handle with `write`/`read`.
+//! - `tx`: `Tx`, every store operation as a trait; the only view callers get of a transaction.
 //! - `writer`: the group-commit writer thread.
 //! - `registry`: functions, triggers and async-invoke configs.
 //! - `tasks`: the event log, delivery tasks, attempts and the dead-letter queue.
@@ -21,11 +22,13 @@ pub mod logs;
 pub mod registry;
 pub mod retention;
 pub mod tasks;
+mod tx;
 mod writer;
 
 pub use db::{SCHEMA_VERSION, Store};
 pub use error::StoreError;
 pub use tasks::{Attempt, DlqEntry, NewTask, Task, TaskStatus};
+pub use tx::Tx;
 
 /// Milliseconds since the Unix epoch, the unit of every stored time.
 pub fn now_ms() -> i64 {

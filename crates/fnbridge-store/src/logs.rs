@@ -19,7 +19,7 @@ pub struct LogRecord {
     pub text: String,
 }
 
-pub fn append_log(
+pub(crate) fn append_log(
     c: &Connection,
     function: &str,
     request_id: &str,
@@ -44,7 +44,7 @@ pub fn append_log(
 }
 
 /// Log records of a function after `after` (oldest first), optionally of one request.
-pub fn read_logs(
+pub(crate) fn read_logs(
     c: &Connection,
     function: &str,
     request_id: Option<&str>,
@@ -70,7 +70,7 @@ pub fn read_logs(
 }
 
 /// The id of the newest log record of a function (0 when none), where `--follow` starts.
-pub fn last_log_id(c: &Connection, function: &str) -> Result<i64, StoreError> {
+pub(crate) fn last_log_id(c: &Connection, function: &str) -> Result<i64, StoreError> {
     Ok(c.query_row(
         "SELECT COALESCE(MAX(id), 0) FROM logs WHERE function_name = ?1",
         [function],
@@ -78,7 +78,7 @@ pub fn last_log_id(c: &Connection, function: &str) -> Result<i64, StoreError> {
     )?)
 }
 
-pub fn delete_logs(c: &Connection, function: &str) -> Result<(), StoreError> {
+pub(crate) fn delete_logs(c: &Connection, function: &str) -> Result<(), StoreError> {
     c.execute("DELETE FROM logs WHERE function_name = ?1", [function])?;
     c.execute(
         "DELETE FROM test_events WHERE function_name = ?1",
@@ -87,7 +87,7 @@ pub fn delete_logs(c: &Connection, function: &str) -> Result<(), StoreError> {
     Ok(())
 }
 
-pub fn put_test_event(
+pub(crate) fn put_test_event(
     c: &Connection,
     function: &str,
     name: &str,
@@ -101,7 +101,7 @@ pub fn put_test_event(
     Ok(())
 }
 
-pub fn get_test_event(
+pub(crate) fn get_test_event(
     c: &Connection,
     function: &str,
     name: &str,
@@ -114,7 +114,7 @@ pub fn get_test_event(
     .optional()?)
 }
 
-pub fn list_test_events(
+pub(crate) fn list_test_events(
     c: &Connection,
     function: &str,
 ) -> Result<Vec<(String, String)>, StoreError> {
@@ -127,7 +127,11 @@ pub fn list_test_events(
     Ok(rows)
 }
 
-pub fn delete_test_event(c: &Connection, function: &str, name: &str) -> Result<bool, StoreError> {
+pub(crate) fn delete_test_event(
+    c: &Connection,
+    function: &str,
+    name: &str,
+) -> Result<bool, StoreError> {
     Ok(c.execute(
         "DELETE FROM test_events WHERE function_name = ?1 AND name = ?2",
         [function, name],

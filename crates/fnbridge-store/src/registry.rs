@@ -6,7 +6,10 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::StoreError;
 
-pub fn get_function(c: &Connection, name: &str) -> Result<Option<FunctionConfig>, StoreError> {
+pub(crate) fn get_function(
+    c: &Connection,
+    name: &str,
+) -> Result<Option<FunctionConfig>, StoreError> {
     let s: Option<String> = c
         .query_row(
             "SELECT config FROM functions WHERE name = ?1",
@@ -21,7 +24,7 @@ pub fn get_function(c: &Connection, name: &str) -> Result<Option<FunctionConfig>
 }
 
 /// Inserts a new function; `Conflict` if the name is taken.
-pub fn insert_function(c: &Connection, f: &FunctionConfig) -> Result<(), StoreError> {
+pub(crate) fn insert_function(c: &Connection, f: &FunctionConfig) -> Result<(), StoreError> {
     let n = c.execute(
         "INSERT INTO functions(name, config) VALUES (?1, ?2) ON CONFLICT(name) DO NOTHING",
         params![f.function_name, serde_json::to_string(f)?],
@@ -35,7 +38,7 @@ pub fn insert_function(c: &Connection, f: &FunctionConfig) -> Result<(), StoreEr
     Ok(())
 }
 
-pub fn update_function(c: &Connection, f: &FunctionConfig) -> Result<bool, StoreError> {
+pub(crate) fn update_function(c: &Connection, f: &FunctionConfig) -> Result<bool, StoreError> {
     let n = c.execute(
         "UPDATE functions SET config = ?2 WHERE name = ?1",
         params![f.function_name, serde_json::to_string(f)?],
@@ -43,7 +46,7 @@ pub fn update_function(c: &Connection, f: &FunctionConfig) -> Result<bool, Store
     Ok(n == 1)
 }
 
-pub fn delete_function(c: &Connection, name: &str) -> Result<bool, StoreError> {
+pub(crate) fn delete_function(c: &Connection, name: &str) -> Result<bool, StoreError> {
     c.execute("DELETE FROM async_configs WHERE function_name = ?1", [name])?;
     delete_function_history(c, name)?;
     crate::logs::delete_logs(c, name)?;
@@ -51,7 +54,7 @@ pub fn delete_function(c: &Connection, name: &str) -> Result<bool, StoreError> {
 }
 
 /// Functions sorted by name, after `start_after`, with an optional name prefix.
-pub fn list_functions(
+pub(crate) fn list_functions(
     c: &Connection,
     prefix: &str,
     start_after: &str,
@@ -93,7 +96,7 @@ fn to_stored(rows: Vec<(i64, String)>) -> Result<Vec<StoredTrigger>, StoreError>
         .collect()
 }
 
-pub fn insert_trigger(c: &Connection, t: &TriggerConfig) -> Result<u64, StoreError> {
+pub(crate) fn insert_trigger(c: &Connection, t: &TriggerConfig) -> Result<u64, StoreError> {
     let n = c.execute(
         "INSERT INTO triggers(function_name, name, config) VALUES (?1, ?2, ?3)
          ON CONFLICT(function_name, name) DO NOTHING",
@@ -108,7 +111,7 @@ pub fn insert_trigger(c: &Connection, t: &TriggerConfig) -> Result<u64, StoreErr
     Ok(c.last_insert_rowid() as u64)
 }
 
-pub fn update_trigger(c: &Connection, t: &TriggerConfig) -> Result<Option<u64>, StoreError> {
+pub(crate) fn update_trigger(c: &Connection, t: &TriggerConfig) -> Result<Option<u64>, StoreError> {
     let id: Option<i64> = c
         .query_row(
             "UPDATE triggers SET config = ?3 WHERE function_name = ?1 AND name = ?2 RETURNING id",
@@ -119,7 +122,7 @@ pub fn update_trigger(c: &Connection, t: &TriggerConfig) -> Result<Option<u64>, 
     Ok(id.map(|i| i as u64))
 }
 
-pub fn get_trigger(
+pub(crate) fn get_trigger(
     c: &Connection,
     function: &str,
     name: &str,
@@ -135,7 +138,7 @@ pub fn get_trigger(
 }
 
 /// Deletes a trigger, returning its matcher id.
-pub fn delete_trigger(
+pub(crate) fn delete_trigger(
     c: &Connection,
     function: &str,
     name: &str,
@@ -150,7 +153,7 @@ pub fn delete_trigger(
     Ok(id.map(|i| i as u64))
 }
 
-pub fn count_triggers(c: &Connection, function: &str) -> Result<usize, StoreError> {
+pub(crate) fn count_triggers(c: &Connection, function: &str) -> Result<usize, StoreError> {
     let n: i64 = c.query_row(
         "SELECT count(*) FROM triggers WHERE function_name = ?1",
         [function],
@@ -159,7 +162,7 @@ pub fn count_triggers(c: &Connection, function: &str) -> Result<usize, StoreErro
     Ok(n as usize)
 }
 
-pub fn list_triggers(
+pub(crate) fn list_triggers(
     c: &Connection,
     function: &str,
     prefix: &str,
@@ -180,7 +183,7 @@ pub fn list_triggers(
 }
 
 /// Every trigger, for building the matcher index at start-up.
-pub fn all_triggers(c: &Connection) -> Result<Vec<StoredTrigger>, StoreError> {
+pub(crate) fn all_triggers(c: &Connection) -> Result<Vec<StoredTrigger>, StoreError> {
     let mut st = c.prepare("SELECT id, config FROM triggers ORDER BY id")?;
     let rows = st
         .query_map([], trigger_row)?
@@ -188,7 +191,7 @@ pub fn all_triggers(c: &Connection) -> Result<Vec<StoredTrigger>, StoreError> {
     to_stored(rows)
 }
 
-pub fn put_async_config(
+pub(crate) fn put_async_config(
     c: &Connection,
     function: &str,
     qualifier: &str,
@@ -202,7 +205,7 @@ pub fn put_async_config(
     Ok(())
 }
 
-pub fn get_async_config(
+pub(crate) fn get_async_config(
     c: &Connection,
     function: &str,
     qualifier: &str,
@@ -220,7 +223,7 @@ pub fn get_async_config(
     })
 }
 
-pub fn delete_async_config(
+pub(crate) fn delete_async_config(
     c: &Connection,
     function: &str,
     qualifier: &str,
@@ -232,7 +235,7 @@ pub fn delete_async_config(
 }
 
 /// Every async config as (function, qualifier, config), for the dispatcher's cache.
-pub fn all_async_configs(
+pub(crate) fn all_async_configs(
     c: &Connection,
 ) -> Result<Vec<(String, String, serde_json::Value)>, StoreError> {
     let mut st =
@@ -277,7 +280,7 @@ pub struct Alias {
 }
 
 /// Publishes the next version id of `function` (ids are never reused, even after deletes).
-pub fn publish_version(
+pub(crate) fn publish_version(
     c: &Connection,
     function: &str,
     description: &str,
@@ -303,7 +306,7 @@ pub fn publish_version(
     Ok(v)
 }
 
-pub fn list_versions(c: &Connection, function: &str) -> Result<Vec<Version>, StoreError> {
+pub(crate) fn list_versions(c: &Connection, function: &str) -> Result<Vec<Version>, StoreError> {
     let mut st = c.prepare_cached(
         "SELECT config FROM versions WHERE function_name = ?1 ORDER BY version_id",
     )?;
@@ -316,7 +319,7 @@ pub fn list_versions(c: &Connection, function: &str) -> Result<Vec<Version>, Sto
 }
 
 /// Every version of every function, for the dispatcher's cache.
-pub fn all_versions(c: &Connection) -> Result<Vec<Version>, StoreError> {
+pub(crate) fn all_versions(c: &Connection) -> Result<Vec<Version>, StoreError> {
     let mut st = c.prepare("SELECT config FROM versions ORDER BY function_name, version_id")?;
     let rows = st
         .query_map([], |r| r.get::<_, String>(0))?
@@ -326,14 +329,18 @@ pub fn all_versions(c: &Connection) -> Result<Vec<Version>, StoreError> {
         .collect()
 }
 
-pub fn delete_version(c: &Connection, function: &str, version: u64) -> Result<bool, StoreError> {
+pub(crate) fn delete_version(
+    c: &Connection,
+    function: &str,
+    version: u64,
+) -> Result<bool, StoreError> {
     Ok(c.execute(
         "DELETE FROM versions WHERE function_name = ?1 AND version_id = ?2",
         params![function, version as i64],
     )? == 1)
 }
 
-pub fn put_alias(
+pub(crate) fn put_alias(
     c: &Connection,
     function: &str,
     a: &Alias,
@@ -364,7 +371,11 @@ pub fn put_alias(
     Ok(())
 }
 
-pub fn get_alias(c: &Connection, function: &str, name: &str) -> Result<Option<Alias>, StoreError> {
+pub(crate) fn get_alias(
+    c: &Connection,
+    function: &str,
+    name: &str,
+) -> Result<Option<Alias>, StoreError> {
     let s: Option<String> = c
         .query_row(
             "SELECT config FROM aliases WHERE function_name = ?1 AND name = ?2",
@@ -378,7 +389,7 @@ pub fn get_alias(c: &Connection, function: &str, name: &str) -> Result<Option<Al
     })
 }
 
-pub fn delete_alias(c: &Connection, function: &str, name: &str) -> Result<bool, StoreError> {
+pub(crate) fn delete_alias(c: &Connection, function: &str, name: &str) -> Result<bool, StoreError> {
     Ok(c.execute(
         "DELETE FROM aliases WHERE function_name = ?1 AND name = ?2",
         [function, name],
@@ -386,7 +397,7 @@ pub fn delete_alias(c: &Connection, function: &str, name: &str) -> Result<bool, 
 }
 
 /// Every alias as (function, alias).
-pub fn all_aliases(c: &Connection) -> Result<Vec<(String, Alias)>, StoreError> {
+pub(crate) fn all_aliases(c: &Connection) -> Result<Vec<(String, Alias)>, StoreError> {
     let mut st =
         c.prepare("SELECT function_name, config FROM aliases ORDER BY function_name, name")?;
     let rows = st
@@ -398,7 +409,7 @@ pub fn all_aliases(c: &Connection) -> Result<Vec<(String, Alias)>, StoreError> {
 }
 
 /// Removes versions, aliases and the version counter of a deleted function.
-pub fn delete_function_history(c: &Connection, function: &str) -> Result<(), StoreError> {
+pub(crate) fn delete_function_history(c: &Connection, function: &str) -> Result<(), StoreError> {
     c.execute("DELETE FROM versions WHERE function_name = ?1", [function])?;
     c.execute("DELETE FROM aliases WHERE function_name = ?1", [function])?;
     c.execute(

@@ -30,7 +30,7 @@ impl Pruned {
 }
 
 /// Deletes up to `batch` rows of each kind that `r` no longer keeps at time `now_ms`.
-pub fn prune(
+pub(crate) fn prune(
     c: &Connection,
     r: &Retention,
     now_ms: i64,

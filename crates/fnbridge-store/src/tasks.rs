@@ -128,7 +128,7 @@ pub struct DlqEntry {
 }
 
 /// Appends an event to the log, returning its sequence number.
-pub fn append_event(
+pub(crate) fn append_event(
     c: &Connection,
     event_id: &str,
     source: &str,
@@ -143,12 +143,12 @@ pub fn append_event(
     Ok(c.last_insert_rowid())
 }
 
-pub fn count_events(c: &Connection) -> Result<i64, StoreError> {
+pub(crate) fn count_events(c: &Connection) -> Result<i64, StoreError> {
     Ok(c.query_row("SELECT count(*) FROM events", [], |r| r.get(0))?)
 }
 
 /// Creates a task in state `Enqueued`, due now; returns its row id.
-pub fn insert_task(c: &Connection, t: &NewTask) -> Result<i64, StoreError> {
+pub(crate) fn insert_task(c: &Connection, t: &NewTask) -> Result<i64, StoreError> {
     let n = c
         .prepare_cached(
             "INSERT INTO tasks(task_id, function_name, qualifier, trigger_name, event_seq, payload,
@@ -211,7 +211,7 @@ fn task_row(r: &Row<'_>) -> rusqlite::Result<Task> {
 }
 
 /// Number of open tasks, for the backlog limit.
-pub fn count_open(c: &Connection) -> Result<u64, StoreError> {
+pub(crate) fn count_open(c: &Connection) -> Result<u64, StoreError> {
     let n: i64 = c.query_row(
         &format!("SELECT count(*) FROM tasks t WHERE {OPEN}"),
         [],
@@ -222,7 +222,7 @@ pub fn count_open(c: &Connection) -> Result<u64, StoreError> {
 
 /// Functions that have open tasks (a skip scan over the open-task index: one probe per
 /// function, not one row per task).
-pub fn functions_with_open_tasks(c: &Connection) -> Result<Vec<String>, StoreError> {
+pub(crate) fn functions_with_open_tasks(c: &Connection) -> Result<Vec<String>, StoreError> {
     let mut st = c.prepare(&format!(
         "WITH RECURSIVE f(name) AS (
              SELECT (SELECT min(t.function_name) FROM tasks t WHERE {OPEN})
@@ -239,7 +239,7 @@ pub fn functions_with_open_tasks(c: &Connection) -> Result<Vec<String>, StoreErr
 
 /// Open tasks of one function in the order they are due, after the cursor `(next_ms, id)`.
 /// The scheduler refills its in-memory window from here.
-pub fn due_tasks(
+pub(crate) fn due_tasks(
     c: &Connection,
     function: &str,
     after: Option<(i64, i64)>,
@@ -261,7 +261,7 @@ pub fn due_tasks(
 }
 
 /// Every open task (tests and tools; the scheduler pages with `due_tasks`).
-pub fn open_tasks(c: &Connection) -> Result<Vec<Task>, StoreError> {
+pub(crate) fn open_tasks(c: &Connection) -> Result<Vec<Task>, StoreError> {
     let mut st = c.prepare(&format!(
         "SELECT {TASK_COLS} FROM {TASK_FROM} WHERE {OPEN} ORDER BY t.id"
     ))?;
@@ -269,7 +269,10 @@ pub fn open_tasks(c: &Connection) -> Result<Vec<Task>, StoreError> {
     Ok(rows)
 }
 
-pub fn get_task(c: &Connection, task_id: &str) -> Result<Option<(Task, Vec<Attempt>)>, StoreError> {
+pub(crate) fn get_task(
+    c: &Connection,
+    task_id: &str,
+) -> Result<Option<(Task, Vec<Attempt>)>, StoreError> {
     let t = c
         .query_row(
             &format!("SELECT {TASK_COLS} FROM {TASK_FROM} WHERE t.task_id = ?1"),
@@ -299,7 +302,7 @@ pub fn get_task(c: &Connection, task_id: &str) -> Result<Option<(Task, Vec<Attem
 }
 
 /// Tasks, newest first, optionally of one function and/or one status, with ids below `before`.
-pub fn list_tasks(
+pub(crate) fn list_tasks(
     c: &Connection,
     function: Option<&str>,
     status: Option<TaskStatus>,
@@ -336,7 +339,11 @@ pub struct AttemptOutcome {
 }
 
 /// Records an attempt and moves the task to its new state in one step.
-pub fn record_attempt(c: &Connection, task: i64, o: &AttemptOutcome) -> Result<(), StoreError> {
+pub(crate) fn record_attempt(
+    c: &Connection,
+    task: i64,
+    o: &AttemptOutcome,
+) -> Result<(), StoreError> {
     let a = &o.attempt;
     c.prepare_cached(
         "INSERT OR REPLACE INTO attempts(task, n, started_ms, ended_ms, status, error_type, error_message, instance_id)
@@ -375,7 +382,7 @@ pub fn record_attempt(c: &Connection, task: i64, o: &AttemptOutcome) -> Result<(
 }
 
 /// Marks a task finished without a new attempt (expired before it could run again, or stopped).
-pub fn finish_task(
+pub(crate) fn finish_task(
     c: &Connection,
     task: i64,
     status: TaskStatus,
@@ -391,7 +398,7 @@ pub fn finish_task(
 
 /// Puts a task into the dead-letter queue. A task whose payload is its event's keeps only the
 /// reference (the event is kept while a DLQ entry names it).
-pub fn dead_letter(
+pub(crate) fn dead_letter(
     c: &Connection,
     t: &Task,
     attempts: u32,
@@ -441,7 +448,7 @@ const DLQ_COLS: &str = "d.id, d.task_id, d.function_name, d.qualifier, d.trigger
      d.reason, d.last_error, d.created_ms";
 const DLQ_FROM: &str = "dlq d LEFT JOIN events e ON e.seq = d.event_seq";
 
-pub fn list_dlq(
+pub(crate) fn list_dlq(
     c: &Connection,
     function: Option<&str>,
     after: i64,
@@ -457,7 +464,7 @@ pub fn list_dlq(
     Ok(rows)
 }
 
-pub fn get_dlq(c: &Connection, id: i64) -> Result<Option<DlqEntry>, StoreError> {
+pub(crate) fn get_dlq(c: &Connection, id: i64) -> Result<Option<DlqEntry>, StoreError> {
     Ok(c.query_row(
         &format!("SELECT {DLQ_COLS} FROM {DLQ_FROM} WHERE d.id = ?1"),
         [id],
@@ -466,6 +473,6 @@ pub fn get_dlq(c: &Connection, id: i64) -> Result<Option<DlqEntry>, StoreError> 
     .optional()?)
 }
 
-pub fn delete_dlq(c: &Connection, id: i64) -> Result<bool, StoreError> {
+pub(crate) fn delete_dlq(c: &Connection, id: i64) -> Result<bool, StoreError> {
     Ok(c.execute("DELETE FROM dlq WHERE id = ?1", [id])? == 1)
 }

@@ -195,7 +195,7 @@ mod tests {
 
     async fn count(store: &Store) -> i64 {
         store
-            .read(|c| Ok(c.query_row("SELECT count(*) FROM t", [], |r| r.get(0))?))
+            .read_sql(|c| Ok(c.query_row("SELECT count(*) FROM t", [], |r| r.get(0))?))
             .await
             .unwrap()
     }
@@ -204,17 +204,17 @@ mod tests {
     async fn a_panicking_write_is_answered_and_the_writer_goes_on() {
         let (_d, store) = open();
         store
-            .write(|c| Ok(c.execute_batch("CREATE TABLE t(x)")?))
+            .write_sql(|c| Ok(c.execute_batch("CREATE TABLE t(x)")?))
             .await
             .unwrap();
         // Both in one batch when the writer is quick enough to take them together; either way
         // the panicking one is answered with an error and the other commits.
         let (bad, good) = tokio::join!(
-            store.write(|c| -> Result<(), StoreError> {
+            store.write_sql(|c| -> Result<(), StoreError> {
                 c.execute_batch("INSERT INTO t VALUES (1)")?;
                 panic!("boom in a job")
             }),
-            store.write(|c| Ok(c.execute_batch("INSERT INTO t VALUES (2)")?)),
+            store.write_sql(|c| Ok(c.execute_batch("INSERT INTO t VALUES (2)")?)),
         );
         match bad {
             Err(StoreError::Writer(m)) => assert!(m.contains("boom in a job"), "{m}"),
@@ -227,7 +227,7 @@ mod tests {
             "the panicking job's insert is rolled back"
         );
         store
-            .write(|c| Ok(c.execute_batch("INSERT INTO t VALUES (3)")?))
+            .write_sql(|c| Ok(c.execute_batch("INSERT INTO t VALUES (3)")?))
             .await
             .unwrap();
         assert_eq!(count(&store).await, 2);

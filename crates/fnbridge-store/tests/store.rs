@@ -2,8 +2,8 @@
 //! dead-letter queue, and durability across a reopen. Written against `Store` so a second
 //! backend can run the same cases.
 
-use fnbridge_store::tasks::{self, AttemptOutcome};
-use fnbridge_store::{Attempt, NewTask, Store, StoreError, TaskStatus, registry};
+use fnbridge_store::tasks::AttemptOutcome;
+use fnbridge_store::{Attempt, NewTask, Store, StoreError, TaskStatus};
 
 fn open() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
@@ -32,11 +32,10 @@ async fn concurrent_writes_are_all_committed() {
         let s = store.clone();
         handles.push(tokio::spawn(async move {
             s.write(move |c| {
-                let seq =
-                    tasks::append_event(c, &format!("e{i}"), "cdn", "LogFileCreated", 1, "{}")?;
+                let seq = c.append_event(&format!("e{i}"), "cdn", "LogFileCreated", 1, "{}")?;
                 let mut t = new_task(&format!("task-{i}"));
                 t.event_seq = Some(seq);
-                tasks::insert_task(c, &t)
+                c.insert_task(&t)
             })
             .await
         }));
@@ -44,9 +43,9 @@ async fn concurrent_writes_are_all_committed() {
     for h in handles {
         h.await.unwrap().unwrap();
     }
-    let n = store.read(tasks::count_events).await.unwrap();
+    let n = store.read(|c| c.count_events()).await.unwrap();
     assert_eq!(n, 500);
-    let open = store.read(tasks::open_tasks).await.unwrap();
+    let open = store.read(|c| c.open_tasks()).await.unwrap();
     assert_eq!(open.len(), 500);
     assert!(open.iter().all(|t| t.status == TaskStatus::Enqueued));
 }
@@ -54,15 +53,15 @@ async fn concurrent_writes_are_all_committed() {
 #[tokio::test]
 async fn failing_job_rolls_back_only_itself() {
     let (_d, store) = open();
-    let ok = store.write(|c| tasks::insert_task(c, &new_task("a")));
+    let ok = store.write(|c| c.insert_task(&new_task("a")));
     let dup = store.write(|c| {
-        tasks::insert_task(c, &new_task("b"))?;
-        tasks::insert_task(c, &new_task("b")) // conflict: rolls back the first insert of b too
+        c.insert_task(&new_task("b"))?;
+        c.insert_task(&new_task("b")) // conflict: rolls back the first insert of b too
     });
     let (ok, dup) = tokio::join!(ok, dup);
     ok.unwrap();
     assert!(matches!(dup, Err(StoreError::Conflict(_))));
-    let open = store.read(tasks::open_tasks).await.unwrap();
+    let open = store.read(|c| c.open_tasks()).await.unwrap();
     assert_eq!(
         open.iter().map(|t| t.task_id.as_str()).collect::<Vec<_>>(),
         ["a"]
@@ -73,7 +72,7 @@ async fn failing_job_rolls_back_only_itself() {
 async fn attempts_and_dead_letters_are_recorded() {
     let (_d, store) = open();
     let id = store
-        .write(|c| tasks::insert_task(c, &new_task("x")))
+        .write(|c| c.insert_task(&new_task("x")))
         .await
         .unwrap();
     let outcome = AttemptOutcome {
@@ -95,27 +94,20 @@ async fn attempts_and_dead_letters_are_recorded() {
     let o = outcome.clone();
     store
         .write(move |c| {
-            tasks::record_attempt(c, id, &o)?;
-            let (t, _) = tasks::get_task(c, "x")?.unwrap();
-            tasks::dead_letter(c, &t, 1, "RetriesExhausted", Some("boom"), 30)
+            c.record_attempt(id, &o)?;
+            let (t, _) = c.get_task("x")?.unwrap();
+            c.dead_letter(&t, 1, "RetriesExhausted", Some("boom"), 30)
         })
         .await
         .unwrap();
-    let (t, attempts) = store
-        .read(|c| tasks::get_task(c, "x"))
-        .await
-        .unwrap()
-        .unwrap();
+    let (t, attempts) = store.read(|c| c.get_task("x")).await.unwrap().unwrap();
     assert_eq!(t.status, TaskStatus::Failed);
     assert_eq!(t.ended_ms, Some(20));
     assert_eq!(attempts, vec![outcome.attempt]);
-    let dlq = store
-        .read(|c| tasks::list_dlq(c, Some("f"), 0, 10))
-        .await
-        .unwrap();
+    let dlq = store.read(|c| c.list_dlq(Some("f"), 0, 10)).await.unwrap();
     assert_eq!(dlq.len(), 1);
     assert_eq!(dlq[0].last_error.as_deref(), Some("boom"));
-    assert!(store.read(tasks::open_tasks).await.unwrap().is_empty());
+    assert!(store.read(|c| c.open_tasks()).await.unwrap().is_empty());
 }
 
 #[tokio::test]
@@ -125,13 +117,12 @@ async fn state_survives_reopen() {
     {
         let store = Store::open(&path).unwrap();
         store
-            .write(|c| tasks::insert_task(c, &new_task("kept")))
+            .write(|c| c.insert_task(&new_task("kept")))
             .await
             .unwrap();
         store
             .write(|c| {
-                registry::put_async_config(
-                    c,
+                c.put_async_config(
                     "f",
                     "LATEST",
                     &serde_json::json!({"maxAsyncRetryAttempts": 1}),
@@ -142,10 +133,10 @@ async fn state_survives_reopen() {
         store.close();
     }
     let store = Store::open(&path).unwrap();
-    let open = store.read(tasks::open_tasks).await.unwrap();
+    let open = store.read(|c| c.open_tasks()).await.unwrap();
     assert_eq!(open[0].task_id, "kept");
     let cfg = store
-        .read(|c| registry::get_async_config(c, "f", "LATEST"))
+        .read(|c| c.get_async_config("f", "LATEST"))
         .await
         .unwrap();
     assert_eq!(cfg.unwrap()["maxAsyncRetryAttempts"], 1);
@@ -172,12 +163,9 @@ async fn a_version_0_database_is_migrated() {
         .unwrap();
     }
     let store = Store::open(&path).unwrap();
-    let v: i64 = store
-        .read(|c| Ok(c.pragma_query_value(None, "user_version", |r| r.get(0))?))
-        .await
-        .unwrap();
+    let v: i64 = store.read(|c| c.schema_version()).await.unwrap();
     assert_eq!(v, fnbridge_store::SCHEMA_VERSION);
-    let open = store.read(tasks::open_tasks).await.unwrap();
+    let open = store.read(|c| c.open_tasks()).await.unwrap();
     let ids: Vec<&str> = open.iter().map(|t| t.task_id.as_str()).collect();
     assert_eq!(
         ids,
@@ -187,28 +175,21 @@ async fn a_version_0_database_is_migrated() {
     assert_eq!(open[0].payload, b"{}");
     assert_eq!(open[0].attempts, 2);
     assert!(!open[0].payload_from_event);
-    let dlq = store
-        .read(|c| tasks::list_dlq(c, None, 0, 10))
-        .await
-        .unwrap();
+    let dlq = store.read(|c| c.list_dlq(None, 0, 10)).await.unwrap();
     assert_eq!(dlq.len(), 1);
     assert_eq!(dlq[0].payload, b"{}");
     // A new task with its payload in the event log reads back the event's text.
     store
         .write(|c| {
-            let seq = tasks::append_event(c, "e2", "cdn", "X", 2, "{\"a\":1}")?;
+            let seq = c.append_event("e2", "cdn", "X", 2, "{\"a\":1}")?;
             let mut t = new_task("new");
             t.event_seq = Some(seq);
             t.payload = None;
-            tasks::insert_task(c, &t)
+            c.insert_task(&t)
         })
         .await
         .unwrap();
-    let (t, _) = store
-        .read(|c| tasks::get_task(c, "new"))
-        .await
-        .unwrap()
-        .unwrap();
+    let (t, _) = store.read(|c| c.get_task("new")).await.unwrap().unwrap();
     assert_eq!(t.payload, b"{\"events\":[{\"a\":1}]}");
     assert!(t.payload_from_event);
     drop(store);
@@ -227,17 +208,17 @@ async fn retention_prunes_finished_tasks_and_unneeded_events_only() {
     store
         .write(|c| {
             for i in 0..5 {
-                let seq = tasks::append_event(c, &format!("e{i}"), "cdn", "X", 10, "{}")?;
+                let seq = c.append_event(&format!("e{i}"), "cdn", "X", 10, "{}")?;
                 let mut t = new_task(&format!("t{i}"));
                 t.event_seq = Some(seq);
                 t.payload = None;
-                let row = tasks::insert_task(c, &t)?;
+                let row = c.insert_task(&t)?;
                 if i < 3 {
-                    tasks::finish_task(c, row, TaskStatus::Succeeded, 20, None)?;
+                    c.finish_task(row, TaskStatus::Succeeded, 20, None)?;
                 }
                 if i == 0 {
-                    let task = tasks::get_task(c, &format!("t{i}"))?.unwrap().0;
-                    tasks::dead_letter(c, &task, 1, "RetriesExhausted", None, 20)?;
+                    let task = c.get_task(&format!("t{i}"))?.unwrap().0;
+                    c.dead_letter(&task, 1, "RetriesExhausted", None, 20)?;
                 }
             }
             Ok(())
@@ -249,24 +230,15 @@ async fn retention_prunes_finished_tasks_and_unneeded_events_only() {
         max_finished_tasks: 1000,
     };
     // Nothing is old enough yet.
-    let p = store
-        .write(move |c| fnbridge_store::retention::prune(c, &r, 50, 100))
-        .await
-        .unwrap();
+    let p = store.write(move |c| c.prune(&r, 50, 100)).await.unwrap();
     assert_eq!(p.total(), 0);
-    let p = store
-        .write(move |c| fnbridge_store::retention::prune(c, &r, 1000, 100))
-        .await
-        .unwrap();
+    let p = store.write(move |c| c.prune(&r, 1000, 100)).await.unwrap();
     // The 3 finished tasks go; of the events, those of open tasks (3, 4) and of the dead
     // letter (0) stay.
     assert_eq!(p.tasks, 3);
     assert_eq!(p.events, 2);
-    assert_eq!(store.read(tasks::open_tasks).await.unwrap().len(), 2);
-    let dlq = store
-        .read(|c| tasks::list_dlq(c, None, 0, 10))
-        .await
-        .unwrap();
+    assert_eq!(store.read(|c| c.open_tasks()).await.unwrap().len(), 2);
+    let dlq = store.read(|c| c.list_dlq(None, 0, 10)).await.unwrap();
     assert_eq!(dlq[0].payload, b"{\"events\":[{}]}");
     // By count: keep only the newest finished task.
     let r1 = fnbridge_store::retention::Retention {
@@ -276,20 +248,17 @@ async fn retention_prunes_finished_tasks_and_unneeded_events_only() {
     store
         .write(|c| {
             for id in ["t3", "t4"] {
-                let row = tasks::get_task(c, id)?.unwrap().0.id;
-                tasks::finish_task(c, row, TaskStatus::Succeeded, 30, None)?;
+                let row = c.get_task(id)?.unwrap().0.id;
+                c.finish_task(row, TaskStatus::Succeeded, 30, None)?;
             }
             Ok(())
         })
         .await
         .unwrap();
-    let p = store
-        .write(move |c| fnbridge_store::retention::prune(c, &r1, 1000, 100))
-        .await
-        .unwrap();
+    let p = store.write(move |c| c.prune(&r1, 1000, 100)).await.unwrap();
     assert_eq!(p.tasks, 1);
     let left = store
-        .read(|c| tasks::list_tasks(c, None, None, None, 10))
+        .read(|c| c.list_tasks(None, None, None, 10))
         .await
         .unwrap();
     assert_eq!(left.len(), 1);

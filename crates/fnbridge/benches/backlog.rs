@@ -188,7 +188,11 @@ fn ingest(s: &Server, n: usize) -> Duration {
 fn db_bytes(data: &Path) -> u64 {
     ["fnbridge.db", "fnbridge.db-wal"]
         .iter()
-        .map(|f| std::fs::metadata(data.join(f)).map(|m| m.len()).unwrap_or(0))
+        .map(|f| {
+            std::fs::metadata(data.join(f))
+                .map(|m| m.len())
+                .unwrap_or(0)
+        })
         .sum()
 }
 

@@ -463,7 +463,10 @@ fn completions_on_a_full_disk_are_retried_until_they_commit() {
     }
     let stuck = s.get("/stats");
     assert_eq!(stuck["succeeded"], 12, "{stuck}");
-    assert_eq!(stuck["open"], 12, "nothing committed on a full disk: {stuck}");
+    assert_eq!(
+        stuck["open"], 12,
+        "nothing committed on a full disk: {stuck}"
+    );
     std::fs::remove_file(filler).unwrap();
     while s.get("/stats")["open"].as_u64() != Some(0) {
         assert!(std::time::Instant::now() < deadline, "{}", s.get("/stats"));

@@ -1,0 +1,398 @@
+//! `Tx`: every operation on the store, as one trait over a transaction (writes) or a
+//! consistent view (reads). Callers outside this crate see only `Tx` and the record types, never
+//! SQLite: a second backend implements `Tx` and runs the same test suite
+//! (`tests/store.rs`). `Store::write` and `Store::read` hand a `&dyn Tx` to their closure.
+
+use fnbridge_event::{FunctionConfig, TriggerConfig};
+use rusqlite::Connection;
+
+use crate::StoreError;
+use crate::logs::LogRecord;
+use crate::registry::{Alias, StoredTrigger, Version};
+use crate::retention::{Pruned, Retention};
+use crate::tasks::{Attempt, AttemptOutcome, DlqEntry, NewTask, Task, TaskStatus};
+
+/// The store's operations. Inside `Store::write` they run in one transaction: every change a
+/// closure makes commits together or not at all.
+pub trait Tx {
+    fn get_function(&self, name: &str) -> Result<Option<FunctionConfig>, StoreError>;
+    /// Inserts a new function; `Conflict` if the name is taken.
+    fn insert_function(&self, f: &FunctionConfig) -> Result<(), StoreError>;
+    fn update_function(&self, f: &FunctionConfig) -> Result<bool, StoreError>;
+    fn delete_function(&self, name: &str) -> Result<bool, StoreError>;
+    /// Functions sorted by name, after `start_after`, with an optional name prefix.
+    fn list_functions(
+        &self,
+        prefix: &str,
+        start_after: &str,
+        limit: usize,
+    ) -> Result<Vec<FunctionConfig>, StoreError>;
+    fn insert_trigger(&self, t: &TriggerConfig) -> Result<u64, StoreError>;
+    fn update_trigger(&self, t: &TriggerConfig) -> Result<Option<u64>, StoreError>;
+    fn get_trigger(&self, function: &str, name: &str) -> Result<Option<StoredTrigger>, StoreError>;
+    /// Deletes a trigger, returning its matcher id.
+    fn delete_trigger(&self, function: &str, name: &str) -> Result<Option<u64>, StoreError>;
+    fn count_triggers(&self, function: &str) -> Result<usize, StoreError>;
+    fn list_triggers(
+        &self,
+        function: &str,
+        prefix: &str,
+        start_after: &str,
+        limit: usize,
+    ) -> Result<Vec<StoredTrigger>, StoreError>;
+    /// Every trigger, for building the matcher index at start-up.
+    fn all_triggers(&self) -> Result<Vec<StoredTrigger>, StoreError>;
+    fn put_async_config(
+        &self,
+        function: &str,
+        qualifier: &str,
+        config: &serde_json::Value,
+    ) -> Result<(), StoreError>;
+    fn get_async_config(
+        &self,
+        function: &str,
+        qualifier: &str,
+    ) -> Result<Option<serde_json::Value>, StoreError>;
+    fn delete_async_config(&self, function: &str, qualifier: &str) -> Result<bool, StoreError>;
+    /// Every async config as (function, qualifier, config), for the dispatcher's cache.
+    fn all_async_configs(&self) -> Result<Vec<(String, String, serde_json::Value)>, StoreError>;
+    /// Publishes the next version id of `function` (ids are never reused, even after deletes).
+    fn publish_version(
+        &self,
+        function: &str,
+        description: &str,
+        created: &str,
+        config: &FunctionConfig,
+    ) -> Result<Version, StoreError>;
+    fn list_versions(&self, function: &str) -> Result<Vec<Version>, StoreError>;
+    /// Every version of every function, for the dispatcher's cache.
+    fn all_versions(&self) -> Result<Vec<Version>, StoreError>;
+    fn delete_version(&self, function: &str, version: u64) -> Result<bool, StoreError>;
+    fn put_alias(&self, function: &str, a: &Alias, create: bool) -> Result<(), StoreError>;
+    fn get_alias(&self, function: &str, name: &str) -> Result<Option<Alias>, StoreError>;
+    fn delete_alias(&self, function: &str, name: &str) -> Result<bool, StoreError>;
+    /// Every alias as (function, alias).
+    fn all_aliases(&self) -> Result<Vec<(String, Alias)>, StoreError>;
+    /// Removes versions, aliases and the version counter of a deleted function.
+    fn delete_function_history(&self, function: &str) -> Result<(), StoreError>;
+    /// Appends an event to the log, returning its sequence number.
+    fn append_event(
+        &self,
+        event_id: &str,
+        source: &str,
+        name: &str,
+        received_ms: i64,
+        body: &str,
+    ) -> Result<i64, StoreError>;
+    fn count_events(&self) -> Result<i64, StoreError>;
+    /// Creates a task in state `Enqueued`, due now; returns its row id.
+    fn insert_task(&self, t: &NewTask) -> Result<i64, StoreError>;
+    /// Number of open tasks, for the backlog limit.
+    fn count_open(&self) -> Result<u64, StoreError>;
+    /// Functions that have open tasks (a skip scan over the open-task index: one probe per
+    /// function, not one row per task).
+    fn functions_with_open_tasks(&self) -> Result<Vec<String>, StoreError>;
+    /// Open tasks of one function in the order they are due, after the cursor `(next_ms, id)`.
+    /// The scheduler refills its in-memory window from here.
+    fn due_tasks(
+        &self,
+        function: &str,
+        after: Option<(i64, i64)>,
+        limit: usize,
+    ) -> Result<Vec<Task>, StoreError>;
+    /// Every open task (tests and tools; the scheduler pages with `due_tasks`).
+    fn open_tasks(&self) -> Result<Vec<Task>, StoreError>;
+    fn get_task(&self, task_id: &str) -> Result<Option<(Task, Vec<Attempt>)>, StoreError>;
+    /// Tasks, newest first, optionally of one function and/or one status, with ids below `before`.
+    fn list_tasks(
+        &self,
+        function: Option<&str>,
+        status: Option<TaskStatus>,
+        before: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<Task>, StoreError>;
+    /// Records an attempt and moves the task to its new state in one step.
+    fn record_attempt(&self, task: i64, o: &AttemptOutcome) -> Result<(), StoreError>;
+    /// Marks a task finished without a new attempt (expired before it could run again, or stopped).
+    fn finish_task(
+        &self,
+        task: i64,
+        status: TaskStatus,
+        ended_ms: i64,
+        last_error: Option<&str>,
+    ) -> Result<(), StoreError>;
+    /// Puts a task into the dead-letter queue. A task whose payload is its event's keeps only the
+    /// reference (the event is kept while a DLQ entry names it).
+    fn dead_letter(
+        &self,
+        t: &Task,
+        attempts: u32,
+        reason: &str,
+        last_error: Option<&str>,
+        now_ms: i64,
+    ) -> Result<i64, StoreError>;
+    fn list_dlq(
+        &self,
+        function: Option<&str>,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<DlqEntry>, StoreError>;
+    fn get_dlq(&self, id: i64) -> Result<Option<DlqEntry>, StoreError>;
+    fn delete_dlq(&self, id: i64) -> Result<bool, StoreError>;
+    fn append_log(
+        &self,
+        function: &str,
+        request_id: &str,
+        qualifier: &str,
+        time_ms: i64,
+        text: &str,
+    ) -> Result<(), StoreError>;
+    /// Log records of a function after `after` (oldest first), optionally of one request.
+    fn read_logs(
+        &self,
+        function: &str,
+        request_id: Option<&str>,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<LogRecord>, StoreError>;
+    /// The id of the newest log record of a function (0 when none), where `--follow` starts.
+    fn last_log_id(&self, function: &str) -> Result<i64, StoreError>;
+    fn delete_logs(&self, function: &str) -> Result<(), StoreError>;
+    fn put_test_event(&self, function: &str, name: &str, body: &str) -> Result<(), StoreError>;
+    fn get_test_event(&self, function: &str, name: &str) -> Result<Option<String>, StoreError>;
+    fn list_test_events(&self, function: &str) -> Result<Vec<(String, String)>, StoreError>;
+    fn delete_test_event(&self, function: &str, name: &str) -> Result<bool, StoreError>;
+    /// Deletes up to `batch` rows of each kind that `r` no longer keeps at time `now_ms`.
+    fn prune(&self, r: &Retention, now_ms: i64, batch: usize) -> Result<Pruned, StoreError>;
+    /// The schema version of the stored data.
+    fn schema_version(&self) -> Result<i64, StoreError>;
+}
+
+/// The SQLite backend: each operation is the function of the same name in this crate.
+impl Tx for Connection {
+    fn get_function(&self, name: &str) -> Result<Option<FunctionConfig>, StoreError> {
+        crate::registry::get_function(self, name)
+    }
+    fn insert_function(&self, f: &FunctionConfig) -> Result<(), StoreError> {
+        crate::registry::insert_function(self, f)
+    }
+    fn update_function(&self, f: &FunctionConfig) -> Result<bool, StoreError> {
+        crate::registry::update_function(self, f)
+    }
+    fn delete_function(&self, name: &str) -> Result<bool, StoreError> {
+        crate::registry::delete_function(self, name)
+    }
+    fn list_functions(
+        &self,
+        prefix: &str,
+        start_after: &str,
+        limit: usize,
+    ) -> Result<Vec<FunctionConfig>, StoreError> {
+        crate::registry::list_functions(self, prefix, start_after, limit)
+    }
+    fn insert_trigger(&self, t: &TriggerConfig) -> Result<u64, StoreError> {
+        crate::registry::insert_trigger(self, t)
+    }
+    fn update_trigger(&self, t: &TriggerConfig) -> Result<Option<u64>, StoreError> {
+        crate::registry::update_trigger(self, t)
+    }
+    fn get_trigger(&self, function: &str, name: &str) -> Result<Option<StoredTrigger>, StoreError> {
+        crate::registry::get_trigger(self, function, name)
+    }
+    fn delete_trigger(&self, function: &str, name: &str) -> Result<Option<u64>, StoreError> {
+        crate::registry::delete_trigger(self, function, name)
+    }
+    fn count_triggers(&self, function: &str) -> Result<usize, StoreError> {
+        crate::registry::count_triggers(self, function)
+    }
+    fn list_triggers(
+        &self,
+        function: &str,
+        prefix: &str,
+        start_after: &str,
+        limit: usize,
+    ) -> Result<Vec<StoredTrigger>, StoreError> {
+        crate::registry::list_triggers(self, function, prefix, start_after, limit)
+    }
+    fn all_triggers(&self) -> Result<Vec<StoredTrigger>, StoreError> {
+        crate::registry::all_triggers(self)
+    }
+    fn put_async_config(
+        &self,
+        function: &str,
+        qualifier: &str,
+        config: &serde_json::Value,
+    ) -> Result<(), StoreError> {
+        crate::registry::put_async_config(self, function, qualifier, config)
+    }
+    fn get_async_config(
+        &self,
+        function: &str,
+        qualifier: &str,
+    ) -> Result<Option<serde_json::Value>, StoreError> {
+        crate::registry::get_async_config(self, function, qualifier)
+    }
+    fn delete_async_config(&self, function: &str, qualifier: &str) -> Result<bool, StoreError> {
+        crate::registry::delete_async_config(self, function, qualifier)
+    }
+    fn all_async_configs(&self) -> Result<Vec<(String, String, serde_json::Value)>, StoreError> {
+        crate::registry::all_async_configs(self)
+    }
+    fn publish_version(
+        &self,
+        function: &str,
+        description: &str,
+        created: &str,
+        config: &FunctionConfig,
+    ) -> Result<Version, StoreError> {
+        crate::registry::publish_version(self, function, description, created, config)
+    }
+    fn list_versions(&self, function: &str) -> Result<Vec<Version>, StoreError> {
+        crate::registry::list_versions(self, function)
+    }
+    fn all_versions(&self) -> Result<Vec<Version>, StoreError> {
+        crate::registry::all_versions(self)
+    }
+    fn delete_version(&self, function: &str, version: u64) -> Result<bool, StoreError> {
+        crate::registry::delete_version(self, function, version)
+    }
+    fn put_alias(&self, function: &str, a: &Alias, create: bool) -> Result<(), StoreError> {
+        crate::registry::put_alias(self, function, a, create)
+    }
+    fn get_alias(&self, function: &str, name: &str) -> Result<Option<Alias>, StoreError> {
+        crate::registry::get_alias(self, function, name)
+    }
+    fn delete_alias(&self, function: &str, name: &str) -> Result<bool, StoreError> {
+        crate::registry::delete_alias(self, function, name)
+    }
+    fn all_aliases(&self) -> Result<Vec<(String, Alias)>, StoreError> {
+        crate::registry::all_aliases(self)
+    }
+    fn delete_function_history(&self, function: &str) -> Result<(), StoreError> {
+        crate::registry::delete_function_history(self, function)
+    }
+    fn append_event(
+        &self,
+        event_id: &str,
+        source: &str,
+        name: &str,
+        received_ms: i64,
+        body: &str,
+    ) -> Result<i64, StoreError> {
+        crate::tasks::append_event(self, event_id, source, name, received_ms, body)
+    }
+    fn count_events(&self) -> Result<i64, StoreError> {
+        crate::tasks::count_events(self)
+    }
+    fn insert_task(&self, t: &NewTask) -> Result<i64, StoreError> {
+        crate::tasks::insert_task(self, t)
+    }
+    fn count_open(&self) -> Result<u64, StoreError> {
+        crate::tasks::count_open(self)
+    }
+    fn functions_with_open_tasks(&self) -> Result<Vec<String>, StoreError> {
+        crate::tasks::functions_with_open_tasks(self)
+    }
+    fn due_tasks(
+        &self,
+        function: &str,
+        after: Option<(i64, i64)>,
+        limit: usize,
+    ) -> Result<Vec<Task>, StoreError> {
+        crate::tasks::due_tasks(self, function, after, limit)
+    }
+    fn open_tasks(&self) -> Result<Vec<Task>, StoreError> {
+        crate::tasks::open_tasks(self)
+    }
+    fn get_task(&self, task_id: &str) -> Result<Option<(Task, Vec<Attempt>)>, StoreError> {
+        crate::tasks::get_task(self, task_id)
+    }
+    fn list_tasks(
+        &self,
+        function: Option<&str>,
+        status: Option<TaskStatus>,
+        before: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<Task>, StoreError> {
+        crate::tasks::list_tasks(self, function, status, before, limit)
+    }
+    fn record_attempt(&self, task: i64, o: &AttemptOutcome) -> Result<(), StoreError> {
+        crate::tasks::record_attempt(self, task, o)
+    }
+    fn finish_task(
+        &self,
+        task: i64,
+        status: TaskStatus,
+        ended_ms: i64,
+        last_error: Option<&str>,
+    ) -> Result<(), StoreError> {
+        crate::tasks::finish_task(self, task, status, ended_ms, last_error)
+    }
+    fn dead_letter(
+        &self,
+        t: &Task,
+        attempts: u32,
+        reason: &str,
+        last_error: Option<&str>,
+        now_ms: i64,
+    ) -> Result<i64, StoreError> {
+        crate::tasks::dead_letter(self, t, attempts, reason, last_error, now_ms)
+    }
+    fn list_dlq(
+        &self,
+        function: Option<&str>,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<DlqEntry>, StoreError> {
+        crate::tasks::list_dlq(self, function, after, limit)
+    }
+    fn get_dlq(&self, id: i64) -> Result<Option<DlqEntry>, StoreError> {
+        crate::tasks::get_dlq(self, id)
+    }
+    fn delete_dlq(&self, id: i64) -> Result<bool, StoreError> {
+        crate::tasks::delete_dlq(self, id)
+    }
+    fn append_log(
+        &self,
+        function: &str,
+        request_id: &str,
+        qualifier: &str,
+        time_ms: i64,
+        text: &str,
+    ) -> Result<(), StoreError> {
+        crate::logs::append_log(self, function, request_id, qualifier, time_ms, text)
+    }
+    fn read_logs(
+        &self,
+        function: &str,
+        request_id: Option<&str>,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<LogRecord>, StoreError> {
+        crate::logs::read_logs(self, function, request_id, after, limit)
+    }
+    fn last_log_id(&self, function: &str) -> Result<i64, StoreError> {
+        crate::logs::last_log_id(self, function)
+    }
+    fn delete_logs(&self, function: &str) -> Result<(), StoreError> {
+        crate::logs::delete_logs(self, function)
+    }
+    fn put_test_event(&self, function: &str, name: &str, body: &str) -> Result<(), StoreError> {
+        crate::logs::put_test_event(self, function, name, body)
+    }
+    fn get_test_event(&self, function: &str, name: &str) -> Result<Option<String>, StoreError> {
+        crate::logs::get_test_event(self, function, name)
+    }
+    fn list_test_events(&self, function: &str) -> Result<Vec<(String, String)>, StoreError> {
+        crate::logs::list_test_events(self, function)
+    }
+    fn delete_test_event(&self, function: &str, name: &str) -> Result<bool, StoreError> {
+        crate::logs::delete_test_event(self, function, name)
+    }
+    fn prune(&self, r: &Retention, now_ms: i64, batch: usize) -> Result<Pruned, StoreError> {
+        crate::retention::prune(self, r, now_ms, batch)
+    }
+    fn schema_version(&self) -> Result<i64, StoreError> {
+        Ok(self.pragma_query_value(None, "user_version", |r| r.get(0))?)
+    }
+}
