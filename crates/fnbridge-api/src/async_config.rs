@@ -7,6 +7,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use fnbridge_dispatch::destination::function_of_arn;
+use fnbridge_event::{AsyncConfig, Destination, DestinationConfig};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -23,19 +24,6 @@ struct Input {
     max_async_event_age_in_seconds: Option<i64>,
     async_task: Option<bool>,
     destination_config: Option<DestinationConfig>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct DestinationConfig {
-    on_success: Option<Destination>,
-    on_failure: Option<Destination>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Destination {
-    destination: String,
 }
 
 fn check_destination(state: &AppState, field: &str, d: &Option<Destination>) -> Result<(), String> {
@@ -74,13 +62,16 @@ pub(crate) async fn put(
             "maxAsyncEventAgeInSeconds: {age} must be between 1 and 604800"
         ));
     }
-    let mut dest = json!({});
+    let mut dest = DestinationConfig::default();
     if let Some(dc) = &input.destination_config {
-        for (field, d) in [("onSuccess", &dc.on_success), ("onFailure", &dc.on_failure)] {
+        for (field, d, slot) in [
+            ("onSuccess", &dc.on_success, &mut dest.on_success),
+            ("onFailure", &dc.on_failure, &mut dest.on_failure),
+        ] {
             if let Err(e) = check_destination(&state, field, d) {
                 errors.push(e);
             } else if let Some(d) = d {
-                dest[field] = json!({"destination": d.destination});
+                *slot = Some(d.clone());
             }
         }
     }
@@ -95,19 +86,20 @@ pub(crate) async fn put(
         .dispatcher
         .put_async_config(&name, &qualifier, move |created| {
             let now = now_rfc3339();
-            json!({
-                "maxAsyncRetryAttempts": retries,
-                "maxAsyncEventAgeInSeconds": age,
-                "asyncTask": async_task,
-                "destinationConfig": dest,
-                "functionArn": arn,
-                "qualifier": q,
-                "createdTime": created.unwrap_or_else(|| now.clone()),
-                "lastModifiedTime": now,
-            })
+            AsyncConfig {
+                // Both checked to be in range above.
+                max_async_retry_attempts: retries as u32,
+                max_async_event_age_in_seconds: age as u64,
+                async_task,
+                destination_config: dest,
+                function_arn: arn,
+                qualifier: q,
+                created_time: created.unwrap_or_else(|| now.clone()),
+                last_modified_time: now,
+            }
         })
         .await?;
-    Ok(Json(v))
+    Ok(Json(json!(v)))
 }
 
 fn missing(name: &str, q: &str) -> ApiError {
@@ -130,7 +122,8 @@ pub(crate) async fn get(
         .store()
         .read(move |c| c.get_async_config(&f, &qq))
         .await?;
-    v.map(Json).ok_or_else(|| missing(&name, &qualifier))
+    v.map(|v| Json(json!(v)))
+        .ok_or_else(|| missing(&name, &qualifier))
 }
 
 pub(crate) async fn delete(
@@ -166,7 +159,7 @@ pub(crate) async fn list(
         .read(|c| c.all_async_configs())
         .await?;
     let after = q.next_token.unwrap_or_default();
-    let mut items: Vec<(String, Value)> = all
+    let mut items: Vec<(String, AsyncConfig)> = all
         .into_iter()
         .filter(|(f, _, _)| q.function_name.as_deref().is_none_or(|n| n == f))
         .map(|(f, qq, v)| (format!("{f}:{qq}"), v))

@@ -11,7 +11,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use fnbridge_dispatch::ids;
-use fnbridge_event::{FunctionConfig, LifecycleHook};
+use fnbridge_event::{CustomRuntimeConfig, FunctionConfig, LifecycleHook};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -118,7 +118,7 @@ pub(crate) fn to_json(f: &FunctionConfig, region: &str, account: &str) -> Value 
         o.insert("internetAccess".into(), json!(i));
     }
     if let Some(c) = &f.custom_runtime_config {
-        o.insert("customRuntimeConfig".into(), c.clone());
+        o.insert("customRuntimeConfig".into(), json!(c));
     }
     v
 }
@@ -147,8 +147,11 @@ fn merge(
     input: FunctionInput,
 ) -> Result<(FunctionConfig, Option<CodeInput>), String> {
     let mut errors = Vec::new();
-    if let Some(r) = input.runtime {
-        f.runtime = r;
+    if let Some(r) = &input.runtime {
+        match validate::runtime(r) {
+            Ok(r) => f.runtime = r,
+            Err(e) => errors.push(e),
+        }
     }
     if let Some(h) = input.handler {
         f.handler = h;
@@ -180,8 +183,11 @@ fn merge(
     if input.internet_access.is_some() {
         f.internet_access = input.internet_access;
     }
-    if input.custom_runtime_config.is_some() {
-        f.custom_runtime_config = input.custom_runtime_config;
+    if let Some(c) = &input.custom_runtime_config {
+        match CustomRuntimeConfig::parse(c) {
+            Ok(c) => f.custom_runtime_config = Some(c),
+            Err(e) => errors.push(e),
+        }
     }
     if let Some(d) = &input.disable_inject_credentials
         && !["None", "Env", "Request", "All"].contains(&d.as_str())
@@ -234,18 +240,13 @@ fn merge(
             "handler: must not be empty (custom runtimes pass it on as FC_FUNCTION_HANDLER)".into(),
         );
     }
-    if let Some(c) = &f.custom_runtime_config {
-        if !f.is_custom() {
-            errors.push(format!(
-                "customRuntimeConfig: only for custom runtimes, not '{}'",
-                f.runtime
-            ));
-        } else if let Err(e) = validate::custom_runtime_config(c) {
-            errors.push(e);
-        }
+    if f.custom_runtime_config.is_some() && !f.is_custom() {
+        errors.push(format!(
+            "customRuntimeConfig: only for custom runtimes, not '{}'",
+            f.runtime
+        ));
     }
     let checks = [
-        validate::runtime(&f.runtime),
         validate::memory_size(f.memory_size),
         validate::timeout("timeout", f.timeout, 86_400),
         validate::environment(&f.environment_variables),
@@ -365,10 +366,8 @@ fn check_custom_start(f: &FunctionConfig, dir: &std::path::Path) -> Result<(), A
     let command = f
         .custom_runtime_config
         .as_ref()
-        .and_then(|c| c.get("command"))
-        .and_then(|c| c.as_array())
-        .and_then(|a| a.first())
-        .and_then(|s| s.as_str());
+        .and_then(|c| c.command.first())
+        .map(String::as_str);
     let rel = match command {
         None => "bootstrap",
         // A relative path names a file in the code; a bare name is looked up on PATH at start.
@@ -430,7 +429,8 @@ pub(crate) async fn create(
     let base = FunctionConfig {
         function_id: ids::uuid_like(),
         function_name: name.clone(),
-        runtime: String::new(),
+        // Required on create: replaced by the request's runtime in `merge`.
+        runtime: fnbridge_event::Runtime::Python3_10,
         handler: String::new(),
         memory_size: 128,
         timeout: 3,

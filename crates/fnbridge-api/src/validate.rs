@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use fnbridge_event::function::SUPPORTED_RUNTIMES;
+use fnbridge_event::Runtime;
 use fnbridge_event::limits::MAX_ENV_BYTES;
 
 /// `functionName` 1–64, `triggerName`/`aliasName` 1–128 characters of `[A-Za-z0-9_-]`, not
@@ -44,10 +44,11 @@ pub fn trigger_name(v: &str) -> Result<(), String> {
     name("triggerName", v, 128)
 }
 
-pub fn runtime(v: &str) -> Result<(), String> {
-    if SUPPORTED_RUNTIMES.contains(&v) {
-        return Ok(());
+pub fn runtime(v: &str) -> Result<Runtime, String> {
+    if let Some(r) = Runtime::parse(v) {
+        return Ok(r);
     }
+    let supported = Runtime::names().join(", ");
     let known_fc = [
         "nodejs12",
         "nodejs14",
@@ -63,13 +64,11 @@ pub fn runtime(v: &str) -> Result<(), String> {
     ];
     if known_fc.contains(&v) {
         return Err(format!(
-            "runtime: '{v}' is a Function Compute runtime fnbridge does not run yet (supported: {})",
-            SUPPORTED_RUNTIMES.join(", ")
+            "runtime: '{v}' is a Function Compute runtime fnbridge does not run yet (supported: {supported})"
         ));
     }
     Err(format!(
-        "runtime: unknown runtime '{v}' (supported: {})",
-        SUPPORTED_RUNTIMES.join(", ")
+        "runtime: unknown runtime '{v}' (supported: {supported})"
     ))
 }
 
@@ -89,72 +88,6 @@ pub fn python_handler(field: &str, v: &str) -> Result<(), String> {
         return Err(format!(
             "{field}: '{v}' is not a valid Python 'module.function' name"
         ));
-    }
-    Ok(())
-}
-
-/// `customRuntimeConfig` (fc-api.md §5): command and args are string lists, port 1–65535, and
-/// the health check's numbers within FC's ranges. Unknown keys are rejected.
-pub fn custom_runtime_config(v: &serde_json::Value) -> Result<(), String> {
-    let f = "customRuntimeConfig";
-    let Some(o) = v.as_object() else {
-        return Err(format!("{f}: must be an object"));
-    };
-    for (k, val) in o {
-        match k.as_str() {
-            "command" | "args" => {
-                let ok = val.as_array().is_some_and(|a| {
-                    a.len() <= 64
-                        && a.iter()
-                            .all(|s| s.as_str().is_some_and(|s| s.len() <= 4096))
-                });
-                if !ok {
-                    return Err(format!("{f}.{k}: must be a list of at most 64 strings"));
-                }
-            }
-            "port" => {
-                if !val.as_u64().is_some_and(|p| (1..=65535).contains(&p)) {
-                    return Err(format!(
-                        "{f}.port: {val} must be a port number between 1 and 65535"
-                    ));
-                }
-            }
-            "healthCheckConfig" => {
-                let Some(h) = val.as_object() else {
-                    return Err(format!("{f}.healthCheckConfig: must be an object"));
-                };
-                for (hk, hv) in h {
-                    let range = match hk.as_str() {
-                        "httpGetUrl" => {
-                            if !hv
-                                .as_str()
-                                .is_some_and(|s| s.starts_with('/') || s.starts_with("http://"))
-                            {
-                                return Err(format!(
-                                    "{f}.healthCheckConfig.httpGetUrl: must be a path such as /ready"
-                                ));
-                            }
-                            continue;
-                        }
-                        "initialDelaySeconds" => 0..=120,
-                        "periodSeconds" => 1..=120,
-                        "timeoutSeconds" => 1..=3,
-                        "failureThreshold" | "successThreshold" => 1..=120,
-                        other => {
-                            return Err(format!("{f}.healthCheckConfig: unknown field '{other}'"));
-                        }
-                    };
-                    if !hv.as_u64().is_some_and(|n| range.contains(&n)) {
-                        return Err(format!(
-                            "{f}.healthCheckConfig.{hk}: {hv} must be between {} and {}",
-                            range.start(),
-                            range.end()
-                        ));
-                    }
-                }
-            }
-            other => return Err(format!("{f}: unknown field '{other}'")),
-        }
     }
     Ok(())
 }
@@ -251,7 +184,7 @@ mod tests {
                 .contains("does not run yet")
         );
         assert!(runtime("custom.debian12").is_ok());
-        let c = |v: serde_json::Value| custom_runtime_config(&v);
+        let c = |v: serde_json::Value| fnbridge_event::CustomRuntimeConfig::parse(&v);
         assert!(
             c(serde_json::json!({"command": ["python3"], "args": ["server.py"], "port": 9000}))
                 .is_ok()

@@ -13,7 +13,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use fnbridge_event::envelope::delivery_payload;
-use fnbridge_event::{Envelope, EventSource, FunctionConfig, TriggerConfig, TriggerType};
+use fnbridge_event::{
+    AsyncConfig, CustomRuntimeConfig, Envelope, EventSource, FunctionConfig, TriggerConfig,
+    TriggerType,
+};
 use fnbridge_pattern::{Matcher, Pattern, Serialized};
 use fnbridge_runtime::{
     Credentials, CustomRuntime, FunctionSpec, HealthCheck, Hook, Invocation, InvokeOutcome, Runtime,
@@ -146,29 +149,21 @@ fn is_trigger_for(t: TriggerType, source: EventSource) -> bool {
     )
 }
 
-/// Reads `maxAsyncRetryAttempts` etc. from a stored async-invoke config.
-pub fn policy_from_config(v: &serde_json::Value) -> AsyncPolicy {
-    let d = AsyncPolicy::default();
-    let dest = |k: &str| {
-        v.get("destinationConfig")
-            .and_then(|c| c.get(k))
-            .and_then(|c| c.get("destination"))
-            .and_then(|s| s.as_str())
-            .map(str::to_string)
-    };
+/// The retry policy an async config sets.
+pub fn policy_from_config(c: &AsyncConfig) -> AsyncPolicy {
     AsyncPolicy {
-        max_retries: v
-            .get("maxAsyncRetryAttempts")
-            .and_then(|x| x.as_u64())
-            .map(|x| x as u32)
-            .unwrap_or(d.max_retries),
-        max_age: v
-            .get("maxAsyncEventAgeInSeconds")
-            .and_then(|x| x.as_u64())
-            .map(Duration::from_secs)
-            .unwrap_or(d.max_age),
-        on_success: dest("onSuccess"),
-        on_failure: dest("onFailure"),
+        max_retries: c.max_async_retry_attempts,
+        max_age: Duration::from_secs(c.max_async_event_age_in_seconds),
+        on_success: c
+            .destination_config
+            .on_success
+            .as_ref()
+            .map(|d| d.destination.clone()),
+        on_failure: c
+            .destination_config
+            .on_failure
+            .as_ref()
+            .map(|d| d.destination.clone()),
     }
 }
 
@@ -405,7 +400,7 @@ impl Dispatcher {
         let spec = Arc::new(FunctionSpec {
             function_name: config.function_name.clone(),
             revision: format!("{}-{:016x}", config.revision, h.finish()),
-            runtime: config.runtime.clone(),
+            runtime: config.runtime.as_str().to_owned(),
             handler: config.handler.clone(),
             code_dir: self.code_dir(&config.function_name, &config.revision),
             memory_mb: config.memory_size,
@@ -606,12 +601,7 @@ impl Dispatcher {
             .remove(&id);
     }
 
-    pub(crate) fn cache_async_config(
-        &self,
-        function: &str,
-        qualifier: &str,
-        v: &serde_json::Value,
-    ) {
+    pub(crate) fn cache_async_config(&self, function: &str, qualifier: &str, v: &AsyncConfig) {
         self.inner
             .registry
             .write()
@@ -871,58 +861,27 @@ impl Dispatcher {
     }
 }
 
-/// Reads a stored (API-validated) `customRuntimeConfig` into the runtime's settings; absent
-/// fields take FC's defaults.
-fn custom_runtime(v: &serde_json::Value) -> CustomRuntime {
-    let strings = |k: &str| -> Vec<String> {
-        v.get(k)
-            .and_then(|a| a.as_array())
-            .map(|a| {
-                a.iter()
-                    .filter_map(|s| s.as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
+/// The runtime's settings from a function's `customRuntimeConfig`; absent fields take FC's
+/// defaults.
+fn custom_runtime(c: &CustomRuntimeConfig) -> CustomRuntime {
     let d = CustomRuntime::default();
-    let health_check = v
-        .get("healthCheckConfig")
-        .filter(|h| h.is_object())
-        .map(|h| {
-            let hd = HealthCheck::default();
-            let secs = |k: &str, d: Duration| {
-                h.get(k)
-                    .and_then(|x| x.as_u64())
-                    .map(Duration::from_secs)
-                    .unwrap_or(d)
-            };
-            let num = |k: &str, d: u32| {
-                h.get(k)
-                    .and_then(|x| x.as_u64())
-                    .map(|x| x as u32)
-                    .unwrap_or(d)
-            };
-            HealthCheck {
-                http_get_url: h
-                    .get("httpGetUrl")
-                    .and_then(|x| x.as_str())
-                    .map(str::to_string)
-                    .unwrap_or(hd.http_get_url),
-                initial_delay: secs("initialDelaySeconds", hd.initial_delay),
-                period: secs("periodSeconds", hd.period),
-                timeout: secs("timeoutSeconds", hd.timeout),
-                failure_threshold: num("failureThreshold", hd.failure_threshold),
-                success_threshold: num("successThreshold", hd.success_threshold),
-            }
-        });
+    let health_check = c.health_check_config.as_ref().map(|h| {
+        let hd = HealthCheck::default();
+        let secs =
+            |v: Option<u32>, d: Duration| v.map(|s| Duration::from_secs(s.into())).unwrap_or(d);
+        HealthCheck {
+            http_get_url: h.http_get_url.clone().unwrap_or(hd.http_get_url),
+            initial_delay: secs(h.initial_delay_seconds, hd.initial_delay),
+            period: secs(h.period_seconds, hd.period),
+            timeout: secs(h.timeout_seconds, hd.timeout),
+            failure_threshold: h.failure_threshold.unwrap_or(hd.failure_threshold),
+            success_threshold: h.success_threshold.unwrap_or(hd.success_threshold),
+        }
+    });
     CustomRuntime {
-        command: strings("command"),
-        args: strings("args"),
-        port: v
-            .get("port")
-            .and_then(|p| p.as_u64())
-            .map(|p| p as u16)
-            .unwrap_or(d.port),
+        command: c.command.clone(),
+        args: c.args.clone(),
+        port: c.port.unwrap_or(d.port),
         health_check,
     }
 }

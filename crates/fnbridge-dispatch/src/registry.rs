@@ -12,7 +12,7 @@
 use std::collections::{HashMap, HashSet};
 
 use fnbridge_event::limits::MAX_TRIGGERS_PER_FUNCTION;
-use fnbridge_event::{FunctionConfig, TriggerConfig};
+use fnbridge_event::{AsyncConfig, FunctionConfig, TriggerConfig};
 use fnbridge_pattern::Pattern;
 use fnbridge_store::Tx;
 use fnbridge_store::registry::{Alias, Version};
@@ -125,16 +125,10 @@ fn users_of(c: &dyn Tx, function: &str, qualifier: &str) -> Result<Vec<String>, 
 }
 
 /// The destination functions a stored or proposed async config names.
-pub fn destinations_of(config: &serde_json::Value) -> Vec<String> {
-    ["onSuccess", "onFailure"]
-        .iter()
-        .filter_map(|k| {
-            config
-                .get("destinationConfig")?
-                .get(k)?
-                .get("destination")?
-                .as_str()
-        })
+pub fn destinations_of(config: &AsyncConfig) -> Vec<String> {
+    config
+        .destination_config
+        .all()
         .filter_map(function_of_arn)
         .map(str::to_string)
         .collect()
@@ -145,7 +139,7 @@ pub fn destinations_of(config: &serde_json::Value) -> Vec<String> {
 fn check_destination_loop(
     c: &dyn Tx,
     function: &str,
-    config: &serde_json::Value,
+    config: &AsyncConfig,
 ) -> Result<Result<(), RegistryError>, StoreError> {
     let mut edges: HashMap<String, Vec<String>> = HashMap::new();
     for (f, _, v) in c.all_async_configs()? {
@@ -509,9 +503,9 @@ impl Dispatcher {
         function: &str,
         qualifier: &str,
         build: B,
-    ) -> Result<serde_json::Value, RegistryError>
+    ) -> Result<AsyncConfig, RegistryError>
     where
-        B: FnOnce(Option<String>) -> serde_json::Value + Send + 'static,
+        B: FnOnce(Option<String>) -> AsyncConfig + Send + 'static,
     {
         let _order = self.registry_lock().await;
         let (f, q) = (function.to_string(), qualifier.to_string());
@@ -522,9 +516,7 @@ impl Dispatcher {
             if let Err(e) = qualifier_exists(c, &f, &q)? {
                 return Ok(Err(e));
             }
-            let created = c
-                .get_async_config(&f, &q)?
-                .and_then(|e| e.get("createdTime")?.as_str().map(str::to_string));
+            let created = c.get_async_config(&f, &q)?.map(|e| e.created_time);
             let v = build(created);
             if let Err(e) = check_destination_loop(c, &f, &v)? {
                 return Ok(Err(e));

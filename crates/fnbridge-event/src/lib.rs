@@ -17,6 +17,9 @@ pub mod templates;
 pub mod trigger;
 
 pub use envelope::{Envelope, EnvelopeError, SourceEvent};
-pub use function::{FunctionConfig, LifecycleHook};
+pub use function::{
+    AsyncConfig, CustomRuntimeConfig, Destination, DestinationConfig, FunctionConfig,
+    HealthCheckConfig, LifecycleHook, Runtime,
+};
 pub use source::EventSource;
 pub use trigger::{TriggerConfig, TriggerType};

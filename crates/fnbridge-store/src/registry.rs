@@ -1,7 +1,7 @@
 //! The registry: functions, triggers and async-invoke configs, stored as JSON documents keyed by
 //! name. Functions on `&Connection` so callers compose them inside one `Store::write`.
 
-use fnbridge_event::{FunctionConfig, TriggerConfig};
+use fnbridge_event::{AsyncConfig, FunctionConfig, TriggerConfig};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::StoreError;
@@ -195,7 +195,7 @@ pub(crate) fn put_async_config(
     c: &Connection,
     function: &str,
     qualifier: &str,
-    config: &serde_json::Value,
+    config: &AsyncConfig,
 ) -> Result<(), StoreError> {
     c.execute(
         "INSERT INTO async_configs(function_name, qualifier, config) VALUES (?1, ?2, ?3)
@@ -209,7 +209,7 @@ pub(crate) fn get_async_config(
     c: &Connection,
     function: &str,
     qualifier: &str,
-) -> Result<Option<serde_json::Value>, StoreError> {
+) -> Result<Option<AsyncConfig>, StoreError> {
     let s: Option<String> = c
         .query_row(
             "SELECT config FROM async_configs WHERE function_name = ?1 AND qualifier = ?2",
@@ -237,7 +237,7 @@ pub(crate) fn delete_async_config(
 /// Every async config as (function, qualifier, config), for the dispatcher's cache.
 pub(crate) fn all_async_configs(
     c: &Connection,
-) -> Result<Vec<(String, String, serde_json::Value)>, StoreError> {
+) -> Result<Vec<(String, String, AsyncConfig)>, StoreError> {
     let mut st =
         c.prepare("SELECT function_name, qualifier, config FROM async_configs ORDER BY 1, 2")?;
     let rows = st

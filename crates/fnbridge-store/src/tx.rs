@@ -3,7 +3,7 @@
 //! SQLite: a second backend implements `Tx` and runs the same test suite
 //! (`tests/store.rs`). `Store::write` and `Store::read` hand a `&dyn Tx` to their closure.
 
-use fnbridge_event::{FunctionConfig, TriggerConfig};
+use fnbridge_event::{AsyncConfig, FunctionConfig, TriggerConfig};
 use rusqlite::Connection;
 
 use crate::StoreError;
@@ -46,16 +46,16 @@ pub trait Tx {
         &self,
         function: &str,
         qualifier: &str,
-        config: &serde_json::Value,
+        config: &AsyncConfig,
     ) -> Result<(), StoreError>;
     fn get_async_config(
         &self,
         function: &str,
         qualifier: &str,
-    ) -> Result<Option<serde_json::Value>, StoreError>;
+    ) -> Result<Option<AsyncConfig>, StoreError>;
     fn delete_async_config(&self, function: &str, qualifier: &str) -> Result<bool, StoreError>;
     /// Every async config as (function, qualifier, config), for the dispatcher's cache.
-    fn all_async_configs(&self) -> Result<Vec<(String, String, serde_json::Value)>, StoreError>;
+    fn all_async_configs(&self) -> Result<Vec<(String, String, AsyncConfig)>, StoreError>;
     /// Publishes the next version id of `function` (ids are never reused, even after deletes).
     fn publish_version(
         &self,
@@ -221,7 +221,7 @@ impl Tx for Connection {
         &self,
         function: &str,
         qualifier: &str,
-        config: &serde_json::Value,
+        config: &AsyncConfig,
     ) -> Result<(), StoreError> {
         crate::registry::put_async_config(self, function, qualifier, config)
     }
@@ -229,13 +229,13 @@ impl Tx for Connection {
         &self,
         function: &str,
         qualifier: &str,
-    ) -> Result<Option<serde_json::Value>, StoreError> {
+    ) -> Result<Option<AsyncConfig>, StoreError> {
         crate::registry::get_async_config(self, function, qualifier)
     }
     fn delete_async_config(&self, function: &str, qualifier: &str) -> Result<bool, StoreError> {
         crate::registry::delete_async_config(self, function, qualifier)
     }
-    fn all_async_configs(&self) -> Result<Vec<(String, String, serde_json::Value)>, StoreError> {
+    fn all_async_configs(&self) -> Result<Vec<(String, String, AsyncConfig)>, StoreError> {
         crate::registry::all_async_configs(self)
     }
     fn publish_version(

@@ -125,7 +125,16 @@ async fn state_survives_reopen() {
                 c.put_async_config(
                     "f",
                     "LATEST",
-                    &serde_json::json!({"maxAsyncRetryAttempts": 1}),
+                    &fnbridge_event::AsyncConfig {
+                        max_async_retry_attempts: 1,
+                        max_async_event_age_in_seconds: 60,
+                        async_task: false,
+                        destination_config: Default::default(),
+                        function_arn: "acs:fc:r:1:functions/f".into(),
+                        qualifier: "LATEST".into(),
+                        created_time: "t".into(),
+                        last_modified_time: "t".into(),
+                    },
                 )
             })
             .await
@@ -139,7 +148,7 @@ async fn state_survives_reopen() {
         .read(|c| c.get_async_config("f", "LATEST"))
         .await
         .unwrap();
-    assert_eq!(cfg.unwrap()["maxAsyncRetryAttempts"], 1);
+    assert_eq!(cfg.unwrap().max_async_retry_attempts, 1);
 }
 
 /// A database written by the first release (schema version 0, no version stamp) opens,

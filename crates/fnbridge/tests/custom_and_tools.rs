@@ -225,8 +225,19 @@ fn test_events_templates_and_logs() {
         .send()
         .unwrap();
     let rid = r.headers()["x-fc-request-id"].to_str().unwrap().to_string();
-    let (rc, out, _) = cli(&s, &["logs", "cdn-sample"]);
-    assert_eq!(rc, 0);
+    // A sync invocation's log is stored after its answer (group-committed without holding the
+    // caller): wait for it, bounded.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let out = loop {
+        let (rc, out, _) = cli(&s, &["logs", "cdn-sample"]);
+        assert_eq!(rc, 0);
+        if out.matches("FC Invoke Start RequestId").count() >= 3
+            || std::time::Instant::now() > deadline
+        {
+            break out;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
     assert_eq!(out.matches("FC Invoke Start RequestId").count(), 3, "{out}");
     let (rc, out, _) = cli(&s, &["logs", "cdn-sample", "--request-id", &rid]);
     assert_eq!(rc, 0);
