@@ -486,3 +486,64 @@ fn completions_on_a_full_disk_are_retried_until_they_commit() {
     drop(s);
     drop(disk);
 }
+
+fn rss_kb(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap()
+}
+
+/// Idle keep-alive connections are closed, and the memory they held goes back to the system.
+#[test]
+fn idle_connections_are_closed_and_their_memory_returned() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start_with(
+        dir.path(),
+        &["--idle-conn-timeout-s", "1", "--max-connections", "4000"],
+    );
+    let pid = s.child.as_ref().unwrap().id();
+    let addr = s.base.trim_start_matches("http://").to_string();
+    // Warm up the paths a request takes, so the baseline is the server's steady size.
+    for _ in 0..50 {
+        let r = s.req(reqwest::Method::GET, "/health").send().unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    let baseline = rss_kb(pid);
+    let mut conns = Vec::new();
+    for _ in 0..1500 {
+        let mut c = std::net::TcpStream::connect(&addr).unwrap();
+        c.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        conns.push(c);
+    }
+    for c in &mut conns {
+        let mut buf = [0u8; 256];
+        assert!(c.read(&mut buf).unwrap() > 0, "answered");
+    }
+    let peak = rss_kb(pid);
+    // The server closes every one of them once idle (a read then sees the end of the stream).
+    for c in &mut conns {
+        c.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+            .unwrap();
+        let mut buf = [0u8; 256];
+        assert_eq!(c.read(&mut buf).unwrap_or(0), 0, "closed by the server");
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let grown = peak.saturating_sub(baseline);
+    loop {
+        let now = rss_kb(pid);
+        // Back near the baseline: at most a quarter of what the connections added remains.
+        if now <= baseline + grown / 4 {
+            eprintln!("RSS: baseline {baseline} KB, 1500 connections {peak} KB, after {now} KB");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "RSS stays at {now} KB after the connections closed (baseline {baseline} KB, peak {peak} KB)"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}

@@ -62,6 +62,8 @@ pub async fn serve(
     drain: Duration,
 ) {
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let trim = Arc::new(Notify::new());
+    let trimmer = tokio::spawn(give_back_memory(trim.clone()));
     let graceful = GracefulShutdown::new();
     let mut builder = http1::Builder::new();
     // The head and idle timers are this module's (see the module doc).
@@ -138,6 +140,7 @@ pub async fn serve(
             })
         };
         let serving = graceful.watch(builder.serve_connection(io, service));
+        let trim = trim.clone();
         tokio::spawn(async move {
             tokio::select! {
                 r = serving => {
@@ -150,9 +153,11 @@ pub async fn serve(
                 }
             }
             drop(slot);
+            trim.notify_one();
         });
     }
     drop(listener);
+    trimmer.abort();
     if tokio::time::timeout(drain, graceful.shutdown())
         .await
         .is_err()
@@ -165,6 +170,27 @@ pub async fn serve(
 }
 
 /// Errors that concern one connection, not the listener.
+/// How often at most freed connection memory is handed back to the system.
+const TRIM_EVERY: Duration = Duration::from_secs(2);
+
+/// Hands memory freed by closed connections back to the system, at most every `TRIM_EVERY`
+/// while connections close. glibc's allocator keeps freed blocks of its per-thread arenas
+/// mapped: after a burst of connections (buffers of a few KB each, freed on many threads) the
+/// process would otherwise stay at its peak size for good. `malloc_trim` returns the unused
+/// pages of every arena.
+async fn give_back_memory(closed: Arc<Notify>) {
+    loop {
+        closed.notified().await;
+        tokio::time::sleep(TRIM_EVERY).await;
+        #[cfg(all(target_os = "linux", target_env = "gnu"))]
+        let _ = tokio::task::spawn_blocking(|| {
+            // SAFETY: malloc_trim only releases free memory; it is thread-safe in glibc.
+            unsafe { libc::malloc_trim(0) }
+        })
+        .await;
+    }
+}
+
 fn is_connection_error(e: &io::Error) -> bool {
     matches!(
         e.kind(),
