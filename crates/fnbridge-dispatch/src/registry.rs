@@ -53,52 +53,53 @@ pub enum RegistryError {
     Store(#[from] StoreError),
 }
 
-type Rule<T> = Result<Result<T, RegistryError>, StoreError>;
-
-/// Runs `f` inside one write transaction; a rule violation (the inner `Err`) writes nothing,
-/// because each rule is checked before the first write of its operation.
+/// Runs `f` inside one write transaction. A store error rolls the whole operation back; a
+/// rule violation is answered without writing, because every operation checks its rules before
+/// its first write.
 async fn write<T, F>(store: &Store, f: F) -> Result<T, RegistryError>
 where
     T: Send + 'static,
-    F: FnOnce(&dyn Tx) -> Rule<T> + Send + 'static,
+    F: FnOnce(&dyn Tx) -> Result<T, RegistryError> + Send + 'static,
 {
-    store.write(f).await?
+    store
+        .write(move |c| match f(c) {
+            Ok(v) => Ok(Ok(v)),
+            Err(RegistryError::Store(e)) => Err(e),
+            Err(rule) => Ok(Err(rule)),
+        })
+        .await?
 }
 
-fn function_exists(c: &dyn Tx, function: &str) -> Result<Result<(), RegistryError>, StoreError> {
-    Ok(match c.get_function(function)? {
+fn function_exists(c: &dyn Tx, function: &str) -> Result<(), RegistryError> {
+    match c.get_function(function)? {
         Some(_) => Ok(()),
         None => Err(RegistryError::FunctionNotFound(function.to_string())),
-    })
+    }
 }
 
 /// Checks, against the stored state, that `qualifier` names LATEST, a version or an alias.
-fn qualifier_exists(
-    c: &dyn Tx,
-    function: &str,
-    qualifier: &str,
-) -> Result<Result<(), RegistryError>, StoreError> {
+fn qualifier_exists(c: &dyn Tx, function: &str, qualifier: &str) -> Result<(), RegistryError> {
     if qualifier.is_empty() || qualifier == "LATEST" {
-        return Ok(Ok(()));
+        return Ok(());
     }
     if let Ok(v) = qualifier.parse::<u64>() {
         let known = c.list_versions(function)?.iter().any(|x| x.version_id == v);
-        return Ok(if known {
+        return if known {
             Ok(())
         } else {
             Err(RegistryError::VersionNotFound {
                 function: function.into(),
                 version: qualifier.into(),
             })
-        });
+        };
     }
-    Ok(match c.get_alias(function, qualifier)? {
+    match c.get_alias(function, qualifier)? {
         Some(_) => Ok(()),
         None => Err(RegistryError::AliasNotFound {
             function: function.into(),
             alias: qualifier.into(),
         }),
-    })
+    }
 }
 
 /// Triggers and aliases of `function` that point at `qualifier`, as stored.
@@ -140,7 +141,7 @@ fn check_destination_loop(
     c: &dyn Tx,
     function: &str,
     config: &AsyncConfig,
-) -> Result<Result<(), RegistryError>, StoreError> {
+) -> Result<(), RegistryError> {
     let mut edges: HashMap<String, Vec<String>> = HashMap::new();
     for (f, _, v) in c.all_async_configs()? {
         if f != function {
@@ -149,21 +150,21 @@ fn check_destination_loop(
     }
     for target in destinations_of(config) {
         if c.get_function(&target)?.is_none() {
-            return Ok(Err(RegistryError::Invalid(format!(
+            return Err(RegistryError::Invalid(format!(
                 "destinationConfig: destination function '{target}' does not exist"
-            ))));
+            )));
         }
         // Depth-first search from the target, remembering the path for the message.
         let mut path = vec![function.to_string(), target.clone()];
         let mut seen = HashSet::new();
         if reaches(&edges, &target, function, &mut seen, &mut path) {
-            return Ok(Err(RegistryError::Invalid(format!(
+            return Err(RegistryError::Invalid(format!(
                 "destinationConfig: destination '{target}' would form a loop ({}); a function's destinations must not lead back to it",
                 path.join(" -> ")
-            ))));
+            )));
         }
     }
-    Ok(Ok(()))
+    Ok(())
 }
 
 fn reaches(
@@ -202,12 +203,12 @@ impl Dispatcher {
         let stored = f.clone();
         write(self.store(), move |c| {
             if c.get_function(&stored.function_name)?.is_some() {
-                return Ok(Err(RegistryError::FunctionAlreadyExists(
+                return Err(RegistryError::FunctionAlreadyExists(
                     stored.function_name.clone(),
-                )));
+                ));
             }
             c.insert_function(&stored)?;
-            Ok(Ok(()))
+            Ok(())
         })
         .await?;
         self.cache_function(f);
@@ -221,7 +222,7 @@ impl Dispatcher {
         let unused = write(self.store(), move |c| {
             let name = &stored.function_name;
             let Some(old) = c.get_function(name)? else {
-                return Ok(Err(RegistryError::FunctionNotFound(name.clone())));
+                return Err(RegistryError::FunctionNotFound(name.clone()));
             };
             c.update_function(&stored)?;
             // Published versions keep their code: only an unreferenced revision is removed.
@@ -229,7 +230,7 @@ impl Dispatcher {
                 || c.list_versions(name)?
                     .iter()
                     .any(|v| v.config.revision == old.revision);
-            Ok(Ok((!kept).then_some(old.revision)))
+            Ok((!kept).then_some(old.revision))
         })
         .await?;
         self.cache_function(f);
@@ -245,17 +246,17 @@ impl Dispatcher {
         let n = name.to_string();
         write(self.store(), move |c| {
             if c.get_function(&n)?.is_none() {
-                return Ok(Err(RegistryError::FunctionNotFound(n)));
+                return Err(RegistryError::FunctionNotFound(n));
             }
             let triggers = c.count_triggers(&n)?;
             if triggers > 0 {
-                return Ok(Err(RegistryError::FunctionNotEmpty {
+                return Err(RegistryError::FunctionNotEmpty {
                     function: n,
                     triggers,
-                }));
+                });
             }
             c.delete_function(&n)?;
-            Ok(Ok(()))
+            Ok(())
         })
         .await?;
         self.uncache_function(name);
@@ -274,22 +275,17 @@ impl Dispatcher {
         let f = function.to_string();
         let v = write(self.store(), move |c| {
             let Some(latest) = c.get_function(&f)? else {
-                return Ok(Err(RegistryError::FunctionNotFound(f)));
+                return Err(RegistryError::FunctionNotFound(f));
             };
             if let Some(last) = c.list_versions(&f)?.pop()
                 && last.config == latest
             {
-                return Ok(Err(RegistryError::Invalid(format!(
+                return Err(RegistryError::Invalid(format!(
                     "function '{f}' has not changed since version {}; update it before publishing",
                     last.version_id
-                ))));
+                )));
             }
-            Ok(Ok(c.publish_version(
-                &f,
-                &description,
-                &created,
-                &latest,
-            )?))
+            Ok(c.publish_version(&f, &description, &created, &latest)?)
         })
         .await?;
         self.cache_version(&v);
@@ -302,23 +298,23 @@ impl Dispatcher {
         let f = function.to_string();
         write(self.store(), move |c| {
             if c.get_function(&f)?.is_none() {
-                return Ok(Err(RegistryError::FunctionNotFound(f)));
+                return Err(RegistryError::FunctionNotFound(f));
             }
             let q = version.to_string();
             let users = users_of(c, &f, &q)?;
             if !users.is_empty() {
-                return Ok(Err(RegistryError::VersionInUse {
+                return Err(RegistryError::VersionInUse {
                     what: format!("version '{version}' of function '{f}'"),
                     users: users.join(", "),
-                }));
+                });
             }
             if !c.delete_version(&f, version)? {
-                return Ok(Err(RegistryError::VersionNotFound {
+                return Err(RegistryError::VersionNotFound {
                     function: f,
                     version: q,
-                }));
+                });
             }
-            Ok(Ok(()))
+            Ok(())
         })
         .await?;
         self.uncache_version(function, version);
@@ -341,28 +337,24 @@ impl Dispatcher {
         let _order = self.registry_lock().await;
         let (f, n) = (function.to_string(), name.to_string());
         let a = write(self.store(), move |c| {
-            if let Err(e) = function_exists(c, &f)? {
-                return Ok(Err(e));
-            }
+            function_exists(c, &f)?;
             let existing = c.get_alias(&f, &n)?;
             let mut a = match (existing, create) {
                 (Some(_), Some(_)) => {
-                    return Ok(Err(RegistryError::AliasAlreadyExists {
+                    return Err(RegistryError::AliasAlreadyExists {
                         function: f,
                         alias: n,
-                    }));
+                    });
                 }
                 (None, None) => {
-                    return Ok(Err(RegistryError::AliasNotFound {
+                    return Err(RegistryError::AliasNotFound {
                         function: f,
                         alias: n,
-                    }));
+                    });
                 }
                 (Some(a), None) | (None, Some(a)) => a,
             };
-            if let Err(e) = edit(&mut a) {
-                return Ok(Err(e));
-            }
+            edit(&mut a)?;
             let versions: HashSet<u64> =
                 c.list_versions(&f)?.iter().map(|v| v.version_id).collect();
             let named = std::iter::once(("versionId".to_string(), a.version_id)).chain(
@@ -372,14 +364,14 @@ impl Dispatcher {
             );
             for (field, v) in named {
                 if !versions.contains(&v) {
-                    return Ok(Err(RegistryError::Invalid(format!(
+                    return Err(RegistryError::Invalid(format!(
                         "{field}: version '{v}' of function '{f}' does not exist"
-                    ))));
+                    )));
                 }
             }
             let is_new = c.get_alias(&f, &n)?.is_none();
             c.put_alias(&f, &a, is_new)?;
-            Ok(Ok(a))
+            Ok(a)
         })
         .await?;
         self.cache_alias(function, a.clone());
@@ -391,24 +383,22 @@ impl Dispatcher {
         let _order = self.registry_lock().await;
         let (f, n) = (function.to_string(), name.to_string());
         write(self.store(), move |c| {
-            if let Err(e) = function_exists(c, &f)? {
-                return Ok(Err(e));
-            }
+            function_exists(c, &f)?;
             if c.get_alias(&f, &n)?.is_none() {
-                return Ok(Err(RegistryError::AliasNotFound {
+                return Err(RegistryError::AliasNotFound {
                     function: f,
                     alias: n,
-                }));
+                });
             }
             let users = users_of(c, &f, &n)?;
             if !users.is_empty() {
-                return Ok(Err(RegistryError::AliasInUse {
+                return Err(RegistryError::AliasInUse {
                     what: format!("alias '{n}' of function '{f}'"),
                     users: users.join(", "),
-                }));
+                });
             }
             c.delete_alias(&f, &n)?;
-            Ok(Ok(()))
+            Ok(())
         })
         .await?;
         self.uncache_alias(function, name);
@@ -425,25 +415,21 @@ impl Dispatcher {
         let stored = t.clone();
         let id = write(self.store(), move |c| {
             let f = &stored.function_name;
-            if let Err(e) = function_exists(c, f)? {
-                return Ok(Err(e));
-            }
-            if let Err(e) = qualifier_exists(c, f, &stored.qualifier)? {
-                return Ok(Err(e));
-            }
+            function_exists(c, f)?;
+            qualifier_exists(c, f, &stored.qualifier)?;
             if c.get_trigger(f, &stored.trigger_name)?.is_some() {
-                return Ok(Err(RegistryError::TriggerAlreadyExists {
+                return Err(RegistryError::TriggerAlreadyExists {
                     function: f.clone(),
                     trigger: stored.trigger_name.clone(),
-                }));
+                });
             }
             let n = c.count_triggers(f)?;
             if n >= MAX_TRIGGERS_PER_FUNCTION {
-                return Ok(Err(RegistryError::Invalid(format!(
+                return Err(RegistryError::Invalid(format!(
                     "function '{f}' already has {n} triggers, the most allowed"
-                ))));
+                )));
             }
-            Ok(Ok(c.insert_trigger(&stored)?))
+            Ok(c.insert_trigger(&stored)?)
         })
         .await?;
         self.cache_trigger(id, t, &pattern);
@@ -460,19 +446,15 @@ impl Dispatcher {
         let stored = t.clone();
         let id = write(self.store(), move |c| {
             let f = &stored.function_name;
-            if let Err(e) = function_exists(c, f)? {
-                return Ok(Err(e));
-            }
-            if let Err(e) = qualifier_exists(c, f, &stored.qualifier)? {
-                return Ok(Err(e));
-            }
-            Ok(match c.update_trigger(&stored)? {
+            function_exists(c, f)?;
+            qualifier_exists(c, f, &stored.qualifier)?;
+            match c.update_trigger(&stored)? {
                 Some(id) => Ok(id),
                 None => Err(RegistryError::TriggerNotFound {
                     function: f.clone(),
                     trigger: stored.trigger_name.clone(),
                 }),
-            })
+            }
         })
         .await?;
         self.cache_trigger(id, t, &pattern);
@@ -482,14 +464,12 @@ impl Dispatcher {
     pub async fn delete_trigger(&self, function: &str, name: &str) -> Result<(), RegistryError> {
         let _order = self.registry_lock().await;
         let (f, n) = (function.to_string(), name.to_string());
-        let id = write(self.store(), move |c| {
-            Ok(match c.delete_trigger(&f, &n)? {
-                Some(id) => Ok(id),
-                None => Err(RegistryError::TriggerNotFound {
-                    function: f,
-                    trigger: n,
-                }),
-            })
+        let id = write(self.store(), move |c| match c.delete_trigger(&f, &n)? {
+            Some(id) => Ok(id),
+            None => Err(RegistryError::TriggerNotFound {
+                function: f,
+                trigger: n,
+            }),
         })
         .await?;
         self.uncache_trigger(id);
@@ -510,19 +490,13 @@ impl Dispatcher {
         let _order = self.registry_lock().await;
         let (f, q) = (function.to_string(), qualifier.to_string());
         let v = write(self.store(), move |c| {
-            if let Err(e) = function_exists(c, &f)? {
-                return Ok(Err(e));
-            }
-            if let Err(e) = qualifier_exists(c, &f, &q)? {
-                return Ok(Err(e));
-            }
+            function_exists(c, &f)?;
+            qualifier_exists(c, &f, &q)?;
             let created = c.get_async_config(&f, &q)?.map(|e| e.created_time);
             let v = build(created);
-            if let Err(e) = check_destination_loop(c, &f, &v)? {
-                return Ok(Err(e));
-            }
+            check_destination_loop(c, &f, &v)?;
             c.put_async_config(&f, &q, &v)?;
-            Ok(Ok(v))
+            Ok(v)
         })
         .await?;
         self.cache_async_config(function, qualifier, &v);
@@ -537,14 +511,14 @@ impl Dispatcher {
         let _order = self.registry_lock().await;
         let (f, q) = (function.to_string(), qualifier.to_string());
         write(self.store(), move |c| {
-            Ok(if c.delete_async_config(&f, &q)? {
+            if c.delete_async_config(&f, &q)? {
                 Ok(())
             } else {
                 Err(RegistryError::AsyncConfigNotFound {
                     function: f,
                     qualifier: q,
                 })
-            })
+            }
         })
         .await?;
         self.uncache_async_config(function, qualifier);

@@ -4,14 +4,15 @@
 //!
 //! Run: `cargo bench -p fnbridge --bench delivery` (env: EVENTS, CLIENTS, BATCH, LAT_EVENTS).
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
+mod support;
+
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use base64::Engine;
 use serde_json::{Value, json};
+use support::{Server, env_usize, sample_event};
 
 const NOOP: &str = "def handler(event, context):\n    return ''\n";
 const STAMP: &str = r#"
@@ -25,25 +26,6 @@ def handler(event, context):
     os.close(fd)
     return ''
 "#;
-
-fn env_usize(k: &str, d: usize) -> usize {
-    std::env::var(k)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(d)
-}
-
-fn zip_b64(src: &str) -> String {
-    let mut buf = std::io::Cursor::new(Vec::new());
-    {
-        let mut w = zip::ZipWriter::new(&mut buf);
-        w.start_file("index.py", zip::write::SimpleFileOptions::default())
-            .unwrap();
-        w.write_all(src.as_bytes()).unwrap();
-        w.finish().unwrap();
-    }
-    base64::engine::general_purpose::STANDARD.encode(buf.into_inner())
-}
 
 fn now_ns() -> i128 {
     SystemTime::now()
@@ -63,61 +45,19 @@ fn main() {
     let batch = env_usize("BATCH", 100);
     let lat_events = env_usize("LAT_EVENTS", 2_000);
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_fnbridge"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir.path().join("data"))
-        .env("FNBRIDGE_LOG", "warn")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let base = line
-        .trim()
-        .strip_prefix("fnbridge listening on ")
-        .unwrap()
-        .to_string();
-    let token = std::fs::read_to_string(dir.path().join("data/admin.token")).unwrap();
-    let http = reqwest::blocking::Client::new();
-    let post = |path: &str, body: &Value| {
-        let r = http
-            .post(format!("{base}{path}"))
-            .bearer_auth(&token)
-            .json(body)
-            .send()
-            .unwrap();
-        assert!(r.status().is_success(), "{path}: {}", r.text().unwrap());
-    };
+    let (server, _) = Server::start(&dir.path().join("data"), &[]);
+    let (base, token) = (server.base.clone(), server.token.clone());
+    let post = |path: &str, body: &Value| server.post(path, body);
     let out = dir.path().join("stamps.txt");
-    post(
-        "/2023-03-30/functions",
-        &json!({"functionName": "noop", "runtime": "python3.10", "handler": "index.handler", "code": {"zipFile": zip_b64(NOOP)}}),
+    server.deploy("noop", NOOP);
+    server.deploy_with(
+        "stamp",
+        STAMP,
+        json!({"environmentVariables": {"OUT_FILE": out.to_str().unwrap()}}),
     );
-    post(
-        "/2023-03-30/functions",
-        &json!({"functionName": "stamp", "runtime": "python3.10", "handler": "index.handler", "code": {"zipFile": zip_b64(STAMP)}, "environmentVariables": {"OUT_FILE": out.to_str().unwrap()}}),
-    );
-    let trig = |ev: &str| json!({"triggerName": format!("t-{ev}"), "triggerType": "cdn_events", "triggerConfig": json!({"eventName": ev, "eventVersion": "1.0.0", "filter": {"domain": ["example.com"]}}).to_string()});
-    post(
-        "/2023-03-30/functions/noop/triggers",
-        &trig("LogFileCreated"),
-    );
-    post(
-        "/2023-03-30/functions/stamp/triggers",
-        &trig("CdnDomainAdded"),
-    );
-
-    let sample: Value = serde_json::from_str(
-        &std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../examples/events/LogFileCreated.json"
-        ))
-        .unwrap(),
-    )
-    .unwrap();
-    let ev = sample["events"][0].clone();
+    server.cdn_trigger("noop", "t-LogFileCreated", "LogFileCreated");
+    server.cdn_trigger("stamp", "t-CdnDomainAdded", "CdnDomainAdded");
+    let ev = sample_event();
     let size = ev.to_string().len();
 
     // Raw cost: the same no-op handler called in a loop in one Python process.
@@ -131,14 +71,7 @@ fn main() {
 
     // Warm up: one event so instances exist.
     post("/events", &json!({"events": [ev]}));
-    let stats = || -> Value {
-        http.get(format!("{base}/stats"))
-            .bearer_auth(&token)
-            .send()
-            .unwrap()
-            .json()
-            .unwrap()
-    };
+    let stats = || server.get("/stats");
     while stats()["succeeded"].as_u64().unwrap() < 1 {
         std::thread::sleep(Duration::from_millis(5));
     }
@@ -241,8 +174,7 @@ fn main() {
         lat.push((t - ack) as f64 / 1e6);
         from_send.push((t - sent) as f64 / 1e6);
     }
-    let _ = child.kill();
-    let _ = child.wait();
+    server.kill9();
 
     println!(
         "machine: {} cores; event size {size} bytes; {clients} clients x {batch} events/request",
