@@ -13,7 +13,7 @@
 //! Everything here is synchronous and under one mutex; `engine.rs` runs the loop that starts
 //! work and the refills that read the store.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
@@ -147,6 +147,8 @@ struct FnQueue {
     spill_gen: u64,
     /// In the rotation.
     queued: bool,
+    /// This function's entries in `State::timers`, so the latest can be evicted.
+    timers: BTreeSet<(i64, i64)>,
 }
 
 #[derive(Default)]
@@ -205,28 +207,66 @@ impl Scheduler {
     }
 
     fn admit_locked(limits: &Limits, st: &mut State, job: Job, now_ms: i64) -> bool {
-        if st.stopping || st.resident_rows.contains(&job.row) {
-            return st.resident_rows.contains(&job.row);
+        if st.resident_rows.contains(&job.row) {
+            return true;
         }
-        let total = st.resident_rows.len();
-        let bytes = st.resident_bytes;
-        let f = st.functions.entry(job.function.clone()).or_default();
-        if f.resident >= limits.window_per_function
-            || total >= limits.window
-            || bytes + job.cost() > limits.window_bytes
-        {
+        if st.stopping {
+            return false;
+        }
+        let full = |st: &State| {
+            let f = st.functions.get(&job.function);
+            f.is_some_and(|f| f.resident >= limits.window_per_function)
+                || st.resident_rows.len() >= limits.window
+                || st.resident_bytes + job.cost() > limits.window_bytes
+        };
+        // A task due sooner than this function's latest waiting retry takes its place: a window
+        // full of retries due in minutes must not keep out work that is due now.
+        while full(st) && Self::evict_latest_timer(st, &job.function, job.next_ms) {}
+        if full(st) {
+            let f = st.functions.entry(job.function.clone()).or_default();
             f.spilled = true;
             f.spill_gen += 1;
             return false;
         }
+        let f = st.functions.entry(job.function.clone()).or_default();
         f.resident += 1;
         st.resident_bytes += job.cost();
         st.resident_rows.insert(job.row);
         if job.next_ms <= now_ms {
             Self::push_ready(st, job);
         } else {
-            st.timers.insert((job.next_ms, job.row), job);
+            Self::push_timer(st, job);
         }
+        true
+    }
+
+    fn push_timer(st: &mut State, job: Job) {
+        if let Some(f) = st.functions.get_mut(&job.function) {
+            f.timers.insert((job.next_ms, job.row));
+        }
+        st.timers.insert((job.next_ms, job.row), job);
+    }
+
+    /// Drops `function`'s latest waiting task from memory if it is due after `before` (it stays
+    /// open in the store; the function is marked spilled so a refill reads it back).
+    fn evict_latest_timer(st: &mut State, function: &Arc<str>, before: i64) -> bool {
+        let Some(f) = st.functions.get_mut(function) else {
+            return false;
+        };
+        let Some(&(due, row)) = f.timers.last() else {
+            return false;
+        };
+        if due <= before {
+            return false;
+        }
+        f.timers.remove(&(due, row));
+        f.resident = f.resident.saturating_sub(1);
+        f.spilled = true;
+        f.spill_gen += 1;
+        if let Some(job) = st.timers.remove(&(due, row)) {
+            st.resident_bytes = st.resident_bytes.saturating_sub(job.cost());
+        }
+        st.resident_rows.remove(&row);
         true
     }
 
@@ -251,7 +291,11 @@ impl Scheduler {
             if entry.key().0 > now_ms {
                 break;
             }
+            let key = *entry.key();
             let job = entry.remove();
+            if let Some(f) = st.functions.get_mut(&job.function) {
+                f.timers.remove(&key);
+            }
             Self::push_ready(&mut st, job);
         }
         let mut out = Vec::new();
@@ -305,7 +349,7 @@ impl Scheduler {
             if st.stopping {
                 return;
             }
-            st.timers.insert((job.next_ms, job.row), job);
+            Self::push_timer(&mut st, job);
         }
     }
 
@@ -396,6 +440,7 @@ impl Scheduler {
         st.rotation.clear();
         for f in st.functions.values_mut() {
             f.ready.clear();
+            f.timers.clear();
         }
     }
 
@@ -508,6 +553,26 @@ mod tests {
             "row 2 was released during the refill and is not re-admitted"
         );
         assert!(s.is_resident(4));
+    }
+
+    #[test]
+    fn work_due_now_displaces_later_retries_from_a_full_window() {
+        let s = Scheduler::new(limits());
+        for i in 0..4 {
+            assert!(s.admit(job(i, "f", 10_000 + i), 0), "retries due later");
+        }
+        // The window of "f" is full of retries; a task due now takes the latest one's place.
+        assert!(s.admit(job(100, "f", 0), 0));
+        assert!(s.is_resident(100));
+        assert!(!s.is_resident(3), "the latest retry went back to the store");
+        assert_eq!(s.resident().0, 4);
+        let started = s.take_startable(0);
+        assert_eq!(started.iter().map(|j| j.row).collect::<Vec<_>>(), [100]);
+        // A task due after every waiting retry does not displace one.
+        assert!(!s.admit(job(101, "f", 99_999), 0));
+        // The evicted retry is read back once room frees up.
+        let plan = s.plan_refill();
+        assert!(plan.is_none(), "window still full");
     }
 
     #[test]
