@@ -55,6 +55,7 @@ use crate::error::EventError;
 use crate::flatten;
 use crate::limits::MAX_EVENT_DEPTH;
 use crate::pattern::Pattern;
+use crate::probe::{Capture, Probe, Probed};
 use crate::serialized::Serialized;
 use flat::{Flat, IndexSink};
 use paths::{PathTrie, Registry};
@@ -172,6 +173,8 @@ struct Scratch {
     key_buf: Vec<u8>,
     stack: Vec<u32>,
     seen: Vec<u64>,
+    /// The probed walk's record of read members (see [`Probed`]).
+    reached: Vec<(u32, u32)>,
 }
 
 thread_local! {
@@ -354,6 +357,26 @@ impl Matcher {
         self.match_with(event.as_str().as_bytes(), out, mode)
     }
 
+    /// [`Matcher::matches_into`] that also fills `cap` with what `probe` asks for, in the same
+    /// validating pass over `event_json`: the values at the probe's paths, the nesting depth,
+    /// and whether a key on a read path repeats (see [`Capture`]). The probe's paths take no
+    /// part in matching: the ids are those [`Matcher::matches`] gives on the same bytes, or the
+    /// error is, except that a [`Probe::strict_json`] probe also refuses what serde_json refuses.
+    pub fn matches_probed_into(
+        &self,
+        event_json: &[u8],
+        probe: &Probe,
+        cap: &mut Capture,
+        out: &mut Vec<u64>,
+    ) -> Result<(), EventError> {
+        out.clear();
+        let snap = self.snap.load();
+        SCRATCH.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut s) => run_probed(&snap, event_json, &mut s, probe, cap, out),
+            Err(_) => run_probed(&snap, event_json, &mut Scratch::default(), probe, cap, out),
+        })
+    }
+
     #[inline]
     fn match_with(
         &self,
@@ -395,6 +418,7 @@ fn run(
         key_buf,
         stack,
         seen,
+        ..
     } = s;
     flat.clear();
     prefetch_input(input);
@@ -404,6 +428,19 @@ fn run(
         Mode::Trusted => flatten::walk_trusted(input, &mut sink, key_buf, false)?,
         Mode::TrustedMayStop => flatten::walk_trusted(input, &mut sink, key_buf, true)?,
     }
+    collect(snap, input, flat, stack, out);
+    Ok(())
+}
+
+/// The index's answer for the values in `flat`.
+#[inline]
+fn collect(
+    snap: &Snapshot,
+    input: &[u8],
+    flat: &mut Flat,
+    stack: &mut Vec<u32>,
+    out: &mut Vec<u64>,
+) {
     flat.finish();
     for r in &snap.segs {
         r.seg.collect(
@@ -418,7 +455,45 @@ fn run(
         out.sort_unstable();
         out.dedup();
     }
+}
+
+/// [`run`] with a probe: always the validating walk.
+fn run_probed(
+    snap: &Snapshot,
+    input: &[u8],
+    s: &mut Scratch,
+    probe: &Probe,
+    cap: &mut Capture,
+    out: &mut Vec<u64>,
+) -> Result<(), EventError> {
+    let Scratch {
+        flat,
+        key_buf,
+        stack,
+        seen,
+        reached,
+    } = s;
+    flat.clear();
+    prefetch_input(input);
+    let sink = IndexSink::new(&snap.paths, flat, seen);
+    let mut sink = Probed::new(sink, probe, cap, reached);
+    flatten::walk(input, &mut sink, key_buf)?;
+    collect(snap, input, flat, stack, out);
     Ok(())
+}
+
+/// [`Probe::scan`]: a probed walk that names no pattern path.
+pub(crate) fn scan_probed(
+    input: &[u8],
+    probe: &Probe,
+    cap: &mut Capture,
+) -> Result<(), EventError> {
+    let empty = PathTrie::empty();
+    let mut flat = Flat::default();
+    let (mut seen, mut reached, mut key_buf) = (Vec::new(), Vec::new(), Vec::new());
+    let sink = IndexSink::new(&empty, &mut flat, &mut seen);
+    let mut sink = Probed::new(sink, probe, cap, &mut reached);
+    flatten::walk(input, &mut sink, &mut key_buf)
 }
 
 /// Asks for the first cache lines of the event at once. An event that is not in cache (a queue
