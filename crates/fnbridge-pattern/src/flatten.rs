@@ -79,6 +79,13 @@ pub(crate) trait Sink {
         Some(node)
     }
 
+    /// Probed sinks: whether anything below `node` is named (else the walk skips the value with
+    /// the validating skip and reports it only as a [`Sink::member`]).
+    #[inline(always)]
+    fn inside(&self, _node: Self::Node) -> bool {
+        true
+    }
+
     /// Probed sinks: a non-empty object on a named path opens; the mark returned is passed to
     /// [`Sink::member`] and [`Sink::leave_object`] for that object.
     #[inline(always)]
@@ -148,7 +155,17 @@ pub(crate) fn walk<S: Sink>(
     sink: &mut S,
     key_buf: &mut Vec<u8>,
 ) -> Result<(), EventError> {
-    walk_as::<S, false>(input, sink, key_buf, false)
+    walk_as::<S, false>(input, sink, key_buf, false, false).map(|_| ())
+}
+
+/// [`walk`] of the event at the start of `input` only: what follows it is not read. Returns the
+/// index just past the event.
+pub(crate) fn walk_leading<S: Sink>(
+    input: &[u8],
+    sink: &mut S,
+    key_buf: &mut Vec<u8>,
+) -> Result<usize, EventError> {
+    walk_as::<S, false>(input, sink, key_buf, false, true)
 }
 
 /// [`walk`] for input trusted to be valid JSON (see the module docs).
@@ -165,7 +182,7 @@ pub(crate) fn walk_trusted<S: Sink>(
     key_buf: &mut Vec<u8>,
     may_stop: bool,
 ) -> Result<(), EventError> {
-    walk_as::<S, true>(input, sink, key_buf, may_stop)
+    walk_as::<S, true>(input, sink, key_buf, may_stop, false).map(|_| ())
 }
 
 #[inline(always)]
@@ -174,7 +191,8 @@ fn walk_as<S: Sink, const TRUSTED: bool>(
     sink: &mut S,
     key_buf: &mut Vec<u8>,
     may_stop: bool,
-) -> Result<(), EventError> {
+    leading: bool,
+) -> Result<usize, EventError> {
     let i = lex::skip_ws(input, 0);
     match input.get(i) {
         Some(b'{') => {}
@@ -208,7 +226,14 @@ fn walk_as<S: Sink, const TRUSTED: bool>(
     };
     let end = w.value(i, Some(root), 0)?;
     if w.stopped {
-        return Ok(());
+        return Ok(input.len());
+    }
+    if S::PROBED && !TRUSTED {
+        let deepest = w.deepest;
+        w.sink.nesting(deepest);
+    }
+    if leading {
+        return Ok(end);
     }
     let end = lex::skip_ws(input, end);
     if end != input.len() {
@@ -217,11 +242,7 @@ fn walk_as<S: Sink, const TRUSTED: bool>(
             reason: "trailing characters",
         });
     }
-    if S::PROBED && !TRUSTED {
-        let deepest = w.deepest;
-        w.sink.nesting(deepest);
-    }
-    Ok(())
+    Ok(end)
 }
 
 struct Walker<'a, 's, S: Sink, const TRUSTED: bool> {
@@ -324,12 +345,14 @@ impl<S: Sink, const TRUSTED: bool> Walker<'_, '_, S, TRUSTED> {
                         None => None,
                     };
                     let next = match (child, b.get(j)) {
-                        (Some(_), _) => self.value(j, child, depth + 1)?,
+                        (Some(c), _) if !probed || self.sink.inside(c) => {
+                            self.value(j, child, depth + 1)?
+                        }
                         // Nobody names anything below this key: validate it without recording.
                         // Strings are the common case and are scanned right here.
-                        (None, Some(b'"')) => self.string(b, j)?.1,
-                        (None, _) if TRUSTED => skip_trusted(b, j, depth + 1)?,
-                        (None, _) => skip_value(b, j, depth + 1, self.strict, &mut self.deepest)?,
+                        (_, Some(b'"')) => self.string(b, j)?.1,
+                        (_, _) if TRUSTED => skip_trusted(b, j, depth + 1)?,
+                        (_, _) => skip_value(b, j, depth + 1, self.strict, &mut self.deepest)?,
                     };
                     if probed && let Some(c) = child {
                         self.sink.member(mark, c, b, j, next);

@@ -63,16 +63,6 @@ pub use probe::{Capture, Captured, JsonKind, MAX_TRACKED_MEMBERS, Probe};
 pub use serialized::Serialized;
 pub use wildcard::escape as escape_wildcard;
 
-/// The end of the JSON value that starts at `text[at]`, found by counting brackets outside
-/// strings 32 bytes at a time, without validating anything: for splitting a document into values
-/// that are then validated one by one (ingest splits an envelope into its events this way and
-/// matches each with [`Matcher::matches_probed_into`], which validates it). On valid JSON it is
-/// the value's exact end; on anything else some index up to `text.len()`, or `None` (also when
-/// the value nests deeper than [`limits::MAX_EVENT_DEPTH`]). Linear time, never panics.
-pub fn value_end(text: &[u8], at: usize) -> Option<usize> {
-    flatten::skip_trusted(text, at, 0).ok()
-}
-
 /// Tests one pattern against one event (the `fnbridge pattern test` command): `Ok(true)` for a
 /// match, `Ok(false)` for none, `Err` when either input is invalid.
 pub fn test_pattern(pattern_text: &str, event_text: &str) -> Result<bool, Error> {

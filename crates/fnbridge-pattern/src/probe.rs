@@ -118,7 +118,18 @@ impl Probe {
     /// Validates `event` exactly as [`crate::Matcher::matches`] does (plus the
     /// [`Probe::strict_json`] refusals) and fills `cap`, without matching anything.
     pub fn scan(&self, event: &[u8], cap: &mut Capture) -> Result<(), crate::EventError> {
-        crate::index::scan_probed(event, self, cap)
+        crate::index::scan_probed(event, self, cap, false).map(|_| ())
+    }
+
+    /// [`Probe::scan`] of the JSON value at the start of `text` (after any whitespace), not
+    /// reading what follows it: see [`crate::Matcher::match_leading`].
+    pub fn scan_leading<'t>(
+        &self,
+        text: &'t [u8],
+        cap: &mut Capture,
+    ) -> Result<&'t str, crate::EventError> {
+        let end = crate::index::scan_probed(text, self, cap, true)?;
+        Ok(crate::index::validated_str(&text[..end]))
     }
 
     #[inline]
@@ -144,6 +155,11 @@ impl Probe {
             }
         }
         NONE
+    }
+
+    #[inline]
+    pub(crate) fn has_kids(&self, n: u32) -> bool {
+        !self.nodes[n as usize].kids.is_empty()
     }
 
     #[inline]
@@ -321,6 +337,12 @@ impl<S: crate::flatten::Sink<Node = u32>> crate::flatten::Sink for Probed<'_, S>
         // Patterns see an array's elements at the array's path; a JSON reader's `a.b` never
         // looks inside an array.
         (n != NONE).then_some((n, NONE))
+    }
+
+    #[inline(always)]
+    fn inside(&self, (n, p): (u32, u32)) -> bool {
+        // A probe leaf is reported whole by `member`: its inside is only validated.
+        n != NONE || (p != NONE && self.probe.has_kids(p))
     }
 
     #[inline(always)]

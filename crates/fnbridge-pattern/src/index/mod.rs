@@ -371,10 +371,40 @@ impl Matcher {
     ) -> Result<(), EventError> {
         out.clear();
         let snap = self.snap.load();
-        SCRATCH.with(|cell| match cell.try_borrow_mut() {
-            Ok(mut s) => run_probed(&snap, event_json, &mut s, probe, cap, out),
-            Err(_) => run_probed(&snap, event_json, &mut Scratch::default(), probe, cap, out),
-        })
+        SCRATCH
+            .with(|cell| match cell.try_borrow_mut() {
+                Ok(mut s) => run_probed(&snap, event_json, &mut s, probe, cap, out, false),
+                Err(_) => run_probed(
+                    &snap,
+                    event_json,
+                    &mut Scratch::default(),
+                    probe,
+                    cap,
+                    out,
+                    false,
+                ),
+            })
+            .map(|_| ())
+    }
+
+    /// [`Matcher::matches_probed_into`] of the JSON value at the start of `text` (after any
+    /// whitespace), for reading values one after another out of a larger document without a
+    /// pass to find where each ends: what follows the value is not read. Returns the value's
+    /// text (from the start of `text`), validated; the captures' spans are offsets in it.
+    pub fn match_leading<'t>(
+        &self,
+        text: &'t [u8],
+        probe: &Probe,
+        cap: &mut Capture,
+        out: &mut Vec<u64>,
+    ) -> Result<&'t str, EventError> {
+        out.clear();
+        let snap = self.snap.load();
+        let end = SCRATCH.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut s) => run_probed(&snap, text, &mut s, probe, cap, out, true),
+            Err(_) => run_probed(&snap, text, &mut Scratch::default(), probe, cap, out, true),
+        })?;
+        Ok(validated_str(&text[..end]))
     }
 
     #[inline]
@@ -457,7 +487,20 @@ fn collect(
     }
 }
 
-/// [`run`] with a probe: always the validating walk.
+/// Text the validating walk accepted, as `str`.
+///
+/// The walk validates the UTF-8 of every string as it scans it, and outside strings accepts
+/// only ASCII (the JSON grammar's bytes and whitespace; any byte >= 0x80 there is an error), so
+/// accepted text is UTF-8 and a second pass to check it would only repeat the walk's.
+#[inline]
+pub(crate) fn validated_str(text: &[u8]) -> &str {
+    debug_assert!(std::str::from_utf8(text).is_ok());
+    // SAFETY: `text` was accepted by the validating walk, which guarantees UTF-8 (above).
+    unsafe { std::str::from_utf8_unchecked(text) }
+}
+
+/// [`run`] with a probe: always the validating walk; of the leading value only when `leading`.
+/// Returns the index past the value.
 fn run_probed(
     snap: &Snapshot,
     input: &[u8],
@@ -465,7 +508,8 @@ fn run_probed(
     probe: &Probe,
     cap: &mut Capture,
     out: &mut Vec<u64>,
-) -> Result<(), EventError> {
+    leading: bool,
+) -> Result<usize, EventError> {
     let Scratch {
         flat,
         key_buf,
@@ -477,9 +521,14 @@ fn run_probed(
     prefetch_input(input);
     let sink = IndexSink::new(&snap.paths, flat, seen);
     let mut sink = Probed::new(sink, probe, cap, reached);
-    flatten::walk(input, &mut sink, key_buf)?;
+    let end = if leading {
+        flatten::walk_leading(input, &mut sink, key_buf)?
+    } else {
+        flatten::walk(input, &mut sink, key_buf)?;
+        input.len()
+    };
     collect(snap, input, flat, stack, out);
-    Ok(())
+    Ok(end)
 }
 
 /// [`Probe::scan`]: a probed walk that names no pattern path.
@@ -487,13 +536,18 @@ pub(crate) fn scan_probed(
     input: &[u8],
     probe: &Probe,
     cap: &mut Capture,
-) -> Result<(), EventError> {
+    leading: bool,
+) -> Result<usize, EventError> {
     let empty = PathTrie::empty();
     let mut flat = Flat::default();
     let (mut seen, mut reached, mut key_buf) = (Vec::new(), Vec::new(), Vec::new());
     let sink = IndexSink::new(&empty, &mut flat, &mut seen);
     let mut sink = Probed::new(sink, probe, cap, &mut reached);
-    flatten::walk(input, &mut sink, &mut key_buf)
+    if leading {
+        flatten::walk_leading(input, &mut sink, &mut key_buf)
+    } else {
+        flatten::walk(input, &mut sink, &mut key_buf).map(|_| input.len())
+    }
 }
 
 /// Asks for the first cache lines of the event at once. An event that is not in cache (a queue
