@@ -7,12 +7,11 @@
 //! # One pass over each event
 //!
 //! Events are kept as the text they arrived in: what is matched, stored and delivered are the
-//! bytes received. The envelope is split into its events by bracket counting
-//! ([`fnbridge_pattern::value_end`]), and each event is then read once, by the matcher's
-//! validating walk ([`Matcher::matches_probed_into`], or [`Probe::scan`] without a matcher),
-//! which validates its JSON, matches it, and captures the few fields validation looks at. The
-//! split validates nothing inside an event, but the walk validates every event and the split
-//! every byte between them, so an envelope is accepted only if all of it is valid JSON.
+//! bytes received. Each event is read once, where it starts in the body, by the matcher's
+//! validating walk ([`Matcher::match_leading`], or [`Probe::scan_leading`] without a matcher),
+//! which validates its JSON, matches it, captures the few fields validation looks at, and says
+//! where the event ends. The envelope reader checks every byte between events, so an envelope is
+//! accepted only if all of it is valid JSON.
 //!
 //! Two kinds of input leave that path, both rare:
 //! - A refused envelope is read again by `serde_json`, so that invalid JSON anywhere is reported
@@ -254,26 +253,20 @@ impl<'a> Envelope<'a> {
             cap: Capture::default(),
             out: Vec::new(),
         };
-        let slices = match split(body) {
-            Ok(Some(slices)) => slices,
-            Ok(None) => return reader.read_normalized(body),
-            Err(r) => return Err(refuse(body, r)),
-        };
-        let mut events = Vec::with_capacity(slices.len());
-        for (i, s) in slices.into_iter().enumerate() {
-            // The split leaves only whole events, which the walk has validated as UTF-8 JSON
-            // before any text is used; until then the bytes are only sliced.
-            match reader.event(i, EventText::Raw(s)) {
-                Ok(e) => events.push(e),
-                Err(r) => return Err(refuse(body, r)),
-            }
+        match reader.read_fast(body) {
+            Ok(Some(events)) => Ok(Envelope { events }),
+            Ok(None) => reader.read_normalized(body),
+            // Events are read as they come, so an event of an `events` array a later `events`
+            // key replaces may have been refused: the reference reading decides then.
+            Err(_) if !plain_top_level(body) => reader.read_normalized(body),
+            Err(r) => Err(refuse(body, r)),
         }
-        Ok(Envelope { events })
     }
 }
 
 /// An event's bytes before the walk has validated them.
 enum EventText<'a> {
+    /// The body from where the event starts; the walk finds its end.
     Raw(&'a [u8]),
     /// serde_json's compact text of the event.
     Normalized(String),
@@ -287,62 +280,149 @@ struct Reader<'m> {
 
 impl Reader<'_> {
     /// Reads event `i`: the walk, then the checks, in the order the first failure is reported.
-    fn event<'a>(&mut self, i: usize, text: EventText<'a>) -> Result<SourceEvent<'a>, Refusal> {
-        let bytes: &[u8] = match &text {
-            EventText::Raw(b) => b,
-            EventText::Normalized(s) => s.as_bytes(),
+    /// Also returns how many bytes of the input the event took.
+    fn event<'a>(
+        &mut self,
+        i: usize,
+        text: EventText<'a>,
+    ) -> Result<(SourceEvent<'a>, usize), Refusal> {
+        let (text, len) = match text {
+            EventText::Raw(b) => {
+                let read = self.walk(i, b)?;
+                if self.cap.repeated_keys() {
+                    // A JSON reader keeps the last of a repeated key: read the event as one, and
+                    // go on with that reading's text.
+                    let v: Value = serde_json::from_str(read)
+                        .map_err(|e| Refusal::Json(format!("events[{i}]: {e}")))?;
+                    let (ev, _) = self.event(i, EventText::Normalized(v.to_string()))?;
+                    return Ok((ev, read.len()));
+                }
+                (Cow::Borrowed(read), read.len())
+            }
+            EventText::Normalized(s) => {
+                let len = self.walk(i, s.as_bytes())?.len();
+                if len != s.len() {
+                    // serde_json's text is one value: cannot happen.
+                    return Err(Refusal::Json(format!("events[{i}]: trailing characters")));
+                }
+                (Cow::Owned(s), len)
+            }
         };
+        let ev = validate(i, &text, &self.cap).map_err(Refusal::Invalid)?;
+        Ok((
+            SourceEvent {
+                source: ev.source,
+                name: ev.name,
+                matched: std::mem::take(&mut self.out),
+                text,
+                id: ev.id,
+                fix: ev.fix,
+            },
+            len,
+        ))
+    }
+
+    /// The walk over the event at the start of `bytes`: its text, or why it is refused.
+    fn walk<'t>(&mut self, i: usize, bytes: &'t [u8]) -> Result<&'t str, Refusal> {
         let walked = match self.matcher {
-            Some(m) => m.matches_probed_into(bytes, probe(), &mut self.cap, &mut self.out),
-            None => probe().scan(bytes, &mut self.cap),
+            Some(m) => m.match_leading(bytes, probe(), &mut self.cap, &mut self.out),
+            None => probe().scan_leading(bytes, &mut self.cap),
         };
-        let path = || format!("events[{i}]");
         let too_deep = || {
             Refusal::Invalid(format!(
-                "{}: nested deeper than {MAX_EVENT_DEPTH} levels",
-                path()
+                "events[{i}]: nested deeper than {MAX_EVENT_DEPTH} levels"
             ))
         };
         match walked {
-            Ok(()) => {}
-            Err(EventError::TooDeep { .. }) => return Err(too_deep()),
-            Err(EventError::NotAnObject) if self.cap.depth() > MAX_EVENT_DEPTH => {
-                return Err(too_deep());
-            }
-            Err(EventError::NotAnObject) => {
-                return Err(Refusal::Invalid(format!(
-                    "{}: must be a JSON object",
-                    path()
-                )));
-            }
+            Ok(read) => Ok(read),
+            Err(EventError::TooDeep { .. }) => Err(too_deep()),
+            Err(EventError::NotAnObject) if self.cap.depth() > MAX_EVENT_DEPTH => Err(too_deep()),
+            Err(EventError::NotAnObject) => Err(Refusal::Invalid(format!(
+                "events[{i}]: must be a JSON object"
+            ))),
             Err(e @ EventError::InvalidJson { .. }) => {
-                return Err(Refusal::Json(format!("{}: {e}", path())));
+                Err(Refusal::Json(format!("events[{i}]: {e}")))
             }
         }
-        let text: Cow<'a, str> = match text {
-            EventText::Raw(b) if self.cap.repeated_keys() => {
-                // A JSON reader keeps the last of a repeated key: read the event as one, and go
-                // on with that reading's text.
-                let v: Value = serde_json::from_slice(b)
-                    .map_err(|e| Refusal::Json(format!("{}: {e}", path())))?;
-                return self.event(i, EventText::Normalized(v.to_string()));
+    }
+
+    /// Reads `{"events":[e1, e2, ...]}`, each event where it starts, checking every byte between
+    /// them. `Ok(None)`: the envelope repeats a key or escapes one, and is read by the reference
+    /// instead. A refusal's words are only a fallback: [`refuse`] words it.
+    fn read_fast<'a>(&mut self, b: &'a [u8]) -> Result<Option<Vec<SourceEvent<'a>>>, Refusal> {
+        let json = |what: &str| Refusal::Json(what.to_string());
+        let mut i = skip_ws(b, 0);
+        match b.get(i) {
+            Some(b'{') => {}
+            Some(b'[') => return Err(invalid(WRAP_ARRAY).into()),
+            _ => return Err(invalid(NOT_AN_OBJECT).into()),
+        }
+        i = skip_ws(b, i + 1);
+        let mut events: Option<Vec<SourceEvent<'a>>> = None;
+        if b.get(i) == Some(&b'}') {
+            return Err(invalid("events: required field is missing").into());
+        }
+        loop {
+            if b.get(i) != Some(&b'"') {
+                return Err(json("expected a key"));
             }
-            EventText::Raw(b) => Cow::Borrowed(
-                // The walk validated the bytes as UTF-8 (every string, and nothing else may be
-                // non-ASCII in JSON), so this cannot fail.
-                std::str::from_utf8(b).map_err(|e| Refusal::Json(format!("{}: {e}", path())))?,
-            ),
-            EventText::Normalized(s) => Cow::Owned(s),
-        };
-        let ev = validate(i, &text, &self.cap).map_err(Refusal::Invalid)?;
-        Ok(SourceEvent {
-            source: ev.source,
-            name: ev.name,
-            matched: std::mem::take(&mut self.out),
-            text,
-            id: ev.id,
-            fix: ev.fix,
-        })
+            let Some((key, next)) = plain_key(b, i) else {
+                return Ok(None);
+            };
+            i = skip_ws(b, next);
+            if b.get(i) != Some(&b':') {
+                return Err(json("expected ':'"));
+            }
+            i = skip_ws(b, i + 1);
+            if key != b"events" {
+                let k = String::from_utf8_lossy(key);
+                if k == "eventSource" || k == "eventName" {
+                    return Err(invalid(LONE_EVENT).into());
+                }
+                return Err(unknown_field(&k).into());
+            }
+            if events.is_some() {
+                return Ok(None);
+            }
+            if b.get(i) != Some(&b'[') {
+                return Err(invalid("events: must be an array").into());
+            }
+            // Sized for a full envelope at once: growing it would copy the events read so far.
+            let mut list = Vec::with_capacity(MAX_EVENTS_PER_ENVELOPE);
+            i = skip_ws(b, i + 1);
+            if b.get(i) != Some(&b']') {
+                loop {
+                    if list.len() == MAX_EVENTS_PER_ENVELOPE {
+                        // Refused for the count however many follow; the reference counts them.
+                        return Err(invalid(format!(
+                            "events: holds more than {MAX_EVENTS_PER_ENVELOPE} events, at most {MAX_EVENTS_PER_ENVELOPE} are allowed per request"
+                        ))
+                        .into());
+                    }
+                    let (ev, len) = self.event(list.len(), EventText::Raw(&b[i..]))?;
+                    list.push(ev);
+                    i = skip_ws(b, i + len);
+                    match b.get(i) {
+                        Some(b',') => i = skip_ws(b, i + 1),
+                        Some(b']') => break,
+                        _ => return Err(json("expected ',' or ']'")),
+                    }
+                }
+            }
+            i = skip_ws(b, i + 1);
+            events = Some(list);
+            match b.get(i) {
+                Some(b',') => i = skip_ws(b, i + 1),
+                Some(b'}') => break,
+                _ => return Err(json("expected ',' or '}'")),
+            }
+        }
+        if skip_ws(b, i + 1) != b.len() {
+            return Err(json("trailing characters"));
+        }
+        let events = events.unwrap_or_default();
+        count_ok(events.len())?;
+        Ok(Some(events))
     }
 
     /// The envelope read by serde_json (a repeated key in it), its events rewritten compact.
@@ -351,12 +431,37 @@ impl Reader<'_> {
         let mut events = Vec::with_capacity(values.len());
         for (i, v) in values.into_iter().enumerate() {
             match self.event(i, EventText::Normalized(v.to_string())) {
-                Ok(e) => events.push(e),
+                Ok((e, _)) => events.push(e),
                 Err(r) => return Err(refuse(body, r)),
             }
         }
         Ok(Envelope { events })
     }
+}
+
+/// Whether `body` is a JSON object with exactly one key, written without escapes: then the fast
+/// reader's `events` are the reference reading's. (Checked on refusals only.)
+fn plain_top_level(body: &[u8]) -> bool {
+    use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
+
+    struct Keys;
+    impl<'de> Visitor<'de> for Keys {
+        type Value = bool;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("an object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
+            let mut n = 0;
+            // A borrowed `&str` key fails for a key with an escape.
+            while map.next_key::<&'de str>()?.is_some() {
+                map.next_value::<IgnoredAny>()?;
+                n += 1;
+            }
+            Ok(n == 1)
+        }
+    }
+    let mut de = serde_json::Deserializer::from_slice(body);
+    de.deserialize_map(Keys).is_ok_and(|plain| plain) && de.end().is_ok()
 }
 
 /// The refusal an envelope gets: invalid JSON anywhere comes first, in serde_json's words, then
@@ -440,89 +545,6 @@ fn plain_key(b: &[u8], i: usize) -> Option<(&[u8], usize)> {
     (b[end] == b'"').then(|| (&b[start..end], end + 1))
 }
 
-/// Splits `{"events":[e1, e2, ...]}` into the events' texts (whitespace around them trimmed),
-/// checking every byte outside them. `Ok(None)`: the envelope repeats a key or escapes one, and
-/// is read by the reference instead. A refusal's words are only a fallback: [`refuse`] words it.
-fn split(b: &[u8]) -> Result<Option<Vec<&[u8]>>, Refusal> {
-    let json = |what: &str| Refusal::Json(what.to_string());
-    let mut i = skip_ws(b, 0);
-    match b.get(i) {
-        Some(b'{') => {}
-        Some(b'[') => return Err(invalid(WRAP_ARRAY).into()),
-        _ => return Err(invalid(NOT_AN_OBJECT).into()),
-    }
-    i = skip_ws(b, i + 1);
-    let mut events: Option<Vec<&[u8]>> = None;
-    if b.get(i) == Some(&b'}') {
-        return Err(invalid("events: required field is missing").into());
-    }
-    loop {
-        if b.get(i) != Some(&b'"') {
-            return Err(json("expected a key"));
-        }
-        let Some((key, next)) = plain_key(b, i) else {
-            return Ok(None);
-        };
-        i = skip_ws(b, next);
-        if b.get(i) != Some(&b':') {
-            return Err(json("expected ':'"));
-        }
-        i = skip_ws(b, i + 1);
-        if key != b"events" {
-            let k = String::from_utf8_lossy(key);
-            if k == "eventSource" || k == "eventName" {
-                return Err(invalid(LONE_EVENT).into());
-            }
-            return Err(unknown_field(&k).into());
-        }
-        if events.is_some() {
-            return Ok(None);
-        }
-        if b.get(i) != Some(&b'[') {
-            return Err(invalid("events: must be an array").into());
-        }
-        let mut list = Vec::new();
-        i = skip_ws(b, i + 1);
-        if b.get(i) != Some(&b']') {
-            loop {
-                let Some(end) = fnbridge_pattern::value_end(b, i) else {
-                    return Err(json("an event does not end"));
-                };
-                if end <= i || end > b.len() {
-                    return Err(json("an event does not end"));
-                }
-                if list.len() == MAX_EVENTS_PER_ENVELOPE {
-                    // Refused for the count however many follow; the reference counts them.
-                    return Err(invalid(format!(
-                        "events: holds more than {MAX_EVENTS_PER_ENVELOPE} events, at most {MAX_EVENTS_PER_ENVELOPE} are allowed per request"
-                    ))
-                    .into());
-                }
-                list.push(&b[i..end]);
-                i = skip_ws(b, end);
-                match b.get(i) {
-                    Some(b',') => i = skip_ws(b, i + 1),
-                    Some(b']') => break,
-                    _ => return Err(json("expected ',' or ']'")),
-                }
-            }
-        }
-        i = skip_ws(b, i + 1);
-        events = Some(list);
-        match b.get(i) {
-            Some(b',') => i = skip_ws(b, i + 1),
-            Some(b'}') => break,
-            _ => return Err(json("expected ',' or '}'")),
-        }
-    }
-    if skip_ws(b, i + 1) != b.len() {
-        return Err(json("trailing characters"));
-    }
-    let events = events.unwrap_or_default();
-    count_ok(events.len())?;
-    Ok(Some(events))
-}
-
 /// What validation learned about an event.
 struct Valid {
     source: EventSource,
@@ -531,22 +553,45 @@ struct Valid {
     fix: IdFix,
 }
 
-/// A string field's value, or the error naming it.
+/// A string field's text as written (between the quotes), or the error naming it (`parent`
+/// is the path of the object holding it, formatted only for an error). Non-empty as written is
+/// non-empty decoded: every escape stands for at least one character.
 fn str_field<'t>(
     cap: &Capture,
     text: &'t [u8],
     slot: usize,
-    path: &str,
+    parent: &dyn Fn() -> String,
+    key: &str,
+) -> Result<&'t [u8], String> {
+    match cap.get(slot) {
+        Some(c) if c.kind == JsonKind::String && c.span.len() > 2 => {
+            Ok(&text[c.span.start + 1..c.span.end - 1])
+        }
+        Some(c) if c.kind == JsonKind::String => {
+            Err(format!("{}.{key}: must not be empty", parent()))
+        }
+        Some(_) => Err(format!("{}.{key}: must be a string", parent())),
+        None => Err(format!("{}.{key}: required field is missing", parent())),
+    }
+}
+
+/// A string field's value, decoded only when it holds an escape (the common case compares the
+/// bytes as written).
+fn str_value<'t>(
+    cap: &Capture,
+    text: &'t [u8],
+    slot: usize,
+    parent: &dyn Fn() -> String,
     key: &str,
 ) -> Result<Cow<'t, str>, String> {
-    match cap.get(slot) {
-        Some(c) if c.kind == JsonKind::String => match c.as_str(text) {
-            Some(s) if !s.is_empty() => Ok(s),
-            _ => Err(format!("{path}.{key}: must not be empty")),
-        },
-        Some(_) => Err(format!("{path}.{key}: must be a string")),
-        None => Err(format!("{path}.{key}: required field is missing")),
-    }
+    let raw = str_field(cap, text, slot, parent, key)?;
+    let decoded = if raw.contains(&b'\\') {
+        cap.get(slot).and_then(|c| c.as_str(text))
+    } else {
+        // The walk validated the string's UTF-8; this only re-types a few bytes.
+        std::str::from_utf8(raw).ok().map(Cow::Borrowed)
+    };
+    decoded.ok_or_else(|| format!("{}.{key}: must be a string", parent()))
 }
 
 fn kind(cap: &Capture, slot: usize) -> Option<JsonKind> {
@@ -556,37 +601,44 @@ fn kind(cap: &Capture, slot: usize) -> Option<JsonKind> {
 /// The checks of one event, from what the walk captured, in the order their failures are
 /// reported. The walk has refused invalid JSON, non-objects and nesting beyond its own limit.
 fn validate(i: usize, text: &str, cap: &Capture) -> Result<Valid, String> {
-    let path = format!("events[{i}]");
+    // Paths are formatted for errors only: most events have none.
+    let path = || format!("events[{i}]");
+    let under = |key: &'static str| move || format!("events[{i}].{key}");
     if cap.depth() > MAX_EVENT_DEPTH {
         return Err(format!(
-            "{path}: nested deeper than {MAX_EVENT_DEPTH} levels"
+            "{}: nested deeper than {MAX_EVENT_DEPTH} levels",
+            path()
         ));
     }
     if text.len() > MAX_EVENT_BYTES {
         return Err(format!(
-            "{path}: is {} bytes, larger than the {MAX_EVENT_BYTES}-byte limit for one event",
+            "{}: is {} bytes, larger than the {MAX_EVENT_BYTES}-byte limit for one event",
+            path(),
             text.len()
         ));
     }
     let t = text.as_bytes();
-    let source_name = str_field(cap, t, SOURCE, &path, "eventSource")?;
+    let source_name = str_value(cap, t, SOURCE, &path, "eventSource")?;
     let Some(source) = EventSource::from_wire(&source_name) else {
         return Err(format!(
-            "{path}.eventSource: unknown source \"{source_name}\" (expected \"cdn\" or \"acs:oss\")"
+            "{}.eventSource: unknown source \"{source_name}\" (expected \"cdn\" or \"acs:oss\")",
+            path()
         ));
     };
-    let name = str_field(cap, t, NAME, &path, "eventName")?;
+    let name = str_value(cap, t, NAME, &path, "eventName")?;
     let Some(&name) = source.event_names().iter().find(|n| **n == name) else {
         return Err(format!(
-            "{path}.eventName: \"{name}\" is not a {} event (expected one of {})",
+            "{}.eventName: \"{name}\" is not a {} event (expected one of {})",
+            path(),
             source.wire_name(),
             source.event_names().join(", ")
         ));
     };
-    let version = str_field(cap, t, VERSION, &path, "eventVersion")?;
+    let version = str_value(cap, t, VERSION, &path, "eventVersion")?;
     if version != source.version() {
         return Err(format!(
-            "{path}.eventVersion: must be \"{}\" for {} events, got \"{version}\"",
+            "{}.eventVersion: must be \"{}\" for {} events, got \"{version}\"",
+            path(),
             source.version(),
             source.wire_name()
         ));
@@ -595,10 +647,10 @@ fn validate(i: usize, text: &str, cap: &Capture) -> Result<Valid, String> {
         EventSource::Cdn => {
             match kind(cap, RESOURCE) {
                 Some(JsonKind::Object) => {}
-                Some(_) => return Err(format!("{path}.resource: must be an object")),
-                None => return Err(format!("{path}.resource: required field is missing")),
+                Some(_) => return Err(format!("{}.resource: must be an object", path())),
+                None => return Err(format!("{}.resource: required field is missing", path())),
             }
-            str_field(cap, t, DOMAIN, &format!("{path}.resource"), "domain")?;
+            str_field(cap, t, DOMAIN, &under("resource"), "domain")?;
             // The idempotency key handlers rely on: refused when malformed rather than replaced.
             let id = match cap.get(TRACE_ID) {
                 Some(c) => {
@@ -609,24 +661,24 @@ fn validate(i: usize, text: &str, cap: &Capture) -> Result<Valid, String> {
             };
             match kind(cap, PARAMETER) {
                 Some(JsonKind::Object) | None => {}
-                Some(_) => return Err(format!("{path}.eventParameter: must be an object")),
+                Some(_) => return Err(format!("{}.eventParameter: must be an object", path())),
             }
             id
         }
         EventSource::Oss => {
             match kind(cap, OSS) {
                 Some(JsonKind::Object) => {}
-                Some(_) => return Err(format!("{path}.oss: must be an object")),
-                None => return Err(format!("{path}.oss: required field is missing")),
+                Some(_) => return Err(format!("{}.oss: must be an object", path())),
+                None => return Err(format!("{}.oss: required field is missing", path())),
             }
             if kind(cap, BUCKET) != Some(JsonKind::Object) {
-                return Err(format!("{path}.oss.bucket: must be an object"));
+                return Err(format!("{}.oss.bucket: must be an object", path()));
             }
-            str_field(cap, t, BUCKET_NAME, &format!("{path}.oss.bucket"), "name")?;
+            str_field(cap, t, BUCKET_NAME, &under("oss.bucket"), "name")?;
             if kind(cap, OBJECT) != Some(JsonKind::Object) {
-                return Err(format!("{path}.oss.object: must be an object"));
+                return Err(format!("{}.oss.object: must be an object", path()));
             }
-            str_field(cap, t, OBJECT_KEY, &format!("{path}.oss.object"), "key")?;
+            str_field(cap, t, OBJECT_KEY, &under("oss.object"), "key")?;
             match (cap.get(RESPONSE), cap.get(REQUEST_ID)) {
                 (None, _) => (None, IdFix::Top),
                 (Some(r), _) if r.kind != JsonKind::Object => (None, IdFix::None),
