@@ -4,7 +4,6 @@
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
-use fnbridge_event::Envelope;
 use fnbridge_event::limits::MAX_INGEST_BODY;
 use serde_json::{Value, json};
 
@@ -17,7 +16,7 @@ pub(crate) async fn put(
     payload: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     body::limit(&payload, MAX_INGEST_BODY)?;
-    let env = Envelope::parse(&payload).map_err(|e| ApiError::invalid(e.to_string()))?;
-    let receipts = state.dispatcher.ingest(env).await?;
+    // Envelope errors come back as `DispatchError::Invalid`, an InvalidArgument like before.
+    let receipts = state.dispatcher.ingest(&payload).await?;
     Ok(Json(json!({"events": receipts})))
 }

@@ -12,12 +12,12 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
-use fnbridge_event::envelope::delivery_payload;
+use fnbridge_event::envelope::{DELIVERY_HEAD, DELIVERY_TAIL};
 use fnbridge_event::{
     AsyncConfig, CustomRuntimeConfig, Envelope, EventSource, FunctionConfig, TriggerConfig,
     TriggerType,
 };
-use fnbridge_pattern::{Matcher, Pattern, Serialized};
+use fnbridge_pattern::{Matcher, Pattern};
 use fnbridge_runtime::{
     Credentials, CustomRuntime, FunctionSpec, HealthCheck, Hook, Invocation, InvokeOutcome, Runtime,
 };
@@ -645,42 +645,49 @@ impl Dispatcher {
 
     // ---- ingest ----
 
-    /// Stores every event of the envelope and one task per matched trigger in one durable
-    /// commit, then queues the tasks. Returns only after the commit is on disk.
-    pub async fn ingest(&self, env: Envelope) -> Result<Vec<IngestedEvent>, DispatchError> {
+    /// Reads the envelope `body` and stores every event and one task per matched trigger in one
+    /// durable commit, then queues the tasks. Returns only after the commit is on disk.
+    ///
+    /// Each event is validated, matched and kept from its original text in one pass over its
+    /// bytes (`Envelope::parse_matching`): the text stored and delivered is the text received,
+    /// plus an id spliced in when the sender left it out.
+    pub async fn ingest(&self, body: &[u8]) -> Result<Vec<IngestedEvent>, DispatchError> {
         if self.inner.stopping.load(Ordering::Acquire) {
             return Err(DispatchError::ShuttingDown);
         }
+        let mut env = Envelope::parse_matching(body, &self.inner.matcher)
+            .map_err(|e| DispatchError::Invalid(e.to_string()))?;
         let now = now_ms();
         struct Planned {
             event_id: String,
             source: &'static str,
-            name: String,
-            body: String,
-            /// `{"events":[body]}`, shared by every task of the event.
-            payload: Bytes,
+            name: &'static str,
+            /// `{"events":[event]}`: the event's text is stored from within it, and every task
+            /// of the event shares it.
+            payload: String,
             tasks: Vec<NewTask>,
         }
         let mut planned = Vec::with_capacity(env.events.len());
+        for ev in &mut env.events {
+            if ev.ensure_id(ids::uuid_like) {
+                // The id is part of the text now, and a pattern may name its path.
+                ev.matched = self
+                    .inner
+                    .matcher
+                    .matches(ev.text().as_bytes())
+                    .map_err(|e| DispatchError::Invalid(format!("event cannot be matched: {e}")))?;
+            }
+        }
         {
             let reg = self
                 .inner
                 .registry
                 .read()
                 .unwrap_or_else(|p| p.into_inner());
-            for mut ev in env.events {
-                ev.ensure_id(ids::uuid_like);
-                // Serialized once: the text is what is stored and delivered, and what it was
-                // built from lets the matcher stop reading once every named path is seen.
-                let text = Serialized::from_map(&ev.body);
-                let matched =
-                    self.inner.matcher.matches_serialized(&text).map_err(|e| {
-                        DispatchError::Invalid(format!("event cannot be matched: {e}"))
-                    })?;
-                let body = text.into_string();
+            for ev in env.events {
                 let mut tasks = Vec::new();
-                for id in matched {
-                    let Some(t) = reg.triggers.get(&id) else {
+                for id in &ev.matched {
+                    let Some(t) = reg.triggers.get(id) else {
                         continue;
                     };
                     if !is_trigger_for(t.trigger_type, ev.source) {
@@ -699,11 +706,10 @@ impl Dispatcher {
                     });
                 }
                 planned.push(Planned {
-                    event_id: ev.id().unwrap_or_default().to_string(),
+                    event_id: ev.id().map(|c| c.into_owned()).unwrap_or_default(),
                     source: ev.source.wire_name(),
-                    name: ev.name.clone(),
-                    payload: Bytes::from(delivery_payload(&body)),
-                    body,
+                    name: ev.name,
+                    payload: ev.payload(),
                     tasks,
                 });
             }
@@ -716,13 +722,16 @@ impl Dispatcher {
                 let mut receipts = Vec::with_capacity(planned.len());
                 let mut jobs = Vec::new();
                 for p in planned {
-                    let seq = c.append_event(&p.event_id, p.source, &p.name, now, &p.body)?;
+                    let text =
+                        &p.payload[DELIVERY_HEAD.len()..p.payload.len() - DELIVERY_TAIL.len()];
+                    let seq = c.append_event(&p.event_id, p.source, p.name, now, text)?;
+                    let payload = Bytes::from(p.payload);
                     let mut task_ids = Vec::with_capacity(p.tasks.len());
                     for mut t in p.tasks {
                         t.event_seq = Some(seq);
                         let row = c.insert_task(&t)?;
                         task_ids.push(t.task_id.clone());
-                        jobs.push(Job::new(row, t, p.payload.clone()));
+                        jobs.push(Job::new(row, t, payload.clone()));
                     }
                     receipts.push(IngestedEvent {
                         event_id: p.event_id,

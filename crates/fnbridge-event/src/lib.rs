@@ -2,8 +2,10 @@
 //!
 //! # Layout
 //! - `source`: the event sources fnbridge knows (CDN, OSS) and the names each may emit.
-//! - `envelope`: parsing and validating an ingest envelope `{"events":[...]}` into single events,
-//!   and building the exact `{"events":[event]}` payload a function receives.
+//! - `envelope`: parsing and validating an ingest envelope `{"events":[...]}` into single events
+//!   kept as the text received, in one pass over each event's bytes (the matcher's validating
+//!   walk, which can match the event at the same time), and building the exact
+//!   `{"events":[event]}` payload a function receives.
 //! - `function`: the stored configuration of a function (runtime, handler, limits, environment).
 //! - `trigger`: the stored configuration of a trigger and its type.
 //! - `limits`: every size and count bound, in one place so the API and the docs agree.

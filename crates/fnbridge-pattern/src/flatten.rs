@@ -14,6 +14,12 @@
 //!
 //! The trusted walk can also stop as soon as the sink has seen every path it names, for input
 //! whose later keys cannot reach those paths again (see [`walk_trusted`]).
+//!
+//! A *probed* sink ([`Sink::PROBED`], behind [`crate::Probe`]) is told more during the validating
+//! walk: every member of an object on a named path with its value's byte range, the nesting
+//! depth, and which node array elements belong to; and, when it asks for [`Sink::strict`], the
+//! walk also refuses what serde_json refuses in otherwise valid JSON. Other sinks compile to the
+//! same walk as before: every extra is behind the constant.
 
 use crate::error::EventError;
 use crate::lex::{self, LexError, StrSpan};
@@ -53,6 +59,61 @@ pub(crate) trait Sink {
     fn done(&self) -> bool {
         false
     }
+
+    /// Whether the validating walk calls the hooks below (a constant, so that sinks without them
+    /// pay nothing).
+    const PROBED: bool = false;
+
+    /// Probed sinks: refuse, besides invalid JSON, the two things serde_json refuses when it
+    /// reads a `Value` (a lone surrogate escape, a number whose magnitude overflows an `f64`),
+    /// so that accepted text always parses the same way downstream.
+    #[inline(always)]
+    fn strict(&self) -> bool {
+        false
+    }
+
+    /// Probed sinks: the node the elements of an array found at `node` are reported at (by
+    /// default the array's own, as patterns see them); `None` when nobody cares.
+    #[inline(always)]
+    fn element(&mut self, node: Self::Node) -> Option<Self::Node> {
+        Some(node)
+    }
+
+    /// Probed sinks: whether anything below `node` is named (else the walk skips the value with
+    /// the validating skip and reports it only as a [`Sink::member`]).
+    #[inline(always)]
+    fn inside(&self, _node: Self::Node) -> bool {
+        true
+    }
+
+    /// Probed sinks: a non-empty object on a named path opens; the mark returned is passed to
+    /// [`Sink::member`] and [`Sink::leave_object`] for that object.
+    #[inline(always)]
+    fn enter_object(&mut self) -> usize {
+        0
+    }
+
+    /// Probed sinks: a member of the object `mark` whose key led to `child` has its value at
+    /// `input[start..end]` (already walked).
+    #[inline(always)]
+    fn member(
+        &mut self,
+        _mark: usize,
+        _child: Self::Node,
+        _input: &[u8],
+        _start: usize,
+        _end: usize,
+    ) {
+    }
+
+    /// Probed sinks: the object `mark` closed.
+    #[inline(always)]
+    fn leave_object(&mut self, _mark: usize) {}
+
+    /// Probed sinks: the deepest nesting of objects and arrays in the whole input (a flat object
+    /// is 1), reported once the input has been read, also when its top level is not an object.
+    #[inline(always)]
+    fn nesting(&mut self, _depth: usize) {}
 }
 
 fn invalid(e: LexError) -> EventError {
@@ -62,13 +123,49 @@ fn invalid(e: LexError) -> EventError {
     }
 }
 
+fn lone_surrogate(offset: usize) -> EventError {
+    EventError::InvalidJson {
+        offset,
+        reason: "lone surrogate in a \\u escape",
+    }
+}
+
+/// Whether serde_json reads the number `text` (valid JSON grammar) without overflowing: it
+/// refuses a number whose value rounds to infinity. Only a number with an exponent or more than
+/// 20 characters can get near `f64::MAX` (about 1.8e308), so every other one is in range without
+/// a look; the rare rest is asked of serde_json itself, whose rounding decides the boundary.
+#[inline]
+pub(crate) fn number_in_range(text: &[u8]) -> bool {
+    if text.len() <= 20 && !text.iter().any(|&c| c | 0x20 == b'e') {
+        return true;
+    }
+    serde_json::from_slice::<serde_json::Value>(text).is_ok()
+}
+
+fn out_of_range(offset: usize) -> EventError {
+    EventError::InvalidJson {
+        offset,
+        reason: "number out of range",
+    }
+}
+
 /// Walks a whole event, which must be a JSON object.
 pub(crate) fn walk<S: Sink>(
     input: &[u8],
     sink: &mut S,
     key_buf: &mut Vec<u8>,
 ) -> Result<(), EventError> {
-    walk_as::<S, false>(input, sink, key_buf, false)
+    walk_as::<S, false>(input, sink, key_buf, false, false).map(|_| ())
+}
+
+/// [`walk`] of the event at the start of `input` only: what follows it is not read. Returns the
+/// index just past the event.
+pub(crate) fn walk_leading<S: Sink>(
+    input: &[u8],
+    sink: &mut S,
+    key_buf: &mut Vec<u8>,
+) -> Result<usize, EventError> {
+    walk_as::<S, false>(input, sink, key_buf, false, true)
 }
 
 /// [`walk`] for input trusted to be valid JSON (see the module docs).
@@ -85,7 +182,7 @@ pub(crate) fn walk_trusted<S: Sink>(
     key_buf: &mut Vec<u8>,
     may_stop: bool,
 ) -> Result<(), EventError> {
-    walk_as::<S, true>(input, sink, key_buf, may_stop)
+    walk_as::<S, true>(input, sink, key_buf, may_stop, false).map(|_| ())
 }
 
 #[inline(always)]
@@ -94,10 +191,20 @@ fn walk_as<S: Sink, const TRUSTED: bool>(
     sink: &mut S,
     key_buf: &mut Vec<u8>,
     may_stop: bool,
-) -> Result<(), EventError> {
+    leading: bool,
+) -> Result<usize, EventError> {
     let i = lex::skip_ws(input, 0);
     match input.get(i) {
         Some(b'{') => {}
+        Some(_) if S::PROBED && !TRUSTED => {
+            // A probed caller ranks the depth above the shape (an event nested too deep is
+            // refused for that first), so the value is read through for its depth; the answer
+            // stays the one every walk gives, and the depth is what was read of it.
+            let mut deepest = 0;
+            let _ = skip_value(input, i, 0, sink.strict(), &mut deepest);
+            sink.nesting(deepest);
+            return Err(EventError::NotAnObject);
+        }
         Some(_) => return Err(EventError::NotAnObject),
         None => {
             return Err(EventError::InvalidJson {
@@ -107,16 +214,26 @@ fn walk_as<S: Sink, const TRUSTED: bool>(
         }
     }
     let root = sink.root();
+    let strict = !TRUSTED && sink.strict();
     let mut w = Walker::<S, TRUSTED> {
         b: input,
         sink,
         key_buf,
         may_stop: TRUSTED && may_stop,
         stopped: false,
+        strict,
+        deepest: 0,
     };
     let end = w.value(i, Some(root), 0)?;
     if w.stopped {
-        return Ok(());
+        return Ok(input.len());
+    }
+    if S::PROBED && !TRUSTED {
+        let deepest = w.deepest;
+        w.sink.nesting(deepest);
+    }
+    if leading {
+        return Ok(end);
     }
     let end = lex::skip_ws(input, end);
     if end != input.len() {
@@ -125,7 +242,7 @@ fn walk_as<S: Sink, const TRUSTED: bool>(
             reason: "trailing characters",
         });
     }
-    Ok(())
+    Ok(end)
 }
 
 struct Walker<'a, 's, S: Sink, const TRUSTED: bool> {
@@ -137,15 +254,31 @@ struct Walker<'a, 's, S: Sink, const TRUSTED: bool> {
     may_stop: bool,
     /// Set when the walk ended early: every enclosing call returns at once.
     stopped: bool,
+    /// [`Sink::strict`], read once.
+    strict: bool,
+    /// Deepest nesting seen so far, kept for probed sinks only.
+    deepest: usize,
 }
 
 impl<S: Sink, const TRUSTED: bool> Walker<'_, '_, S, TRUSTED> {
     #[inline(always)]
-    fn string(b: &[u8], i: usize) -> Result<(StrSpan, usize), EventError> {
+    fn string(&self, b: &[u8], i: usize) -> Result<(StrSpan, usize), EventError> {
         if TRUSTED {
             lex::scan_string_trusted(b, i).map_err(invalid)
         } else {
-            lex::scan_string(b, i).map_err(invalid)
+            let r = lex::scan_string(b, i).map_err(invalid)?;
+            if self.strict && r.0.lone_surrogate() {
+                return Err(lone_surrogate(i));
+            }
+            Ok(r)
+        }
+    }
+
+    /// Records the nesting of a container opening at `depth`, for probed sinks.
+    #[inline(always)]
+    fn opened(&mut self, depth: usize) {
+        if S::PROBED && !TRUSTED {
+            self.deepest = self.deepest.max(depth + 1);
         }
     }
 
@@ -172,7 +305,7 @@ impl<S: Sink, const TRUSTED: bool> Walker<'_, '_, S, TRUSTED> {
         let b = self.b;
         match b.get(i) {
             Some(b'"') => {
-                let (span, next) = Self::string(b, i)?;
+                let (span, next) = self.string(b, i)?;
                 if let Some(n) = node {
                     self.sink.leaf(n, b, RawLeaf::Str(span));
                 }
@@ -184,10 +317,13 @@ impl<S: Sink, const TRUSTED: bool> Walker<'_, '_, S, TRUSTED> {
                         limit: MAX_EVENT_DEPTH,
                     });
                 }
+                self.opened(depth);
                 let mut j = lex::skip_ws(b, i + 1);
                 if b.get(j) == Some(&b'}') {
                     return Ok(j + 1);
                 }
+                let probed = S::PROBED && !TRUSTED && node.is_some();
+                let mark = if probed { self.sink.enter_object() } else { 0 };
                 loop {
                     if b.get(j) != Some(&b'"') {
                         return Err(invalid(LexError {
@@ -195,7 +331,7 @@ impl<S: Sink, const TRUSTED: bool> Walker<'_, '_, S, TRUSTED> {
                             reason: "expected a key",
                         }));
                     }
-                    let (span, next) = Self::string(b, j)?;
+                    let (span, next) = self.string(b, j)?;
                     j = lex::skip_ws(b, next);
                     if b.get(j) != Some(&b':') {
                         return Err(invalid(LexError {
@@ -209,13 +345,18 @@ impl<S: Sink, const TRUSTED: bool> Walker<'_, '_, S, TRUSTED> {
                         None => None,
                     };
                     let next = match (child, b.get(j)) {
-                        (Some(_), _) => self.value(j, child, depth + 1)?,
+                        (Some(c), _) if !probed || self.sink.inside(c) => {
+                            self.value(j, child, depth + 1)?
+                        }
                         // Nobody names anything below this key: validate it without recording.
                         // Strings are the common case and are scanned right here.
-                        (None, Some(b'"')) => Self::string(b, j)?.1,
-                        (None, _) if TRUSTED => skip_trusted(b, j, depth + 1)?,
-                        (None, _) => skip_value(b, j, depth + 1)?,
+                        (_, Some(b'"')) => self.string(b, j)?.1,
+                        (_, _) if TRUSTED => skip_trusted(b, j, depth + 1)?,
+                        (_, _) => skip_value(b, j, depth + 1, self.strict, &mut self.deepest)?,
                     };
+                    if probed && let Some(c) = child {
+                        self.sink.member(mark, c, b, j, next);
+                    }
                     if TRUSTED && self.may_stop && (self.stopped || self.sink.done()) {
                         self.stopped = true;
                         return Ok(b.len());
@@ -223,7 +364,12 @@ impl<S: Sink, const TRUSTED: bool> Walker<'_, '_, S, TRUSTED> {
                     j = lex::skip_ws(b, next);
                     match b.get(j) {
                         Some(b',') => j = lex::skip_ws(b, j + 1),
-                        Some(b'}') => return Ok(j + 1),
+                        Some(b'}') => {
+                            if probed {
+                                self.sink.leave_object(mark);
+                            }
+                            return Ok(j + 1);
+                        }
                         _ => {
                             return Err(invalid(LexError {
                                 offset: j,
@@ -239,17 +385,22 @@ impl<S: Sink, const TRUSTED: bool> Walker<'_, '_, S, TRUSTED> {
                         limit: MAX_EVENT_DEPTH,
                     });
                 }
+                self.opened(depth);
                 if node.is_some() {
                     // Later elements may add values to paths already seen.
                     self.may_stop = false;
                 }
+                // Array elements live at the array's own path (a probed sink may say otherwise).
+                let elem = match node {
+                    Some(n) if S::PROBED && !TRUSTED => self.sink.element(n),
+                    _ => node,
+                };
                 let mut j = lex::skip_ws(b, i + 1);
                 if b.get(j) == Some(&b']') {
                     return Ok(j + 1);
                 }
                 loop {
-                    // Array elements live at the array's own path.
-                    j = lex::skip_ws(b, self.value(j, node, depth + 1)?);
+                    j = lex::skip_ws(b, self.value(j, elem, depth + 1)?);
                     match b.get(j) {
                         Some(b',') => j = lex::skip_ws(b, j + 1),
                         Some(b']') => return Ok(j + 1),
@@ -264,6 +415,9 @@ impl<S: Sink, const TRUSTED: bool> Walker<'_, '_, S, TRUSTED> {
             }
             Some(b'-' | b'0'..=b'9') => {
                 let next = lex::scan_number(b, i).map_err(invalid)?;
+                if self.strict && !number_in_range(&b[i..next]) {
+                    return Err(out_of_range(i));
+                }
                 if let Some(n) = node {
                     self.sink.leaf(n, b, RawLeaf::Num(i, next));
                 }
@@ -303,8 +457,16 @@ impl<S: Sink, const TRUSTED: bool> Walker<'_, '_, S, TRUSTED> {
 }
 
 /// Skips one JSON value starting at `b[i]`, validating it exactly as [`Walker::value`] would
-/// (same grammar, same depth limit, same errors) but iteratively and without reporting anything.
-pub(crate) fn skip_value(b: &[u8], mut i: usize, depth: usize) -> Result<usize, EventError> {
+/// (same grammar, same depth limit, same errors, the same [`Sink::strict`] refusals when
+/// `strict`) but iteratively and without reporting anything. `deepest` is raised to the deepest
+/// nesting level reached (the value's own container at `depth` is level `depth + 1`).
+pub(crate) fn skip_value(
+    b: &[u8],
+    mut i: usize,
+    depth: usize,
+    strict: bool,
+    deepest: &mut usize,
+) -> Result<usize, EventError> {
     // One bit per open container: 1 = object, 0 = array. MAX_EVENT_DEPTH <= 128 fits a u128.
     const _: () = assert!(MAX_EVENT_DEPTH <= 128);
     let mut stack: u128 = 0;
@@ -312,7 +474,7 @@ pub(crate) fn skip_value(b: &[u8], mut i: usize, depth: usize) -> Result<usize, 
     'value: loop {
         // Here a value must start at b[i].
         match b.get(i) {
-            Some(b'"') => i = lex::scan_string(b, i).map_err(invalid)?.1,
+            Some(b'"') => i = scan_string_strict(b, i, strict)?,
             Some(&c @ (b'{' | b'[')) => {
                 if depth + open >= MAX_EVENT_DEPTH {
                     return Err(EventError::TooDeep {
@@ -322,6 +484,7 @@ pub(crate) fn skip_value(b: &[u8], mut i: usize, depth: usize) -> Result<usize, 
                 let is_obj = c == b'{';
                 stack = (stack << 1) | is_obj as u128;
                 open += 1;
+                *deepest = (*deepest).max(depth + open);
                 i = lex::skip_ws(b, i + 1);
                 let close = if is_obj { b'}' } else { b']' };
                 if b.get(i) == Some(&close) {
@@ -330,12 +493,18 @@ pub(crate) fn skip_value(b: &[u8], mut i: usize, depth: usize) -> Result<usize, 
                     open -= 1;
                 } else {
                     if is_obj {
-                        i = skip_key(b, i)?;
+                        i = skip_key(b, i, strict)?;
                     }
                     continue 'value;
                 }
             }
-            Some(b'-' | b'0'..=b'9') => i = lex::scan_number(b, i).map_err(invalid)?,
+            Some(b'-' | b'0'..=b'9') => {
+                let next = lex::scan_number(b, i).map_err(invalid)?;
+                if strict && !number_in_range(&b[i..next]) {
+                    return Err(out_of_range(i));
+                }
+                i = next;
+            }
             Some(b't') => i = lex::scan_literal(b, i, b"true").map_err(invalid)?,
             Some(b'f') => i = lex::scan_literal(b, i, b"false").map_err(invalid)?,
             Some(b'n') => i = lex::scan_literal(b, i, b"null").map_err(invalid)?,
@@ -363,7 +532,7 @@ pub(crate) fn skip_value(b: &[u8], mut i: usize, depth: usize) -> Result<usize, 
                 Some(b',') => {
                     i = lex::skip_ws(b, i + 1);
                     if in_obj {
-                        i = skip_key(b, i)?;
+                        i = skip_key(b, i, strict)?;
                     }
                     continue 'value;
                 }
@@ -511,16 +680,27 @@ fn skip_container_trusted(b: &[u8], i: usize, depth: usize) -> Result<usize, Eve
     }))
 }
 
+/// Scans the string at `b[i]` (validating); returns the index past it. With `strict`, a lone
+/// surrogate escape is an error.
+#[inline(always)]
+fn scan_string_strict(b: &[u8], i: usize, strict: bool) -> Result<usize, EventError> {
+    let (span, next) = lex::scan_string(b, i).map_err(invalid)?;
+    if strict && span.lone_surrogate() {
+        return Err(lone_surrogate(i));
+    }
+    Ok(next)
+}
+
 /// Skips `"key"` `:` at `b[i]` and the whitespace after, leaving `i` at the member's value.
 #[inline]
-fn skip_key(b: &[u8], i: usize) -> Result<usize, EventError> {
+fn skip_key(b: &[u8], i: usize, strict: bool) -> Result<usize, EventError> {
     if b.get(i) != Some(&b'"') {
         return Err(invalid(LexError {
             offset: i,
             reason: "expected a key",
         }));
     }
-    let (_, next) = lex::scan_string(b, i).map_err(invalid)?;
+    let next = scan_string_strict(b, i, strict)?;
     let j = lex::skip_ws(b, next);
     if b.get(j) != Some(&b':') {
         return Err(invalid(LexError {
@@ -570,7 +750,9 @@ mod speed {
     fn scan_speed() {
         let ev = OSS_EVENT;
         let full = min_time(|| {
-            std::hint::black_box(skip_value(std::hint::black_box(ev), 0, 0).unwrap());
+            std::hint::black_box(
+                skip_value(std::hint::black_box(ev), 0, 0, false, &mut 0).unwrap(),
+            );
         });
         let p = crate::Pattern::parse(r#"{"eventSource":["acs:oss"],"eventName":["ObjectCreated:PutObject"],"oss":{"bucket":{"name":["bucket-3"]},"object":{"key":[{"prefix":"dir12/"}]}}}"#).unwrap();
         let m = crate::Matcher::new();

@@ -24,16 +24,32 @@ pub(crate) fn err<T>(offset: usize, reason: &'static str) -> LexResult<T> {
 pub(crate) struct StrSpan {
     pub start: usize,
     pub end: usize,
-    /// Non-zero when the content holds a `\` escape and must be decoded before use. A full word
-    /// rather than a `bool`: a byte-wide field written and then read back as part of the whole
-    /// span stalls store-to-load forwarding on the hottest path of the scanner.
+    /// Non-zero when the content holds a `\` escape and must be decoded before use
+    /// ([`ESCAPED`], plus [`LONE_SURROGATE`] when some `\u` escape is an unpaired surrogate). A
+    /// full word rather than a `bool`: a byte-wide field written and then read back as part of
+    /// the whole span stalls store-to-load forwarding on the hottest path of the scanner.
     esc: usize,
 }
+
+/// [`StrSpan::esc`] bit: the content holds an escape.
+const ESCAPED: usize = 1;
+/// [`StrSpan::esc`] bit: a `\u` escape is a surrogate without its partner, which JSON's grammar
+/// allows but serde_json refuses when it reads a string (see [`StrSpan::lone_surrogate`]).
+const LONE_SURROGATE: usize = 2;
 
 impl StrSpan {
     #[inline(always)]
     pub fn escaped(&self) -> bool {
         self.esc != 0
+    }
+
+    /// Whether an escape is a lone surrogate: a trailing one (`\uDC00`-`\uDFFF`) on its own, or a
+    /// leading one (`\uD800`-`\uDBFF`) not followed at once by a trailing one. serde_json refuses
+    /// such strings when it reads a `Value`, so the strict walk does too (set by
+    /// [`scan_string`] only; the trusted scanner never sets it).
+    #[inline(always)]
+    pub fn lone_surrogate(&self) -> bool {
+        self.esc & LONE_SURROGATE != 0
     }
 }
 
@@ -199,14 +215,28 @@ fn scan_string_slow(b: &[u8], start: usize, mut j: usize) -> LexResult<(StrSpan,
         match c {
             b'"' => return Ok((StrSpan { start, end: j, esc }, j + 1)),
             b'\\' => {
-                esc = 1;
+                esc |= ESCAPED;
                 match b.get(j + 1) {
                     Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => j += 2,
                     Some(b'u') => {
-                        if hex4(b, j + 2).is_none() {
+                        let Some(cp) = hex4(b, j + 2) else {
                             return err(j, "invalid unicode escape");
-                        }
+                        };
                         j += 6;
+                        if (0xD800..0xDC00).contains(&cp) {
+                            // A leading surrogate pairs only with a trailing one right after it;
+                            // the pair is consumed here so its second half is not seen alone.
+                            let paired = b.get(j) == Some(&b'\\')
+                                && b.get(j + 1) == Some(&b'u')
+                                && hex4(b, j + 2).is_some_and(|lo| (0xDC00..0xE000).contains(&lo));
+                            if paired {
+                                j += 6;
+                            } else {
+                                esc |= LONE_SURROGATE;
+                            }
+                        } else if (0xDC00..0xE000).contains(&cp) {
+                            esc |= LONE_SURROGATE;
+                        }
                     }
                     _ => return err(j, "invalid escape"),
                 }
@@ -265,7 +295,7 @@ pub(crate) fn scan_string_trusted(b: &[u8], i: usize) -> LexResult<(StrSpan, usi
             // A backslash: the next byte is escaped whatever it is (`\u` hex digits hold no
             // quote or backslash in valid JSON).
             Some(_) => {
-                esc = 1;
+                esc = ESCAPED;
                 j = find_quote_or_backslash(b, j + 2);
             }
             None => return err(b.len(), "unterminated string"),

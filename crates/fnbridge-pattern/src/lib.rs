@@ -33,6 +33,9 @@
 //!   named paths are seen (behind [`Matcher::matches_serialized`]).
 //! - `serialized`: [`Serialized`], event text plus the facts (no dotted keys, depth) recorded
 //!   while serializing that make stopping early exact.
+//! - `probe`: [`Probe`] and [`Capture`], the values at a few fixed object paths, the depth and
+//!   repeated keys, reported by the validating walk of [`Matcher::matches_probed_into`] so that a
+//!   caller validating an event's shape reads its bytes once.
 //! - `naive`: one-pattern-at-a-time evaluation over a fully flattened event ([`FullEvent`]).
 //! - `index`: the [`Matcher`] index (segments, condition tries, per-field value indexes).
 //! - `compile`: trigger config to pattern compilers (`cdn_events`, `oss`, `cos`, `eventbridge`).
@@ -47,6 +50,7 @@ pub mod limits;
 mod naive;
 mod parse;
 mod pattern;
+mod probe;
 mod serialized;
 mod value;
 mod wildcard;
@@ -55,6 +59,7 @@ pub use error::{ConfigError, Error, EventError, PatternError};
 pub use index::{MAX_SEGMENTS, MERGE_RATIO, Matcher};
 pub use naive::FullEvent;
 pub use pattern::Pattern;
+pub use probe::{Capture, Captured, JsonKind, MAX_TRACKED_MEMBERS, Probe};
 pub use serialized::Serialized;
 pub use wildcard::escape as escape_wildcard;
 

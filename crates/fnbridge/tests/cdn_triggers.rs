@@ -239,3 +239,33 @@ fn oss_events_through_ingest_match_oss_triggers_by_type_bucket_and_key() {
         json!([])
     );
 }
+
+#[test]
+fn events_are_stored_and_delivered_byte_for_byte() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path());
+    // The handler answers with the exact bytes it was given.
+    let echo = "def handler(event, context):\n    return event.decode() if isinstance(event, bytes) else event\n";
+    ok_json(s.deploy("echo", &[("index.py", echo)], json!({})));
+    ok_json(s.cdn_trigger(
+        "echo",
+        "on-refresh",
+        "CachedObjectsRefreshed",
+        &["example.com"],
+    ));
+    // Whitespace, key order, escapes (the domain's `a` among them) and number forms a JSON
+    // serializer would rewrite.
+    let event = "{ \"eventVersion\":\"1.0.0\" ,\n  \"eventSource\": \"cdn\", \"eventName\":\"CachedObjectsRefreshed\",\r\n\t\"resource\" : { \"domain\" : \"ex\\u0061mple.com\" }, \"traceId\": \"t\\/42\", \"eventParameter\": {\"objectPath\": [\"/caf\\u00e9.mp4\"], \"n\": 1E2, \"f\": 1.50} }";
+    let body = format!("{{\"events\": [\n  {event}\n]}}");
+    let r = ok_json(s.post_raw("/events", body));
+    assert_eq!(r["events"][0]["eventId"], "t/42");
+    let task = r["events"][0]["taskIds"][0]
+        .as_str()
+        .expect("the escaped domain is example.com")
+        .to_string();
+    let t = s.wait_task("echo", &task, Duration::from_secs(60));
+    let want = format!("{{\"events\":[{event}]}}");
+    assert_eq!(t["status"], "Succeeded", "{t}");
+    assert_eq!(t["taskPayload"].as_str(), Some(want.as_str()));
+    assert_eq!(t["returnPayload"].as_str(), Some(want.as_str()));
+}

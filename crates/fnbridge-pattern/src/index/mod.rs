@@ -55,6 +55,7 @@ use crate::error::EventError;
 use crate::flatten;
 use crate::limits::MAX_EVENT_DEPTH;
 use crate::pattern::Pattern;
+use crate::probe::{Capture, Probe, Probed};
 use crate::serialized::Serialized;
 use flat::{Flat, IndexSink};
 use paths::{PathTrie, Registry};
@@ -172,6 +173,8 @@ struct Scratch {
     key_buf: Vec<u8>,
     stack: Vec<u32>,
     seen: Vec<u64>,
+    /// The probed walk's record of read members (see [`Probed`]).
+    reached: Vec<(u32, u32)>,
 }
 
 thread_local! {
@@ -354,6 +357,56 @@ impl Matcher {
         self.match_with(event.as_str().as_bytes(), out, mode)
     }
 
+    /// [`Matcher::matches_into`] that also fills `cap` with what `probe` asks for, in the same
+    /// validating pass over `event_json`: the values at the probe's paths, the nesting depth,
+    /// and whether a key on a read path repeats (see [`Capture`]). The probe's paths take no
+    /// part in matching: the ids are those [`Matcher::matches`] gives on the same bytes, or the
+    /// error is, except that a [`Probe::strict_json`] probe also refuses what serde_json refuses.
+    pub fn matches_probed_into(
+        &self,
+        event_json: &[u8],
+        probe: &Probe,
+        cap: &mut Capture,
+        out: &mut Vec<u64>,
+    ) -> Result<(), EventError> {
+        out.clear();
+        let snap = self.snap.load();
+        SCRATCH
+            .with(|cell| match cell.try_borrow_mut() {
+                Ok(mut s) => run_probed(&snap, event_json, &mut s, probe, cap, out, false),
+                Err(_) => run_probed(
+                    &snap,
+                    event_json,
+                    &mut Scratch::default(),
+                    probe,
+                    cap,
+                    out,
+                    false,
+                ),
+            })
+            .map(|_| ())
+    }
+
+    /// [`Matcher::matches_probed_into`] of the JSON value at the start of `text` (after any
+    /// whitespace), for reading values one after another out of a larger document without a
+    /// pass to find where each ends: what follows the value is not read. Returns the value's
+    /// text (from the start of `text`), validated; the captures' spans are offsets in it.
+    pub fn match_leading<'t>(
+        &self,
+        text: &'t [u8],
+        probe: &Probe,
+        cap: &mut Capture,
+        out: &mut Vec<u64>,
+    ) -> Result<&'t str, EventError> {
+        out.clear();
+        let snap = self.snap.load();
+        let end = SCRATCH.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut s) => run_probed(&snap, text, &mut s, probe, cap, out, true),
+            Err(_) => run_probed(&snap, text, &mut Scratch::default(), probe, cap, out, true),
+        })?;
+        Ok(validated_str(&text[..end]))
+    }
+
     #[inline]
     fn match_with(
         &self,
@@ -395,6 +448,7 @@ fn run(
         key_buf,
         stack,
         seen,
+        ..
     } = s;
     flat.clear();
     prefetch_input(input);
@@ -404,6 +458,19 @@ fn run(
         Mode::Trusted => flatten::walk_trusted(input, &mut sink, key_buf, false)?,
         Mode::TrustedMayStop => flatten::walk_trusted(input, &mut sink, key_buf, true)?,
     }
+    collect(snap, input, flat, stack, out);
+    Ok(())
+}
+
+/// The index's answer for the values in `flat`.
+#[inline]
+fn collect(
+    snap: &Snapshot,
+    input: &[u8],
+    flat: &mut Flat,
+    stack: &mut Vec<u32>,
+    out: &mut Vec<u64>,
+) {
     flat.finish();
     for r in &snap.segs {
         r.seg.collect(
@@ -418,7 +485,69 @@ fn run(
         out.sort_unstable();
         out.dedup();
     }
-    Ok(())
+}
+
+/// Text the validating walk accepted, as `str`.
+///
+/// The walk validates the UTF-8 of every string as it scans it, and outside strings accepts
+/// only ASCII (the JSON grammar's bytes and whitespace; any byte >= 0x80 there is an error), so
+/// accepted text is UTF-8 and a second pass to check it would only repeat the walk's.
+#[inline]
+pub(crate) fn validated_str(text: &[u8]) -> &str {
+    debug_assert!(std::str::from_utf8(text).is_ok());
+    // SAFETY: `text` was accepted by the validating walk, which guarantees UTF-8 (above).
+    unsafe { std::str::from_utf8_unchecked(text) }
+}
+
+/// [`run`] with a probe: always the validating walk; of the leading value only when `leading`.
+/// Returns the index past the value.
+fn run_probed(
+    snap: &Snapshot,
+    input: &[u8],
+    s: &mut Scratch,
+    probe: &Probe,
+    cap: &mut Capture,
+    out: &mut Vec<u64>,
+    leading: bool,
+) -> Result<usize, EventError> {
+    let Scratch {
+        flat,
+        key_buf,
+        stack,
+        seen,
+        reached,
+    } = s;
+    flat.clear();
+    prefetch_input(input);
+    let sink = IndexSink::new(&snap.paths, flat, seen);
+    let mut sink = Probed::new(sink, probe, cap, reached);
+    let end = if leading {
+        flatten::walk_leading(input, &mut sink, key_buf)?
+    } else {
+        flatten::walk(input, &mut sink, key_buf)?;
+        input.len()
+    };
+    collect(snap, input, flat, stack, out);
+    Ok(end)
+}
+
+/// [`Probe::scan`]: a probed walk that names no pattern path.
+pub(crate) fn scan_probed(
+    input: &[u8],
+    probe: &Probe,
+    cap: &mut Capture,
+    leading: bool,
+) -> Result<usize, EventError> {
+    let empty = PathTrie::empty();
+    let mut flat = Flat::default();
+    let (mut seen, mut reached, mut key_buf) = (Vec::new(), Vec::new(), Vec::new());
+    let sink = IndexSink::new(&empty, &mut flat, &mut seen);
+    let mut sink = Probed::new(sink, probe, cap, &mut reached);
+    if leading {
+        flatten::walk_leading(input, &mut sink, &mut key_buf)
+    } else {
+        flatten::walk(input, &mut sink, &mut key_buf).map(|_| input.len())
+    }
 }
 
 /// Asks for the first cache lines of the event at once. An event that is not in cache (a queue
