@@ -42,6 +42,8 @@ impl SourceEvent {
                     m.insert("requestId".into(), Value::String(fresh()));
                 }
             }
+            // Built by the object store with its request id; never parsed from ingest.
+            EventSource::Cos => {}
         }
     }
 
@@ -230,6 +232,12 @@ fn validate_event(i: usize, e: Value) -> Result<SourceEvent, EnvelopeError> {
                 _ => return Err(invalid(format!("{path}.oss.object: must be an object"))),
             };
             str_field(object, &format!("{path}.oss.object"), "key")?;
+        }
+        // `from_wire` never yields it; refused rather than trusted.
+        EventSource::Cos => {
+            return Err(invalid(format!(
+                "{path}.eventSource: cos events come only from the object store"
+            )));
         }
     }
     Ok(SourceEvent { source, name, body })
