@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use fnbridge_store::objects::ObjectRecord;
 use futures::StreamExt;
-use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode, Uri};
+use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, Uri};
 use hyper::body::Incoming;
 use s3s::Body;
 use s3s::auth::{S3Auth, SecretKey};
@@ -116,11 +116,7 @@ struct Auth(Arc<dyn SecretLookup>);
 impl S3Auth for Auth {
     async fn get_secret_key(&self, access_key: &str) -> S3Result<SecretKey> {
         // STS tokens are checked by `Access`, which sees the request's token.
-        match self
-            .0
-            .secret(access_key, None)
-            .or_else(|| self.0.secret(access_key, Some("*")))
-        {
+        match self.0.secret_of(access_key) {
             Some(s) => Ok(SecretKey::from(s.0)),
             None => Err(s3_error!(InvalidAccessKeyId)),
         }
@@ -418,6 +414,7 @@ impl Endpoint {
             req.headers_mut().remove("content-md5");
         }
         let list = parts.method == http::Method::GET && bucket.is_some() && key.is_none();
+        let buckets = parts.method == http::Method::GET && bucket.is_none();
         req.extensions_mut().insert(info);
         let resp = match self.inner.s3s.call(req).await {
             Ok(r) => r,
@@ -429,7 +426,8 @@ impl Endpoint {
                 );
             }
         };
-        self.translate(d, resp, &rid, list).await
+        self.translate(d, resp, &rid, list, buckets.then_some(host.as_str()))
+            .await
     }
 
     /// An S3 response in the OSS or COS dialect.
@@ -439,6 +437,7 @@ impl Endpoint {
         resp: Response<Body>,
         rid: &str,
         list: bool,
+        buckets_on: Option<&str>,
     ) -> Response<Body> {
         let (mut parts, mut body) = resp.into_parts();
         let mut headers = HeaderMap::new();
@@ -481,11 +480,30 @@ impl Endpoint {
             parts.headers.remove("content-length");
             return Response::from_parts(parts, Body::from(xml));
         }
-        if list && d == Dialect::Oss && parts.status == StatusCode::OK {
-            // oss2 requires a `Type` in each listed object; S3 has none.
+        let xml = parts
+            .headers
+            .get("content-type")
+            .is_some_and(|v| v.as_bytes().starts_with(b"application/xml"));
+        if xml && d == Dialect::Oss {
+            // OSS answers without the S3 namespace (oss2 looks elements up by bare name), and
+            // oss2 requires a `Type` in each listed object, which S3 lacks.
             let bytes = body.store_all_limited(16 << 20).await.unwrap_or_default();
-            let text =
-                String::from_utf8_lossy(&bytes).replace("</ETag>", "</ETag><Type>Normal</Type>");
+            let mut text = String::from_utf8_lossy(&bytes)
+                .replace(" xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"", "");
+            if list {
+                text = text.replace("</ETag>", "</ETag><Type>Normal</Type>");
+            }
+            if let Some(host) = buckets_on {
+                // oss2's ListBuckets wants each bucket's location and endpoints.
+                let region = &self.inner.store.identity().region;
+                text = text.replace(
+                    "</CreationDate>",
+                    &format!(
+                        "</CreationDate><Location>oss-{region}</Location><ExtranetEndpoint>{h}</ExtranetEndpoint><IntranetEndpoint>{h}</IntranetEndpoint><StorageClass>Standard</StorageClass>",
+                        h = xml_escape(host)
+                    ),
+                );
+            }
             parts.headers.remove("content-length");
             return Response::from_parts(parts, Body::from(text));
         }
@@ -622,7 +640,15 @@ fn xml_field(text: &str, name: &str) -> Option<String> {
     let close = format!("</{name}>");
     let start = text.find(&open)? + open.len();
     let end = text[start..].find(&close)? + start;
-    Some(text[start..end].to_string())
+    Some(xml_unescape(&text[start..end]))
+}
+
+fn xml_unescape(s: &str) -> String {
+    s.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&apos;", "'")
+        .replace("&amp;", "&")
 }
 
 fn xml_escape(s: &str) -> String {

@@ -35,8 +35,11 @@ fn ctx<T>(req: &S3Request<T>) -> ReqCtx {
     }
 }
 
+/// Whole seconds: oss2 parses listing times only as `…:SS.000Z`.
 fn ts(ms: i64) -> Timestamp {
-    Timestamp::from(SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64))
+    Timestamp::from(
+        SystemTime::UNIX_EPOCH + std::time::Duration::from_secs((ms.max(0) / 1000) as u64),
+    )
 }
 
 fn etag(rec_etag: &str) -> ETag {

@@ -16,12 +16,20 @@ pub trait SecretLookup: Send + Sync + 'static {
     /// The secret of `access_key_id`, if the key exists and `security_token` is the token it
     /// requires (`None` for a long-term key; STS credentials need theirs).
     fn secret(&self, access_key_id: &str, security_token: Option<&str>) -> Option<Secret>;
+
+    /// The secret of `access_key_id` whatever token it needs: for SigV4, where s3s checks the
+    /// signature before the token is looked at (the token is then checked with `secret`).
+    fn secret_of(&self, access_key_id: &str) -> Option<Secret>;
 }
 
 /// A fixed list of long-term keys.
 pub struct StaticSecrets(pub Vec<(String, String)>);
 
 impl SecretLookup for StaticSecrets {
+    fn secret_of(&self, access_key_id: &str) -> Option<Secret> {
+        self.secret(access_key_id, None)
+    }
+
     fn secret(&self, access_key_id: &str, security_token: Option<&str>) -> Option<Secret> {
         if security_token.is_some_and(|t| !t.is_empty()) {
             return None;

@@ -16,6 +16,7 @@ use fnbridge_store::retention::Retention;
 use crate::cli::ServeArgs;
 
 mod listener;
+mod objectstore;
 
 /// Reads the admin token, creating it (mode 0600) on first start.
 fn admin_token(data_dir: &Path) -> anyhow::Result<String> {
@@ -163,9 +164,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let addr = listener.local_addr()?;
+    let objects = objectstore::start(&args, &data, &dispatcher).await?;
     // Installed before anyone is told we are up, so an early SIGTERM still shuts down cleanly.
     let shutdown = shutdown_signal().context("cannot install signal handlers")?;
-    // One line on stdout, so scripts and tests can find a port chosen with :0.
+    // One line on stdout each, so scripts and tests can find a port chosen with :0.
+    if let Some((oss_addr, _)) = &objects {
+        println!("fnbridge object store (S3, OSS, COS) on http://{oss_addr}");
+    }
     println!("fnbridge listening on http://{addr}");
     eprintln!("admin token: {}", data.join("admin.token").display());
     let limits = listener::Limits {
@@ -175,6 +180,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     };
     let drain = Duration::from_secs(args.shutdown_grace_s);
     listener::serve(listener, app, limits, shutdown, drain).await;
+    if let Some((_, stop)) = &objects {
+        stop.send_replace(true);
+    }
     tracing::info!("shutting down: finishing running deliveries");
     dispatcher
         .shutdown(Duration::from_secs(args.shutdown_grace_s))
