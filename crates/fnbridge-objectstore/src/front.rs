@@ -393,9 +393,8 @@ impl Endpoint {
                 }
             }
         }
-        if let Ok(h) = HeaderValue::from_str(&host) {
-            headers.insert("host", h);
-        }
+        // The request is path style now: a host s3s cannot take for a virtual host.
+        headers.insert("host", HeaderValue::from_static("127.0.0.1"));
         // OSS bucket creation bodies carry OSS-only XML (StorageClass): not needed here.
         let is_bucket_put = parts.method == http::Method::PUT && key.is_none() && query.is_empty();
         let body = if is_bucket_put {

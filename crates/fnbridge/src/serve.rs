@@ -167,11 +167,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let objects = objectstore::start(&args, &data, &dispatcher).await?;
     // Installed before anyone is told we are up, so an early SIGTERM still shuts down cleanly.
     let shutdown = shutdown_signal().context("cannot install signal handlers")?;
-    // One line on stdout each, so scripts and tests can find a port chosen with :0.
+    // One line on stdout each, so scripts and tests can find a port chosen with :0 (the API's
+    // first: existing scripts read only that one).
+    println!("fnbridge listening on http://{addr}");
     if let Some((oss_addr, _)) = &objects {
         println!("fnbridge object store (S3, OSS, COS) on http://{oss_addr}");
     }
-    println!("fnbridge listening on http://{addr}");
     eprintln!("admin token: {}", data.join("admin.token").display());
     let limits = listener::Limits {
         max_connections: args.max_connections.max(1),

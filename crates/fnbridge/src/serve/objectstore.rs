@@ -67,7 +67,12 @@ pub async fn start(
     data: &std::path::Path,
     dispatcher: &Dispatcher,
 ) -> anyhow::Result<Option<(std::net::SocketAddr, tokio::sync::watch::Sender<bool>)>> {
-    if args.oss_listen == "off" {
+    let listen = match &args.oss_listen {
+        Some(l) => l.clone(),
+        None if args.listen.ends_with(":0") => "127.0.0.1:0".to_string(),
+        None => "127.0.0.1:9001".to_string(),
+    };
+    if listen == "off" {
         return Ok(None);
     }
     let mut test = Vec::new();
@@ -102,9 +107,9 @@ pub async fn start(
         header_timeout: Duration::from_secs(args.header_timeout_s.max(1)),
     };
     let endpoint = fnbridge_objectstore::Endpoint::new(store, keys, &cfg);
-    let listener = tokio::net::TcpListener::bind(&args.oss_listen)
+    let listener = tokio::net::TcpListener::bind(&listen)
         .await
-        .with_context(|| format!("cannot listen on {} (--oss-listen)", args.oss_listen))?;
+        .with_context(|| format!("cannot listen on {listen} (--oss-listen)"))?;
     let addr = listener.local_addr()?;
     let (tx, mut rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
