@@ -230,7 +230,6 @@ impl S3 for S3Service {
         self.store.create_bucket(&req.input.bucket).await?;
         Ok(S3Response::new(CreateBucketOutput {
             location: Some(format!("/{}", req.input.bucket)),
-            ..Default::default()
         }))
     }
 

@@ -304,6 +304,8 @@ impl ObjectStore {
     }
 
     /// Makes a written file the object `bucket/key`, with its event, in one commit.
+    // The object (bytes, name, metadata) and how it came to be (op, kind, request).
+    #[allow(clippy::too_many_arguments)]
     pub async fn commit_put(
         &self,
         bucket: &str,

@@ -188,3 +188,11 @@ fn uploads_fire_oss_and_cos_triggers_with_their_event_shapes() {
     assert_eq!(r["cos"]["cosBucket"]["region"], "gz");
     assert_eq!(r["cos"]["cosObject"]["size"], 9);
 }
+
+#[test]
+fn bad_input_is_refused_with_the_protocol_code_and_nothing_stored() {
+    let Some(py) = python() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(dir.path());
+    run_script(&py, "bad_input.py", &[&s.oss]);
+}
