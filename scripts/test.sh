@@ -6,6 +6,23 @@ cd "$(dirname "$0")/.."
 
 command -v python3 >/dev/null || { echo "python3 is required (the python3.x runtimes run on it)" >&2; exit 1; }
 
+# The real clients the end-to-end tests drive, pinned in scripts/test-requirements.txt, in
+# one venv (target/test-venv); reinstalled only when the requirements change.
+venv=target/test-venv
+if [ ! -x "$venv/bin/python" ] || ! cmp -s scripts/test-requirements.txt "$venv/.requirements"; then
+  python3 -m venv "$venv" || {
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q && apt-get install -y -q python3-venv && python3 -m venv "$venv"
+  }
+  "$venv/bin/pip" install -q -r scripts/test-requirements.txt
+  cp scripts/test-requirements.txt "$venv/.requirements"
+fi
+# The Debian AWS CLI (`aws s3`), as users of the distribution have it.
+if ! command -v aws >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q && apt-get install -y -q awscli || echo "awscli could not be installed; its test is skipped" >&2
+fi
+
 if cargo nextest --version >/dev/null 2>&1; then
   # Two test processes at a time: the end-to-end tests start servers and Python workers.
   cargo nextest run --workspace --no-fail-fast --test-threads 2 "$@"

@@ -14,16 +14,16 @@ use std::time::Duration;
 use bytes::Bytes;
 use fnbridge_event::envelope::{DELIVERY_HEAD, DELIVERY_TAIL};
 use fnbridge_event::{
-    AsyncConfig, CustomRuntimeConfig, Envelope, EventSource, FunctionConfig, TriggerConfig,
-    TriggerType,
+    AsyncConfig, BusEvent, CustomRuntimeConfig, Envelope, EventSource, FunctionConfig,
+    TriggerConfig, TriggerType,
 };
-use fnbridge_pattern::{Matcher, Pattern};
+use fnbridge_pattern::{Matcher, Pattern, Serialized};
 use fnbridge_runtime::{
     Credentials, CustomRuntime, FunctionSpec, HealthCheck, Hook, Invocation, InvokeOutcome, Runtime,
 };
 use fnbridge_store::registry::{Alias, Version};
 use fnbridge_store::retention::Retention;
-use fnbridge_store::{NewTask, Store, StoreError, now_ms};
+use fnbridge_store::{NewTask, Store, StoreError, Tx, now_ms};
 use rand::Rng;
 use serde::Serialize;
 use tokio::sync::Notify;
@@ -142,10 +142,15 @@ pub struct Dispatcher {
     pub(crate) inner: Arc<Inner>,
 }
 
+/// Which trigger types an event source may fire: CDN events fire `cdn_events` triggers, OSS
+/// events (ingested or from the object store) `oss` triggers, COS records `cos` triggers. The
+/// patterns alone would not keep them apart: a pattern names fields, not the source kind.
 fn is_trigger_for(t: TriggerType, source: EventSource) -> bool {
     matches!(
         (t, source),
-        (TriggerType::CdnEvents, EventSource::Cdn) | (TriggerType::Oss, EventSource::Oss)
+        (TriggerType::CdnEvents, EventSource::Cdn)
+            | (TriggerType::Oss, EventSource::Oss)
+            | (TriggerType::Cos, EventSource::Cos)
     )
 }
 
@@ -744,6 +749,103 @@ impl Dispatcher {
             .await?;
         self.admit(jobs);
         Ok(receipts)
+    }
+
+    /// Runs a source's state change `f` and records the events it returns in the same store
+    /// transaction: each event is matched against the triggers its source may fire, and the
+    /// event and one task per match are written beside `f`'s own changes, so a change commits
+    /// with its events or not at all (the object store's write path). Returns `f`'s value once
+    /// the commit is durable; the tasks are then queued.
+    ///
+    /// Matching runs inside the write, against the triggers known at that moment: a trigger
+    /// created concurrently fires for the changes committed after it.
+    pub async fn commit_with_events<T, F>(&self, f: F) -> Result<T, DispatchError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&dyn Tx) -> Result<(T, Vec<BusEvent>), StoreError> + Send + 'static,
+    {
+        // At the backlog limit nothing is accepted, so no change is left without its deliveries.
+        self.check_backlog(1)?;
+        let inner = self.inner.clone();
+        let (value, jobs) = self
+            .inner
+            .store
+            .write(move |c| {
+                let (value, events) = f(c)?;
+                let now = now_ms();
+                let mut jobs = Vec::new();
+                for ev in events {
+                    let text = Serialized::from_map(&ev.body);
+                    // An object-store event always parses; a failure would be a bug, and
+                    // skipping its deliveries is better than refusing the change.
+                    let matched = inner.matcher.matches_serialized(&text).unwrap_or_else(|e| {
+                        tracing::error!(error = %e, "object event cannot be matched");
+                        Vec::new()
+                    });
+                    let body = text.into_string();
+                    let mut tasks = Vec::new();
+                    {
+                        let reg = inner.registry.read().unwrap_or_else(|p| p.into_inner());
+                        for id in matched {
+                            let Some(t) = reg.triggers.get(&id) else {
+                                continue;
+                            };
+                            if !is_trigger_for(t.trigger_type, ev.source) {
+                                continue;
+                            }
+                            let s3 = t
+                                .trigger_config
+                                .get("payloadFormat")
+                                .and_then(|v| v.as_str())
+                                == Some("s3");
+                            tasks.push((
+                                t.function_name.clone(),
+                                t.qualifier.clone(),
+                                t.trigger_name.clone(),
+                                s3,
+                            ));
+                        }
+                    }
+                    // OSS events are the bus's record of every change; a COS record is only
+                    // stored when a trigger wants it.
+                    if tasks.is_empty() && ev.source != EventSource::Oss {
+                        continue;
+                    }
+                    let seq =
+                        c.append_event(&ev.id, ev.source.wire_name(), &ev.name, now, &body)?;
+                    let native = Bytes::from(ev.payload(&body));
+                    for (function_name, qualifier, trigger_name, s3) in tasks {
+                        // OSS payloads are rebuilt from the event log; other shapes are kept
+                        // with the task.
+                        let (stored, payload) = match (&ev.s3, s3) {
+                            (Some(rec), true) => {
+                                let p = fnbridge_event::bus::records_payload(
+                                    &serde_json::to_string(rec).unwrap_or_default(),
+                                );
+                                (Some(p.clone().into_bytes()), Bytes::from(p))
+                            }
+                            _ if ev.source == EventSource::Oss => (None, native.clone()),
+                            _ => (Some(native.to_vec()), native.clone()),
+                        };
+                        let t = NewTask {
+                            task_id: ids::request_id(),
+                            function_name,
+                            qualifier,
+                            trigger_name: Some(trigger_name),
+                            event_seq: Some(seq),
+                            payload: stored,
+                            created_ms: now,
+                            hops: 0,
+                        };
+                        let row = c.insert_task(&t)?;
+                        jobs.push(Job::new(row, t, payload));
+                    }
+                }
+                Ok((value, jobs))
+            })
+            .await?;
+        self.admit(jobs);
+        Ok(value)
     }
 
     /// Accepts an asynchronous invocation: durable when this returns.

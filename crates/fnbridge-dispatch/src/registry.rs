@@ -12,7 +12,7 @@
 use std::collections::{HashMap, HashSet};
 
 use fnbridge_event::limits::MAX_TRIGGERS_PER_FUNCTION;
-use fnbridge_event::{AsyncConfig, FunctionConfig, TriggerConfig};
+use fnbridge_event::{AsyncConfig, FunctionConfig, TriggerConfig, TriggerType};
 use fnbridge_pattern::Pattern;
 use fnbridge_store::Tx;
 use fnbridge_store::registry::{Alias, Version};
@@ -429,6 +429,7 @@ impl Dispatcher {
                     "function '{f}' already has {n} triggers, the most allowed"
                 )));
             }
+            check_native_oss(c, &stored)?;
             Ok(c.insert_trigger(&stored)?)
         })
         .await?;
@@ -448,6 +449,7 @@ impl Dispatcher {
             let f = &stored.function_name;
             function_exists(c, f)?;
             qualifier_exists(c, f, &stored.qualifier)?;
+            check_native_oss(c, &stored)?;
             match c.update_trigger(&stored)? {
                 Some(id) => Ok(id),
                 None => Err(RegistryError::TriggerNotFound {
@@ -523,5 +525,133 @@ impl Dispatcher {
         .await?;
         self.uncache_async_config(function, qualifier);
         Ok(())
+    }
+}
+
+/// Most native `oss` triggers on one bucket (FC's limit; EventBridge-based triggers lift it).
+pub const MAX_OSS_TRIGGERS_PER_BUCKET: usize = 10;
+
+/// FC's rules for native `oss` triggers, checked against the stored triggers inside the write:
+/// `sourceArn` names the bucket and is required, a bucket has at most
+/// `MAX_OSS_TRIGGERS_PER_BUCKET`, and two triggers of one bucket whose event sets intersect
+/// must not have overlapping key filters (one event would fire both, ambiguously).
+fn check_native_oss(c: &dyn Tx, t: &TriggerConfig) -> Result<(), RegistryError> {
+    if t.trigger_type != TriggerType::Oss {
+        return Ok(());
+    }
+    let Some(bucket) = t.source_arn.as_deref().and_then(arn_bucket) else {
+        return Err(RegistryError::Invalid(
+            "sourceArn is required for an oss trigger: acs:oss:{region}:{accountId}:{bucket}"
+                .into(),
+        ));
+    };
+    let mine = OssRule::of(&t.trigger_config);
+    let mut on_bucket = 0;
+    for other in c.all_triggers()? {
+        let o = &other.trigger;
+        let same = o.function_name == t.function_name && o.trigger_name == t.trigger_name;
+        if same
+            || o.trigger_type != TriggerType::Oss
+            || o.source_arn.as_deref().and_then(arn_bucket) != Some(bucket)
+        {
+            continue;
+        }
+        on_bucket += 1;
+        if on_bucket >= MAX_OSS_TRIGGERS_PER_BUCKET {
+            return Err(RegistryError::Invalid(format!(
+                "bucket '{bucket}' already has {MAX_OSS_TRIGGERS_PER_BUCKET} oss triggers, the most allowed (use an eventbridge trigger for more)"
+            )));
+        }
+        if mine.conflicts(&OssRule::of(&o.trigger_config)) {
+            return Err(RegistryError::Invalid(format!(
+                "the events and key filter of this trigger overlap those of trigger '{}' of function '{}' on bucket '{bucket}'",
+                o.trigger_name, o.function_name
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn arn_bucket(arn: &str) -> Option<&str> {
+    let mut parts = arn.split(':');
+    match (parts.next(), parts.next(), parts.nth(2), parts.next()) {
+        (Some("acs"), Some("oss"), Some(b), None) if !b.is_empty() => Some(b),
+        _ => None,
+    }
+}
+
+/// A native OSS trigger's events and key filter, from its normalized config.
+struct OssRule {
+    events: Vec<String>,
+    prefix: String,
+    suffix: String,
+}
+
+impl OssRule {
+    fn of(config: &serde_json::Value) -> OssRule {
+        let s = |p: &str| {
+            config
+                .pointer(p)
+                .and_then(|v| v.as_str())
+                .unwrap_or("")
+                .to_string()
+        };
+        OssRule {
+            events: config
+                .get("events")
+                .and_then(|v| v.as_array())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|v| v.as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            prefix: s("/filter/key/prefix"),
+            suffix: s("/filter/key/suffix"),
+        }
+    }
+
+    /// Some key and event fire both: an event name in both sets (a family's `*` covers its
+    /// types), a key that starts with both prefixes and ends with both suffixes.
+    fn conflicts(&self, other: &OssRule) -> bool {
+        let covers = |a: &str, b: &str| {
+            a == b
+                || a.strip_suffix('*')
+                    .is_some_and(|family| b.starts_with(family))
+        };
+        let events = self
+            .events
+            .iter()
+            .any(|a| other.events.iter().any(|b| covers(a, b) || covers(b, a)));
+        let prefixes =
+            self.prefix.starts_with(&other.prefix) || other.prefix.starts_with(&self.prefix);
+        let suffixes = self.suffix.ends_with(&other.suffix) || other.suffix.ends_with(&self.suffix);
+        events && prefixes && suffixes
+    }
+}
+
+#[cfg(test)]
+mod oss_rule_tests {
+    use super::*;
+    use serde_json::json;
+
+    fn rule(events: &[&str], prefix: &str, suffix: &str) -> OssRule {
+        OssRule::of(
+            &json!({"events": events, "filter": {"key": {"prefix": prefix, "suffix": suffix}}}),
+        )
+    }
+
+    #[test]
+    fn overlap() {
+        let put = "oss:ObjectCreated:PutObject";
+        let all = "oss:ObjectCreated:*";
+        let del = "oss:ObjectRemoved:DeleteObject";
+        assert!(rule(&[put], "a/", "").conflicts(&rule(&[all], "a/b", ".jpg")));
+        assert!(!rule(&[put], "a/", "").conflicts(&rule(&[put], "b/", "")));
+        assert!(!rule(&[put], "", ".png").conflicts(&rule(&[put], "", ".jpg")));
+        assert!(!rule(&[put], "a/", "").conflicts(&rule(&[del], "a/", "")));
+        assert!(rule(&[put], "", "").conflicts(&rule(&[put], "x", ".y")));
+        assert_eq!(arn_bucket("acs:oss:cn-hangzhou:123:b1"), Some("b1"));
+        assert_eq!(arn_bucket("acs:oss:cn-hangzhou:123"), None);
     }
 }

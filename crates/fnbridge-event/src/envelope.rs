@@ -136,6 +136,8 @@ impl<'a> SourceEvent<'a> {
         let quoted = |s: String| serde_json::to_string(&s).expect("a string always serializes");
         let (at, remove, insert, id_at) = match (&self.fix, self.source) {
             (IdFix::None, _) => return false,
+            // Built by the object store with its request id; never parsed from ingest.
+            (IdFix::Top, EventSource::Cos) => return false,
             (IdFix::Top, EventSource::Cdn) => {
                 let id = quoted(fresh());
                 let head = "\"traceId\":";
@@ -644,6 +646,13 @@ fn validate(i: usize, text: &str, cap: &Capture) -> Result<Valid, String> {
         ));
     }
     let (id, fix) = match source {
+        // `from_wire` never yields it; refused rather than trusted.
+        EventSource::Cos => {
+            return Err(format!(
+                "{}.eventSource: cos events come only from the object store",
+                path()
+            ));
+        }
         EventSource::Cdn => {
             match kind(cap, RESOURCE) {
                 Some(JsonKind::Object) => {}

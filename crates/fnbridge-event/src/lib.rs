@@ -2,6 +2,7 @@
 //!
 //! # Layout
 //! - `source`: the event sources fnbridge knows (CDN, OSS) and the names each may emit.
+//! - `bus`: `BusEvent`, an event a built-in source commits together with its state change.
 //! - `envelope`: parsing and validating an ingest envelope `{"events":[...]}` into single events
 //!   kept as the text received, in one pass over each event's bytes (the matcher's validating
 //!   walk, which can match the event at the same time), and building the exact
@@ -11,6 +12,7 @@
 //! - `limits`: every size and count bound, in one place so the API and the docs agree.
 //! - `templates`: test-event templates for every CDN event and the object-storage events.
 
+pub mod bus;
 pub mod envelope;
 pub mod function;
 pub mod limits;
@@ -18,6 +20,7 @@ pub mod source;
 pub mod templates;
 pub mod trigger;
 
+pub use bus::BusEvent;
 pub use envelope::{Envelope, EnvelopeError, SourceEvent};
 pub use function::{
     AsyncConfig, CustomRuntimeConfig, Destination, DestinationConfig, FunctionConfig,

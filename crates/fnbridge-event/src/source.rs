@@ -40,7 +40,19 @@ pub const OSS_EVENT_VERSION: &str = "1.0";
 pub enum EventSource {
     Cdn,
     Oss,
+    /// Tencent COS `Records` messages, produced only by the embedded object store (ingest does
+    /// not accept them: `from_wire` does not know the name).
+    Cos,
 }
+
+/// COS event names (events.md §4), as `event.eventName` carries them.
+pub const COS_EVENT_NAMES: [&str; 4] = [
+    "cos:ObjectCreated:Put",
+    "cos:ObjectCreated:Copy",
+    "cos:ObjectCreated:CompleteMultipartUpload",
+    "cos:ObjectRemove:Delete",
+];
+pub const COS_EVENT_VERSION: &str = "1.0";
 
 impl EventSource {
     /// The value of `eventSource` in the payload.
@@ -48,9 +60,11 @@ impl EventSource {
         match self {
             EventSource::Cdn => "cdn",
             EventSource::Oss => "acs:oss",
+            EventSource::Cos => "qcs::cos",
         }
     }
 
+    /// The sources ingest accepts, by their `eventSource` value.
     pub fn from_wire(s: &str) -> Option<Self> {
         match s {
             "cdn" => Some(EventSource::Cdn),
@@ -63,6 +77,7 @@ impl EventSource {
         match self {
             EventSource::Cdn => CDN_EVENT_VERSION,
             EventSource::Oss => OSS_EVENT_VERSION,
+            EventSource::Cos => COS_EVENT_VERSION,
         }
     }
 
@@ -70,6 +85,7 @@ impl EventSource {
         match self {
             EventSource::Cdn => &CDN_EVENT_NAMES,
             EventSource::Oss => &OSS_EVENT_NAMES,
+            EventSource::Cos => &COS_EVENT_NAMES,
         }
     }
 
@@ -80,6 +96,12 @@ impl EventSource {
             EventSource::Oss => event
                 .get("responseElements")
                 .and_then(|r| r.get("requestId"))
+                .and_then(|v| v.as_str()),
+            EventSource::Cos => event
+                .get("cos")
+                .and_then(|c| c.get("cosObject"))
+                .and_then(|o| o.get("meta"))
+                .and_then(|m| m.get("x-cos-request-id"))
                 .and_then(|v| v.as_str()),
         }
     }

@@ -122,7 +122,7 @@ CREATE INDEX IF NOT EXISTS logs_by_time ON logs(time_ms);
 
 /// The schema version this build writes (`PRAGMA user_version`). Databases of an older version
 /// are migrated at open by `MIGRATIONS`; a newer one is refused.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// `MIGRATIONS[n]` brings a database from version `n` to `n + 1`. Version 0 is the first
 /// release's layout (no version stamped).
@@ -175,6 +175,8 @@ const MIGRATIONS: &[&str] = &[
     INSERT INTO dlq SELECT * FROM dlq_v0;
     DROP TABLE dlq_v0;
     "#,
+    // 1 -> 2: object-store metadata (buckets, objects, multipart uploads and parts).
+    crate::objects::SCHEMA,
 ];
 
 /// Brings the schema to `SCHEMA_VERSION`: a new database gets the current layout, an older one
@@ -193,7 +195,8 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
     )?;
     if existing == 0 {
         conn.execute_batch(&format!(
-            "BEGIN; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+            "BEGIN; {SCHEMA} {} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;",
+            crate::objects::SCHEMA
         ))?;
         return Ok(());
     }

@@ -14,11 +14,13 @@
 //! - `tasks`: the event log, delivery tasks, attempts and the dead-letter queue.
 //! - `retention`: pruning of finished tasks, unneeded events and old logs.
 //! - `logs`: function logs per invocation, and saved test events.
+//! - `objects`: object-store metadata: buckets, objects, multipart uploads and parts.
 //! - `error`: `StoreError`.
 
 mod db;
 mod error;
 pub mod logs;
+pub mod objects;
 pub mod registry;
 pub mod retention;
 pub mod tasks;

@@ -8,6 +8,7 @@ use rusqlite::Connection;
 
 use crate::StoreError;
 use crate::logs::LogRecord;
+use crate::objects::{Bucket, ObjectRecord, Part, Upload};
 use crate::registry::{Alias, StoredTrigger, Version};
 use crate::retention::{Pruned, Retention};
 use crate::tasks::{Attempt, AttemptOutcome, DlqEntry, NewTask, Task, TaskStatus};
@@ -166,6 +167,48 @@ pub trait Tx {
     fn prune(&self, r: &Retention, now_ms: i64, batch: usize) -> Result<Pruned, StoreError>;
     /// The schema version of the stored data.
     fn schema_version(&self) -> Result<i64, StoreError>;
+    // ---- object store metadata (`objects`) ----
+    /// Creates a bucket; false if the name is taken.
+    fn create_bucket(&self, b: &Bucket) -> Result<bool, StoreError>;
+    fn get_bucket(&self, name: &str) -> Result<Option<Bucket>, StoreError>;
+    fn list_buckets(&self) -> Result<Vec<Bucket>, StoreError>;
+    /// True when the bucket holds no object and no multipart upload.
+    fn bucket_is_empty(&self, name: &str) -> Result<bool, StoreError>;
+    fn delete_bucket(&self, name: &str) -> Result<bool, StoreError>;
+    fn get_object(&self, bucket: &str, key: &str) -> Result<Option<ObjectRecord>, StoreError>;
+    /// Inserts or replaces an object, returning the one it replaced (its file is then garbage).
+    fn put_object(&self, o: &ObjectRecord) -> Result<Option<ObjectRecord>, StoreError>;
+    fn delete_object(&self, bucket: &str, key: &str) -> Result<Option<ObjectRecord>, StoreError>;
+    /// Objects in key order (UTF-8 bytes) starting with `prefix`, with keys after `after`.
+    fn list_objects(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        after: &str,
+        limit: usize,
+    ) -> Result<Vec<ObjectRecord>, StoreError>;
+    /// Every data file an object or part names (the start-up sweep keeps only these).
+    fn all_data_ids(&self) -> Result<Vec<String>, StoreError>;
+    fn create_upload(&self, u: &Upload) -> Result<(), StoreError>;
+    fn get_upload(&self, upload_id: &str) -> Result<Option<Upload>, StoreError>;
+    /// Removes an upload and its parts, returning the parts.
+    fn delete_upload(&self, upload_id: &str) -> Result<Vec<Part>, StoreError>;
+    fn list_uploads(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        key_marker: &str,
+        upload_id_marker: &str,
+        limit: usize,
+    ) -> Result<Vec<Upload>, StoreError>;
+    /// Stores a part, returning the part of the same number it replaced.
+    fn put_part(&self, p: &Part) -> Result<Option<Part>, StoreError>;
+    fn list_parts(
+        &self,
+        upload_id: &str,
+        after: u32,
+        limit: usize,
+    ) -> Result<Vec<Part>, StoreError>;
 }
 
 /// The SQLite backend: each operation is the function of the same name in this crate.
@@ -394,5 +437,71 @@ impl Tx for Connection {
     }
     fn schema_version(&self) -> Result<i64, StoreError> {
         Ok(self.pragma_query_value(None, "user_version", |r| r.get(0))?)
+    }
+    fn create_bucket(&self, b: &Bucket) -> Result<bool, StoreError> {
+        crate::objects::create_bucket(self, b)
+    }
+    fn get_bucket(&self, name: &str) -> Result<Option<Bucket>, StoreError> {
+        crate::objects::get_bucket(self, name)
+    }
+    fn list_buckets(&self) -> Result<Vec<Bucket>, StoreError> {
+        crate::objects::list_buckets(self)
+    }
+    fn bucket_is_empty(&self, name: &str) -> Result<bool, StoreError> {
+        crate::objects::bucket_is_empty(self, name)
+    }
+    fn delete_bucket(&self, name: &str) -> Result<bool, StoreError> {
+        crate::objects::delete_bucket(self, name)
+    }
+    fn get_object(&self, bucket: &str, key: &str) -> Result<Option<ObjectRecord>, StoreError> {
+        crate::objects::get_object(self, bucket, key)
+    }
+    fn put_object(&self, o: &ObjectRecord) -> Result<Option<ObjectRecord>, StoreError> {
+        crate::objects::put_object(self, o)
+    }
+    fn delete_object(&self, bucket: &str, key: &str) -> Result<Option<ObjectRecord>, StoreError> {
+        crate::objects::delete_object(self, bucket, key)
+    }
+    fn list_objects(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        after: &str,
+        limit: usize,
+    ) -> Result<Vec<ObjectRecord>, StoreError> {
+        crate::objects::list_objects(self, bucket, prefix, after, limit)
+    }
+    fn all_data_ids(&self) -> Result<Vec<String>, StoreError> {
+        crate::objects::all_data_ids(self)
+    }
+    fn create_upload(&self, u: &Upload) -> Result<(), StoreError> {
+        crate::objects::create_upload(self, u)
+    }
+    fn get_upload(&self, upload_id: &str) -> Result<Option<Upload>, StoreError> {
+        crate::objects::get_upload(self, upload_id)
+    }
+    fn delete_upload(&self, upload_id: &str) -> Result<Vec<Part>, StoreError> {
+        crate::objects::delete_upload(self, upload_id)
+    }
+    fn list_uploads(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        key_marker: &str,
+        upload_id_marker: &str,
+        limit: usize,
+    ) -> Result<Vec<Upload>, StoreError> {
+        crate::objects::list_uploads(self, bucket, prefix, key_marker, upload_id_marker, limit)
+    }
+    fn put_part(&self, p: &Part) -> Result<Option<Part>, StoreError> {
+        crate::objects::put_part(self, p)
+    }
+    fn list_parts(
+        &self,
+        upload_id: &str,
+        after: u32,
+        limit: usize,
+    ) -> Result<Vec<Part>, StoreError> {
+        crate::objects::list_parts(self, upload_id, after, limit)
     }
 }

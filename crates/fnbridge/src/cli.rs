@@ -187,6 +187,22 @@ pub struct ServeArgs {
     /// Seconds a keep-alive connection may wait for its next request (closed beyond it).
     #[arg(long, default_value_t = 60)]
     pub idle_conn_timeout_s: u64,
+    /// Address of the object store (S3, OSS and COS on one port), printed on start; "off"
+    /// disables it. Default 127.0.0.1:9001, or a free port when --listen asks for one (port 0),
+    /// so servers started for tests do not compete for 9001.
+    #[arg(long, env = "FNBRIDGE_OSS_LISTEN")]
+    pub oss_listen: Option<String>,
+    /// TEMPORARY, for tests and local use until `fnbridge key create` lands: an access key
+    /// the object store accepts, as ID:SECRET (repeatable). Functions' own STS credentials
+    /// (`context.credentials`) are always accepted.
+    #[arg(long, env = "FNBRIDGE_OSS_TEST_KEY", value_delimiter = ',')]
+    pub oss_test_key: Vec<String>,
+    /// Host names whose sub-domains name buckets (virtual-host style: `bucket.localhost`).
+    #[arg(long, default_value = "localhost")]
+    pub oss_domain: Vec<String>,
+    /// The COS region COS events name (`cosBucket.region`, `cosObject.url`).
+    #[arg(long, default_value = "ap-guangzhou")]
+    pub cos_region: String,
 }
 
 #[derive(Subcommand, Debug)]

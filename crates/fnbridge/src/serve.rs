@@ -16,6 +16,7 @@ use fnbridge_store::retention::Retention;
 use crate::cli::ServeArgs;
 
 mod listener;
+mod objectstore;
 
 /// Reads the admin token, creating it (mode 0600) on first start.
 fn admin_token(data_dir: &Path) -> anyhow::Result<String> {
@@ -163,11 +164,24 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let addr = listener.local_addr()?;
+    let objects = objectstore::start(&args, &data, &dispatcher).await?;
     // Installed before anyone is told we are up, so an early SIGTERM still shuts down cleanly.
     let shutdown = shutdown_signal().context("cannot install signal handlers")?;
-    // One line on stdout, so scripts and tests can find a port chosen with :0.
-    println!("fnbridge listening on http://{addr}");
-    eprintln!("admin token: {}", data.join("admin.token").display());
+    // One line on stdout each, so scripts and tests can find a port chosen with :0 (the API's
+    // first: existing scripts read only that one).
+    // Written, not println!-ed: whoever started the server may read the first line and close
+    // the pipe, and a closed stdout must not take the server down.
+    announce(&format!("fnbridge listening on http://{addr}"));
+    if let Some((oss_addr, _)) = &objects {
+        announce(&format!(
+            "fnbridge object store (S3, OSS, COS) on http://{oss_addr}"
+        ));
+    }
+    let _ = writeln!(
+        std::io::stderr(),
+        "admin token: {}",
+        data.join("admin.token").display()
+    );
     let limits = listener::Limits {
         max_connections: args.max_connections.max(1),
         header_timeout: Duration::from_secs(args.header_timeout_s.max(1)),
@@ -175,6 +189,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     };
     let drain = Duration::from_secs(args.shutdown_grace_s);
     listener::serve(listener, app, limits, shutdown, drain).await;
+    if let Some((_, stop)) = &objects {
+        stop.send_replace(true);
+    }
     tracing::info!("shutting down: finishing running deliveries");
     dispatcher
         .shutdown(Duration::from_secs(args.shutdown_grace_s))
@@ -203,4 +220,11 @@ fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
             let _ = tokio::signal::ctrl_c().await;
         })
     }
+}
+
+/// One line on stdout, flushed; a closed or full pipe is ignored.
+fn announce(line: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
 }

@@ -127,7 +127,8 @@ fn url_guard(enc_suffix: &str) -> Option<Value> {
 /// Compiles a `cos` trigger config; the bucket comes from `bucketUrl` or `source_arn`.
 pub fn cos(config: &Value, source_arn: Option<&str>) -> Result<Compiled, ConfigError> {
     let c = Obj::new(config, ROOT)?;
-    c.only(&["bucketUrl", "event", "filter"])?;
+    c.only(&["bucketUrl", "event", "filter", "payloadFormat"])?;
+    let format = super::oss::payload_format(&c)?;
 
     let event = c.req_str("event")?;
     if !COS_EVENT_TYPES.contains(&event) {
@@ -225,6 +226,9 @@ pub fn cos(config: &Value, source_arn: Option<&str>) -> Result<Compiled, ConfigE
     normalized.insert("event".into(), event.into());
     if c.get("filter").is_some() {
         normalized.insert("filter".into(), Value::Object(filter_norm));
+    }
+    if let Some(f) = format {
+        normalized.insert("payloadFormat".into(), f.into());
     }
     finish(pattern, Value::Object(normalized), &key_path)
 }

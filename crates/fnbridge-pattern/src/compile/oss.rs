@@ -91,10 +91,24 @@ fn event_value(path: &str, name: &str) -> Result<Value, ConfigError> {
     }
 }
 
+/// The optional `payloadFormat` (fc-api.md §8.5, fnbridge extension): `"s3"` delivers the S3
+/// `Records` 2.1 shape instead of the trigger type's native one.
+pub(crate) fn payload_format<'a>(c: &Obj<'a>) -> Result<Option<&'a str>, ConfigError> {
+    match c.opt_str("payloadFormat")? {
+        None => Ok(None),
+        Some(f @ ("s3" | "native")) => Ok(Some(f)),
+        Some(other) => Err(ConfigError::new(
+            c.at("payloadFormat"),
+            format!("must be \"s3\" or \"native\", got {}", quoted(other)),
+        )),
+    }
+}
+
 /// Compiles an `oss` trigger config; `source_arn` names the bucket to watch.
 pub fn oss(config: &Value, source_arn: Option<&str>) -> Result<Compiled, ConfigError> {
     let c = Obj::new(config, ROOT)?;
-    c.only(&["events", "filter"])?;
+    c.only(&["events", "filter", "payloadFormat"])?;
+    let format = payload_format(&c)?;
 
     let path = c.at("events");
     let Value::Array(items) = c.required("events")? else {
@@ -160,8 +174,11 @@ pub fn oss(config: &Value, source_arn: Option<&str>) -> Result<Compiled, ConfigE
     if !oss.is_empty() {
         pattern.insert("oss".into(), Value::Object(oss));
     }
-    let normalized =
+    let mut normalized =
         json!({ "events": events, "filter": { "key": { "prefix": prefix, "suffix": suffix } } });
+    if let Some(f) = format {
+        normalized["payloadFormat"] = Value::String(f.to_string());
+    }
     finish(Value::Object(pattern), normalized, &key_path)
 }
 

@@ -26,6 +26,8 @@ pub struct Server {
     pub child: Option<Child>,
     pub data: PathBuf,
     pub base: String,
+    /// The object store's base URL (`http://127.0.0.1:PORT`).
+    pub oss: String,
     pub token: String,
     pub http: Client,
     extra: Vec<String>,
@@ -42,6 +44,7 @@ impl Server {
             child: None,
             data: data.to_path_buf(),
             base: String::new(),
+            oss: String::new(),
             token: String::new(),
             http: Client::builder()
                 .timeout(Duration::from_secs(60))
@@ -66,12 +69,22 @@ impl Server {
             .expect("spawn fnbridge serve");
         let stdout = child.stdout.take().unwrap();
         let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).unwrap();
+        let mut out = BufReader::new(stdout);
+        out.read_line(&mut line).unwrap();
         let addr = line
             .trim()
             .strip_prefix("fnbridge listening on ")
             .unwrap_or_else(|| panic!("unexpected first line: {line:?}"));
         self.base = addr.to_string();
+        if !self.extra.iter().any(|a| a == "off") {
+            let mut second = String::new();
+            out.read_line(&mut second).unwrap();
+            self.oss = second
+                .trim()
+                .strip_prefix("fnbridge object store (S3, OSS, COS) on ")
+                .unwrap_or_default()
+                .to_string();
+        }
         self.token = std::fs::read_to_string(self.data.join("admin.token"))
             .unwrap()
             .trim()

@@ -1,0 +1,122 @@
+//! Wiring of the object store into `serve`: the dispatcher as its `EventSink`, the keys it
+//! accepts, and its listener.
+
+use std::any::Any;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use fnbridge_dispatch::{DispatchError, Dispatcher};
+use fnbridge_objectstore::{
+    Change, EventSink, FrontConfig, Identity, Limits, ObjectStore, Secret, SecretLookup, SinkError,
+};
+use futures::future::BoxFuture;
+
+use crate::cli::ServeArgs;
+
+/// Commits object changes through `Dispatcher::commit_with_events`: the change, its events and
+/// their deliveries in one transaction.
+struct DispatchSink(Dispatcher);
+
+impl EventSink for DispatchSink {
+    fn commit(&self, change: Change) -> BoxFuture<'static, Result<Box<dyn Any + Send>, SinkError>> {
+        let d = self.0.clone();
+        Box::pin(async move {
+            d.commit_with_events(change).await.map_err(|e| match e {
+                DispatchError::Store(e) => SinkError::Store(e),
+                other => SinkError::Unavailable(other.to_string()),
+            })
+        })
+    }
+}
+
+/// The keys the object store accepts until the identity service lands: the `--oss-test-key`
+/// pairs and the STS credentials functions get in `context.credentials`.
+struct Keys {
+    test: Vec<(String, String)>,
+    sts: fnbridge_runtime::Credentials,
+}
+
+impl SecretLookup for Keys {
+    fn secret(&self, access_key_id: &str, security_token: Option<&str>) -> Option<Secret> {
+        if access_key_id == self.sts.access_key_id {
+            return (security_token == Some(self.sts.security_token.as_str()))
+                .then(|| Secret(self.sts.access_key_secret.clone()));
+        }
+        if security_token.is_some_and(|t| !t.is_empty()) {
+            return None;
+        }
+        self.test
+            .iter()
+            .find(|(id, _)| id == access_key_id)
+            .map(|(_, s)| Secret(s.clone()))
+    }
+
+    fn secret_of(&self, access_key_id: &str) -> Option<Secret> {
+        if access_key_id == self.sts.access_key_id {
+            return Some(Secret(self.sts.access_key_secret.clone()));
+        }
+        self.secret(access_key_id, None)
+    }
+}
+
+/// Opens the object store and starts its listener; returns its address and a sender that
+/// stops it.
+pub async fn start(
+    args: &ServeArgs,
+    data: &std::path::Path,
+    dispatcher: &Dispatcher,
+) -> anyhow::Result<Option<(std::net::SocketAddr, tokio::sync::watch::Sender<bool>)>> {
+    let listen = match &args.oss_listen {
+        Some(l) => l.clone(),
+        None if args.listen.ends_with(":0") => "127.0.0.1:0".to_string(),
+        None => "127.0.0.1:9001".to_string(),
+    };
+    if listen == "off" {
+        return Ok(None);
+    }
+    let mut test = Vec::new();
+    for k in &args.oss_test_key {
+        let (id, secret) = k
+            .split_once(':')
+            .with_context(|| "--oss-test-key takes ID:SECRET".to_string())?;
+        test.push((id.to_string(), secret.to_string()));
+    }
+    let keys = Arc::new(Keys {
+        test,
+        sts: dispatcher.credentials().clone(),
+    });
+    let store = ObjectStore::open(
+        dispatcher.store().clone(),
+        &data.join("objects"),
+        Arc::new(DispatchSink(dispatcher.clone())),
+        Identity {
+            region: args.region.clone(),
+            account_id: args.account_id.clone(),
+            cos_region: args.cos_region.clone(),
+        },
+        Limits {
+            max_connections: args.max_connections.max(1),
+            ..Limits::default()
+        },
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("cannot open the object store: {e}"))?;
+    let cfg = FrontConfig {
+        domains: args.oss_domain.clone(),
+        header_timeout: Duration::from_secs(args.header_timeout_s.max(1)),
+    };
+    let endpoint = fnbridge_objectstore::Endpoint::new(store, keys, &cfg);
+    let listener = tokio::net::TcpListener::bind(&listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen} (--oss-listen)"))?;
+    let addr = listener.local_addr()?;
+    let (tx, mut rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        fnbridge_objectstore::serve(listener, endpoint, cfg, async move {
+            let _ = rx.wait_for(|v| *v).await;
+        })
+        .await;
+    });
+    Ok(Some((addr, tx)))
+}

@@ -1,0 +1,57 @@
+# oss2 against fnbridge, unchanged apart from endpoint and keys. argv: endpoint.
+import sys, oss2, requests
+ep = sys.argv[1]
+auth = oss2.Auth("testak", "testsecret")
+b = oss2.Bucket(auth, ep, "ossbk")
+b.create_bucket()
+assert "ossbk" in [x.name for x in oss2.Service(auth, ep).list_buckets().buckets]
+keys = ["logs/a b+c.gz", "中文/文件.txt", "plain"]
+for k in keys:
+    r = b.put_object(k, b"hello", headers={"x-oss-meta-who": "me"})
+    assert r.etag == "5D41402ABC4B2A76B9719D911017C592", r.etag
+    assert len(r.request_id) == 24
+for k in keys:
+    g = b.get_object(k)
+    assert g.read() == b"hello" and g.headers["x-oss-meta-who"] == "me"
+    assert g.headers["x-oss-hash-crc64ecma"] == "11177612005948864433"
+assert b.get_object("logs/a b+c.gz", byte_range=(1, 3)).read() == b"ell"
+assert [o.key for o in oss2.ObjectIterator(b, max_keys=1)] == ["logs/a b+c.gz", "plain", "中文/文件.txt"]
+assert [o.key for o in oss2.ObjectIteratorV2(b, max_keys=1, delimiter="/")] == ["logs/", "plain", "中文/"]
+r = b.append_object("app.log", 0, b"one ")
+r = b.append_object("app.log", r.next_position, b"two")
+assert b.get_object("app.log").read() == b"one two"
+try:
+    b.append_object("app.log", 1, b"x"); raise SystemExit("append at a wrong position worked")
+except oss2.exceptions.PositionNotEqualToLength:
+    pass
+b.copy_object("ossbk", "logs/a b+c.gz", "copy/x y")
+assert b.get_object("copy/x y").read() == b"hello"
+assert requests.get(b.sign_url("GET", "logs/a b+c.gz", 60)).content == b"hello"
+assert sorted(b.batch_delete_objects(["plain", "copy/x y"]).deleted_keys) == ["copy/x y", "plain"]
+b.delete_object("app.log")
+try:
+    b.get_object("plain"); raise SystemExit("deleted object still there")
+except oss2.exceptions.NoSuchKey:
+    pass
+key = "mp/big.bin"
+data = bytes(range(256)) * 1200
+up = b.init_multipart_upload(key).upload_id
+p1 = b.upload_part(key, up, 1, data[:200 * 1024])
+p2 = b.upload_part(key, up, 2, data[200 * 1024:])
+b.complete_multipart_upload(key, up, [oss2.models.PartInfo(1, p1.etag), oss2.models.PartInfo(2, p2.etag)])
+assert b.get_object(key).read() == data
+# alibabacloud-oss-v2 (V4 signatures) on the same bucket.
+import alibabacloud_oss_v2 as oss
+cfg = oss.config.load_default()
+cfg.credentials_provider = oss.credentials.StaticCredentialsProvider("testak", "testsecret")
+cfg.region = "cn-hangzhou"
+cfg.endpoint = ep
+cfg.use_path_style = True
+c = oss.Client(cfg)
+for k in ["v2/a b+c.txt", "v2/ü/ñ.txt"]:
+    c.put_object(oss.PutObjectRequest(bucket="ossbk", key=k, body=b"v2 data"))
+    assert c.get_object(oss.GetObjectRequest(bucket="ossbk", key=k)).body.read() == b"v2 data"
+res = c.list_objects_v2(oss.ListObjectsV2Request(bucket="ossbk", prefix="v2/"))
+assert [o.key for o in res.contents] == ["v2/a b+c.txt", "v2/ü/ñ.txt"], [o.key for o in res.contents]
+c.delete_object(oss.DeleteObjectRequest(bucket="ossbk", key="v2/a b+c.txt"))
+print("ok")
