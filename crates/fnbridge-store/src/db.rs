@@ -118,11 +118,22 @@ CREATE TABLE IF NOT EXISTS dlq(
 CREATE INDEX IF NOT EXISTS dlq_by_event ON dlq(event_seq) WHERE event_seq IS NOT NULL;
 CREATE INDEX IF NOT EXISTS events_by_time ON events(received_ms);
 CREATE INDEX IF NOT EXISTS logs_by_time ON logs(time_ms);
+CREATE TABLE IF NOT EXISTS access_keys(
+    id TEXT PRIMARY KEY,
+    description TEXT NOT NULL,
+    created_ms INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS roles(
+    name TEXT PRIMARY KEY,
+    description TEXT NOT NULL,
+    policy TEXT NOT NULL,
+    created_ms INTEGER NOT NULL
+);
 "#;
 
 /// The schema version this build writes (`PRAGMA user_version`). Databases of an older version
 /// are migrated at open by `MIGRATIONS`; a newer one is refused.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// `MIGRATIONS[n]` brings a database from version `n` to `n + 1`. Version 0 is the first
 /// release's layout (no version stamped).
@@ -174,6 +185,20 @@ const MIGRATIONS: &[&str] = &[
     );
     INSERT INTO dlq SELECT * FROM dlq_v0;
     DROP TABLE dlq_v0;
+    "#,
+    // 1 -> 2: identity (access keys without their secrets, and roles with their policies).
+    r#"
+    CREATE TABLE IF NOT EXISTS access_keys(
+        id TEXT PRIMARY KEY,
+        description TEXT NOT NULL,
+        created_ms INTEGER NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS roles(
+        name TEXT PRIMARY KEY,
+        description TEXT NOT NULL,
+        policy TEXT NOT NULL,
+        created_ms INTEGER NOT NULL
+    );
     "#,
 ];
 
