@@ -124,7 +124,7 @@ CREATE TABLE IF NOT EXISTS access_keys(
     created_ms INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS roles(
-    name TEXT PRIMARY KEY,
+    name TEXT PRIMARY KEY COLLATE NOCASE,
     description TEXT NOT NULL,
     policy TEXT NOT NULL,
     created_ms INTEGER NOT NULL
@@ -186,7 +186,8 @@ const MIGRATIONS: &[&str] = &[
     INSERT INTO dlq SELECT * FROM dlq_v0;
     DROP TABLE dlq_v0;
     "#,
-    // 1 -> 2: identity (access keys without their secrets, and roles with their policies).
+    // 1 -> 2: identity (access keys without their secrets, and roles with their policies;
+    // role names are case-insensitive, as in RAM, whose ARNs spell them in lower case).
     r#"
     CREATE TABLE IF NOT EXISTS access_keys(
         id TEXT PRIMARY KEY,
@@ -194,7 +195,7 @@ const MIGRATIONS: &[&str] = &[
         created_ms INTEGER NOT NULL
     );
     CREATE TABLE IF NOT EXISTS roles(
-        name TEXT PRIMARY KEY,
+        name TEXT PRIMARY KEY COLLATE NOCASE,
         description TEXT NOT NULL,
         policy TEXT NOT NULL,
         created_ms INTEGER NOT NULL

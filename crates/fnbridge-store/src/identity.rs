@@ -16,7 +16,8 @@ pub struct AccessKey {
     pub created_ms: i64,
 }
 
-/// A role functions assume; `policy` is the RAM policy document as JSON text, validated by
+/// A role functions assume; its name is unique and looked up regardless of case (RAM's role
+/// ARNs spell it in lower case); `policy` is the RAM policy document as JSON text, validated by
 /// fnbridge-auth before it is stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]

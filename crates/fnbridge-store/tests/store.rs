@@ -304,7 +304,7 @@ async fn access_keys_and_roles_are_stored_without_secrets() {
             Ok((
                 c.list_access_keys()?,
                 c.count_roles()?,
-                c.get_role("reader")?,
+                c.get_role("READER")?,
                 c.list_roles()?,
             ))
         })
