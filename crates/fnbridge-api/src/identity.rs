@@ -161,7 +161,7 @@ async fn authorize(state: &AppState, req: Request) -> Result<Request, ApiError> 
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "AccessDenied",
-            "missing Authorization header: send 'Bearer <token>' (the token is in the data dir's admin.token) or sign the request with an access key (ACS3-HMAC-SHA256)",
+            "missing 'Authorization: Bearer <token>' header (the token is in the data dir's admin.token), or sign the request with an access key (ACS3-HMAC-SHA256)",
         ));
     };
     let (scheme, rest) = value.trim().split_once(' ').unwrap_or((value.trim(), ""));

@@ -577,6 +577,7 @@ pub enum RoleCmd {
         /// '{"Version":"1","Statement":[{"Effect":"Allow","Action":"fc:InvokeFunction","Resource":"*"}]}'
         #[arg(long)]
         policy: String,
+        /// A note saying what the role is for.
         #[arg(long, default_value = "")]
         description: String,
     },
