@@ -1,26 +1,33 @@
 #!/usr/bin/env bash
 # Runs every test of the workspace: unit, property, conformance and end-to-end (real server,
-# real python3 workers). Installs what the tests need first, so it works on a fresh machine.
+# real python3 workers, the official FC Python SDK). Installs what the tests need first, so it
+# works on a fresh machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 command -v python3 >/dev/null || { echo "python3 is required (the python3.x runtimes run on it)" >&2; exit 1; }
 
-# The real clients the end-to-end tests drive, pinned in scripts/test-requirements.txt, in
-# one venv (target/test-venv); reinstalled only when the requirements change.
+# The real clients and SDKs the end-to-end tests drive, pinned in scripts/test-requirements.txt,
+# in one venv (target/test-venv); reinstalled only when the pins change.
+req=scripts/test-requirements.txt
 venv=target/test-venv
-if [ ! -x "$venv/bin/python" ] || ! cmp -s scripts/test-requirements.txt "$venv/.requirements"; then
+if [ ! -x "$venv/bin/python" ] || ! cmp -s "$req" "$venv/.requirements"; then
   python3 -m venv "$venv" || {
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -q && apt-get install -y -q python3-venv && python3 -m venv "$venv"
   }
-  "$venv/bin/pip" install -q -r scripts/test-requirements.txt
-  cp scripts/test-requirements.txt "$venv/.requirements"
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$req"
+  cp "$req" "$venv/.requirements"
 fi
+export FNBRIDGE_TEST_PYTHON="$PWD/$venv/bin/python"
 # The Debian AWS CLI (`aws s3`), as users of the distribution have it.
 if ! command -v aws >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -q && apt-get install -y -q awscli || echo "awscli could not be installed; its test is skipped" >&2
+fi
+
+if [ "${FNBRIDGE_INSTALL_ONLY:-}" = 1 ]; then
+  exit 0
 fi
 
 if cargo nextest --version >/dev/null 2>&1; then

@@ -149,6 +149,82 @@ fn unpack_inner(zip: &[u8], dest: &Path) -> Result<(), DeployError> {
     Ok(())
 }
 
+/// Zips a deployed code directory for GetFunctionCode, the same bytes every time for the same
+/// files (sorted entries, a fixed timestamp), so the checksum answered with the URL is the
+/// checksum of what the URL serves. Python's bytecode caches are left out: they appear as the
+/// function runs. Bounded by the code package limit.
+pub fn zip_dir(dir: &Path) -> Result<Vec<u8>, String> {
+    use std::io::Write;
+    use zip::write::SimpleFileOptions;
+    let mut files = Vec::new();
+    collect(dir, dir, &mut files, 0)?;
+    files.sort();
+    let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let mut total: u64 = 0;
+    for rel in files {
+        let path = dir.join(&rel);
+        let meta = std::fs::symlink_metadata(&path).map_err(|e| format!("{rel}: {e}"))?;
+        #[cfg(unix)]
+        let mode = {
+            use std::os::unix::fs::PermissionsExt;
+            meta.permissions().mode() & 0o777
+        };
+        #[cfg(not(unix))]
+        let mode = 0o644;
+        let opts = SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated)
+            .last_modified_time(zip::DateTime::default())
+            .unix_permissions(mode);
+        let data = std::fs::read(&path).map_err(|e| format!("{rel}: {e}"))?;
+        total += data.len() as u64;
+        if total > MAX_CODE_UNZIPPED {
+            return Err(format!(
+                "the code is larger than {MAX_CODE_UNZIPPED} bytes unpacked"
+            ));
+        }
+        w.start_file(rel.as_str(), opts)
+            .and_then(|_| w.write_all(&data).map_err(Into::into))
+            .map_err(|e| format!("zip {rel}: {e}"))?;
+    }
+    let out = w.finish().map_err(|e| format!("zip: {e}"))?.into_inner();
+    if out.len() > MAX_CODE_ZIP {
+        return Err(format!(
+            "the zipped code is larger than the {MAX_CODE_ZIP}-byte code package limit"
+        ));
+    }
+    Ok(out)
+}
+
+/// Regular files under `dir`, as `/`-separated paths relative to `root`; symlinks are skipped
+/// (unpacking refuses them, so only installed packages could have made one).
+fn collect(root: &Path, dir: &Path, out: &mut Vec<String>, depth: usize) -> Result<(), String> {
+    if depth > 64 || out.len() > MAX_CODE_ENTRIES * 4 {
+        return Err("the code directory is too deep or has too many files".into());
+    }
+    let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    for e in entries {
+        let e = e.map_err(|e| e.to_string())?;
+        let name = e.file_name();
+        let t = e.file_type().map_err(|e| e.to_string())?;
+        if name == "__pycache__" || name.to_string_lossy().ends_with(".pyc") {
+            continue;
+        }
+        if t.is_dir() {
+            collect(root, &e.path(), out, depth + 1)?;
+        } else if t.is_file() {
+            let rel = e.path();
+            let rel = rel.strip_prefix(root).map_err(|e| e.to_string())?;
+            out.push(
+                rel.components()
+                    .map(|c| c.as_os_str().to_string_lossy())
+                    .collect::<Vec<_>>()
+                    .join("/"),
+            );
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

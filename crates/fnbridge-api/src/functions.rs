@@ -120,7 +120,78 @@ pub(crate) fn to_json(f: &FunctionConfig, region: &str, account: &str) -> Value 
     if let Some(c) = &f.custom_runtime_config {
         o.insert("customRuntimeConfig".into(), json!(c));
     }
+    for (k, val) in &f.fc_settings {
+        o.insert(k.clone(), val.clone());
+    }
     v
+}
+
+/// Fields of FC's `CreateFunctionInput`/`UpdateFunctionInput` (SDK 4.8.3) that fnbridge keeps
+/// and echoes without acting on them: refusing them would break code written for FC, and
+/// dropping them silently would lose what the caller set.
+const KEPT_FC_FIELDS: &[&str] = &[
+    "customContainerConfig",
+    "customDNS",
+    "disableOndemand",
+    "enableLongLiving",
+    "gpuConfig",
+    "idleTimeout",
+    "instanceIsolationMode",
+    "juiceFsConfig",
+    "layers",
+    "logConfig",
+    "microSandboxConfig",
+    "nasConfig",
+    "ossMountConfig",
+    "polarFsConfig",
+    "resourceGroupId",
+    "sessionAffinity",
+    "sessionAffinityConfig",
+    "tags",
+    "tracingConfig",
+    "vpcConfig",
+];
+
+/// Most bytes of kept-but-unused FC settings per function (their JSON).
+const MAX_FC_SETTINGS: usize = 16 * 1024;
+
+/// Parses a CreateFunction/UpdateFunction body: the FC fields fnbridge keeps without acting on
+/// are set apart (a `null` one means "unset"), everything else must be a field fnbridge knows.
+fn function_input(
+    body: &Bytes,
+) -> Result<(FunctionInput, BTreeMap<String, Option<Value>>), ApiError> {
+    let mut map: serde_json::Map<String, Value> = body::json(body)?;
+    let mut kept = BTreeMap::new();
+    for k in KEPT_FC_FIELDS {
+        if let Some(v) = map.remove(*k) {
+            kept.insert((*k).to_owned(), (!v.is_null()).then_some(v));
+        }
+    }
+    let size: usize = kept.values().flatten().map(|v| v.to_string().len()).sum();
+    if size > MAX_FC_SETTINGS {
+        return Err(ApiError::invalid(format!(
+            "{}: {size} bytes in all, more than the {MAX_FC_SETTINGS} fnbridge keeps",
+            kept.keys().cloned().collect::<Vec<_>>().join(", ")
+        )));
+    }
+    if !kept.is_empty() {
+        tracing::info!(
+            fields = %kept.keys().cloned().collect::<Vec<_>>().join(","),
+            "FC settings kept and echoed, not acted on by fnbridge"
+        );
+    }
+    let input = serde_json::from_value(Value::Object(map))
+        .map_err(|e| ApiError::invalid(format!("invalid request body: {e}")))?;
+    Ok((input, kept))
+}
+
+fn apply_kept(f: &mut FunctionConfig, kept: BTreeMap<String, Option<Value>>) {
+    for (k, v) in kept {
+        match v {
+            Some(v) => f.fc_settings.insert(k, v),
+            None => f.fc_settings.remove(&k),
+        };
+    }
 }
 
 /// Hook handlers are checked as Python names when the runtime is Python; for custom runtimes the
@@ -397,7 +468,7 @@ pub(crate) async fn create(
     State(state): State<AppState>,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let input: FunctionInput = body::json(&body)?;
+    let (input, kept) = function_input(&body)?;
     let name = input
         .function_name
         .clone()
@@ -449,8 +520,10 @@ pub(crate) async fn create(
         revision: String::new(),
         created_time: now.clone(),
         last_modified_time: now,
+        fc_settings: BTreeMap::new(),
     };
     let (mut f, code) = merge(base, input).map_err(ApiError::invalid)?;
+    apply_kept(&mut f, kept);
     let (revision, size, checksum) = deploy_code(&state, &f, code.expect("checked above")).await?;
     f.revision = revision;
     f.code_size = size;
@@ -507,24 +580,116 @@ pub(crate) fn loaded(state: &AppState, name: &str) -> Result<FunctionConfig, Api
         .ok_or_else(|| ApiError::function_not_found(name))
 }
 
+/// The configuration a qualifier resolves to (an alias with weights: its main version), with
+/// the qualifier checked.
+fn config_at(
+    state: &AppState,
+    name: &str,
+    qualifier: Option<&str>,
+) -> Result<(String, FunctionConfig), ApiError> {
+    loaded(state, name)?;
+    let qualifier = check_qualifier(state, name, qualifier)?;
+    let f = match qualifier.parse::<u64>() {
+        Ok(v) => state.dispatcher.version(name, v),
+        Err(_) if qualifier == "LATEST" => state.dispatcher.function(name),
+        Err(_) => state
+            .dispatcher
+            .alias(name, &qualifier)
+            .and_then(|a| state.dispatcher.version(name, a.version_id)),
+    }
+    .ok_or_else(|| ApiError::function_not_found(name))?;
+    Ok((qualifier, f))
+}
+
+/// How long a code download URL from GetFunctionCode stays valid.
+const CODE_URL_VALIDITY_S: i64 = 3600;
+
+/// The zip of a deployed code directory, built the same way every time (see `code::zip_dir`).
+async fn code_zip(state: &AppState, f: &FunctionConfig) -> Result<Vec<u8>, ApiError> {
+    let dir = state.dispatcher.code_dir(&f.function_name, &f.revision);
+    tokio::task::spawn_blocking(move || code::zip_dir(&dir))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)
+}
+
+/// GetFunctionCode: `{"url","checksum"}`. The URL is presigned and expires, like FC's OSS URL;
+/// it names the code revision, so it keeps downloading the code it was issued for.
+pub(crate) async fn get_code(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    Query(q): Query<QualifierQuery>,
+    headers: axum::http::HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let (_, f) = config_at(&state, &name, q.qualifier.as_deref())?;
+    let zip = code_zip(&state, &f).await?;
+    // The address the caller reached us by; only characters a host:port may hold.
+    let host = headers
+        .get(axum::http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| {
+            !h.is_empty()
+                && h.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b".:-[]".contains(&b))
+        })
+        .unwrap_or("127.0.0.1");
+    let expires = fnbridge_store::now_ms() / 1000 + CODE_URL_VALIDITY_S;
+    let what = format!("code\n{name}\n{}\n{expires}", f.revision);
+    let signature = state.dispatcher.auth().presign(&what);
+    Ok(Json(json!({
+        "url": format!(
+            "http://{host}/code-downloads/{name}/{}.zip?expires={expires}&signature={signature}",
+            f.revision
+        ),
+        "checksum": code::crc64(&zip).to_string(),
+    })))
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct DownloadQuery {
+    expires: Option<i64>,
+    signature: Option<String>,
+}
+
+/// The download a GetFunctionCode URL names; the signature and expiry are its credential.
+pub(crate) async fn download_code(
+    State(state): State<AppState>,
+    Path((name, file)): Path<(String, String)>,
+    Query(q): Query<DownloadQuery>,
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
+    let denied = || {
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            "AccessDenied",
+            "the code download URL is not valid or has expired; call GetFunctionCode again",
+        )
+    };
+    let (Some(expires), Some(signature)) = (q.expires, q.signature) else {
+        return Err(denied());
+    };
+    let revision = file.strip_suffix(".zip").ok_or_else(denied)?;
+    let what = format!("code\n{name}\n{revision}\n{expires}");
+    if expires < fnbridge_store::now_ms() / 1000
+        || !state.dispatcher.auth().check_presigned(&what, &signature)
+    {
+        return Err(denied());
+    }
+    // The revision may belong to LATEST or to any version; it must still be deployed.
+    let f = state
+        .dispatcher
+        .has_revision(&name, revision)
+        .ok_or_else(|| ApiError::function_not_found(&name))?;
+    let zip = code_zip(&state, &f).await?;
+    Ok(([(axum::http::header::CONTENT_TYPE, "application/zip")], zip).into_response())
+}
+
 pub(crate) async fn get(
     State(state): State<AppState>,
     Path(name): Path<String>,
     Query(q): Query<QualifierQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    loaded(&state, &name)?;
-    let qualifier = check_qualifier(&state, &name, q.qualifier.as_deref())?;
-    // A version or alias answers with the configuration it resolves to (an alias with
-    // weights: its main version).
-    let f = match qualifier.parse::<u64>() {
-        Ok(v) => state.dispatcher.version(&name, v),
-        Err(_) if qualifier == "LATEST" => state.dispatcher.function(&name),
-        Err(_) => state
-            .dispatcher
-            .alias(&name, &qualifier)
-            .and_then(|a| state.dispatcher.version(&name, a.version_id)),
-    }
-    .ok_or_else(|| ApiError::function_not_found(&name))?;
+    let (qualifier, f) = config_at(&state, &name, q.qualifier.as_deref())?;
     let cfg = state.dispatcher.config();
     let mut v = to_json(&f, &cfg.region, &cfg.account_id);
     if qualifier != "LATEST" {
@@ -538,7 +703,7 @@ pub(crate) async fn update(
     Path(name): Path<String>,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let input: FunctionInput = body::json(&body)?;
+    let (input, kept) = function_input(&body)?;
     if let Some(n) = &input.function_name
         && *n != name
     {
@@ -548,6 +713,7 @@ pub(crate) async fn update(
     }
     let old = loaded(&state, &name)?;
     let (mut f, code) = merge(old.clone(), input).map_err(ApiError::invalid)?;
+    apply_kept(&mut f, kept);
     f.last_modified_time = now_rfc3339();
     let mut new_dir = None;
     match code {

@@ -4,8 +4,10 @@
 //! DTOs here, validated, and turned into domain calls on the dispatcher and store.
 //!
 //! # Layout
-//! - `router`: the route table, request-id (with its tracing span), panic and auth
-//!   middleware, shared `AppState`.
+//! - `router`: the route table, request-id (with its tracing span) and panic middleware,
+//!   shared `AppState`.
+//! - `identity`: authentication (Bearer token, ACS3 signatures with access keys or STS
+//!   credentials), each route's RAM action, and the `/keys` and `/roles` endpoints.
 //! - `error`: `ApiError`, the one place errors become FC's `{"Code","Message","RequestId"}`.
 //! - `body`: bounded JSON/bytes extraction with FC-shaped errors.
 //! - `deadline`: a request body whose reading is bounded in time (`408` beyond it).
@@ -27,6 +29,7 @@ mod dlq;
 mod error;
 mod events;
 mod functions;
+mod identity;
 mod invoke;
 mod router;
 mod tasks;

@@ -1,6 +1,6 @@
 //! The route table and the middleware every request passes: a request id (`x-fc-request-id`)
 //! with a tracing span carrying it, a deadline on reading the body, a panic guard,
-//! bearer-token authentication, and rendering of `ApiError`s into FC's error body.
+//! authentication (`identity::authenticate`), and rendering of `ApiError`s into FC's error body.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -21,15 +21,16 @@ use tracing::Instrument;
 use crate::deadline::DeadlineBody;
 use crate::error::{ApiError, ErrorBody};
 use crate::{
-    aliases, async_config, dlq, events, functions, invoke, tasks, testing, triggers, versions,
+    aliases, async_config, dlq, events, functions, identity, invoke, tasks, testing, triggers,
+    versions,
 };
 
 /// Everything a handler needs.
 #[derive(Clone)]
 pub struct AppState {
+    /// The dispatcher, and through it the identity service (`Dispatcher::auth`) that decides
+    /// who each request is.
     pub dispatcher: Dispatcher,
-    /// The admin token every request must present as `Authorization: Bearer <token>`.
-    pub token: Arc<str>,
     /// The interpreter used to check Python handlers at deploy time.
     pub python: Arc<std::path::Path>,
     /// How long reading a request body may take once it has started (`408` beyond it); `None`
@@ -50,6 +51,10 @@ pub fn router(state: AppState) -> Router {
             get(functions::get)
                 .put(functions::update)
                 .delete(functions::delete),
+        )
+        .route(
+            &format!("{v}/functions/{{name}}/code"),
+            get(functions::get_code),
         )
         .route(
             &format!("{v}/functions/{{name}}/invocations"),
@@ -121,11 +126,32 @@ pub fn router(state: AppState) -> Router {
         .route("/dlq", get(dlq::list))
         .route("/dlq/{id}", get(dlq::get).delete(dlq::delete))
         .route("/dlq/{id}/redrive", post(dlq::redrive))
+        .route("/keys", post(identity::create_key).get(identity::list_keys))
+        .route("/keys/{id}", axum::routing::delete(identity::delete_key))
+        .route(
+            "/roles",
+            post(identity::create_role).get(identity::list_roles),
+        )
+        .route(
+            "/roles/{name}",
+            get(identity::get_role).delete(identity::delete_role),
+        )
         .fallback(unknown_path)
-        .layer(middleware::from_fn_with_state(state.clone(), authenticate))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            identity::authenticate,
+        ))
+        .with_state(state.clone());
+    // Presigned: the URL itself is the credential (GetFunctionCode hands it out).
+    let downloads = Router::new()
+        .route(
+            "/code-downloads/{name}/{file}",
+            get(functions::download_code),
+        )
         .with_state(state);
     let app = Router::new()
         .route("/health", get(|| async { "ok" }))
+        .merge(downloads)
         .merge(api)
         // Bodies are bounded here once, generously; each handler applies its own tighter limit.
         .layer(DefaultBodyLimit::max(MAX_API_BODY));
@@ -173,31 +199,6 @@ async fn unknown_path(req: Request) -> ApiError {
             req.uri().path()
         ),
     )
-}
-
-/// Constant-time comparison, so the token cannot be guessed byte by byte from response times.
-fn same(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-async fn authenticate(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let presented = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    match presented {
-        None => ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "AccessDenied",
-            "missing 'Authorization: Bearer <token>' header (the token is in the data dir's admin.token)",
-        )
-        .into_response(),
-        Some(t) if !same(t.trim().as_bytes(), state.token.as_bytes()) => {
-            ApiError::new(StatusCode::FORBIDDEN, "InvalidAccessKeyID", "the bearer token is not valid").into_response()
-        }
-        Some(_) => next.run(req).await,
-    }
 }
 
 /// Gives every request an id, runs it in a tracing span carrying the id (so every log line of

@@ -107,15 +107,33 @@ pub(crate) struct ListQuery {
     status: Option<String>,
     limit: Option<String>,
     next_token: Option<String>,
-    include_payload: Option<bool>,
+    /// Python SDKs send booleans as `True`/`False`.
+    include_payload: Option<String>,
 }
 
+/// A boolean query value as clients spell it: `true`/`false` in any case (Python's `True`),
+/// or `1`/`0`.
+fn query_bool(field: &str, v: Option<&str>) -> Result<Option<bool>, ApiError> {
+    match v {
+        None | Some("") => Ok(None),
+        Some(s) if s.eq_ignore_ascii_case("true") || s == "1" => Ok(Some(true)),
+        Some(s) if s.eq_ignore_ascii_case("false") || s == "0" => Ok(Some(false)),
+        Some(s) => Err(ApiError::invalid(format!(
+            "{field}: '{s}' is not a boolean (true or false)"
+        ))),
+    }
+}
+
+/// Lists tasks under `key`: `tasks` on FC's ListAsyncTasks (what the SDK's model reads),
+/// `asyncTasks` on fnbridge's own `GET /tasks`.
 async fn list(
     state: AppState,
     function: Option<String>,
     q: ListQuery,
+    key: &str,
 ) -> Result<Json<Value>, ApiError> {
     let limit = parse_limit(q.limit.as_deref())?;
+    let full = query_bool("includePayload", q.include_payload.as_deref())?.unwrap_or(false);
     let status = match q.status.as_deref() {
         None | Some("") => None,
         Some(s) => Some(TaskStatus::parse(s).ok_or_else(|| {
@@ -137,9 +155,8 @@ async fn list(
         .read(move |c| c.list_tasks(function.as_deref(), status, before, limit + 1))
         .await?;
     let next = crate::body::page(&mut ts, limit, |t| t.id.to_string());
-    let full = q.include_payload.unwrap_or(false);
     let items: Vec<Value> = ts.iter().map(|t| to_json(&state, t, None, full)).collect();
-    Ok(Json(json!({"asyncTasks": items, "nextToken": next})))
+    Ok(Json(json!({key: items, "nextToken": next})))
 }
 
 pub(crate) async fn list_for_function(
@@ -148,7 +165,7 @@ pub(crate) async fn list_for_function(
     Query(q): Query<ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
     loaded(&state, &function)?;
-    list(state, Some(function), q).await
+    list(state, Some(function), q, "tasks").await
 }
 
 pub(crate) async fn list_all(
@@ -156,5 +173,5 @@ pub(crate) async fn list_all(
     Query(mut q): Query<ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let f = q.function_name.take().filter(|s| !s.is_empty());
-    list(state, f, q).await
+    list(state, f, q, "asyncTasks").await
 }

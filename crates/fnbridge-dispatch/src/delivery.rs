@@ -227,12 +227,15 @@ async fn run_job(inner: &Arc<Inner>, mut job: Job) {
     inner.attempts.fetch_add(1, Ordering::Relaxed);
     let outcome = match &entry {
         Ok((e, version_id)) => {
-            let inv = d.invocation(
-                &job.task_id,
-                &job.qualifier,
-                version_id,
-                job.payload.clone(),
-            );
+            let inv = d
+                .invocation(
+                    e,
+                    &job.task_id,
+                    &job.qualifier,
+                    version_id,
+                    job.payload.clone(),
+                )
+                .await;
             inner
                 .runtime
                 .invoke(&e.spec, inv)

@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
+use fnbridge_auth::Auth;
 use fnbridge_event::envelope::{DELIVERY_HEAD, DELIVERY_TAIL};
 use fnbridge_event::{
     AsyncConfig, BusEvent, CustomRuntimeConfig, Envelope, EventSource, FunctionConfig,
@@ -129,7 +130,8 @@ pub(crate) struct Inner {
     pub(crate) stopping: AtomicBool,
     /// Ends the background loops (scheduling, retention) at shutdown.
     pub(crate) stop: tokio::sync::watch::Sender<bool>,
-    credentials: Credentials,
+    /// Issues the STS credentials of a function's role.
+    auth: Auth,
     pub(crate) attempts: AtomicU64,
     pub(crate) succeeded: AtomicU64,
     pub(crate) failed_attempts: AtomicU64,
@@ -173,17 +175,14 @@ pub fn policy_from_config(c: &AsyncConfig) -> AsyncPolicy {
 }
 
 impl Dispatcher {
-    /// Builds the dispatcher from the store's registry and resumes every open task.
+    /// Builds the dispatcher from the store's registry and resumes every open task. `auth`
+    /// issues the credentials of functions with a role.
     pub async fn start(
         cfg: DispatchConfig,
         store: Store,
         runtime: Arc<Runtime>,
+        auth: Auth,
     ) -> Result<Dispatcher, DispatchError> {
-        let credentials = Credentials {
-            access_key_id: format!("STS.{}", ids::hex_token(12)),
-            access_key_secret: ids::hex_token(20),
-            security_token: ids::hex_token(32),
-        };
         let inner = Arc::new(Inner {
             sched: Scheduler::new(cfg.limits),
             wake: Notify::new(),
@@ -197,7 +196,7 @@ impl Dispatcher {
             running: Mutex::new(HashMap::new()),
             registry_order: tokio::sync::Mutex::new(()),
             stopping: AtomicBool::new(false),
-            credentials,
+            auth,
             attempts: AtomicU64::new(0),
             succeeded: AtomicU64::new(0),
             failed_attempts: AtomicU64::new(0),
@@ -284,8 +283,8 @@ impl Dispatcher {
         &self.inner.cfg
     }
 
-    pub fn credentials(&self) -> &Credentials {
-        &self.inner.credentials
+    pub fn auth(&self) -> &Auth {
+        &self.inner.auth
     }
 
     pub fn stats(&self) -> Stats {
@@ -465,6 +464,27 @@ impl Dispatcher {
             .unwrap_or_else(|p| p.into_inner())
             .versions
             .get(&(function.to_string(), version))
+            .map(|e| e.config.clone())
+    }
+
+    /// The configuration of LATEST or of a published version of `function` whose code is
+    /// `revision`, if one still is.
+    pub fn has_revision(&self, function: &str, revision: &str) -> Option<FunctionConfig> {
+        let reg = self
+            .inner
+            .registry
+            .read()
+            .unwrap_or_else(|p| p.into_inner());
+        reg.functions
+            .get(function)
+            .into_iter()
+            .chain(
+                reg.versions
+                    .iter()
+                    .filter(|((f, _), _)| f == function)
+                    .map(|(_, e)| e),
+            )
+            .find(|e| e.config.revision == revision)
             .map(|e| e.config.clone())
     }
 
@@ -919,7 +939,9 @@ impl Dispatcher {
     ) -> Result<(String, InvokeOutcome), DispatchError> {
         let (entry, version_id) = self.resolve_entry(function, qualifier)?;
         let request_id = ids::request_id();
-        let inv = self.invocation(&request_id, qualifier, &version_id, payload);
+        let inv = self
+            .invocation(&entry, &request_id, qualifier, &version_id, payload)
+            .await;
         let out = self
             .inner
             .runtime
@@ -938,19 +960,36 @@ impl Dispatcher {
         Ok((request_id, out))
     }
 
-    pub(crate) fn invocation(
+    /// One call of a function snapshot, with the STS credentials of its role: a function
+    /// without a role (or whose role names no role of this account) gets none, as on FC.
+    pub(crate) async fn invocation(
         &self,
+        entry: &FunctionEntry,
         request_id: &str,
         qualifier: &str,
         version_id: &str,
         payload: Bytes,
     ) -> Invocation {
+        let credentials = match entry.config.role.as_deref() {
+            Some(arn) if !arn.is_empty() => self
+                .inner
+                .auth
+                .credentials_for(arn)
+                .await
+                .map(|c| Credentials {
+                    access_key_id: c.access_key_id,
+                    access_key_secret: c.access_key_secret,
+                    security_token: c.security_token,
+                })
+                .unwrap_or_default(),
+            _ => Credentials::default(),
+        };
         Invocation {
             request_id: request_id.to_string(),
             payload,
             qualifier: qualifier.to_string(),
             version_id: version_id.to_string(),
-            credentials: self.inner.credentials.clone(),
+            credentials,
         }
     }
 

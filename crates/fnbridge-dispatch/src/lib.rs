@@ -4,7 +4,8 @@
 //!
 //! # Layout
 //! - `engine`: the `Dispatcher`: registry caches, qualifier resolution, ingest and async
-//!   invocations (durable, then admitted to the scheduler), shutdown.
+//!   invocations (durable, then admitted to the scheduler), each invocation's credentials (its
+//!   role's, from `fnbridge_auth::Auth`), shutdown.
 //! - `scheduler`: the bounded window of open tasks: per-function queues, one timer structure,
 //!   round-robin starts within running limits, spills and refills from the store.
 //! - `delivery`: the scheduling loop, refills, one attempt and its record (retried until it
@@ -13,7 +14,7 @@
 //!   triggers and async configs: rules checked inside the write, caches updated in commit order.
 //! - `policy`: the retry policy as data (`decide` → `RetryAction`) and the backoff schedule.
 //! - `destination`: the payload sent to `onSuccess`/`onFailure` destinations.
-//! - `ids`: request, task and credential ids in FC's shapes.
+//! - `ids`: request, task and function ids in FC's shapes.
 
 mod delivery;
 pub mod destination;

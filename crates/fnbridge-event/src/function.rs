@@ -270,6 +270,10 @@ pub struct FunctionConfig {
     /// `customRuntimeConfig` (custom runtimes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub custom_runtime_config: Option<CustomRuntimeConfig>,
+    /// FC settings fnbridge accepts, keeps and echoes but does not act on (`vpcConfig`,
+    /// `logConfig`, `tags`, ...), by their FC name, so code written for FC deploys unchanged.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub fc_settings: BTreeMap<String, serde_json::Value>,
     pub code_size: u64,
     pub code_checksum: String,
     /// Changes whenever code or configuration changes; names the unpacked code directory and

@@ -118,11 +118,22 @@ CREATE TABLE IF NOT EXISTS dlq(
 CREATE INDEX IF NOT EXISTS dlq_by_event ON dlq(event_seq) WHERE event_seq IS NOT NULL;
 CREATE INDEX IF NOT EXISTS events_by_time ON events(received_ms);
 CREATE INDEX IF NOT EXISTS logs_by_time ON logs(time_ms);
+CREATE TABLE IF NOT EXISTS access_keys(
+    id TEXT PRIMARY KEY,
+    description TEXT NOT NULL,
+    created_ms INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS roles(
+    name TEXT PRIMARY KEY COLLATE NOCASE,
+    description TEXT NOT NULL,
+    policy TEXT NOT NULL,
+    created_ms INTEGER NOT NULL
+);
 "#;
 
 /// The schema version this build writes (`PRAGMA user_version`). Databases of an older version
 /// are migrated at open by `MIGRATIONS`; a newer one is refused.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// `MIGRATIONS[n]` brings a database from version `n` to `n + 1`. Version 0 is the first
 /// release's layout (no version stamped).
@@ -177,6 +188,21 @@ const MIGRATIONS: &[&str] = &[
     "#,
     // 1 -> 2: object-store metadata (buckets, objects, multipart uploads and parts).
     crate::objects::SCHEMA,
+    // 2 -> 3: identity (access keys without their secrets, and roles with their policies;
+    // role names are case-insensitive, as in RAM, whose ARNs spell them in lower case).
+    r#"
+    CREATE TABLE IF NOT EXISTS access_keys(
+        id TEXT PRIMARY KEY,
+        description TEXT NOT NULL,
+        created_ms INTEGER NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS roles(
+        name TEXT PRIMARY KEY COLLATE NOCASE,
+        description TEXT NOT NULL,
+        policy TEXT NOT NULL,
+        created_ms INTEGER NOT NULL
+    );
+    "#,
 ];
 
 /// Brings the schema to `SCHEMA_VERSION`: a new database gets the current layout, an older one

@@ -13,12 +13,14 @@
 //! - `registry`: functions, triggers and async-invoke configs.
 //! - `tasks`: the event log, delivery tasks, attempts and the dead-letter queue.
 //! - `retention`: pruning of finished tasks, unneeded events and old logs.
+//! - `identity`: access keys (never their secrets) and roles with their policies.
 //! - `logs`: function logs per invocation, and saved test events.
 //! - `objects`: object-store metadata: buckets, objects, multipart uploads and parts.
 //! - `error`: `StoreError`.
 
 mod db;
 mod error;
+pub mod identity;
 pub mod logs;
 pub mod objects;
 pub mod registry;

@@ -7,6 +7,7 @@ use fnbridge_event::{AsyncConfig, FunctionConfig, TriggerConfig};
 use rusqlite::Connection;
 
 use crate::StoreError;
+use crate::identity::{AccessKey, Role};
 use crate::logs::LogRecord;
 use crate::objects::{Bucket, ObjectRecord, Part, Upload};
 use crate::registry::{Alias, StoredTrigger, Version};
@@ -166,6 +167,20 @@ pub trait Tx {
     /// Deletes up to `batch` rows of each kind that `r` no longer keeps at time `now_ms`.
     fn prune(&self, r: &Retention, now_ms: i64, batch: usize) -> Result<Pruned, StoreError>;
     /// The schema version of the stored data.
+    /// Inserts a new access key; `Conflict` if the id is taken.
+    fn insert_access_key(&self, k: &AccessKey) -> Result<(), StoreError>;
+    fn get_access_key(&self, id: &str) -> Result<Option<AccessKey>, StoreError>;
+    /// Every access key, oldest first.
+    fn list_access_keys(&self) -> Result<Vec<AccessKey>, StoreError>;
+    fn count_access_keys(&self) -> Result<usize, StoreError>;
+    fn delete_access_key(&self, id: &str) -> Result<bool, StoreError>;
+    /// Inserts a new role; `Conflict` if the name is taken.
+    fn insert_role(&self, r: &Role) -> Result<(), StoreError>;
+    fn get_role(&self, name: &str) -> Result<Option<Role>, StoreError>;
+    /// Every role, by name.
+    fn list_roles(&self) -> Result<Vec<Role>, StoreError>;
+    fn count_roles(&self) -> Result<usize, StoreError>;
+    fn delete_role(&self, name: &str) -> Result<bool, StoreError>;
     fn schema_version(&self) -> Result<i64, StoreError>;
     // ---- object store metadata (`objects`) ----
     /// Creates a bucket; false if the name is taken.
@@ -434,6 +449,36 @@ impl Tx for Connection {
     }
     fn prune(&self, r: &Retention, now_ms: i64, batch: usize) -> Result<Pruned, StoreError> {
         crate::retention::prune(self, r, now_ms, batch)
+    }
+    fn insert_access_key(&self, k: &AccessKey) -> Result<(), StoreError> {
+        crate::identity::insert_access_key(self, k)
+    }
+    fn get_access_key(&self, id: &str) -> Result<Option<AccessKey>, StoreError> {
+        crate::identity::get_access_key(self, id)
+    }
+    fn list_access_keys(&self) -> Result<Vec<AccessKey>, StoreError> {
+        crate::identity::list_access_keys(self)
+    }
+    fn count_access_keys(&self) -> Result<usize, StoreError> {
+        crate::identity::count_access_keys(self)
+    }
+    fn delete_access_key(&self, id: &str) -> Result<bool, StoreError> {
+        crate::identity::delete_access_key(self, id)
+    }
+    fn insert_role(&self, r: &Role) -> Result<(), StoreError> {
+        crate::identity::insert_role(self, r)
+    }
+    fn get_role(&self, name: &str) -> Result<Option<Role>, StoreError> {
+        crate::identity::get_role(self, name)
+    }
+    fn list_roles(&self) -> Result<Vec<Role>, StoreError> {
+        crate::identity::list_roles(self)
+    }
+    fn count_roles(&self) -> Result<usize, StoreError> {
+        crate::identity::count_roles(self)
+    }
+    fn delete_role(&self, name: &str) -> Result<bool, StoreError> {
+        crate::identity::delete_role(self, name)
     }
     fn schema_version(&self) -> Result<i64, StoreError> {
         Ok(self.pragma_query_value(None, "user_version", |r| r.get(0))?)

@@ -174,6 +174,8 @@ async fn a_version_0_database_is_migrated() {
     let store = Store::open(&path).unwrap();
     let v: i64 = store.read(|c| c.schema_version()).await.unwrap();
     assert_eq!(v, fnbridge_store::SCHEMA_VERSION);
+    // The identity tables came with the migration.
+    assert_eq!(store.read(|c| c.count_access_keys()).await.unwrap(), 0);
     let open = store.read(|c| c.open_tasks()).await.unwrap();
     let ids: Vec<&str> = open.iter().map(|t| t.task_id.as_str()).collect();
     assert_eq!(
@@ -272,4 +274,58 @@ async fn retention_prunes_finished_tasks_and_unneeded_events_only() {
         .unwrap();
     assert_eq!(left.len(), 1);
     assert_eq!(left[0].task_id, "t4");
+}
+
+/// Access keys and roles: unique, listed, deleted; a migrated version 0 database has the tables.
+#[tokio::test]
+async fn access_keys_and_roles_are_stored_without_secrets() {
+    use fnbridge_store::identity::{AccessKey, Role};
+    let (_d, store) = open();
+    let key = AccessKey {
+        access_key_id: "LTAIexample".into(),
+        description: "ci".into(),
+        created_ms: 5,
+    };
+    let k = key.clone();
+    store.write(move |c| c.insert_access_key(&k)).await.unwrap();
+    let k = key.clone();
+    let again = store.write(move |c| c.insert_access_key(&k)).await;
+    assert!(matches!(again, Err(StoreError::Conflict(_))), "{again:?}");
+    let role = Role {
+        name: "reader".into(),
+        description: String::new(),
+        policy: r#"{"Statement":[]}"#.into(),
+        created_ms: 6,
+    };
+    let r = role.clone();
+    store.write(move |c| c.insert_role(&r)).await.unwrap();
+    let (keys, n, got, roles) = store
+        .read(|c| {
+            Ok((
+                c.list_access_keys()?,
+                c.count_roles()?,
+                c.get_role("READER")?,
+                c.list_roles()?,
+            ))
+        })
+        .await
+        .unwrap();
+    assert_eq!(keys, [key]);
+    assert_eq!((n, got.as_ref()), (1, Some(&role)));
+    assert_eq!(roles, [role]);
+    let gone = store
+        .write(|c| {
+            Ok((
+                c.delete_access_key("LTAIexample")?,
+                c.delete_role("reader")?,
+            ))
+        })
+        .await
+        .unwrap();
+    assert_eq!(gone, (true, true));
+    let left = store
+        .read(|c| Ok((c.count_access_keys()?, c.get_access_key("LTAIexample")?)))
+        .await
+        .unwrap();
+    assert_eq!(left, (0, None));
 }

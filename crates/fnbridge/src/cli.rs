@@ -95,6 +95,10 @@ pub enum Command {
     Dlq(Client<DlqCmd>),
     /// Print a function's logs.
     Logs(LogsArgs),
+    /// Manage the account's access keys (for signed clients such as the FC SDK).
+    Key(Client<KeyCmd>),
+    /// Manage roles: RAM policies that functions assume for STS credentials.
+    Role(Client<RoleCmd>),
     /// Work with event patterns locally (no server needed).
     #[command(subcommand)]
     Pattern(PatternCmd),
@@ -192,11 +196,6 @@ pub struct ServeArgs {
     /// so servers started for tests do not compete for 9001.
     #[arg(long, env = "FNBRIDGE_OSS_LISTEN")]
     pub oss_listen: Option<String>,
-    /// TEMPORARY, for tests and local use until `fnbridge key create` lands: an access key
-    /// the object store accepts, as ID:SECRET (repeatable). Functions' own STS credentials
-    /// (`context.credentials`) are always accepted.
-    #[arg(long, env = "FNBRIDGE_OSS_TEST_KEY", value_delimiter = ',')]
-    pub oss_test_key: Vec<String>,
     /// Host names whose sub-domains name buckets (virtual-host style: `bucket.localhost`).
     #[arg(long, default_value = "localhost")]
     pub oss_domain: Vec<String>,
@@ -559,6 +558,51 @@ pub enum DlqCmd {
     Delete {
         /// Entry id.
         id: i64,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KeyCmd {
+    /// Create an access key and print its id and secret (the secret is shown only now).
+    Create {
+        /// A note saying what the key is for.
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+    /// List access keys (ids only; secrets are never shown again).
+    List,
+    /// Delete an access key; requests signed with it are refused from now on.
+    Delete {
+        /// Access key id.
+        id: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RoleCmd {
+    /// Create a role with a RAM policy; functions name it as `acs:ram::{account}:role/{name}`.
+    Create {
+        /// Role name: 1-64 letters, digits, '.' or '-'.
+        name: String,
+        /// The policy document: inline JSON, @FILE or a file name, e.g.
+        /// '{"Version":"1","Statement":[{"Effect":"Allow","Action":"fc:InvokeFunction","Resource":"*"}]}'
+        #[arg(long)]
+        policy: String,
+        /// A note saying what the role is for.
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+    /// List roles.
+    List,
+    /// Show a role and its policy.
+    Get {
+        /// Role name.
+        name: String,
+    },
+    /// Delete a role; credentials issued for it stop working at once.
+    Delete {
+        /// Role name.
+        name: String,
     },
 }
 

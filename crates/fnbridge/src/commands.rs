@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use crate::cli::{
     AliasCmd, AsyncConfigCmd, Command, DlqCmd, EventsCmd, FunctionCmd, FunctionSpecArgs, Global,
-    LogsArgs, PatternCmd, PatternTestArgs, TasksCmd, TriggerCmd, VersionCmd,
+    KeyCmd, LogsArgs, PatternCmd, PatternTestArgs, RoleCmd, TasksCmd, TriggerCmd, VersionCmd,
 };
 use crate::client::{Client, seg};
 use crate::output::{self, out, outln};
@@ -30,6 +30,8 @@ pub fn run(cmd: Command) -> anyhow::Result<i32> {
         Command::Tasks(a) => tasks(&Client::new(&a.global)?, &a.global, a.cmd),
         Command::Dlq(a) => dlq(&Client::new(&a.global)?, &a.global, a.cmd),
         Command::Logs(a) => logs(&Client::new(&a.global)?, &a),
+        Command::Key(a) => key(&Client::new(&a.global)?, &a.global, a.cmd),
+        Command::Role(a) => role(&Client::new(&a.global)?, &a.global, a.cmd),
         Command::Serve(_) | Command::Pattern(_) => unreachable!("handled in main"),
     }
 }
@@ -759,7 +761,12 @@ fn tasks(c: &Client, g: &Global, cmd: TasksCmd) -> anyhow::Result<i32> {
                 output::json(&v);
             } else {
                 let rows = output::rows(
-                    v["asyncTasks"].as_array().into_iter().flatten(),
+                    // `asyncTasks` from `/tasks`; `tasks` is FC's ListAsyncTasks spelling.
+                    v["asyncTasks"]
+                        .as_array()
+                        .or(v["tasks"].as_array())
+                        .into_iter()
+                        .flatten(),
                     &[
                         "taskId",
                         "functionName",
@@ -890,6 +897,95 @@ fn dlq(c: &Client, g: &Global, cmd: DlqCmd) -> anyhow::Result<i32> {
         DlqCmd::Delete { id } => {
             c.send(c.request(Method::DELETE, &format!("/dlq/{id}")))?;
             deleted(g, &format!("dead-letter entry {id}"), json!({"id": id}));
+        }
+    }
+    Ok(0)
+}
+
+fn key(c: &Client, g: &Global, cmd: KeyCmd) -> anyhow::Result<i32> {
+    match cmd {
+        KeyCmd::Create { description } => {
+            let v = c.json(
+                c.request(Method::POST, "/keys")
+                    .json(&json!({"description": description})),
+            )?;
+            if g.json {
+                output::json(&json!({
+                    "accessKeyId": v["accessKeyId"],
+                    "accessKeySecret": v["accessKeySecret"],
+                }));
+            } else {
+                output::record(
+                    &v,
+                    &[
+                        "accessKeyId",
+                        "accessKeySecret",
+                        "description",
+                        "createdTime",
+                    ],
+                );
+                outln!("keep the secret now: it is not shown again");
+            }
+        }
+        KeyCmd::List => {
+            let v = c.json(c.request(Method::GET, "/keys"))?;
+            if g.json {
+                output::json(&v);
+            } else {
+                let rows = output::rows(
+                    v["accessKeys"].as_array().into_iter().flatten(),
+                    &["accessKeyId", "createdTime", "description"],
+                );
+                output::table(&["ACCESS KEY ID", "CREATED", "DESCRIPTION"], &rows);
+            }
+        }
+        KeyCmd::Delete { id } => {
+            c.send(c.request(Method::DELETE, &format!("/keys/{}", seg(&id))))?;
+            deleted(g, &format!("access key {id}"), json!({"accessKeyId": id}));
+        }
+    }
+    Ok(0)
+}
+
+fn role(c: &Client, g: &Global, cmd: RoleCmd) -> anyhow::Result<i32> {
+    let show = |v: &Value| {
+        if g.json {
+            output::json(v);
+        } else {
+            output::record(v, &["roleName", "arn", "description", "createdTime"]);
+            outln!("policy: {}", v["policy"]);
+        }
+    };
+    match cmd {
+        RoleCmd::Create {
+            name,
+            policy,
+            description,
+        } => {
+            let text = load_json_arg(&policy).map_err(|e| anyhow::anyhow!("--policy: {e}"))?;
+            let policy: Value = serde_json::from_str(&text)
+                .map_err(|e| anyhow::anyhow!("--policy: not valid JSON: {e}"))?;
+            let body = json!({"roleName": name, "description": description, "policy": policy});
+            show(&c.json(c.request(Method::POST, "/roles").json(&body))?);
+        }
+        RoleCmd::List => {
+            let v = c.json(c.request(Method::GET, "/roles"))?;
+            if g.json {
+                output::json(&v);
+            } else {
+                let rows = output::rows(
+                    v["roles"].as_array().into_iter().flatten(),
+                    &["roleName", "arn", "createdTime"],
+                );
+                output::table(&["ROLE", "ARN", "CREATED"], &rows);
+            }
+        }
+        RoleCmd::Get { name } => {
+            show(&c.json(c.request(Method::GET, &format!("/roles/{}", seg(&name))))?);
+        }
+        RoleCmd::Delete { name } => {
+            c.send(c.request(Method::DELETE, &format!("/roles/{}", seg(&name))))?;
+            deleted(g, &format!("role {name}"), json!({"roleName": name}));
         }
     }
     Ok(0)

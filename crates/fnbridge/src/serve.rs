@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use fnbridge_api::{AppState, router};
+use fnbridge_auth::{Auth, AuthConfig, MasterKey};
 use fnbridge_dispatch::{Backoff, DispatchConfig, Dispatcher, Limits, ids};
 use fnbridge_runtime::{Runtime, RuntimeConfig};
 use fnbridge_store::Store;
@@ -41,6 +42,17 @@ fn admin_token(data_dir: &Path) -> anyhow::Result<String> {
     f.write_all(token.as_bytes())?;
     f.sync_all()?;
     Ok(token)
+}
+
+/// The URL functions reach the API at (`FNBRIDGE_API_ENDPOINT`): the listening address, with a
+/// wildcard address replaced by loopback, which a function on this host can connect to.
+fn api_endpoint(addr: std::net::SocketAddr) -> String {
+    let ip = match addr.ip() {
+        std::net::IpAddr::V4(v4) if v4.is_unspecified() => std::net::Ipv4Addr::LOCALHOST.into(),
+        std::net::IpAddr::V6(v6) if v6.is_unspecified() => std::net::Ipv6Addr::LOCALHOST.into(),
+        ip => ip,
+    };
+    format!("http://{}", std::net::SocketAddr::new(ip, addr.port()))
 }
 
 /// Takes `<data-dir>/fnbridge.lock` for the life of the process and writes our pid in it. A
@@ -112,7 +124,26 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // Held until the process exits; taken before anything in the data dir is touched.
     let _lock = lock_data_dir(&data)?;
     let token = admin_token(&data)?;
+    // Beside admin.token and never in the database: access key secrets and STS credentials are
+    // derived from it, so a copy of fnbridge.db alone gives none of them away.
+    let key_path = data.join("auth.key");
+    let master = MasterKey::load_or_create(&key_path)
+        .with_context(|| format!("cannot read or create {}", key_path.display()))?;
     let store = Store::open(&data.join("fnbridge.db")).context("cannot open the database")?;
+    // Bound before the runtime starts: functions are told where the API is, and with :0 the
+    // port is known only now.
+    let listener = tokio::net::TcpListener::bind(&args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let addr = listener.local_addr()?;
+    let mut base_env = fnbridge_runtime::host_base_env();
+    base_env.insert("FNBRIDGE_API_ENDPOINT".into(), api_endpoint(addr));
+    let auth = Auth::new(
+        AuthConfig::new(&args.region, &args.account_id),
+        store.clone(),
+        master,
+        token,
+    );
     let runtime = Runtime::new(RuntimeConfig {
         python: args.python.clone(),
         work_dir: data.join("runtime"),
@@ -120,7 +151,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         account_id: args.account_id.clone(),
         max_instances_per_function: args.max_instances,
         idle_timeout: Duration::from_secs(args.idle_timeout_s),
-        base_env: fnbridge_runtime::host_base_env(),
+        base_env,
         ..RuntimeConfig::default()
     })
     .context("cannot start the function runtime")?;
@@ -150,20 +181,16 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         },
         store.clone(),
         runtime,
+        auth,
     )
     .await
     .context("cannot start the dispatcher")?;
     let app = router(AppState {
         dispatcher: dispatcher.clone(),
-        token: Arc::from(token.as_str()),
         // The resolved interpreter: a bare `python3` may be a shim that costs 100+ ms per start.
         python: Arc::from(dispatcher.runtime().python()),
         body_timeout: Some(Duration::from_secs(args.body_timeout_s.max(1))),
     });
-    let listener = tokio::net::TcpListener::bind(&args.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", args.listen))?;
-    let addr = listener.local_addr()?;
     let objects = objectstore::start(&args, &data, &dispatcher).await?;
     // Installed before anyone is told we are up, so an early SIGTERM still shuts down cleanly.
     let shutdown = shutdown_signal().context("cannot install signal handlers")?;

@@ -30,6 +30,21 @@ fn authentication_is_required() {
         .send()
         .unwrap();
     expect_error(r, 403, "InvalidAccessKeyID", "not valid");
+    // The scheme is case-insensitive (RFC 9110).
+    let r = s
+        .http
+        .get(s.url("/2023-03-30/functions"))
+        .header("authorization", format!("bearer {}", s.token))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = s
+        .http
+        .get(s.url("/2023-03-30/functions"))
+        .header("authorization", "Basic abc")
+        .send()
+        .unwrap();
+    expect_error(r, 401, "AccessDenied", "unsupported Authorization scheme");
     let r = s
         .http
         .post(s.url("/events"))

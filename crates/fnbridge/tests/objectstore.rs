@@ -32,25 +32,36 @@ fn python() -> Option<PathBuf> {
     None
 }
 
+/// A server, with an access key of its account (`POST /keys`, what `fnbridge key create`
+/// calls) that the Python clients sign with: they read it from FNB_AK / FNB_SK.
 fn start(dir: &std::path::Path) -> Server {
-    Server::start_with(
-        dir,
-        &[
-            "--retry-base-ms",
-            "20",
-            "--oss-test-key",
-            "testak:testsecret",
-        ],
-    )
+    let s = Server::start_with(dir, &["--retry-base-ms", "20"]);
+    let key = ok_json(s.post("/keys", &json!({"description": "object store tests"})));
+    let (ak, sk) = (
+        key["accessKeyId"].as_str().unwrap().to_string(),
+        key["accessKeySecret"].as_str().unwrap().to_string(),
+    );
+    KEY.with(|k| *k.borrow_mut() = Some((ak, sk)));
+    s
+}
+
+thread_local! {
+    /// The key of the server this test thread started.
+    static KEY: std::cell::RefCell<Option<(String, String)>> = const { std::cell::RefCell::new(None) };
 }
 
 fn run_script(py: &PathBuf, script: &str, args: &[&str]) {
     let path = repo()
         .join("crates/fnbridge/tests/objectstore")
         .join(script);
+    let (ak, sk) = KEY
+        .with(|k| k.borrow().clone())
+        .expect("start() made a key");
     let out = Command::new(py)
         .arg(&path)
         .args(args)
+        .env("FNB_AK", ak)
+        .env("FNB_SK", sk)
         .env("NO_PROXY", "")
         .output()
         .expect("run python");

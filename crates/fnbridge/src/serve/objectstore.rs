@@ -30,33 +30,17 @@ impl EventSink for DispatchSink {
     }
 }
 
-/// The keys the object store accepts until the identity service lands: the `--oss-test-key`
-/// pairs and the STS credentials functions get in `context.credentials`.
-struct Keys {
-    test: Vec<(String, String)>,
-    sts: fnbridge_runtime::Credentials,
-}
+/// The keys the object store accepts: the account's access keys (`fnbridge key create`) and the
+/// STS credentials functions with a role get in `context.credentials`.
+struct Keys(fnbridge_auth::Auth);
 
 impl SecretLookup for Keys {
     fn secret(&self, access_key_id: &str, security_token: Option<&str>) -> Option<Secret> {
-        if access_key_id == self.sts.access_key_id {
-            return (security_token == Some(self.sts.security_token.as_str()))
-                .then(|| Secret(self.sts.access_key_secret.clone()));
-        }
-        if security_token.is_some_and(|t| !t.is_empty()) {
-            return None;
-        }
-        self.test
-            .iter()
-            .find(|(id, _)| id == access_key_id)
-            .map(|(_, s)| Secret(s.clone()))
+        self.0.secret_for(access_key_id, security_token).map(Secret)
     }
 
     fn secret_of(&self, access_key_id: &str) -> Option<Secret> {
-        if access_key_id == self.sts.access_key_id {
-            return Some(Secret(self.sts.access_key_secret.clone()));
-        }
-        self.secret(access_key_id, None)
+        self.0.secret_of(access_key_id).map(Secret)
     }
 }
 
@@ -75,17 +59,7 @@ pub async fn start(
     if listen == "off" {
         return Ok(None);
     }
-    let mut test = Vec::new();
-    for k in &args.oss_test_key {
-        let (id, secret) = k
-            .split_once(':')
-            .with_context(|| "--oss-test-key takes ID:SECRET".to_string())?;
-        test.push((id.to_string(), secret.to_string()));
-    }
-    let keys = Arc::new(Keys {
-        test,
-        sts: dispatcher.credentials().clone(),
-    });
+    let keys = Arc::new(Keys(dispatcher.auth().clone()));
     let store = ObjectStore::open(
         dispatcher.store().clone(),
         &data.join("objects"),

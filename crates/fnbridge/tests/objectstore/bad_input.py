@@ -1,9 +1,10 @@
+import os
 # Refusals with the protocol's error code, and nothing stored. argv: endpoint.
 import sys, time, base64, hashlib, boto3, botocore, oss2, requests
 from botocore.config import Config
 ep = sys.argv[1]
-def s3c(secret="testsecret"):
-    return boto3.client("s3", endpoint_url=ep, aws_access_key_id="testak", aws_secret_access_key=secret,
+def s3c(secret=os.environ["FNB_SK"]):
+    return boto3.client("s3", endpoint_url=ep, aws_access_key_id=os.environ["FNB_AK"], aws_secret_access_key=secret,
                         region_name="cn-hangzhou", config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}))
 s3 = s3c()
 def code(f):
@@ -30,12 +31,12 @@ assert code(lambda: s3.complete_multipart_upload(Bucket="bad", Key="mp", UploadI
 assert code(lambda: s3.head_object(Bucket="bad", Key="mp")) == "404"
 assert code(lambda: s3.delete_bucket(Bucket="bad")) == "BucketNotEmpty"
 # OSS dialect.
-b = oss2.Bucket(oss2.Auth("testak", "wrong"), ep, "bad")
+b = oss2.Bucket(oss2.Auth(os.environ["FNB_AK"], "wrong"), ep, "bad")
 try:
     b.put_object("k", b"x"); raise SystemExit("wrong secret accepted")
 except oss2.exceptions.SignatureDoesNotMatch:
     pass
-b = oss2.Bucket(oss2.Auth("testak", "testsecret"), ep, "bad")
+b = oss2.Bucket(oss2.Auth(os.environ["FNB_AK"], os.environ["FNB_SK"]), ep, "bad")
 try:
     b.put_object("k", b"x", headers={"Content-MD5": wrong_md5}); raise SystemExit("bad md5 accepted")
 except oss2.exceptions.InvalidDigest:

@@ -1,7 +1,7 @@
 # boto3 with its defaults against fnbridge, unchanged apart from endpoint and keys. argv: endpoint.
 import sys, boto3, botocore, os, time, urllib.request
 from botocore.config import Config
-s3 = boto3.client("s3", endpoint_url=sys.argv[1], aws_access_key_id="testak", aws_secret_access_key="testsecret", region_name="cn-hangzhou", config=Config(s3={"addressing_style":"path"}))
+s3 = boto3.client("s3", endpoint_url=sys.argv[1], aws_access_key_id=os.environ["FNB_AK"], aws_secret_access_key=os.environ["FNB_SK"], region_name="cn-hangzhou", config=Config(s3={"addressing_style":"path"}))
 s3.create_bucket(Bucket="bk1")
 assert [b["Name"] for b in s3.list_buckets()["Buckets"]] == ["bk1"]
 s3.put_object(Bucket="bk1", Key="dir/a b+c.txt", Body=b"hello world", Metadata={"k":"v"})

@@ -1,7 +1,8 @@
+import os
 # oss2 against fnbridge, unchanged apart from endpoint and keys. argv: endpoint.
 import sys, oss2, requests
 ep = sys.argv[1]
-auth = oss2.Auth("testak", "testsecret")
+auth = oss2.Auth(os.environ["FNB_AK"], os.environ["FNB_SK"])
 b = oss2.Bucket(auth, ep, "ossbk")
 b.create_bucket()
 assert "ossbk" in [x.name for x in oss2.Service(auth, ep).list_buckets().buckets]
@@ -43,7 +44,7 @@ assert b.get_object(key).read() == data
 # alibabacloud-oss-v2 (V4 signatures) on the same bucket.
 import alibabacloud_oss_v2 as oss
 cfg = oss.config.load_default()
-cfg.credentials_provider = oss.credentials.StaticCredentialsProvider("testak", "testsecret")
+cfg.credentials_provider = oss.credentials.StaticCredentialsProvider(os.environ["FNB_AK"], os.environ["FNB_SK"])
 cfg.region = "cn-hangzhou"
 cfg.endpoint = ep
 cfg.use_path_style = True

@@ -1,0 +1,376 @@
+//! Who a request is, and whether it may do what it asks: the authentication middleware (the
+//! admin token as `Bearer`, or an ACS3-HMAC-SHA256 signature with an access key or a role's STS
+//! credentials), the map from each route to its RAM action and resource, and the fnbridge
+//! extension endpoints that manage access keys (`/keys`) and roles (`/roles`).
+
+use axum::Json;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Request, State};
+use axum::http::{Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use fnbridge_auth::{AuthError, SignedRequest, acs3};
+use fnbridge_event::limits::MAX_API_BODY;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::error::ApiError;
+use crate::router::AppState;
+
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        let e = match e {
+            AuthError::Store(s) => return ApiError::from(s),
+            other => other,
+        };
+        let forbidden = |code| ApiError::new(StatusCode::FORBIDDEN, code, e.to_string());
+        match &e {
+            AuthError::Store(_) => ApiError::internal(&e),
+            AuthError::Invalid(_) | AuthError::BadAuthorization(_) => {
+                ApiError::invalid(e.to_string())
+            }
+            AuthError::MissingHeader(_) => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "MissingRequiredHeader",
+                e.to_string(),
+            ),
+            AuthError::BadToken | AuthError::UnknownKey(_) => forbidden("InvalidAccessKeyID"),
+            AuthError::BadSecurityToken(_) => forbidden("InvalidSecurityToken"),
+            AuthError::ExpiredSecurityToken => forbidden("InvalidSecurityToken.Expired"),
+            AuthError::SignatureMismatch(_) => forbidden("SignatureNotMatch"),
+            AuthError::Skewed { .. } => forbidden("RequestTimeTooSkewed"),
+            AuthError::NonceUsed(_) => forbidden("SignatureNonceUsed"),
+            AuthError::Denied { .. } => forbidden("AccessDenied"),
+            AuthError::NonceCacheFull => {
+                let mut a = ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "ResourceThrottled",
+                    e.to_string(),
+                );
+                a.retry_after = Some(1);
+                a
+            }
+            AuthError::NotFound { kind, .. } => ApiError::not_found(
+                if *kind == "role" {
+                    "EntityNotExist.Role"
+                } else {
+                    "EntityNotExist.AccessKey"
+                },
+                e.to_string(),
+            ),
+            AuthError::Conflict(_) => ApiError::conflict("EntityAlreadyExists.Role", e.to_string()),
+            AuthError::LimitExceeded(_) => {
+                ApiError::new(StatusCode::CONFLICT, "LimitExceeded", e.to_string())
+            }
+        }
+    }
+}
+
+/// The RAM action and resource of a request, from its method and path; `None` for a path no
+/// route serves (answered `PathNotSupported` without doing anything).
+pub(crate) fn action_for(
+    method: &Method,
+    path: &str,
+    region: &str,
+    account: &str,
+) -> Option<(&'static str, String)> {
+    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let fc = |name: &str| format!("acs:fc:{region}:{account}:functions/{name}");
+    let own = |what: &str| format!("acs:fnbridge:{region}:{account}:{what}");
+    let m = method.as_str();
+    let action = match (m, segs.as_slice()) {
+        ("POST", ["2023-03-30", "functions"]) => ("fc:CreateFunction", fc("*")),
+        ("GET", ["2023-03-30", "functions"]) => ("fc:ListFunctions", fc("*")),
+        ("GET", ["2023-03-30", "async-invoke-configs"]) => ("fc:ListAsyncInvokeConfigs", fc("*")),
+        (_, ["2023-03-30", "functions", name, rest @ ..]) => {
+            let r = fc(name);
+            let a = match (m, rest) {
+                ("GET", []) => "fc:GetFunction",
+                ("PUT", []) => "fc:UpdateFunction",
+                ("DELETE", []) => "fc:DeleteFunction",
+                ("GET", ["code"]) => "fc:GetFunctionCode",
+                ("POST", ["invocations"]) => "fc:InvokeFunction",
+                ("POST", ["versions"]) => "fc:PublishFunctionVersion",
+                ("GET", ["versions"]) => "fc:ListFunctionVersions",
+                ("DELETE", ["versions", _]) => "fc:DeleteFunctionVersion",
+                ("POST", ["aliases"]) => "fc:CreateAlias",
+                ("GET", ["aliases"]) => "fc:ListAliases",
+                ("GET", ["aliases", _]) => "fc:GetAlias",
+                ("PUT", ["aliases", _]) => "fc:UpdateAlias",
+                ("DELETE", ["aliases", _]) => "fc:DeleteAlias",
+                ("POST", ["triggers"]) => "fc:CreateTrigger",
+                ("GET", ["triggers"]) => "fc:ListTriggers",
+                ("GET", ["triggers", _]) => "fc:GetTrigger",
+                ("PUT", ["triggers", _]) => "fc:UpdateTrigger",
+                ("DELETE", ["triggers", _]) => "fc:DeleteTrigger",
+                ("GET", ["async-invoke-config"]) => "fc:GetAsyncInvokeConfig",
+                ("PUT", ["async-invoke-config"]) => "fc:PutAsyncInvokeConfig",
+                ("DELETE", ["async-invoke-config"]) => "fc:DeleteAsyncInvokeConfig",
+                ("GET", ["async-tasks"]) => "fc:ListAsyncTasks",
+                ("GET", ["async-tasks", _]) => "fc:GetAsyncTask",
+                // fnbridge extensions on a function.
+                ("GET", ["logs"]) => "fnbridge:GetFunctionLogs",
+                ("GET", ["test-events"]) => "fnbridge:ListTestEvents",
+                ("GET", ["test-events", _]) => "fnbridge:GetTestEvent",
+                ("PUT", ["test-events", _]) => "fnbridge:PutTestEvent",
+                ("DELETE", ["test-events", _]) => "fnbridge:DeleteTestEvent",
+                _ => return None,
+            };
+            (a, r)
+        }
+        ("POST", ["events"]) => ("fnbridge:PutEvents", own("events")),
+        ("GET", ["tasks"]) => ("fnbridge:ListTasks", own("tasks")),
+        ("GET", ["stats"]) => ("fnbridge:GetStats", own("stats")),
+        ("GET", ["templates", ..]) => ("fnbridge:GetTemplates", own("templates")),
+        ("GET", ["dlq"]) => ("fnbridge:ListDeadLetters", own("dlq")),
+        ("GET", ["dlq", _]) => ("fnbridge:GetDeadLetter", own("dlq")),
+        ("DELETE", ["dlq", _]) => ("fnbridge:DeleteDeadLetter", own("dlq")),
+        ("POST", ["dlq", _, "redrive"]) => ("fnbridge:RedriveDeadLetter", own("dlq")),
+        ("POST", ["keys"]) => ("ram:CreateAccessKey", format!("acs:ram::{account}:user/*")),
+        ("GET", ["keys"]) => ("ram:ListAccessKeys", format!("acs:ram::{account}:user/*")),
+        ("DELETE", ["keys", _]) => ("ram:DeleteAccessKey", format!("acs:ram::{account}:user/*")),
+        ("POST", ["roles"]) => ("ram:CreateRole", format!("acs:ram::{account}:role/*")),
+        ("GET", ["roles"]) => ("ram:ListRoles", format!("acs:ram::{account}:role/*")),
+        ("GET", ["roles", n]) => ("ram:GetRole", format!("acs:ram::{account}:role/{n}")),
+        ("DELETE", ["roles", n]) => ("ram:DeleteRole", format!("acs:ram::{account}:role/{n}")),
+        _ => return None,
+    };
+    Some(action)
+}
+
+/// The middleware: decides who the request is, checks the route's action against it, and
+/// passes the request on with its `Principal` as an extension.
+pub(crate) async fn authenticate(
+    State(state): State<AppState>,
+    req: Request,
+    next: Next,
+) -> Response {
+    match authorize(&state, req).await {
+        Ok(req) => next.run(req).await,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn authorize(state: &AppState, req: Request) -> Result<Request, ApiError> {
+    let auth = state.dispatcher.auth();
+    let value = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    let Some(value) = value else {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "AccessDenied",
+            "missing 'Authorization: Bearer <token>' header (the token is in the data dir's admin.token), or sign the request with an access key (ACS3-HMAC-SHA256)",
+        ));
+    };
+    let (scheme, rest) = value.trim().split_once(' ').unwrap_or((value.trim(), ""));
+    let (principal, req) = if scheme.eq_ignore_ascii_case("bearer") {
+        (auth.verify_bearer(rest)?, req)
+    } else if scheme.eq_ignore_ascii_case(acs3::ALGORITHM) {
+        // The body is part of what is signed: read it (bounded) and hand the same bytes on.
+        let (parts, body) = req.into_parts();
+        let bytes: Bytes = axum::body::to_bytes(body, MAX_API_BODY)
+            .await
+            .map_err(|e| {
+                if std::error::Error::source(&e)
+                    .is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
+                {
+                    ApiError::too_large(MAX_API_BODY)
+                } else {
+                    ApiError::invalid(format!("cannot read the request body: {e}"))
+                }
+            })?;
+        let headers: Vec<(String, String)> = parts
+            .headers
+            .iter()
+            .map(|(n, v)| {
+                (
+                    n.as_str().to_owned(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect();
+        let body_sha256 = acs3::sha256_hex(&bytes);
+        let principal = auth
+            .verify_signed(&SignedRequest {
+                authorization: rest,
+                method: parts.method.as_str(),
+                path: parts.uri.path(),
+                query: parts.uri.query().unwrap_or(""),
+                headers: &headers,
+                body_sha256: &body_sha256,
+            })
+            .await?;
+        (principal, Request::from_parts(parts, Body::from(bytes)))
+    } else {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "AccessDenied",
+            format!("unsupported Authorization scheme '{scheme}': use Bearer or ACS3-HMAC-SHA256"),
+        ));
+    };
+    let cfg = state.dispatcher.config();
+    if let Some((action, resource)) =
+        action_for(req.method(), req.uri().path(), &cfg.region, &cfg.account_id)
+    {
+        principal.authorize(action, &resource)?;
+    }
+    let mut req = req;
+    req.extensions_mut().insert(principal);
+    Ok(req)
+}
+
+// ---- /keys and /roles (fnbridge extensions) ----
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct KeyInput {
+    #[serde(default)]
+    description: String,
+}
+
+fn key_json(k: &fnbridge_store::identity::AccessKey) -> Value {
+    json!({
+        "accessKeyId": k.access_key_id,
+        "description": k.description,
+        "createdTime": crate::time::rfc3339_ms(k.created_ms),
+    })
+}
+
+pub(crate) async fn create_key(
+    State(state): State<AppState>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let input: KeyInput = if body.is_empty() {
+        KeyInput::default()
+    } else {
+        crate::body::json(&body)?
+    };
+    let (key, secret) = state
+        .dispatcher
+        .auth()
+        .create_key(&input.description)
+        .await?;
+    let mut v = key_json(&key);
+    v["accessKeySecret"] = json!(secret);
+    Ok(Json(v))
+}
+
+pub(crate) async fn list_keys(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let keys = state.dispatcher.auth().list_keys().await?;
+    Ok(Json(
+        json!({"accessKeys": keys.iter().map(key_json).collect::<Vec<_>>()}),
+    ))
+}
+
+pub(crate) async fn delete_key(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    state.dispatcher.auth().delete_key(&id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct RoleInput {
+    role_name: String,
+    #[serde(default)]
+    description: String,
+    /// The policy document: a JSON object, or a string holding one (as RAM's API takes it).
+    policy: Value,
+}
+
+fn role_json(state: &AppState, r: &fnbridge_store::identity::Role) -> Value {
+    let cfg = state.dispatcher.config();
+    json!({
+        "roleName": r.name,
+        "arn": format!("acs:ram::{}:role/{}", cfg.account_id, r.name.to_ascii_lowercase()),
+        "description": r.description,
+        "policy": serde_json::from_str::<Value>(&r.policy).unwrap_or(Value::Null),
+        "createdTime": crate::time::rfc3339_ms(r.created_ms),
+    })
+}
+
+pub(crate) async fn create_role(
+    State(state): State<AppState>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let input: RoleInput = crate::body::json(&body)?;
+    let policy = match &input.policy {
+        Value::String(s) => s.clone(),
+        v @ Value::Object(_) => v.to_string(),
+        _ => {
+            return Err(ApiError::invalid(
+                "policy: a JSON object (the RAM policy document)",
+            ));
+        }
+    };
+    let role = state
+        .dispatcher
+        .auth()
+        .create_role(&input.role_name, &input.description, &policy)
+        .await?;
+    Ok(Json(role_json(&state, &role)))
+}
+
+pub(crate) async fn get_role(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let role = state.dispatcher.auth().get_role(&name).await?;
+    Ok(Json(role_json(&state, &role)))
+}
+
+pub(crate) async fn list_roles(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let roles = state.dispatcher.auth().list_roles().await?;
+    Ok(Json(
+        json!({"roles": roles.iter().map(|r| role_json(&state, r)).collect::<Vec<_>>()}),
+    ))
+}
+
+pub(crate) async fn delete_role(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    state.dispatcher.auth().delete_role(&name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_fc_route_has_its_action_and_function_resource() {
+        let a = |m: Method, p: &str| action_for(&m, p, "r", "1");
+        let f = "acs:fc:r:1:functions/f".to_string();
+        assert_eq!(
+            a(Method::POST, "/2023-03-30/functions/f/invocations"),
+            Some(("fc:InvokeFunction", f.clone()))
+        );
+        assert_eq!(
+            a(Method::GET, "/2023-03-30/functions/f/code"),
+            Some(("fc:GetFunctionCode", f.clone()))
+        );
+        assert_eq!(
+            a(Method::DELETE, "/2023-03-30/functions/f/triggers/t"),
+            Some(("fc:DeleteTrigger", f.clone()))
+        );
+        assert_eq!(
+            a(Method::GET, "/2023-03-30/functions/f/async-tasks/x"),
+            Some(("fc:GetAsyncTask", f))
+        );
+        assert_eq!(
+            a(Method::GET, "/2023-03-30/functions").map(|x| x.0),
+            Some("fc:ListFunctions")
+        );
+        assert_eq!(
+            a(Method::POST, "/keys").map(|x| x.0),
+            Some("ram:CreateAccessKey")
+        );
+        assert_eq!(a(Method::PATCH, "/2023-03-30/functions/f"), None);
+        assert_eq!(a(Method::GET, "/nothing"), None);
+    }
+}
