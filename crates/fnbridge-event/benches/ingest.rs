@@ -124,6 +124,15 @@ fn round(events: usize, mut pass: impl FnMut() -> usize) -> f64 {
     secs * 1e9 / n as f64
 }
 
+/// `n` passes, in a function of its own so that callgrind can count it alone
+/// (`--collect-atstart=no --toggle-collect='*profiled_passes*'`).
+#[inline(never)]
+fn profiled_passes(n: usize, pass: &dyn Fn() -> usize) {
+    for _ in 0..n {
+        black_box(pass());
+    }
+}
+
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
     v[v.len() / 2]
@@ -218,15 +227,28 @@ fn main() {
         hits
     };
 
-    // For a profiler: one path only, for a few seconds.
+    // For a profiler: one path only, for a few seconds, or for `BENCH_PASSES` passes (an
+    // instruction counter such as callgrind is too slow for seconds of work, and a fixed count
+    // lets a run with 0 passes be subtracted as the setup's share).
     if let Ok(which) = std::env::var("BENCH_PROFILE") {
-        let t = Instant::now();
-        while t.elapsed() < Duration::from_secs(5) {
+        let passes: Option<usize> = std::env::var("BENCH_PASSES")
+            .ok()
+            .and_then(|v| v.parse().ok());
+        let pass = || {
             black_box(if which == "matcher" {
                 matcher_pass()
             } else {
                 ingest_pass()
-            });
+            })
+        };
+        match passes {
+            Some(n) => profiled_passes(n, &pass),
+            None => {
+                let t = Instant::now();
+                while t.elapsed() < Duration::from_secs(5) {
+                    pass();
+                }
+            }
         }
         return;
     }
