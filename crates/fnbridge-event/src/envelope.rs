@@ -187,7 +187,8 @@ impl<'a> SourceEvent<'a> {
 
 /// Wraps one event's text in the `{"events":[...]}` envelope functions receive.
 pub fn delivery_payload(event_json: &str) -> String {
-    let mut s = String::with_capacity(event_json.len() + 12);
+    // Sized exactly: one byte short, the tail's push would reallocate and copy the whole event.
+    let mut s = String::with_capacity(DELIVERY_HEAD.len() + event_json.len() + DELIVERY_TAIL.len());
     s.push_str(DELIVERY_HEAD);
     s.push_str(event_json);
     s.push_str(DELIVERY_TAIL);
