@@ -559,14 +559,17 @@ struct Valid {
 /// non-empty decoded: every escape stands for at least one character.
 fn str_field<'t>(
     cap: &Capture,
-    text: &'t [u8],
+    text: &'t str,
     slot: usize,
     parent: &dyn Fn() -> String,
     key: &str,
-) -> Result<&'t [u8], String> {
+) -> Result<&'t str, String> {
     match cap.get(slot) {
         Some(c) if c.kind == JsonKind::String && c.span.len() > 2 => {
-            Ok(&text[c.span.start + 1..c.span.end - 1])
+            // The span starts and ends at quotes, which are ASCII: its inside is a `str` slice
+            // (`get` never fails here, and says so rather than panicking if it did).
+            text.get(c.span.start + 1..c.span.end - 1)
+                .ok_or_else(|| format!("{}.{key}: must be a string", parent()))
         }
         Some(c) if c.kind == JsonKind::String => {
             Err(format!("{}.{key}: must not be empty", parent()))
@@ -576,23 +579,34 @@ fn str_field<'t>(
     }
 }
 
-/// A string field's value, decoded only when it holds an escape (the common case compares the
-/// bytes as written).
-fn str_value<'t>(
+/// A string field's value looked up with `find`: first on the text as written, which is the value
+/// itself unless it holds an escape, and only on a miss decoded and looked up again (an escape is
+/// rare, and scanning for one costs more than the lookup). Every value the lookups know is free of
+/// `\` (checked by a test), so a hit on the written text is a hit on the value. `Ok(Err(value))`:
+/// no hit, with the decoded value for the error.
+fn str_find<'t, T>(
     cap: &Capture,
-    text: &'t [u8],
+    text: &'t str,
     slot: usize,
     parent: &dyn Fn() -> String,
     key: &str,
-) -> Result<Cow<'t, str>, String> {
+    find: impl Fn(&str) -> Option<T>,
+) -> Result<Result<T, Cow<'t, str>>, String> {
     let raw = str_field(cap, text, slot, parent, key)?;
-    let decoded = if raw.contains(&b'\\') {
-        cap.get(slot).and_then(|c| c.as_str(text))
-    } else {
-        // The walk validated the string's UTF-8; this only re-types a few bytes.
-        std::str::from_utf8(raw).ok().map(Cow::Borrowed)
-    };
-    decoded.ok_or_else(|| format!("{}.{key}: must be a string", parent()))
+    if let Some(t) = find(raw) {
+        return Ok(Ok(t));
+    }
+    if !raw.contains('\\') {
+        return Ok(Err(Cow::Borrowed(raw)));
+    }
+    let decoded = cap
+        .get(slot)
+        .and_then(|c| c.as_str(text.as_bytes()))
+        .ok_or_else(|| format!("{}.{key}: must be a string", parent()))?;
+    Ok(match find(&decoded) {
+        Some(t) => Ok(t),
+        None => Err(decoded),
+    })
 }
 
 fn kind(cap: &Capture, slot: usize) -> Option<JsonKind> {
@@ -619,28 +633,43 @@ fn validate(i: usize, text: &str, cap: &Capture) -> Result<Valid, String> {
         ));
     }
     let t = text.as_bytes();
-    let source_name = str_value(cap, t, SOURCE, &path, "eventSource")?;
-    let Some(source) = EventSource::from_wire(&source_name) else {
-        return Err(format!(
-            "{}.eventSource: unknown source \"{source_name}\" (expected \"cdn\" or \"acs:oss\")",
-            path()
-        ));
+    let source = match str_find(
+        cap,
+        text,
+        SOURCE,
+        &path,
+        "eventSource",
+        EventSource::from_wire,
+    )? {
+        Ok(s) => s,
+        Err(source_name) => {
+            return Err(format!(
+                "{}.eventSource: unknown source \"{source_name}\" (expected \"cdn\" or \"acs:oss\")",
+                path()
+            ));
+        }
     };
-    let name = str_value(cap, t, NAME, &path, "eventName")?;
-    let Some(&name) = source.event_names().iter().find(|n| **n == name) else {
-        return Err(format!(
-            "{}.eventName: \"{name}\" is not a {} event (expected one of {})",
-            path(),
-            source.wire_name(),
-            source.event_names().join(", ")
-        ));
+    let names = source.event_names();
+    let name = match str_find(cap, text, NAME, &path, "eventName", |v| {
+        names.iter().find(|n| **n == v).copied()
+    })? {
+        Ok(name) => name,
+        Err(name) => {
+            return Err(format!(
+                "{}.eventName: \"{name}\" is not a {} event (expected one of {})",
+                path(),
+                source.wire_name(),
+                names.join(", ")
+            ));
+        }
     };
-    let version = str_value(cap, t, VERSION, &path, "eventVersion")?;
-    if version != source.version() {
+    let want = source.version();
+    if let Err(version) = str_find(cap, text, VERSION, &path, "eventVersion", |v| {
+        (v == want).then_some(())
+    })? {
         return Err(format!(
-            "{}.eventVersion: must be \"{}\" for {} events, got \"{version}\"",
+            "{}.eventVersion: must be \"{want}\" for {} events, got \"{version}\"",
             path(),
-            source.version(),
             source.wire_name()
         ));
     }
@@ -651,11 +680,11 @@ fn validate(i: usize, text: &str, cap: &Capture) -> Result<Valid, String> {
                 Some(_) => return Err(format!("{}.resource: must be an object", path())),
                 None => return Err(format!("{}.resource: required field is missing", path())),
             }
-            str_field(cap, t, DOMAIN, &under("resource"), "domain")?;
+            str_field(cap, text, DOMAIN, &under("resource"), "domain")?;
             // The idempotency key handlers rely on: refused when malformed rather than replaced.
             let id = match cap.get(TRACE_ID) {
                 Some(c) => {
-                    str_field(cap, t, TRACE_ID, &path, "traceId")?;
+                    str_field(cap, text, TRACE_ID, &path, "traceId")?;
                     (Some(c.span.clone()), IdFix::None)
                 }
                 None => (None, IdFix::Top),
@@ -675,11 +704,11 @@ fn validate(i: usize, text: &str, cap: &Capture) -> Result<Valid, String> {
             if kind(cap, BUCKET) != Some(JsonKind::Object) {
                 return Err(format!("{}.oss.bucket: must be an object", path()));
             }
-            str_field(cap, t, BUCKET_NAME, &under("oss.bucket"), "name")?;
+            str_field(cap, text, BUCKET_NAME, &under("oss.bucket"), "name")?;
             if kind(cap, OBJECT) != Some(JsonKind::Object) {
                 return Err(format!("{}.oss.object: must be an object", path()));
             }
-            str_field(cap, t, OBJECT_KEY, &under("oss.object"), "key")?;
+            str_field(cap, text, OBJECT_KEY, &under("oss.object"), "key")?;
             match (cap.get(RESPONSE), cap.get(REQUEST_ID)) {
                 (None, _) => (None, IdFix::Top),
                 (Some(r), _) if r.kind != JsonKind::Object => (None, IdFix::None),
@@ -785,6 +814,36 @@ mod tests {
             &format!("\"x\":{}1{}", "[".repeat(40), "]".repeat(40)),
         );
         assert!(err(&deep).contains("nested deeper than 32"));
+    }
+
+    /// `str_find` takes a hit on a field's text as written for a hit on its value: true only
+    /// while no value it looks for holds a backslash.
+    #[test]
+    fn known_values_hold_no_backslash() {
+        for source in [EventSource::Cdn, EventSource::Oss] {
+            let mut known = vec![source.wire_name(), source.version()];
+            known.extend(source.event_names());
+            for v in known {
+                assert!(!v.contains('\\'), "{v}");
+            }
+        }
+    }
+
+    #[test]
+    fn escaped_fields_are_decoded_before_they_are_looked_up() {
+        let escaped = LOG
+            .replace(r#""cdn""#, r#""c\u0064n""#)
+            .replace("LogFileCreated", r"LogFile\u0043reated")
+            .replace(r#""1.0.0""#, r#""1.0\u002e0""#);
+        let env = Envelope::parse(escaped.as_bytes()).unwrap();
+        assert_eq!(env.events[0].source, EventSource::Cdn);
+        assert_eq!(env.events[0].name, "LogFileCreated");
+        let bad = LOG.replace("LogFileCreated", r"LogFile\u0043reatex");
+        assert!(
+            err(&bad).starts_with(r#"events[0].eventName: "LogFileCreatex" is not a cdn event"#),
+            "{}",
+            err(&bad)
+        );
     }
 
     #[test]
