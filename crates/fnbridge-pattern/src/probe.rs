@@ -17,6 +17,7 @@
 use std::borrow::Cow;
 use std::ops::Range;
 
+use crate::index::strmap::{Key, head_word};
 use crate::lex;
 
 /// No node: the probe names nothing below here.
@@ -52,7 +53,9 @@ pub struct Probe {
 
 #[derive(Debug, Clone)]
 struct ProbeNode {
-    kids: Vec<(Box<[u8]>, u32)>,
+    /// Compared by length and head word first, as the path trie compares its keys: the walk
+    /// asks for every key of every object on a probed path, and most are not the probe's.
+    kids: Vec<(Key, u32)>,
     /// Index into the capture of the path ending here, or [`NONE`].
     slot: u32,
 }
@@ -76,12 +79,16 @@ impl Probe {
             let mut n = 0usize;
             for key in path.iter() {
                 let key = key.as_bytes();
-                n = match nodes[n].kids.iter().find(|(k, _)| &**k == key) {
+                n = match nodes[n]
+                    .kids
+                    .iter()
+                    .find(|(k, _)| k.is(key, head_word(key)))
+                {
                     Some(&(_, c)) => c as usize,
                     None => {
                         let c = nodes.len();
                         nodes.push(ProbeNode::new());
-                        nodes[n].kids.push((key.into(), c as u32));
+                        nodes[n].kids.push((Key::new(key.into()), c as u32));
                         c
                     }
                 };
@@ -149,8 +156,9 @@ impl Probe {
     /// The node for the exact key `key` below `n`, or [`NONE`].
     #[inline]
     pub(crate) fn child(&self, n: u32, key: &[u8]) -> u32 {
+        let head = head_word(key);
         for (k, c) in &self.nodes[n as usize].kids {
-            if k.len() == key.len() && **k == *key {
+            if k.is(key, head) {
                 return *c;
             }
         }
@@ -243,8 +251,13 @@ impl Capture {
     }
 
     pub(crate) fn reset(&mut self, slots: usize) {
-        self.vals.clear();
-        self.vals.resize(slots, None);
+        if self.vals.len() == slots {
+            // Reused for every event of a kind: clearing in place writes only the tags.
+            self.vals.iter_mut().for_each(|v| *v = None);
+        } else {
+            self.vals.clear();
+            self.vals.resize(slots, None);
+        }
         self.depth = 0;
         self.repeated = false;
     }

@@ -43,7 +43,8 @@ mod intervals;
 mod paths;
 mod residual;
 mod segment;
-mod strmap;
+// The probe compares its keys the way the path trie does.
+pub(crate) mod strmap;
 
 use std::cell::RefCell;
 use std::collections::HashMap;
