@@ -43,7 +43,7 @@ mod intervals;
 mod paths;
 mod residual;
 mod segment;
-// The probe compares its keys the way the path trie does.
+// The probe reads its keys' head words as the path trie does.
 pub(crate) mod strmap;
 
 use std::cell::RefCell;

@@ -74,7 +74,6 @@ fn hash(s: &[u8]) -> u64 {
 }
 
 /// A stored key: length and head word for cheap rejection, bytes for confirmation.
-#[derive(Debug, Clone)]
 pub(crate) struct Key {
     len: u32,
     head: u64,
