@@ -500,6 +500,10 @@ pub(crate) fn validated_str(text: &[u8]) -> &str {
     unsafe { std::str::from_utf8_unchecked(text) }
 }
 
+/// How much of a leading value's text is prefetched (see [`prefetch_input`]). Its end is not
+/// known, and the text after it is usually the next value, read by the next call.
+const LEADING_PREFETCH: usize = 1024;
+
 /// [`run`] with a probe: always the validating walk; of the leading value only when `leading`.
 /// Returns the index past the value.
 fn run_probed(
@@ -519,7 +523,11 @@ fn run_probed(
         reached,
     } = s;
     flat.clear();
-    prefetch_input(input);
+    if leading {
+        prefetch_input(&input[..input.len().min(LEADING_PREFETCH)]);
+    } else {
+        prefetch_input(input);
+    }
     let sink = IndexSink::new(&snap.paths, flat, seen);
     let mut sink = Probed::new(sink, probe, cap, reached);
     let end = if leading {
