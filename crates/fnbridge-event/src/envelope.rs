@@ -570,28 +570,42 @@ struct Valid {
     fix: IdFix,
 }
 
-/// A string field's text as written (between the quotes), or the error naming it (`parent`
-/// is the path of the object holding it, formatted only for an error). Non-empty as written is
-/// non-empty decoded: every escape stands for at least one character.
-fn str_field<'t>(
-    cap: &Capture,
-    text: &'t str,
-    slot: usize,
-    parent: &dyn Fn() -> String,
-    key: &str,
-) -> Result<&'t str, String> {
+/// Why a string field was refused, worded by [`Bad::at`] once its path is formatted: the checks
+/// of an accepted event pass nothing but the capture and the slot around (an error path and a
+/// closure per call cost more than the check, and stalled on the stack they were passed through).
+#[derive(Debug, Clone, Copy)]
+enum Bad {
+    Missing,
+    NotString,
+    Empty,
+}
+
+impl Bad {
+    /// The error for the field `key` of the object at `parent`.
+    #[cold]
+    fn at(self, parent: String, key: &str) -> String {
+        match self {
+            Bad::Missing => format!("{parent}.{key}: required field is missing"),
+            Bad::NotString => format!("{parent}.{key}: must be a string"),
+            Bad::Empty => format!("{parent}.{key}: must not be empty"),
+        }
+    }
+}
+
+/// A string field's text as written (between the quotes). Non-empty as written is non-empty
+/// decoded: every escape stands for at least one character.
+#[inline(always)]
+fn str_field<'t>(cap: &Capture, text: &'t str, slot: usize) -> Result<&'t str, Bad> {
     match cap.get(slot) {
         Some(c) if c.kind == JsonKind::String && c.span.len() > 2 => {
             // The span starts and ends at quotes, which are ASCII: its inside is a `str` slice
             // (`get` never fails here, and says so rather than panicking if it did).
             text.get(c.span.start + 1..c.span.end - 1)
-                .ok_or_else(|| format!("{}.{key}: must be a string", parent()))
+                .ok_or(Bad::NotString)
         }
-        Some(c) if c.kind == JsonKind::String => {
-            Err(format!("{}.{key}: must not be empty", parent()))
-        }
-        Some(_) => Err(format!("{}.{key}: must be a string", parent())),
-        None => Err(format!("{}.{key}: required field is missing", parent())),
+        Some(c) if c.kind == JsonKind::String => Err(Bad::Empty),
+        Some(_) => Err(Bad::NotString),
+        None => Err(Bad::Missing),
     }
 }
 
@@ -600,29 +614,35 @@ fn str_field<'t>(
 /// rare, and scanning for one costs more than the lookup). Every value the lookups know is free of
 /// `\` (checked by a test), so a hit on the written text is a hit on the value. `Ok(Err(value))`:
 /// no hit, with the decoded value for the error.
+#[inline(always)]
 fn str_find<'t, T>(
     cap: &Capture,
     text: &'t str,
     slot: usize,
-    parent: &dyn Fn() -> String,
-    key: &str,
     find: impl Fn(&str) -> Option<T>,
-) -> Result<Result<T, Cow<'t, str>>, String> {
-    let raw = str_field(cap, text, slot, parent, key)?;
+) -> Result<Result<T, Cow<'t, str>>, Bad> {
+    let raw = str_field(cap, text, slot)?;
     if let Some(t) = find(raw) {
         return Ok(Ok(t));
     }
+    let value = decoded(cap, text, slot, raw)?;
+    Ok(find(&value).ok_or(value))
+}
+
+/// The value of the string field whose text as written is `raw`, for the rare path.
+#[cold]
+fn decoded<'t>(
+    cap: &Capture,
+    text: &'t str,
+    slot: usize,
+    raw: &'t str,
+) -> Result<Cow<'t, str>, Bad> {
     if !raw.contains('\\') {
-        return Ok(Err(Cow::Borrowed(raw)));
+        return Ok(Cow::Borrowed(raw));
     }
-    let decoded = cap
-        .get(slot)
+    cap.get(slot)
         .and_then(|c| c.as_str(text.as_bytes()))
-        .ok_or_else(|| format!("{}.{key}: must be a string", parent()))?;
-    Ok(match find(&decoded) {
-        Some(t) => Ok(t),
-        None => Err(decoded),
-    })
+        .ok_or(Bad::NotString)
 }
 
 fn kind(cap: &Capture, slot: usize) -> Option<JsonKind> {
@@ -634,7 +654,6 @@ fn kind(cap: &Capture, slot: usize) -> Option<JsonKind> {
 fn validate(i: usize, text: &str, cap: &Capture) -> Result<Valid, String> {
     // Paths are formatted for errors only: most events have none.
     let path = || format!("events[{i}]");
-    let under = |key: &'static str| move || format!("events[{i}].{key}");
     if cap.depth() > MAX_EVENT_DEPTH {
         return Err(format!(
             "{}: nested deeper than {MAX_EVENT_DEPTH} levels",
@@ -649,14 +668,9 @@ fn validate(i: usize, text: &str, cap: &Capture) -> Result<Valid, String> {
         ));
     }
     let t = text.as_bytes();
-    let source = match str_find(
-        cap,
-        text,
-        SOURCE,
-        &path,
-        "eventSource",
-        EventSource::from_wire,
-    )? {
+    let source = match str_find(cap, text, SOURCE, EventSource::from_wire)
+        .map_err(|e| e.at(path(), "eventSource"))?
+    {
         Ok(s) => s,
         Err(source_name) => {
             return Err(format!(
@@ -666,9 +680,11 @@ fn validate(i: usize, text: &str, cap: &Capture) -> Result<Valid, String> {
         }
     };
     let names = source.event_names();
-    let name = match str_find(cap, text, NAME, &path, "eventName", |v| {
+    let name = match str_find(cap, text, NAME, |v| {
         names.iter().find(|n| **n == v).copied()
-    })? {
+    })
+    .map_err(|e| e.at(path(), "eventName"))?
+    {
         Ok(name) => name,
         Err(name) => {
             return Err(format!(
@@ -680,9 +696,9 @@ fn validate(i: usize, text: &str, cap: &Capture) -> Result<Valid, String> {
         }
     };
     let want = source.version();
-    if let Err(version) = str_find(cap, text, VERSION, &path, "eventVersion", |v| {
-        (v == want).then_some(())
-    })? {
+    if let Err(version) = str_find(cap, text, VERSION, |v| (v == want).then_some(()))
+        .map_err(|e| e.at(path(), "eventVersion"))?
+    {
         return Err(format!(
             "{}.eventVersion: must be \"{want}\" for {} events, got \"{version}\"",
             path(),
@@ -696,11 +712,11 @@ fn validate(i: usize, text: &str, cap: &Capture) -> Result<Valid, String> {
                 Some(_) => return Err(format!("{}.resource: must be an object", path())),
                 None => return Err(format!("{}.resource: required field is missing", path())),
             }
-            str_field(cap, text, DOMAIN, &under("resource"), "domain")?;
+            str_field(cap, text, DOMAIN).map_err(|e| e.at(path() + ".resource", "domain"))?;
             // The idempotency key handlers rely on: refused when malformed rather than replaced.
             let id = match cap.get(TRACE_ID) {
                 Some(c) => {
-                    str_field(cap, text, TRACE_ID, &path, "traceId")?;
+                    str_field(cap, text, TRACE_ID).map_err(|e| e.at(path(), "traceId"))?;
                     (Some(c.span.clone()), IdFix::None)
                 }
                 None => (None, IdFix::Top),
@@ -720,11 +736,11 @@ fn validate(i: usize, text: &str, cap: &Capture) -> Result<Valid, String> {
             if kind(cap, BUCKET) != Some(JsonKind::Object) {
                 return Err(format!("{}.oss.bucket: must be an object", path()));
             }
-            str_field(cap, text, BUCKET_NAME, &under("oss.bucket"), "name")?;
+            str_field(cap, text, BUCKET_NAME).map_err(|e| e.at(path() + ".oss.bucket", "name"))?;
             if kind(cap, OBJECT) != Some(JsonKind::Object) {
                 return Err(format!("{}.oss.object: must be an object", path()));
             }
-            str_field(cap, text, OBJECT_KEY, &under("oss.object"), "key")?;
+            str_field(cap, text, OBJECT_KEY).map_err(|e| e.at(path() + ".oss.object", "key"))?;
             match (cap.get(RESPONSE), cap.get(REQUEST_ID)) {
                 (None, _) => (None, IdFix::Top),
                 (Some(r), _) if r.kind != JsonKind::Object => (None, IdFix::None),
