@@ -8,7 +8,7 @@
 //!
 //! Events are kept as the text they arrived in: what is matched, stored and delivered are the
 //! bytes received. Each event is read once, where it starts in the body, by the matcher's
-//! validating walk ([`Matcher::match_leading`], or [`Probe::scan_leading`] without a matcher),
+//! validating walk ([`Session::match_leading`], or [`Probe::scan_leading`] without a matcher),
 //! which validates its JSON, matches it, captures the few fields validation looks at, and says
 //! where the event ends. The envelope reader checks every byte between events, so an envelope is
 //! accepted only if all of it is valid JSON.
@@ -26,7 +26,7 @@ use std::borrow::Cow;
 use std::ops::Range;
 use std::sync::OnceLock;
 
-use fnbridge_pattern::{Capture, Captured, EventError, JsonKind, Matcher, Probe};
+use fnbridge_pattern::{Capture, Captured, EventError, JsonKind, Matcher, Probe, Session};
 use serde_json::Value;
 
 use crate::limits::{MAX_EVENT_BYTES, MAX_EVENT_DEPTH, MAX_EVENTS_PER_ENVELOPE};
@@ -256,7 +256,8 @@ impl<'a> Envelope<'a> {
     }
 
     /// [`Envelope::parse`] that also matches every event against `matcher`, in the same pass
-    /// over its bytes ([`SourceEvent::matched`]).
+    /// over its bytes ([`SourceEvent::matched`]). All events of the envelope are matched against
+    /// the patterns as they were when it started ([`Matcher::session`]).
     pub fn parse_matching(
         body: &'a [u8],
         matcher: &Matcher,
@@ -266,7 +267,8 @@ impl<'a> Envelope<'a> {
 
     fn read(body: &'a [u8], matcher: Option<&Matcher>) -> Result<Envelope<'a>, EnvelopeError> {
         let mut reader = Reader {
-            matcher,
+            // One snapshot of the patterns for the whole envelope.
+            session: matcher.map(Matcher::session),
             cap: Capture::default(),
             out: Vec::new(),
         };
@@ -289,13 +291,13 @@ enum EventText<'a> {
     Normalized(String),
 }
 
-struct Reader<'m> {
-    matcher: Option<&'m Matcher>,
+struct Reader {
+    session: Option<Session>,
     cap: Capture,
     out: Vec<u64>,
 }
 
-impl Reader<'_> {
+impl Reader {
     /// Reads event `i`: the walk, then the checks, in the order the first failure is reported.
     /// Also returns how many bytes of the input the event took.
     fn event<'a>(
@@ -341,7 +343,7 @@ impl Reader<'_> {
 
     /// The walk over the event at the start of `bytes`: its text, or why it is refused.
     fn walk<'t>(&mut self, i: usize, bytes: &'t [u8]) -> Result<&'t str, Refusal> {
-        let walked = match self.matcher {
+        let walked = match &mut self.session {
             Some(m) => m.match_leading(bytes, probe(), &mut self.cap, &mut self.out),
             None => probe().scan_leading(bytes, &mut self.cap),
         };
