@@ -297,7 +297,7 @@ fn main() {
         1e3 / ma
     );
     println!(
-        "| ingest: `Envelope::parse_matching` + stored text | {mb:.0} ns | {:.2}M |",
+        "| ingest: `Envelope::parse_matching`, stored texts, payloads | {mb:.0} ns | {:.2}M |",
         1e3 / mb
     );
     println!(
