@@ -6,6 +6,7 @@
 //! and leaves everything else `Enqueued`/`Retrying` in the store, where the next start finds it.
 
 use std::collections::HashMap;
+use std::ops::Range;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -13,7 +14,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use fnbridge_auth::Auth;
-use fnbridge_event::envelope::{DELIVERY_HEAD, DELIVERY_TAIL};
+use fnbridge_event::envelope::joined_texts;
 use fnbridge_event::{
     AsyncConfig, BusEvent, CustomRuntimeConfig, Envelope, EventSource, FunctionConfig,
     TriggerConfig, TriggerType,
@@ -687,9 +688,11 @@ impl Dispatcher {
             event_id: String,
             source: &'static str,
             name: &'static str,
-            /// `{"events":[event]}`: the event's text is stored from within it, and every task
-            /// of the event shares it.
-            payload: String,
+            /// Where the event's text is in the request's joined texts (stored from there).
+            text: Range<usize>,
+            /// `{"events":[event]}`, which every task of the event shares; built only for an
+            /// event that has tasks (most match no trigger).
+            payload: Option<Bytes>,
             tasks: Vec<NewTask>,
         }
         let mut planned = Vec::with_capacity(env.events.len());
@@ -703,13 +706,15 @@ impl Dispatcher {
                     .map_err(|e| DispatchError::Invalid(format!("event cannot be matched: {e}")))?;
             }
         }
+        // Every event's text as stored (with any id spliced in), in one string for the request.
+        let (texts, spans) = joined_texts(&env.events);
         {
             let reg = self
                 .inner
                 .registry
                 .read()
                 .unwrap_or_else(|p| p.into_inner());
-            for ev in env.events {
+            for (ev, text) in env.events.into_iter().zip(spans) {
                 let mut tasks = Vec::new();
                 for id in &ev.matched {
                     let Some(t) = reg.triggers.get(id) else {
@@ -734,7 +739,8 @@ impl Dispatcher {
                     event_id: ev.id().map(|c| c.into_owned()).unwrap_or_default(),
                     source: ev.source.wire_name(),
                     name: ev.name,
-                    payload: ev.payload(),
+                    text,
+                    payload: (!tasks.is_empty()).then(|| Bytes::from(ev.payload())),
                     tasks,
                 });
             }
@@ -747,10 +753,10 @@ impl Dispatcher {
                 let mut receipts = Vec::with_capacity(planned.len());
                 let mut jobs = Vec::new();
                 for p in planned {
-                    let text =
-                        &p.payload[DELIVERY_HEAD.len()..p.payload.len() - DELIVERY_TAIL.len()];
+                    // The ranges are where `joined_texts` put each text: always `str` bounds.
+                    let text = &texts[p.text];
                     let seq = c.append_event(&p.event_id, p.source, p.name, now, text)?;
-                    let payload = Bytes::from(p.payload);
+                    let payload = p.payload.unwrap_or_default();
                     let mut task_ids = Vec::with_capacity(p.tasks.len());
                     for mut t in p.tasks {
                         t.event_seq = Some(seq);

@@ -3,9 +3,10 @@
 //! `match` bench, so the figures compare).
 //!
 //! - `matcher`: `Matcher::matches_into` on each event's bytes (validating), nothing else.
-//! - `ingest`: `Envelope::parse_matching` on each 100-event envelope (split, one probed walk per
-//!   event: validation, captures and match) and the `{"events":[event]}` text each event is
-//!   stored and delivered as: all of ingest's CPU before the database commit.
+//! - `ingest`: `Envelope::parse_matching` on each 100-event envelope (one probed walk per event,
+//!   where it starts in the body: validation, captures and match), the envelope's event texts
+//!   joined as they are stored, and the `{"events":[event]}` payload of each event that has tasks:
+//!   all of `Dispatcher::ingest`'s CPU before the database commit but creating the task rows.
 //! - `serde round trip`, for reference: what ingest did before (the envelope parsed into
 //!   `serde_json` values, each event serialized again and matched with `matches_serialized`),
 //!   without its validation checks, so slightly flattering to it.
@@ -18,6 +19,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use fnbridge_event::Envelope;
+use fnbridge_event::envelope::joined_texts;
 use fnbridge_pattern::compile::{CDN_EVENT_NAMES, cdn_events};
 use fnbridge_pattern::{Matcher, Pattern, Serialized};
 use serde_json::{Value, json};
@@ -124,6 +126,15 @@ fn round(events: usize, mut pass: impl FnMut() -> usize) -> f64 {
     secs * 1e9 / n as f64
 }
 
+/// `n` passes, in a function of its own so that callgrind can count it alone
+/// (`--collect-atstart=no --toggle-collect='*profiled_passes*'`).
+#[inline(never)]
+fn profiled_passes(n: usize, pass: &dyn Fn() -> usize) {
+    for _ in 0..n {
+        black_box(pass());
+    }
+}
+
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
     v[v.len() / 2]
@@ -187,11 +198,17 @@ fn main() {
         let mut bytes = 0;
         for body in &bodies {
             let env = Envelope::parse_matching(black_box(body), &m).unwrap();
-            for ev in &env.events {
-                // What Dispatcher::ingest builds for the store and the deliveries.
-                let payload = ev.payload();
-                bytes += black_box(payload).len() + ev.matched.len();
+            // What Dispatcher::ingest builds for the store and the deliveries: the texts stored,
+            // joined, and the payload of each event that has tasks (here every matched event:
+            // every pattern is a CDN trigger's).
+            let (texts, spans) = joined_texts(&env.events);
+            for (ev, span) in env.events.iter().zip(spans) {
+                if !ev.matched.is_empty() {
+                    bytes += black_box(ev.payload()).len();
+                }
+                bytes += span.len() + ev.matched.len();
             }
+            black_box(texts);
         }
         bytes
     };
@@ -218,15 +235,28 @@ fn main() {
         hits
     };
 
-    // For a profiler: one path only, for a few seconds.
+    // For a profiler: one path only, for a few seconds, or for `BENCH_PASSES` passes (an
+    // instruction counter such as callgrind is too slow for seconds of work, and a fixed count
+    // lets a run with 0 passes be subtracted as the setup's share).
     if let Ok(which) = std::env::var("BENCH_PROFILE") {
-        let t = Instant::now();
-        while t.elapsed() < Duration::from_secs(5) {
+        let passes: Option<usize> = std::env::var("BENCH_PASSES")
+            .ok()
+            .and_then(|v| v.parse().ok());
+        let pass = || {
             black_box(if which == "matcher" {
                 matcher_pass()
             } else {
                 ingest_pass()
-            });
+            })
+        };
+        match passes {
+            Some(n) => profiled_passes(n, &pass),
+            None => {
+                let t = Instant::now();
+                while t.elapsed() < Duration::from_secs(5) {
+                    pass();
+                }
+            }
         }
         return;
     }
@@ -267,7 +297,7 @@ fn main() {
         1e3 / ma
     );
     println!(
-        "| ingest: `Envelope::parse_matching` + stored text | {mb:.0} ns | {:.2}M |",
+        "| ingest: `Envelope::parse_matching`, stored texts, payloads | {mb:.0} ns | {:.2}M |",
         1e3 / mb
     );
     println!(

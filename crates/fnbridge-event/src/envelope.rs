@@ -8,7 +8,7 @@
 //!
 //! Events are kept as the text they arrived in: what is matched, stored and delivered are the
 //! bytes received. Each event is read once, where it starts in the body, by the matcher's
-//! validating walk ([`Matcher::match_leading`], or [`Probe::scan_leading`] without a matcher),
+//! validating walk ([`Session::match_leading`], or [`Probe::scan_leading`] without a matcher),
 //! which validates its JSON, matches it, captures the few fields validation looks at, and says
 //! where the event ends. The envelope reader checks every byte between events, so an envelope is
 //! accepted only if all of it is valid JSON.
@@ -26,7 +26,7 @@ use std::borrow::Cow;
 use std::ops::Range;
 use std::sync::OnceLock;
 
-use fnbridge_pattern::{Capture, Captured, EventError, JsonKind, Matcher, Probe};
+use fnbridge_pattern::{Capture, Captured, EventError, JsonKind, Matcher, Probe, Session};
 use serde_json::Value;
 
 use crate::limits::{MAX_EVENT_BYTES, MAX_EVENT_DEPTH, MAX_EVENTS_PER_ENVELOPE};
@@ -189,11 +189,28 @@ impl<'a> SourceEvent<'a> {
 
 /// Wraps one event's text in the `{"events":[...]}` envelope functions receive.
 pub fn delivery_payload(event_json: &str) -> String {
-    let mut s = String::with_capacity(event_json.len() + 12);
+    // Sized exactly: one byte short, the tail's push would reallocate and copy the whole event.
+    let mut s = String::with_capacity(DELIVERY_HEAD.len() + event_json.len() + DELIVERY_TAIL.len());
     s.push_str(DELIVERY_HEAD);
     s.push_str(event_json);
     s.push_str(DELIVERY_TAIL);
     s
+}
+
+/// The texts of `events` back to back in one string, and the range of each in it: what ingest
+/// stores, with one allocation for a whole request where a string per event cost an allocation,
+/// a free and a copy of its own.
+pub fn joined_texts(events: &[SourceEvent<'_>]) -> (String, Vec<Range<usize>>) {
+    let mut all = String::with_capacity(events.iter().map(|e| e.text.len()).sum());
+    let spans = events
+        .iter()
+        .map(|e| {
+            let start = all.len();
+            all.push_str(&e.text);
+            start..all.len()
+        })
+        .collect();
+    (all, spans)
 }
 
 /// What [`delivery_payload`] puts before and after the event.
@@ -241,7 +258,8 @@ impl<'a> Envelope<'a> {
     }
 
     /// [`Envelope::parse`] that also matches every event against `matcher`, in the same pass
-    /// over its bytes ([`SourceEvent::matched`]).
+    /// over its bytes ([`SourceEvent::matched`]). All events of the envelope are matched against
+    /// the patterns as they were when it started ([`Matcher::session`]).
     pub fn parse_matching(
         body: &'a [u8],
         matcher: &Matcher,
@@ -251,7 +269,8 @@ impl<'a> Envelope<'a> {
 
     fn read(body: &'a [u8], matcher: Option<&Matcher>) -> Result<Envelope<'a>, EnvelopeError> {
         let mut reader = Reader {
-            matcher,
+            // One snapshot of the patterns for the whole envelope.
+            session: matcher.map(Matcher::session),
             cap: Capture::default(),
             out: Vec::new(),
         };
@@ -274,13 +293,13 @@ enum EventText<'a> {
     Normalized(String),
 }
 
-struct Reader<'m> {
-    matcher: Option<&'m Matcher>,
+struct Reader {
+    session: Option<Session>,
     cap: Capture,
     out: Vec<u64>,
 }
 
-impl Reader<'_> {
+impl Reader {
     /// Reads event `i`: the walk, then the checks, in the order the first failure is reported.
     /// Also returns how many bytes of the input the event took.
     fn event<'a>(
@@ -326,7 +345,7 @@ impl Reader<'_> {
 
     /// The walk over the event at the start of `bytes`: its text, or why it is refused.
     fn walk<'t>(&mut self, i: usize, bytes: &'t [u8]) -> Result<&'t str, Refusal> {
-        let walked = match self.matcher {
+        let walked = match &mut self.session {
             Some(m) => m.match_leading(bytes, probe(), &mut self.cap, &mut self.out),
             None => probe().scan_leading(bytes, &mut self.cap),
         };
@@ -555,45 +574,79 @@ struct Valid {
     fix: IdFix,
 }
 
-/// A string field's text as written (between the quotes), or the error naming it (`parent`
-/// is the path of the object holding it, formatted only for an error). Non-empty as written is
-/// non-empty decoded: every escape stands for at least one character.
-fn str_field<'t>(
-    cap: &Capture,
-    text: &'t [u8],
-    slot: usize,
-    parent: &dyn Fn() -> String,
-    key: &str,
-) -> Result<&'t [u8], String> {
-    match cap.get(slot) {
-        Some(c) if c.kind == JsonKind::String && c.span.len() > 2 => {
-            Ok(&text[c.span.start + 1..c.span.end - 1])
+/// Why a string field was refused, worded by [`Bad::at`] once its path is formatted: the checks
+/// of an accepted event pass nothing but the capture and the slot around (an error path and a
+/// closure per call cost more than the check, and stalled on the stack they were passed through).
+#[derive(Debug, Clone, Copy)]
+enum Bad {
+    Missing,
+    NotString,
+    Empty,
+}
+
+impl Bad {
+    /// The error for the field `key` of the object at `parent`.
+    #[cold]
+    fn at(self, parent: String, key: &str) -> String {
+        match self {
+            Bad::Missing => format!("{parent}.{key}: required field is missing"),
+            Bad::NotString => format!("{parent}.{key}: must be a string"),
+            Bad::Empty => format!("{parent}.{key}: must not be empty"),
         }
-        Some(c) if c.kind == JsonKind::String => {
-            Err(format!("{}.{key}: must not be empty", parent()))
-        }
-        Some(_) => Err(format!("{}.{key}: must be a string", parent())),
-        None => Err(format!("{}.{key}: required field is missing", parent())),
     }
 }
 
-/// A string field's value, decoded only when it holds an escape (the common case compares the
-/// bytes as written).
-fn str_value<'t>(
+/// A string field's text as written (between the quotes). Non-empty as written is non-empty
+/// decoded: every escape stands for at least one character.
+#[inline(always)]
+fn str_field<'t>(cap: &Capture, text: &'t str, slot: usize) -> Result<&'t str, Bad> {
+    match cap.get(slot) {
+        Some(c) if c.kind == JsonKind::String && c.span.len() > 2 => {
+            // The span starts and ends at quotes, which are ASCII: its inside is a `str` slice
+            // (`get` never fails here, and says so rather than panicking if it did).
+            text.get(c.span.start + 1..c.span.end - 1)
+                .ok_or(Bad::NotString)
+        }
+        Some(c) if c.kind == JsonKind::String => Err(Bad::Empty),
+        Some(_) => Err(Bad::NotString),
+        None => Err(Bad::Missing),
+    }
+}
+
+/// A string field's value looked up with `find`: first on the text as written, which is the value
+/// itself unless it holds an escape, and only on a miss decoded and looked up again (an escape is
+/// rare, and scanning for one costs more than the lookup). Every value the lookups know is free of
+/// `\` (checked by a test), so a hit on the written text is a hit on the value. `Ok(Err(value))`:
+/// no hit, with the decoded value for the error.
+#[inline(always)]
+fn str_find<'t, T>(
     cap: &Capture,
-    text: &'t [u8],
+    text: &'t str,
     slot: usize,
-    parent: &dyn Fn() -> String,
-    key: &str,
-) -> Result<Cow<'t, str>, String> {
-    let raw = str_field(cap, text, slot, parent, key)?;
-    let decoded = if raw.contains(&b'\\') {
-        cap.get(slot).and_then(|c| c.as_str(text))
-    } else {
-        // The walk validated the string's UTF-8; this only re-types a few bytes.
-        std::str::from_utf8(raw).ok().map(Cow::Borrowed)
-    };
-    decoded.ok_or_else(|| format!("{}.{key}: must be a string", parent()))
+    find: impl Fn(&str) -> Option<T>,
+) -> Result<Result<T, Cow<'t, str>>, Bad> {
+    let raw = str_field(cap, text, slot)?;
+    if let Some(t) = find(raw) {
+        return Ok(Ok(t));
+    }
+    let value = decoded(cap, text, slot, raw)?;
+    Ok(find(&value).ok_or(value))
+}
+
+/// The value of the string field whose text as written is `raw`, for the rare path.
+#[cold]
+fn decoded<'t>(
+    cap: &Capture,
+    text: &'t str,
+    slot: usize,
+    raw: &'t str,
+) -> Result<Cow<'t, str>, Bad> {
+    if !raw.contains('\\') {
+        return Ok(Cow::Borrowed(raw));
+    }
+    cap.get(slot)
+        .and_then(|c| c.as_str(text.as_bytes()))
+        .ok_or(Bad::NotString)
 }
 
 fn kind(cap: &Capture, slot: usize) -> Option<JsonKind> {
@@ -605,7 +658,6 @@ fn kind(cap: &Capture, slot: usize) -> Option<JsonKind> {
 fn validate(i: usize, text: &str, cap: &Capture) -> Result<Valid, String> {
     // Paths are formatted for errors only: most events have none.
     let path = || format!("events[{i}]");
-    let under = |key: &'static str| move || format!("events[{i}].{key}");
     if cap.depth() > MAX_EVENT_DEPTH {
         return Err(format!(
             "{}: nested deeper than {MAX_EVENT_DEPTH} levels",
@@ -620,28 +672,40 @@ fn validate(i: usize, text: &str, cap: &Capture) -> Result<Valid, String> {
         ));
     }
     let t = text.as_bytes();
-    let source_name = str_value(cap, t, SOURCE, &path, "eventSource")?;
-    let Some(source) = EventSource::from_wire(&source_name) else {
-        return Err(format!(
-            "{}.eventSource: unknown source \"{source_name}\" (expected \"cdn\" or \"acs:oss\")",
-            path()
-        ));
+    let source = match str_find(cap, text, SOURCE, EventSource::from_wire)
+        .map_err(|e| e.at(path(), "eventSource"))?
+    {
+        Ok(s) => s,
+        Err(source_name) => {
+            return Err(format!(
+                "{}.eventSource: unknown source \"{source_name}\" (expected \"cdn\" or \"acs:oss\")",
+                path()
+            ));
+        }
     };
-    let name = str_value(cap, t, NAME, &path, "eventName")?;
-    let Some(&name) = source.event_names().iter().find(|n| **n == name) else {
-        return Err(format!(
-            "{}.eventName: \"{name}\" is not a {} event (expected one of {})",
-            path(),
-            source.wire_name(),
-            source.event_names().join(", ")
-        ));
+    let names = source.event_names();
+    let name = match str_find(cap, text, NAME, |v| {
+        names.iter().find(|n| **n == v).copied()
+    })
+    .map_err(|e| e.at(path(), "eventName"))?
+    {
+        Ok(name) => name,
+        Err(name) => {
+            return Err(format!(
+                "{}.eventName: \"{name}\" is not a {} event (expected one of {})",
+                path(),
+                source.wire_name(),
+                names.join(", ")
+            ));
+        }
     };
-    let version = str_value(cap, t, VERSION, &path, "eventVersion")?;
-    if version != source.version() {
+    let want = source.version();
+    if let Err(version) = str_find(cap, text, VERSION, |v| (v == want).then_some(()))
+        .map_err(|e| e.at(path(), "eventVersion"))?
+    {
         return Err(format!(
-            "{}.eventVersion: must be \"{}\" for {} events, got \"{version}\"",
+            "{}.eventVersion: must be \"{want}\" for {} events, got \"{version}\"",
             path(),
-            source.version(),
             source.wire_name()
         ));
     }
@@ -659,11 +723,11 @@ fn validate(i: usize, text: &str, cap: &Capture) -> Result<Valid, String> {
                 Some(_) => return Err(format!("{}.resource: must be an object", path())),
                 None => return Err(format!("{}.resource: required field is missing", path())),
             }
-            str_field(cap, t, DOMAIN, &under("resource"), "domain")?;
+            str_field(cap, text, DOMAIN).map_err(|e| e.at(path() + ".resource", "domain"))?;
             // The idempotency key handlers rely on: refused when malformed rather than replaced.
             let id = match cap.get(TRACE_ID) {
                 Some(c) => {
-                    str_field(cap, t, TRACE_ID, &path, "traceId")?;
+                    str_field(cap, text, TRACE_ID).map_err(|e| e.at(path(), "traceId"))?;
                     (Some(c.span.clone()), IdFix::None)
                 }
                 None => (None, IdFix::Top),
@@ -683,11 +747,11 @@ fn validate(i: usize, text: &str, cap: &Capture) -> Result<Valid, String> {
             if kind(cap, BUCKET) != Some(JsonKind::Object) {
                 return Err(format!("{}.oss.bucket: must be an object", path()));
             }
-            str_field(cap, t, BUCKET_NAME, &under("oss.bucket"), "name")?;
+            str_field(cap, text, BUCKET_NAME).map_err(|e| e.at(path() + ".oss.bucket", "name"))?;
             if kind(cap, OBJECT) != Some(JsonKind::Object) {
                 return Err(format!("{}.oss.object: must be an object", path()));
             }
-            str_field(cap, t, OBJECT_KEY, &under("oss.object"), "key")?;
+            str_field(cap, text, OBJECT_KEY).map_err(|e| e.at(path() + ".oss.object", "key"))?;
             match (cap.get(RESPONSE), cap.get(REQUEST_ID)) {
                 (None, _) => (None, IdFix::Top),
                 (Some(r), _) if r.kind != JsonKind::Object => (None, IdFix::None),
@@ -793,6 +857,36 @@ mod tests {
             &format!("\"x\":{}1{}", "[".repeat(40), "]".repeat(40)),
         );
         assert!(err(&deep).contains("nested deeper than 32"));
+    }
+
+    /// `str_find` takes a hit on a field's text as written for a hit on its value: true only
+    /// while no value it looks for holds a backslash.
+    #[test]
+    fn known_values_hold_no_backslash() {
+        for source in [EventSource::Cdn, EventSource::Oss] {
+            let mut known = vec![source.wire_name(), source.version()];
+            known.extend(source.event_names());
+            for v in known {
+                assert!(!v.contains('\\'), "{v}");
+            }
+        }
+    }
+
+    #[test]
+    fn escaped_fields_are_decoded_before_they_are_looked_up() {
+        let escaped = LOG
+            .replace(r#""cdn""#, r#""c\u0064n""#)
+            .replace("LogFileCreated", r"LogFile\u0043reated")
+            .replace(r#""1.0.0""#, r#""1.0\u002e0""#);
+        let env = Envelope::parse(escaped.as_bytes()).unwrap();
+        assert_eq!(env.events[0].source, EventSource::Cdn);
+        assert_eq!(env.events[0].name, "LogFileCreated");
+        let bad = LOG.replace("LogFileCreated", r"LogFile\u0043reatex");
+        assert!(
+            err(&bad).starts_with(r#"events[0].eventName: "LogFileCreatex" is not a cdn event"#),
+            "{}",
+            err(&bad)
+        );
     }
 
     #[test]

@@ -130,13 +130,14 @@ fn lone_surrogate(offset: usize) -> EventError {
     }
 }
 
-/// Whether serde_json reads the number `text` (valid JSON grammar) without overflowing: it
-/// refuses a number whose value rounds to infinity. Only a number with an exponent or more than
-/// 20 characters can get near `f64::MAX` (about 1.8e308), so every other one is in range without
-/// a look; the rare rest is asked of serde_json itself, whose rounding decides the boundary.
-#[inline]
-pub(crate) fn number_in_range(text: &[u8]) -> bool {
-    if text.len() <= 20 && !text.iter().any(|&c| c | 0x20 == b'e') {
+/// Whether serde_json reads the number `text` (valid JSON grammar; `exp`: it has an exponent)
+/// without overflowing: it refuses a number whose value rounds to infinity. Only a number with an
+/// exponent or more than 20 characters can get near `f64::MAX` (about 1.8e308), so every other
+/// one is in range without a look; the rare rest is asked of serde_json itself, whose rounding
+/// decides the boundary.
+#[inline(always)]
+pub(crate) fn number_in_range(text: &[u8], exp: bool) -> bool {
+    if text.len() <= 20 && !exp {
         return true;
     }
     serde_json::from_slice::<serde_json::Value>(text).is_ok()
@@ -414,8 +415,8 @@ impl<S: Sink, const TRUSTED: bool> Walker<'_, '_, S, TRUSTED> {
                 }
             }
             Some(b'-' | b'0'..=b'9') => {
-                let next = lex::scan_number(b, i).map_err(invalid)?;
-                if self.strict && !number_in_range(&b[i..next]) {
+                let (next, exp) = lex::scan_number_exp(b, i).map_err(invalid)?;
+                if self.strict && !number_in_range(&b[i..next], exp) {
                     return Err(out_of_range(i));
                 }
                 if let Some(n) = node {
@@ -499,8 +500,8 @@ pub(crate) fn skip_value(
                 }
             }
             Some(b'-' | b'0'..=b'9') => {
-                let next = lex::scan_number(b, i).map_err(invalid)?;
-                if strict && !number_in_range(&b[i..next]) {
+                let (next, exp) = lex::scan_number_exp(b, i).map_err(invalid)?;
+                if strict && !number_in_range(&b[i..next], exp) {
                     return Err(out_of_range(i));
                 }
                 i = next;

@@ -415,6 +415,13 @@ pub(crate) fn decode_escaped(b: &[u8], span: StrSpan, out: &mut Vec<u8>) {
 /// Scans a number starting at `b[i]` per the JSON grammar; returns the index just past it.
 #[inline]
 pub(crate) fn scan_number(b: &[u8], i: usize) -> LexResult<usize> {
+    scan_number_exp(b, i).map(|(end, _)| end)
+}
+
+/// [`scan_number`], also saying whether the number has an exponent (which the scan learns for
+/// free, and the strict range check would otherwise look for byte by byte).
+#[inline]
+pub(crate) fn scan_number_exp(b: &[u8], i: usize) -> LexResult<(usize, bool)> {
     let mut j = i;
     if b.get(j) == Some(&b'-') {
         j += 1;
@@ -438,7 +445,8 @@ pub(crate) fn scan_number(b: &[u8], i: usize) -> LexResult<usize> {
             j += 1;
         }
     }
-    if matches!(b.get(j), Some(b'e' | b'E')) {
+    let exp = matches!(b.get(j), Some(b'e' | b'E'));
+    if exp {
         j += 1;
         if matches!(b.get(j), Some(b'+' | b'-')) {
             j += 1;
@@ -450,7 +458,7 @@ pub(crate) fn scan_number(b: &[u8], i: usize) -> LexResult<usize> {
             j += 1;
         }
     }
-    Ok(j)
+    Ok((j, exp))
 }
 
 /// Checks that `lit` (`true`, `false`, `null`) is at `b[i]`; returns the index past it.
@@ -502,6 +510,8 @@ mod tests {
     fn numbers() {
         for ok in ["0", "-0", "12", "1.5", "1e5", "1E+5", "-3.25e-2"] {
             assert_eq!(scan_number(ok.as_bytes(), 0).unwrap(), ok.len(), "{ok}");
+            let exp = ok.contains(['e', 'E']);
+            assert_eq!(scan_number_exp(ok.as_bytes(), 0).unwrap(), (ok.len(), exp));
         }
         for bad in ["-", "01x", ".5", "1.", "1e", "+1"] {
             let r = scan_number(bad.as_bytes(), 0);

@@ -56,7 +56,7 @@ mod value;
 mod wildcard;
 
 pub use error::{ConfigError, Error, EventError, PatternError};
-pub use index::{MAX_SEGMENTS, MERGE_RATIO, Matcher};
+pub use index::{MAX_SEGMENTS, MERGE_RATIO, Matcher, Session};
 pub use naive::FullEvent;
 pub use pattern::Pattern;
 pub use probe::{Capture, Captured, JsonKind, MAX_TRACKED_MEMBERS, Probe};

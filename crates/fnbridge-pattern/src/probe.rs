@@ -17,6 +17,7 @@
 use std::borrow::Cow;
 use std::ops::Range;
 
+use crate::index::strmap::head_word;
 use crate::lex;
 
 /// No node: the probe names nothing below here.
@@ -52,15 +53,68 @@ pub struct Probe {
 
 #[derive(Debug, Clone)]
 struct ProbeNode {
-    kids: Vec<(Box<[u8]>, u32)>,
+    /// Ordered by length; see `at`.
+    kids: Vec<ProbeKey>,
+    /// Bit `min(len, 63)` set for the length of each key in `kids`: most keys an event has
+    /// beside the probe's differ from all of them in length, and are turned away by one test.
+    lens: u64,
+    /// Where the keys of length `len` start in `kids` (at `min(len, 63)`): the walk asks for
+    /// every key of every object on a probed path, and a key the probe names (most of those, on
+    /// the objects it reads) is then confirmed by a compare or two, not a scan of its siblings.
+    at: [u32; 64],
     /// Index into the capture of the path ending here, or [`NONE`].
     slot: u32,
+}
+
+/// One key of a probe node, with the words it is compared by.
+#[derive(Debug, Clone)]
+struct ProbeKey {
+    bytes: Box<[u8]>,
+    /// [`head_word`] of the key: all of a key of up to 8 bytes.
+    head: u64,
+    /// The key's last 8 bytes, for a key of at least 8.
+    tail: u64,
+    child: u32,
+}
+
+impl ProbeKey {
+    fn new(bytes: &[u8], child: u32) -> ProbeKey {
+        ProbeKey {
+            bytes: bytes.into(),
+            head: head_word(bytes),
+            tail: bytes
+                .last_chunk::<8>()
+                .map_or(0, |t| u64::from_le_bytes(*t)),
+            child,
+        }
+    }
+
+    /// Whether `key`, of this key's length, is this key: two word compares up to 16 bytes.
+    #[inline(always)]
+    fn is(&self, key: &[u8]) -> bool {
+        match (key.first_chunk::<8>(), key.last_chunk::<8>()) {
+            (Some(h), Some(t)) => {
+                u64::from_le_bytes(*h) == self.head
+                    && u64::from_le_bytes(*t) == self.tail
+                    && (key.len() <= 16
+                        || key.get(8..key.len() - 8) == self.bytes.get(8..key.len() - 8))
+            }
+            _ => head_word(key) == self.head,
+        }
+    }
+}
+
+#[inline(always)]
+fn len_group(len: usize) -> usize {
+    len.min(63)
 }
 
 impl ProbeNode {
     fn new() -> Self {
         ProbeNode {
             kids: Vec::new(),
+            lens: 0,
+            at: [0; 64],
             slot: NONE,
         }
     }
@@ -76,18 +130,25 @@ impl Probe {
             let mut n = 0usize;
             for key in path.iter() {
                 let key = key.as_bytes();
-                n = match nodes[n].kids.iter().find(|(k, _)| &**k == key) {
-                    Some(&(_, c)) => c as usize,
+                n = match nodes[n].kids.iter().find(|k| *k.bytes == *key) {
+                    Some(k) => k.child as usize,
                     None => {
                         let c = nodes.len();
                         nodes.push(ProbeNode::new());
-                        nodes[n].kids.push((key.into(), c as u32));
+                        nodes[n].kids.push(ProbeKey::new(key, c as u32));
+                        nodes[n].lens |= 1 << len_group(key.len());
                         c
                     }
                 };
             }
             if n != 0 && nodes[n].slot == NONE {
                 nodes[n].slot = slot as u32;
+            }
+        }
+        for node in &mut nodes {
+            node.kids.sort_by_key(|k| k.bytes.len());
+            for (i, k) in node.kids.iter().enumerate().rev() {
+                node.at[len_group(k.bytes.len())] = i as u32;
             }
         }
         Probe {
@@ -146,12 +207,22 @@ impl Probe {
         self.strict
     }
 
-    /// The node for the exact key `key` below `n`, or [`NONE`].
-    #[inline]
+    /// The node for the exact key `key` below `n`, or [`NONE`]. Inlined into the walk: as a
+    /// call, saving and restoring registers cost about as much as the lookup.
+    #[inline(always)]
     pub(crate) fn child(&self, n: u32, key: &[u8]) -> u32 {
-        for (k, c) in &self.nodes[n as usize].kids {
-            if k.len() == key.len() && **k == *key {
-                return *c;
+        let node = &self.nodes[n as usize];
+        let group = len_group(key.len());
+        if node.lens >> group & 1 == 0 {
+            return NONE;
+        }
+        // `at` is set for every length in `lens`; `get` only keeps a broken probe from panicking.
+        for k in node.kids.get(node.at[group] as usize..).unwrap_or(&[]) {
+            if k.bytes.len() > key.len() {
+                break;
+            }
+            if k.bytes.len() == key.len() && k.is(key) {
+                return k.child;
             }
         }
         NONE
@@ -243,8 +314,13 @@ impl Capture {
     }
 
     pub(crate) fn reset(&mut self, slots: usize) {
-        self.vals.clear();
-        self.vals.resize(slots, None);
+        if self.vals.len() == slots {
+            // Reused for every event of a kind: clearing in place writes only the tags.
+            self.vals.iter_mut().for_each(|v| *v = None);
+        } else {
+            self.vals.clear();
+            self.vals.resize(slots, None);
+        }
         self.depth = 0;
         self.repeated = false;
     }

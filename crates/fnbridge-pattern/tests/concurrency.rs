@@ -98,3 +98,31 @@ fn replacing_an_id_replaces_its_pattern() {
     assert!(m.matches(br#"{"x": "a"}"#).unwrap().is_empty());
     assert!(m.matches(b"not json").is_err());
 }
+
+/// A session matches as `Matcher::match_leading` does, against the patterns of when it started
+/// whatever is inserted meanwhile, and leaves the matcher working when dropped.
+#[test]
+fn a_session_keeps_the_patterns_it_started_with() {
+    use fnbridge_pattern::{Capture, Probe};
+    let m = Matcher::new();
+    let p = |v: &str| Pattern::parse(&format!(r#"{{"a": ["{v}"]}}"#)).unwrap();
+    m.insert(1, &p("x"));
+    let probe = Probe::new(&[&["a"]]);
+    let text = br#"{"a": "x"} {"a": "y"}"#;
+    let (mut cap, mut out) = (Capture::default(), Vec::new());
+    let mut s = m.session();
+    let first = s.match_leading(text, &probe, &mut cap, &mut out).unwrap();
+    assert_eq!((first, out.as_slice()), (r#"{"a": "x"}"#, &[1][..]));
+    assert_eq!(cap.get(0).unwrap().text(text), b"\"x\"");
+    m.insert(2, &p("x"));
+    let rest = &text[first.len()..];
+    let second = s.match_leading(rest, &probe, &mut cap, &mut out).unwrap();
+    assert_eq!((second, out.as_slice()), (r#" {"a": "y"}"#, &[][..]));
+    s.match_leading(text, &probe, &mut cap, &mut out).unwrap();
+    assert_eq!(out, [1], "pattern 2 came after the session started");
+    drop(s);
+    let mut fresh = Vec::new();
+    m.match_leading(text, &probe, &mut cap, &mut fresh).unwrap();
+    assert_eq!(fresh, [1, 2]);
+    assert_eq!(m.matches(br#"{"a": "x"}"#).unwrap(), [1, 2]);
+}

@@ -114,6 +114,42 @@ fn captures_follow_object_members_exactly() {
     assert!(agrees(&cap, b, &serde_json::from_str(text).unwrap()));
 }
 
+/// Keys are looked up by length first: siblings of one length, of lengths past the 63 the
+/// lookup tells apart, and keys that share a length and a head with a probed one.
+#[test]
+fn keys_of_every_length_are_found() {
+    let long = |c: char, n: usize| c.to_string().repeat(n);
+    let keys = [
+        "ab".to_string(),
+        "cd".to_string(),
+        "abcdefgh1".to_string(),
+        "abcdefgh2".to_string(),
+        long('k', 63),
+        long('k', 64),
+        long('k', 100),
+        String::new(),
+    ];
+    let paths: Vec<Vec<&str>> = keys.iter().map(|k| vec![k.as_str()]).collect();
+    let paths: Vec<&[&str]> = paths.iter().map(Vec::as_slice).collect();
+    let probe = Probe::new(&paths);
+    let mut members: Vec<String> = keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| format!("{}:{i}", serde_json::to_string(k).unwrap()))
+        .collect();
+    // Near misses: same length and head, or a length the probe has under another key.
+    for miss in ["ax", "abcdefgh3", &long('k', 65), &long('j', 64)] {
+        members.push(format!("\"{miss}\":-1"));
+    }
+    let text = format!("{{{}}}", members.join(","));
+    let (r, cap) = scan(&probe, &text);
+    r.unwrap();
+    for slot in 0..keys.len() {
+        let c = cap.get(slot).unwrap_or_else(|| panic!("slot {slot}"));
+        assert_eq!(c.text(text.as_bytes()), slot.to_string().as_bytes());
+    }
+}
+
 #[test]
 fn arrays_are_not_entered_and_dotted_keys_are_not_split() {
     let (r, cap) = scan(&probe(), r#"{"a": [{"b": 1}], "a.b": 2, "d": {"e": 3}}"#);
