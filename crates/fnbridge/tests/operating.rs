@@ -516,7 +516,8 @@ fn idle_connections_are_closed_and_their_memory_returned() {
     let mut conns = Vec::new();
     for _ in 0..1500 {
         let mut c = std::net::TcpStream::connect(&addr).unwrap();
-        c.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        c.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
         conns.push(c);
     }
     for c in &mut conns {
