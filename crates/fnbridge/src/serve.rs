@@ -9,11 +9,11 @@ use std::time::Duration;
 use anyhow::Context;
 use fnbridge_api::{AppState, router};
 use fnbridge_dispatch::{Backoff, DispatchConfig, Dispatcher, Limits, ids};
-use fnbridge_runtime::{Runtime, RuntimeConfig};
+use fnbridge_runtime::{Runtime, RuntimeConfig, SandboxConfig};
 use fnbridge_store::Store;
 use fnbridge_store::retention::Retention;
 
-use crate::cli::ServeArgs;
+use crate::cli::{SandboxNetwork, ServeArgs};
 
 mod listener;
 
@@ -112,17 +112,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let _lock = lock_data_dir(&data)?;
     let token = admin_token(&data)?;
     let store = Store::open(&data.join("fnbridge.db")).context("cannot open the database")?;
-    let runtime = Runtime::new(RuntimeConfig {
-        python: args.python.clone(),
-        work_dir: data.join("runtime"),
-        region: args.region.clone(),
-        account_id: args.account_id.clone(),
-        max_instances_per_function: args.max_instances,
-        idle_timeout: Duration::from_secs(args.idle_timeout_s),
-        base_env: fnbridge_runtime::host_base_env(),
-        ..RuntimeConfig::default()
-    })
-    .context("cannot start the function runtime")?;
+    // Bound before the runtime starts: sandboxes offer the API at this address inside.
+    let listener = tokio::net::TcpListener::bind(&args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let addr = listener.local_addr()?;
+    let runtime = start_runtime(&args, &data, addr)?;
     let dispatcher = Dispatcher::start(
         DispatchConfig {
             region: args.region.clone(),
@@ -159,10 +154,6 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         python: Arc::from(dispatcher.runtime().python()),
         body_timeout: Some(Duration::from_secs(args.body_timeout_s.max(1))),
     });
-    let listener = tokio::net::TcpListener::bind(&args.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", args.listen))?;
-    let addr = listener.local_addr()?;
     // Installed before anyone is told we are up, so an early SIGTERM still shuts down cleanly.
     let shutdown = shutdown_signal().context("cannot install signal handlers")?;
     // One line on stdout, so scripts and tests can find a port chosen with :0.
@@ -181,6 +172,65 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .await;
     store.close();
     Ok(())
+}
+
+/// The function runtime, sandboxed unless `--insecure-no-sandbox`. A host that cannot sandbox
+/// is refused with the reason and the way out.
+fn start_runtime(
+    args: &ServeArgs,
+    data: &Path,
+    api: std::net::SocketAddr,
+) -> anyhow::Result<Arc<Runtime>> {
+    let sandbox = SandboxConfig {
+        enabled: !args.insecure_no_sandbox,
+        outside_network: args.sandbox_network == SandboxNetwork::Outside,
+        tmp_size_mb: args.sandbox_tmp_mb.max(1),
+        api_addr: Some(api),
+        mounts: args.sandbox_mounts.clone(),
+        ..SandboxConfig::default()
+    };
+    if args.insecure_no_sandbox {
+        tracing::warn!(
+            "--insecure-no-sandbox: function instances run as this server's user and can read its data dir, admin token and processes"
+        );
+    }
+    let runtime = Runtime::new(RuntimeConfig {
+        python: args.python.clone(),
+        python_map: args.python_map.iter().cloned().collect(),
+        exact_python: args.exact_python,
+        layer_packages: args
+            .python_layer_packages
+            .iter()
+            .filter(|p| !p.trim().is_empty())
+            .cloned()
+            .collect(),
+        layer_dir: args.python_layer_dir.clone(),
+        sandbox,
+        work_dir: data.join("runtime"),
+        region: args.region.clone(),
+        account_id: args.account_id.clone(),
+        max_instances_per_function: args.max_instances,
+        idle_timeout: Duration::from_secs(args.idle_timeout_s),
+        base_env: fnbridge_runtime::host_base_env(),
+        ..RuntimeConfig::default()
+    });
+    match runtime {
+        Ok(runtime) => {
+            if runtime.sandboxed() && !runtime.memory_cgroups() {
+                tracing::warn!(
+                    "no memory cgroup available: memory limits use RLIMIT_AS and sampling"
+                );
+            }
+            runtime.prepare_layers();
+            Ok(runtime)
+        }
+        Err(fnbridge_runtime::RuntimeError::Sandbox(why)) => anyhow::bail!(
+            "cannot sandbox function instances on this host: {why}. Install bubblewrap and slirp4netns \
+             (apt-get install bubblewrap slirp4netns) and run fnbridge as root, or start with \
+             --insecure-no-sandbox to run functions unsandboxed"
+        ),
+        Err(e) => Err(e).context("cannot start the function runtime"),
+    }
 }
 
 /// Resolves on the first SIGINT or SIGTERM. The handlers are installed now, not on first poll.

@@ -431,12 +431,14 @@ fn completions_on_a_full_disk_are_retried_until_they_commit() {
             return;
         }
     };
-    let gate = dir.path().join("gate");
+    let shared = shared_dir();
+    let gate = shared.path().join("gate");
     let code = format!(
         "import os, time\ndef handler(event, context):\n    while not os.path.exists({:?}):\n        time.sleep(0.01)\n    return 'done'\n",
         gate.to_str().unwrap()
     );
-    let mut s = Server::start(&data);
+    let [flag, mount] = mount_args(shared.path());
+    let mut s = Server::start_with(&data, &["--retry-base-ms", "20", &flag, &mount]);
     ok_json(s.deploy("gated", &[("index.py", &code)], json!({"timeout": 60})));
     ok_json(s.cdn_trigger("gated", "t", "LogFileCreated", &["gate.example.com"]));
     let events: Vec<serde_json::Value> = (0..12)

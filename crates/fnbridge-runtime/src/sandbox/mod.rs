@@ -76,6 +76,16 @@ pub struct SandboxConfig {
     pub api_addr: Option<SocketAddr>,
     /// The memory cgroup hierarchy (`/sys/fs/cgroup`).
     pub cgroup_mount: PathBuf,
+    /// Host directories the operator shares with every instance (as FC mounts NAS), at the
+    /// same path inside.
+    pub mounts: Vec<SharedMount>,
+}
+
+/// A host directory mounted into every sandbox at `path`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SharedMount {
+    pub path: PathBuf,
+    pub writable: bool,
 }
 
 impl Default for SandboxConfig {
@@ -86,6 +96,7 @@ impl Default for SandboxConfig {
             tmp_size_mb: 512,
             api_addr: None,
             cgroup_mount: PathBuf::from("/sys/fs/cgroup"),
+            mounts: Vec::new(),
         }
     }
 }
@@ -349,6 +360,13 @@ impl Sandbox {
                 }
             }
         }
+        // Made explicitly: a directory bwrap creates for a mount point is root's only (0700).
+        a.extend([
+            "--perms".into(),
+            "0755".into(),
+            "--dir".into(),
+            "/etc".into(),
+        ]);
         for (file, name) in &self.etc {
             a.extend([
                 "--ro-bind".into(),
@@ -370,7 +388,13 @@ impl Sandbox {
             "/tmp".into(),
         ]);
         let mut made: Vec<PathBuf> = Vec::new();
-        for bind in binds {
+        let shared = self.cfg.mounts.iter().map(|m| Bind {
+            host: m.path.clone(),
+            inside: m.path.clone(),
+            writable: m.writable,
+        });
+        let all: Vec<Bind> = binds.iter().cloned().chain(shared).collect();
+        for bind in &all {
             // Parents that bwrap would otherwise create 0700 (root's), unreadable by the uid.
             for parent in bind
                 .inside
@@ -472,6 +496,8 @@ impl Jail {
 
 /// Files of the host's `/etc` that programs need and that say nothing about the server.
 const ETC_FROM_HOST: &[&str] = &[
+    "debian_version",
+    "os-release",
     "ssl",
     "ca-certificates",
     "ca-certificates.conf",
