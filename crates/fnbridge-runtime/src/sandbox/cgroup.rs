@@ -100,15 +100,13 @@ impl CgroupRoot {
         let limit = limit_bytes.to_string();
         let result = match self.version {
             Version::V1 => {
-                std::fs::write(dir.join("memory.limit_in_bytes"), &limit).and_then(|()| {
+                std::fs::write(dir.join("memory.limit_in_bytes"), &limit).map(|()| {
                     // Absent without swap accounting; the limit above then holds alone.
                     let _ = std::fs::write(dir.join("memory.memsw.limit_in_bytes"), &limit);
-                    Ok(())
                 })
             }
-            Version::V2 => std::fs::write(dir.join("memory.max"), &limit).and_then(|()| {
+            Version::V2 => std::fs::write(dir.join("memory.max"), &limit).map(|()| {
                 let _ = std::fs::write(dir.join("memory.swap.max"), "0");
-                Ok(())
             }),
         };
         if let Err(e) = result {

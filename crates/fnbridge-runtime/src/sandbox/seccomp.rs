@@ -114,7 +114,7 @@ pub(crate) fn compile() -> Result<Filters, String> {
     }
     if let Some(nr) = syscall_number("ioctl") {
         // Only the low 32 bits hold the request; a sign-extended value must match too.
-        let c = cond(1, SeccompCmpOp::MaskedEq(0xffff_ffff), libc::TIOCSTI as u64)?;
+        let c = cond(1, SeccompCmpOp::MaskedEq(0xffff_ffff), libc::TIOCSTI)?;
         rules.insert(
             nr,
             vec![SeccompRule::new(vec![c]).map_err(|e| e.to_string())?],
@@ -155,14 +155,12 @@ fn target_arch() -> Result<TargetArch, String> {
 
 /// The syscall number of `name` on this architecture, from libc's constants.
 fn syscall_number(name: &str) -> Option<i64> {
-    SYSCALLS
-        .iter()
-        .find(|(n, _)| *n == name)
-        .map(|&(_, nr)| nr as i64)
+    SYSCALLS.iter().find(|(n, _)| *n == name).map(|&(_, nr)| nr)
 }
 
 /// The syscalls the filters name, with their numbers on the build architecture.
-const SYSCALLS: &[(&str, libc::c_long)] = &[
+/// (seccompiler targets are all 64-bit, where `c_long` is `i64`.)
+const SYSCALLS: &[(&str, i64)] = &[
     ("acct", libc::SYS_acct),
     ("add_key", libc::SYS_add_key),
     ("bpf", libc::SYS_bpf),
