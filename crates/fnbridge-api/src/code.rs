@@ -142,7 +142,7 @@ fn unpack_inner(zip: &[u8], dest: &Path) -> Result<(), DeployError> {
             use std::os::unix::fs::PermissionsExt;
             let _ = std::fs::set_permissions(
                 &out,
-                std::fs::Permissions::from_mode(mode & 0o755 | 0o600),
+                std::fs::Permissions::from_mode(mode & 0o755 | 0o644),
             );
         }
     }

@@ -9,7 +9,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use fnbridge_runtime::{Credentials, FunctionSpec, Invocation, Runtime, RuntimeConfig};
+use fnbridge_runtime::{
+    Credentials, FunctionSpec, Invocation, Runtime, RuntimeConfig, SandboxConfig,
+};
 
 const WARM_CALLS: usize = 20_000;
 const COLD_STARTS: usize = 15;
@@ -40,6 +42,11 @@ async fn run() {
     .unwrap();
     let python = runtime.python().to_owned();
     println!("interpreter: {}", python.display());
+    println!(
+        "sandboxed: {}, memory cgroups: {}",
+        runtime.sandboxed(),
+        runtime.memory_cgroups()
+    );
     println!("payload: {} bytes", EVENT.len());
 
     // Warm, one at a time.
@@ -118,6 +125,39 @@ async fn run() {
         cold.push(t.elapsed());
         runtime.retire(&spec.function_name);
     }
+    // The sandbox's share of a cold start: the same starts, interleaved, with and without it.
+    let plain = Runtime::new(RuntimeConfig {
+        work_dir: dir.path().join("work-plain"),
+        max_instances_per_function: 2,
+        sandbox: SandboxConfig {
+            enabled: false,
+            ..SandboxConfig::default()
+        },
+        ..RuntimeConfig::default()
+    })
+    .unwrap();
+    let (mut with, mut without) = (Vec::new(), Vec::new());
+    for i in 0..COLD_STARTS {
+        for (rt, out) in [(&runtime, &mut with), (&plain, &mut without)] {
+            let spec = function(&format!("pair-{i}"), &code);
+            let t = Instant::now();
+            let o = rt.invoke(&spec, invocation(i)).await.unwrap();
+            out.push(t.elapsed());
+            assert!(o.error.is_none());
+            rt.retire(&spec.function_name);
+        }
+    }
+    let (s50, smax) = percentiles(&mut with);
+    let (p50, pmax) = percentiles(&mut without);
+    println!(
+        "cold start, interleaved: sandboxed p50 {} ms (max {} ms), unsandboxed p50 {} ms (max {} ms), added p50 {:.1} ms",
+        ms(s50),
+        ms(smax),
+        ms(p50),
+        ms(pmax),
+        (s50.as_secs_f64() - p50.as_secs_f64()) * 1000.0
+    );
+    plain.shutdown().await;
     let mut bare = time_process(&python, &["-c", "pass"], &code);
     let import = format!(
         "import sys; sys.path.insert(0, {:?}); import index",

@@ -4,12 +4,28 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::sandbox::SandboxConfig;
+
 /// Settings for the whole runtime; the binary builds this from its own configuration.
 #[derive(Debug, Clone)]
 pub struct RuntimeConfig {
-    /// Interpreter for every Python runtime (`python3`, `python3.9`, `python3.10`, `python3.12`).
-    /// A bare name is resolved once to the real executable, see `Runtime::new`.
+    /// Interpreter for the `python3` runtime, and for a `python3.X` whose interpreter the host
+    /// lacks (unless `exact_python`). A bare name is resolved once to the real executable, see
+    /// `Runtime::new`.
     pub python: PathBuf,
+    /// Interpreters for `python3.X` runtimes, by `"3.X"`, given by the operator; the others
+    /// are looked for on PATH (`python3.X`, and behind pyenv shims).
+    pub python_map: BTreeMap<String, PathBuf>,
+    /// Refuse deploys of a `python3.X` the host has no interpreter for, instead of running them
+    /// on the nearest one.
+    pub exact_python: bool,
+    /// Packages of FC's Python runtimes installed once per interpreter into a shared read-only
+    /// layer (`<work_dir>/layer-3.X`), so code that imports them runs without requirements.txt.
+    pub layer_packages: Vec<String>,
+    /// Where the layers live; `work_dir` if unset. Servers may share one.
+    pub layer_dir: Option<PathBuf>,
+    /// How instances are isolated (see `sandbox`).
+    pub sandbox: SandboxConfig,
     /// Where the embedded bootstrap is written.
     pub work_dir: PathBuf,
     pub region: String,
@@ -35,6 +51,11 @@ impl Default for RuntimeConfig {
     fn default() -> Self {
         RuntimeConfig {
             python: PathBuf::from("python3"),
+            python_map: BTreeMap::new(),
+            exact_python: false,
+            layer_packages: Vec::new(),
+            layer_dir: None,
+            sandbox: SandboxConfig::default(),
             work_dir: std::env::temp_dir().join("fnbridge-runtime"),
             region: "cn-hangzhou".to_owned(),
             account_id: "0".to_owned(),

@@ -1,6 +1,7 @@
 //! The environment every instance starts with (runtime.md §3), whatever its runtime.
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
@@ -12,6 +13,7 @@ use crate::instance::Launch;
 pub(crate) fn instance_environment(
     launch: &Launch<'_>,
     code_dir: &Path,
+    api: Option<SocketAddr>,
     runtime_defaults: &[(&str, &str)],
 ) -> BTreeMap<String, String> {
     let Launch {
@@ -21,6 +23,11 @@ pub(crate) fn instance_environment(
         first,
     } = launch;
     let mut env = host.cfg.base_env.clone();
+    if host.sandbox.is_some() {
+        // The host's PATH names directories the sandbox does not have (pyenv, cargo, home).
+        env.insert("PATH".into(), SANDBOX_PATH.into());
+        env.insert("HOME".into(), "/tmp".into());
+    }
     env.extend(
         runtime_defaults
             .iter()
@@ -63,11 +70,19 @@ pub(crate) fn instance_environment(
         ),
     ];
     env.extend(system.into_iter().map(|(k, v)| (k.to_owned(), v)));
+    if let Some(api) = api {
+        // fnbridge's own API, at an address that works from where the instance runs (inside a
+        // sandbox: the proxy on the namespace's loopback).
+        env.insert("FNBRIDGE_API_ENDPOINT".into(), format!("http://{api}"));
+    }
     if let Some(init) = &spec.initializer {
         env.insert("FC_INITIALIZER".into(), init.handler.clone());
     }
     env
 }
+
+/// PATH inside a sandbox: FC puts the code directory and its `bin` on it for custom runtimes.
+pub(crate) const SANDBOX_PATH: &str = "/code:/code/bin:/usr/local/bin:/usr/bin:/bin";
 
 /// `context.function.timeout` and `x-fc-function-timeout` are whole seconds; a partial second
 /// counts as one.

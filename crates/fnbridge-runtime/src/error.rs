@@ -18,6 +18,10 @@ pub enum RuntimeError {
         function: String,
         source: std::io::Error,
     },
+    #[error("cannot sandbox function instances on this host: {0}")]
+    Sandbox(String),
+    #[error("{0}")]
+    MissingInterpreter(String),
     #[error("the runtime is shutting down")]
     ShuttingDown,
 }

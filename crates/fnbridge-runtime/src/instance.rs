@@ -14,7 +14,8 @@ use crate::error::RuntimeError;
 use crate::memwatch::MemoryWatch;
 use crate::outcome::{FunctionError, InvokeOutcome};
 use crate::process::LiveGroups;
-use crate::python::PythonInstance;
+use crate::python::{Interpreters, Layers, PythonInstance};
+use crate::sandbox::Sandbox;
 use crate::spec::{FunctionSpec, Invocation};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,8 +49,14 @@ impl Backend {
 #[derive(Debug)]
 pub(crate) struct Host {
     pub(crate) cfg: RuntimeConfig,
-    /// The interpreter's real path (a pyenv shim costs ~100 ms on every start).
+    /// The default interpreter's real path (a pyenv shim costs ~100 ms on every start).
     pub(crate) python: PathBuf,
+    /// Every interpreter, by version.
+    pub(crate) pythons: Interpreters,
+    /// `None` only with `--insecure-no-sandbox`.
+    pub(crate) sandbox: Option<Arc<Sandbox>>,
+    /// The shared layers of FC's built-in Python modules.
+    pub(crate) layers: Layers,
     /// The bootstrap written into the work directory.
     pub(crate) bootstrap: PathBuf,
     pub(crate) live: Arc<LiveGroups>,

@@ -52,6 +52,8 @@
 //! - `logs`: draining instance output and cutting out each invocation's log.
 //! - `memwatch`: sampling custom-runtime instances' resident memory against their limit.
 //! - `process`: process groups, killed on drop and at shutdown; noticing a leader's exit.
+//! - `sandbox`: bubblewrap, setpriv and seccomp for every instance; `sandbox::net` its network
+//!   namespace, API proxy and slirp4netns; `sandbox::cgroup` its memory cgroup.
 
 mod config;
 mod custom;
@@ -65,6 +67,7 @@ mod pool;
 mod process;
 mod python;
 mod runtime;
+mod sandbox;
 mod spec;
 
 pub use config::{RuntimeConfig, host_base_env};
@@ -72,4 +75,5 @@ pub use error::RuntimeError;
 pub use outcome::{FunctionError, InvokeOutcome};
 pub use python::check_python_handler;
 pub use runtime::Runtime;
+pub use sandbox::{CODE_DIR, SandboxConfig, SharedMount};
 pub use spec::{Credentials, CustomRuntime, FunctionSpec, HealthCheck, Hook, Invocation};

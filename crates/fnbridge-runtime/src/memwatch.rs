@@ -1,4 +1,10 @@
-//! Resident-memory limits for custom-runtime instances, by sampling.
+//! Memory limits for custom-runtime instances: watching a memory cgroup's OOM kills, or, where
+//! there is no cgroup, sampling the resident set.
+//!
+//! With a cgroup (the sandbox's normal case) the kernel enforces the limit; the watcher reads the
+//! cgroup's `oom_kill` counter every `PERIOD`, and a kill of any of the instance's processes
+//! (not only the server, which would show as its exit anyway) ends the instance as out of memory.
+//! The rest of this comment is about the fallback.
 //!
 //! Python instances get RLIMIT_AS (see the crate docs). Custom runtimes do not: the JVM, V8 and
 //! others reserve gigabytes of address space up front and fail to start under any limit close
@@ -15,6 +21,7 @@
 //! remains the backstop, and its SIGKILL is reported as `OutOfMemory` too.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
@@ -45,42 +52,52 @@ struct Shared {
 
 #[derive(Default)]
 struct State {
-    groups: HashMap<i32, Watched>,
+    watched: HashMap<u64, Watched>,
     next_key: u64,
     thread: bool,
 }
 
 struct Watched {
-    key: u64,
+    what: Watch,
     limit: u64,
     on_exceed: Arc<OnExceed>,
 }
 
-/// Stops watching its group when dropped.
+/// What makes up an instance, for the watcher.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Watch {
+    /// A memory cgroup: its OOM-kill counter (file, key) must stay 0.
+    OomKills((PathBuf, &'static str)),
+    /// The processes in a network namespace (by inode): a sandbox without a cgroup.
+    NetNs(u64),
+    /// A process group: an instance without a sandbox.
+    Group(i32),
+}
+
+/// Stops watching when dropped.
 pub(crate) struct Registration {
     shared: Weak<Shared>,
-    pgid: i32,
     key: u64,
 }
 
 impl std::fmt::Debug for Registration {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Registration")
-            .field("pgid", &self.pgid)
+            .field("key", &self.key)
             .finish()
     }
 }
 
 impl MemoryWatch {
-    /// Watches process group `pgid` until the registration is dropped.
-    pub(crate) fn watch(&self, pgid: i32, limit_bytes: u64, on_exceed: OnExceed) -> Registration {
+    /// Watches `what` until the registration is dropped.
+    pub(crate) fn watch(&self, what: Watch, limit_bytes: u64, on_exceed: OnExceed) -> Registration {
         let mut st = lock(&self.shared.state);
         let key = st.next_key;
         st.next_key += 1;
-        st.groups.insert(
-            pgid,
+        st.watched.insert(
+            key,
             Watched {
-                key,
+                what,
                 limit: limit_bytes,
                 on_exceed: Arc::new(on_exceed),
             },
@@ -98,7 +115,6 @@ impl MemoryWatch {
         self.shared.wake.notify_one();
         Registration {
             shared: Arc::downgrade(&self.shared),
-            pgid,
             key,
         }
     }
@@ -107,11 +123,7 @@ impl MemoryWatch {
 impl Drop for Registration {
     fn drop(&mut self) {
         if let Some(shared) = self.shared.upgrade() {
-            let mut st = lock(&shared.state);
-            // A recycled group id may have been registered again by a newer instance.
-            if st.groups.get(&self.pgid).is_some_and(|w| w.key == self.key) {
-                st.groups.remove(&self.pgid);
-            }
+            lock(&shared.state).watched.remove(&self.key);
         }
     }
 }
@@ -123,17 +135,20 @@ fn run(shared: Weak<Shared>) {
         let Some(strong) = shared.upgrade() else {
             return;
         };
-        let limits: HashMap<i32, u64> = {
+        let targets: Vec<(u64, Watch)> = {
             let st = lock(&strong.state);
-            if st.groups.is_empty() {
+            if st.watched.is_empty() {
                 // Woken by the next registration, or after a while to notice the runtime is gone.
                 let _ = strong.wake.wait_timeout(st, IDLE_CHECK);
                 continue;
             }
-            st.groups.iter().map(|(&g, w)| (g, w.limit)).collect()
+            st.watched
+                .iter()
+                .map(|(&k, w)| (k, w.what.clone()))
+                .collect()
         };
         drop(strong);
-        let usage = resident_by_group(&limits, page);
+        let usage = measure(&targets, page);
         let Some(strong) = shared.upgrade() else {
             return;
         };
@@ -141,9 +156,14 @@ fn run(shared: Weak<Shared>) {
             let st = lock(&strong.state);
             usage
                 .into_iter()
-                .filter_map(|(g, rss)| {
-                    let w = st.groups.get(&g)?;
-                    (rss > w.limit).then(|| (Arc::clone(&w.on_exceed), rss))
+                .filter_map(|(key, used)| {
+                    let w = st.watched.get(&key)?;
+                    let over = match w.what {
+                        // Any OOM kill: the kernel already held the instance to its limit.
+                        Watch::OomKills(_) => used > 0,
+                        _ => used > w.limit,
+                    };
+                    over.then(|| (Arc::clone(&w.on_exceed), used))
                 })
                 .collect()
         };
@@ -154,6 +174,74 @@ fn run(shared: Weak<Shared>) {
         drop(strong);
         std::thread::sleep(PERIOD);
     }
+}
+
+/// For each target: OOM kills of a cgroup, or resident bytes of a group's or namespace's processes.
+fn measure(targets: &[(u64, Watch)], page: u64) -> HashMap<u64, u64> {
+    let mut out = HashMap::new();
+    let mut groups = HashMap::new();
+    let mut namespaces = HashMap::new();
+    for (key, what) in targets {
+        match what {
+            Watch::OomKills((file, field)) => {
+                let text = std::fs::read_to_string(file).unwrap_or_default();
+                out.insert(*key, crate::sandbox::oom_counter(&text, field));
+            }
+            Watch::Group(pgid) => {
+                groups.insert(*pgid, *key);
+            }
+            Watch::NetNs(inode) => {
+                namespaces.insert(*inode, *key);
+            }
+        }
+    }
+    if !groups.is_empty() {
+        let usage = resident_by_group(&groups.keys().map(|&g| (g, 0)).collect(), page);
+        for (g, rss) in usage {
+            if let Some(&key) = groups.get(&g) {
+                out.insert(key, rss);
+            }
+        }
+    }
+    if !namespaces.is_empty() {
+        for (inode, rss) in resident_by_netns(&namespaces, page) {
+            if let Some(&key) = namespaces.get(&inode) {
+                out.insert(key, rss);
+            }
+        }
+    }
+    out
+}
+
+/// Sums the resident memory of the processes in each network namespace of `namespaces` (by
+/// inode): a sandbox's processes cannot leave it (seccomp refuses `setns` and `unshare`).
+fn resident_by_netns(namespaces: &HashMap<u64, u64>, page: u64) -> HashMap<u64, u64> {
+    use std::os::unix::fs::MetadataExt;
+    let mut usage = HashMap::new();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return usage;
+    };
+    for entry in dir.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
+        else {
+            continue;
+        };
+        let Ok(ns) = std::fs::metadata(format!("/proc/{pid}/ns/net")) else {
+            continue;
+        };
+        if !namespaces.contains_key(&ns.ino()) {
+            continue;
+        }
+        if let Ok(stat) = std::fs::read(format!("/proc/{pid}/stat"))
+            && let Some((_, rss_pages)) = parse_stat(&stat)
+        {
+            *usage.entry(ns.ino()).or_insert(0) += rss_pages * page;
+        }
+    }
+    usage
 }
 
 /// Sums the resident memory of the processes of each group in `groups`.

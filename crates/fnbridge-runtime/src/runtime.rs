@@ -14,7 +14,8 @@ use crate::error::RuntimeError;
 use crate::instance::{Backend, Host, Instance, Launch, StartFailure, dispose};
 use crate::outcome::InvokeOutcome;
 use crate::pool::{FunctionPool, Lease};
-use crate::python;
+use crate::python::{self, Interpreters, Layers};
+use crate::sandbox::Sandbox;
 use crate::spec::{FunctionSpec, Invocation};
 
 /// Function instances for every function of this server. `Send + Sync`; share it as `Arc`.
@@ -37,7 +38,22 @@ impl Runtime {
     /// `python -c` once, so call it at start-up rather than on a hot path).
     pub fn new(cfg: RuntimeConfig) -> Result<Arc<Runtime>, RuntimeError> {
         let bootstrap = python::install_bootstrap(&cfg.work_dir)?;
-        let python = python::resolve_interpreter(&cfg)?;
+        let pythons = Interpreters::discover(&cfg, python::FC_MINORS)?;
+        let python = pythons.default.executable.clone();
+        let sandbox = if cfg.sandbox.enabled {
+            let path_var = cfg.base_env.get("PATH").map(String::as_str);
+            let sandbox = Sandbox::new(cfg.sandbox.clone(), &cfg.work_dir, path_var)
+                .map_err(RuntimeError::Sandbox)?;
+            Some(Arc::new(sandbox))
+        } else {
+            None
+        };
+        let layers = Layers::new(
+            cfg.layer_dir
+                .clone()
+                .unwrap_or_else(|| cfg.work_dir.clone()),
+            cfg.layer_packages.clone(),
+        );
         let boot = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
@@ -45,6 +61,9 @@ impl Runtime {
             host: Host {
                 cfg,
                 python,
+                pythons,
+                sandbox,
+                layers,
                 bootstrap,
                 live: Arc::default(),
                 memory: Default::default(),
@@ -58,9 +77,60 @@ impl Runtime {
         }))
     }
 
-    /// The interpreter instances run on, after resolution (for `check_python_handler`).
+    /// The default interpreter, after resolution (for `check_python_handler`).
     pub fn python(&self) -> &Path {
         &self.host.python
+    }
+
+    /// Whether instances run sandboxed (false only with `--insecure-no-sandbox`).
+    pub fn sandboxed(&self) -> bool {
+        self.host.sandbox.is_some()
+    }
+
+    /// Whether instance memory is limited by a cgroup (else by RLIMIT_AS and sampling).
+    pub fn memory_cgroups(&self) -> bool {
+        self.host.sandbox.as_ref().is_some_and(|s| s.has_cgroups())
+    }
+
+    /// What runs a function of `runtime`: `Python 3.10.13`, or for a version the host lacks
+    /// `Python 3.11.7 (Python 3.9 is not installed on this server)`; `None` for custom runtimes.
+    /// Errs for a missing version when the operator asked for exact versions, with a message
+    /// saying how to add the interpreter. Also starts installing that interpreter's layer.
+    pub fn interpreter_for(&self, runtime: &str) -> Result<Option<String>, RuntimeError> {
+        if Backend::for_runtime(runtime)? != Backend::Python {
+            return Ok(None);
+        }
+        let choice = self.host.pythons.choose(runtime)?;
+        self.host
+            .layers
+            .ensure(choice.interpreter, self.host.sandbox.clone());
+        Ok(Some(choice.describe()))
+    }
+
+    /// Starts installing the layer of FC's built-in modules for every interpreter, in the
+    /// background (call it once the server is up).
+    pub fn prepare_layers(&self) {
+        let all =
+            std::iter::once(&self.host.pythons.default).chain(self.host.pythons.by_minor.values());
+        for it in all {
+            self.host.layers.ensure(it, self.host.sandbox.clone());
+        }
+    }
+
+    /// Installs `code_dir/requirements.txt` (if present) into `code_dir` with the interpreter of
+    /// `runtime`, pip running in a sandbox. Returns whether there was one.
+    pub async fn install_requirements(
+        &self,
+        runtime: &str,
+        code_dir: &Path,
+    ) -> Result<bool, String> {
+        let choice = self
+            .host
+            .pythons
+            .choose(runtime)
+            .map_err(|e| e.to_string())?;
+        python::install_requirements(choice.interpreter, self.host.sandbox.as_deref(), code_dir)
+            .await
     }
 
     /// Runs one invocation on a warm instance of `spec`'s revision, or on a new one. Waits in

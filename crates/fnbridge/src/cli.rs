@@ -118,6 +118,38 @@ pub struct LogsArgs {
     pub request_id: Option<String>,
 }
 
+/// Network access of sandboxed instances.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SandboxNetwork {
+    /// The outside world (slirp4netns) and fnbridge's API.
+    Outside,
+    /// fnbridge's API only.
+    Internal,
+}
+
+fn parse_python_map(s: &str) -> Result<(String, PathBuf), String> {
+    let (version, path) = s
+        .split_once('=')
+        .ok_or_else(|| format!("'{s}': expected 3.X=PATH"))?;
+    let version = version.trim().trim_start_matches("python");
+    if !version.starts_with("3.") || version[2..].parse::<u32>().is_err() {
+        return Err(format!("'{version}': expected a version such as 3.9"));
+    }
+    Ok((version.to_owned(), PathBuf::from(path)))
+}
+
+fn parse_mount(s: &str) -> Result<fnbridge_runtime::SharedMount, String> {
+    let (path, writable) = match s.strip_suffix(":rw") {
+        Some(p) => (p, true),
+        None => (s.strip_suffix(":ro").unwrap_or(s), false),
+    };
+    let path = PathBuf::from(path);
+    if !path.is_absolute() {
+        return Err(format!("'{s}': the path must be absolute"));
+    }
+    Ok(fnbridge_runtime::SharedMount { path, writable })
+}
+
 /// Options of `fnbridge serve`. Field names are what `serve.rs` reads.
 #[derive(Args, Debug)]
 pub struct ServeArgs {
@@ -127,9 +159,42 @@ pub struct ServeArgs {
     /// Address to listen on; port 0 picks a free port (printed on start).
     #[arg(long, env = "FNBRIDGE_LISTEN", default_value = "127.0.0.1:9000")]
     pub listen: String,
-    /// Python interpreter for python3.x runtimes.
+    /// Python interpreter for the python3 runtime, and for a python3.X whose interpreter
+    /// (python3.X on PATH, or under pyenv) this host lacks.
     #[arg(long, env = "FNBRIDGE_PYTHON", default_value = "python3")]
     pub python: PathBuf,
+    /// Interpreter for a python3.X runtime, as 3.X=PATH (repeatable), where PATH discovery does
+    /// not find the right one.
+    #[arg(long = "python-map", value_name = "3.X=PATH", value_parser = parse_python_map)]
+    pub python_map: Vec<(String, PathBuf)>,
+    /// Refuse deploys of a python3.X this host has no interpreter for, instead of running them
+    /// on the nearest version.
+    #[arg(long)]
+    pub exact_python: bool,
+    /// Packages of FC's Python runtimes installed once into a shared read-only layer on every
+    /// function's sys.path (comma-separated; empty for none).
+    #[arg(long, value_delimiter = ',', default_value = "oss2")]
+    pub python_layer_packages: Vec<String>,
+    /// Where the layers of FC's built-in modules are installed [default: <data-dir>/runtime].
+    /// Servers may share one.
+    #[arg(long, env = "FNBRIDGE_LAYER_DIR")]
+    pub python_layer_dir: Option<PathBuf>,
+    /// Run function instances without a sandbox: as this server's user, seeing its files,
+    /// processes and network. Only for hosts that cannot create namespaces; warned on every
+    /// start.
+    #[arg(long)]
+    pub insecure_no_sandbox: bool,
+    /// What sandboxed instances reach over the network: `outside` (the internet, through
+    /// slirp4netns, and fnbridge's API) or `internal` (fnbridge's API only).
+    #[arg(long, value_enum, default_value_t = SandboxNetwork::Outside)]
+    pub sandbox_network: SandboxNetwork,
+    /// A host directory shared with every sandboxed instance at the same path, as PATH or
+    /// PATH:rw (repeatable): storage the operator chooses to share, like FC's NAS mounts.
+    #[arg(long = "sandbox-mount", value_name = "PATH[:rw]", value_parser = parse_mount)]
+    pub sandbox_mounts: Vec<fnbridge_runtime::SharedMount>,
+    /// Size of each instance's private /tmp, in MB.
+    #[arg(long, default_value_t = 512)]
+    pub sandbox_tmp_mb: u32,
     /// Region reported to functions and in ARNs.
     #[arg(long, default_value = "cn-hangzhou")]
     pub region: String,

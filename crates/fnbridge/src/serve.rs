@@ -10,11 +10,11 @@ use anyhow::Context;
 use fnbridge_api::{AppState, router};
 use fnbridge_auth::{Auth, AuthConfig, MasterKey};
 use fnbridge_dispatch::{Backoff, DispatchConfig, Dispatcher, Limits, ids};
-use fnbridge_runtime::{Runtime, RuntimeConfig};
+use fnbridge_runtime::{Runtime, RuntimeConfig, SandboxConfig};
 use fnbridge_store::Store;
 use fnbridge_store::retention::Retention;
 
-use crate::cli::ServeArgs;
+use crate::cli::{SandboxNetwork, ServeArgs};
 
 mod listener;
 mod objectstore;
@@ -42,17 +42,6 @@ fn admin_token(data_dir: &Path) -> anyhow::Result<String> {
     f.write_all(token.as_bytes())?;
     f.sync_all()?;
     Ok(token)
-}
-
-/// The URL functions reach the API at (`FNBRIDGE_API_ENDPOINT`): the listening address, with a
-/// wildcard address replaced by loopback, which a function on this host can connect to.
-fn api_endpoint(addr: std::net::SocketAddr) -> String {
-    let ip = match addr.ip() {
-        std::net::IpAddr::V4(v4) if v4.is_unspecified() => std::net::Ipv4Addr::LOCALHOST.into(),
-        std::net::IpAddr::V6(v6) if v6.is_unspecified() => std::net::Ipv6Addr::LOCALHOST.into(),
-        ip => ip,
-    };
-    format!("http://{}", std::net::SocketAddr::new(ip, addr.port()))
 }
 
 /// Takes `<data-dir>/fnbridge.lock` for the life of the process and writes our pid in it. A
@@ -130,31 +119,18 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let master = MasterKey::load_or_create(&key_path)
         .with_context(|| format!("cannot read or create {}", key_path.display()))?;
     let store = Store::open(&data.join("fnbridge.db")).context("cannot open the database")?;
-    // Bound before the runtime starts: functions are told where the API is, and with :0 the
-    // port is known only now.
+    // Bound before the runtime starts: sandboxes offer the API at this address inside.
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let addr = listener.local_addr()?;
-    let mut base_env = fnbridge_runtime::host_base_env();
-    base_env.insert("FNBRIDGE_API_ENDPOINT".into(), api_endpoint(addr));
     let auth = Auth::new(
         AuthConfig::new(&args.region, &args.account_id),
         store.clone(),
         master,
         token,
     );
-    let runtime = Runtime::new(RuntimeConfig {
-        python: args.python.clone(),
-        work_dir: data.join("runtime"),
-        region: args.region.clone(),
-        account_id: args.account_id.clone(),
-        max_instances_per_function: args.max_instances,
-        idle_timeout: Duration::from_secs(args.idle_timeout_s),
-        base_env,
-        ..RuntimeConfig::default()
-    })
-    .context("cannot start the function runtime")?;
+    let runtime = start_runtime(&args, &data, addr)?;
     let dispatcher = Dispatcher::start(
         DispatchConfig {
             region: args.region.clone(),
@@ -225,6 +201,65 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .await;
     store.close();
     Ok(())
+}
+
+/// The function runtime, sandboxed unless `--insecure-no-sandbox`. A host that cannot sandbox
+/// is refused with the reason and the way out.
+fn start_runtime(
+    args: &ServeArgs,
+    data: &Path,
+    api: std::net::SocketAddr,
+) -> anyhow::Result<Arc<Runtime>> {
+    let sandbox = SandboxConfig {
+        enabled: !args.insecure_no_sandbox,
+        outside_network: args.sandbox_network == SandboxNetwork::Outside,
+        tmp_size_mb: args.sandbox_tmp_mb.max(1),
+        api_addr: Some(api),
+        mounts: args.sandbox_mounts.clone(),
+        ..SandboxConfig::default()
+    };
+    if args.insecure_no_sandbox {
+        tracing::warn!(
+            "--insecure-no-sandbox: function instances run as this server's user and can read its data dir, admin token and processes"
+        );
+    }
+    let runtime = Runtime::new(RuntimeConfig {
+        python: args.python.clone(),
+        python_map: args.python_map.iter().cloned().collect(),
+        exact_python: args.exact_python,
+        layer_packages: args
+            .python_layer_packages
+            .iter()
+            .filter(|p| !p.trim().is_empty())
+            .cloned()
+            .collect(),
+        layer_dir: args.python_layer_dir.clone(),
+        sandbox,
+        work_dir: data.join("runtime"),
+        region: args.region.clone(),
+        account_id: args.account_id.clone(),
+        max_instances_per_function: args.max_instances,
+        idle_timeout: Duration::from_secs(args.idle_timeout_s),
+        base_env: fnbridge_runtime::host_base_env(),
+        ..RuntimeConfig::default()
+    });
+    match runtime {
+        Ok(runtime) => {
+            if runtime.sandboxed() && !runtime.memory_cgroups() {
+                tracing::warn!(
+                    "no memory cgroup available: memory limits use RLIMIT_AS and sampling"
+                );
+            }
+            runtime.prepare_layers();
+            Ok(runtime)
+        }
+        Err(fnbridge_runtime::RuntimeError::Sandbox(why)) => anyhow::bail!(
+            "cannot sandbox function instances on this host: {why}. Install bubblewrap and slirp4netns \
+             (apt-get install bubblewrap slirp4netns) and run fnbridge as root, or start with \
+             --insecure-no-sandbox to run functions unsandboxed"
+        ),
+        Err(e) => Err(e).context("cannot start the function runtime"),
+    }
 }
 
 /// Resolves on the first SIGINT or SIGTERM. The handlers are installed now, not on first poll.

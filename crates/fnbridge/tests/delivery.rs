@@ -175,9 +175,11 @@ fn kill_9_during_ingest_and_delivery_loses_no_acknowledged_event() {
     const TOTAL: usize = 1000;
     const BATCH: usize = 10;
     let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("delivered.txt");
+    let shared = shared_dir();
+    let out = shared.path().join("delivered.txt");
     let data = dir.path().join("data");
-    let mut s = Server::start(&data);
+    let [flag, mount] = mount_args(shared.path());
+    let mut s = Server::start_with(&data, &["--retry-base-ms", "20", &flag, &mount]);
     ok_json(s.deploy(
         "recorder",
         &[("index.py", RECORDER)],

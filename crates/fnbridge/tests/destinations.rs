@@ -43,9 +43,11 @@ fn wait_lines(path: &std::path::Path, n: usize) -> Vec<Value> {
 #[test]
 fn on_failure_and_on_success_destinations_receive_the_documented_payload() {
     let dir = tempfile::tempdir().unwrap();
-    let s = Server::start(dir.path());
-    let failed = dir.path().join("failed.jsonl");
-    let ok = dir.path().join("ok.jsonl");
+    let shared = shared_dir();
+    let [flag, mount] = mount_args(shared.path());
+    let s = Server::start_with(dir.path(), &["--retry-base-ms", "20", &flag, &mount]);
+    let failed = shared.path().join("failed.jsonl");
+    let ok = shared.path().join("ok.jsonl");
     ok_json(s.deploy(
         "on-failure",
         &[("index.py", SINK)],
@@ -138,7 +140,8 @@ def handler(event, context):
         return str(len(hog))
     if event == b"exit":
         os._exit(1)
-    return "alive:%d" % os.getpid()
+    # Not the pid: every sandboxed instance has its own PID namespace, where it is pid 2.
+    return "alive:%s" % os.environ["FC_INSTANCE_ID"]
 "#;
     ok_json(s.deploy("fragile", &[("index.py", code)], json!({"memorySize": 128})));
     ok_json(

@@ -7,6 +7,7 @@
 //! server may have closed just as it was reused, which would look exactly like a crash.
 
 use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use http_body_util::{BodyExt, Full};
@@ -15,6 +16,8 @@ use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
+
+use crate::sandbox::NetNs;
 
 /// A whole response.
 #[derive(Debug)]
@@ -39,11 +42,22 @@ pub(crate) fn addr(port: u16) -> SocketAddr {
     SocketAddr::from((Ipv4Addr::LOCALHOST, port))
 }
 
+/// Where an instance listens: a loopback port, in its sandbox's network namespace or (without a
+/// sandbox) the server's.
+#[derive(Debug, Clone)]
+pub(crate) struct Target {
+    pub(crate) port: u16,
+    pub(crate) net: Option<Arc<NetNs>>,
+}
+
 /// Connects, or fails; a connection to ourselves does not count. Connecting to a loopback
 /// port nobody listens on can pick that very port as the local one (TCP simultaneous open),
 /// which would look like a server that accepts and never answers.
-pub(crate) async fn connect(port: u16) -> std::io::Result<TcpStream> {
-    let stream = TcpStream::connect(addr(port)).await?;
+pub(crate) async fn connect(target: &Target) -> std::io::Result<TcpStream> {
+    let stream = match &target.net {
+        Some(net) => net.connect(target.port).await?,
+        None => TcpStream::connect(addr(target.port)).await?,
+    };
     if stream.local_addr()? == stream.peer_addr()? {
         return Err(std::io::Error::new(
             std::io::ErrorKind::ConnectionRefused,
@@ -57,14 +71,15 @@ pub(crate) async fn connect(port: u16) -> std::io::Result<TcpStream> {
 /// Sends `method path` with `headers` and `body`; reads the response, refusing a body over
 /// `max_body` bytes. Not bounded in time: the caller wraps it in its timeout.
 pub(crate) async fn request(
-    port: u16,
+    target: &Target,
     method: Method,
     path: &str,
     mut headers: HeaderMap,
     body: Bytes,
     max_body: usize,
 ) -> Result<Reply, HttpError> {
-    let stream = connect(port).await.map_err(HttpError::Connect)?;
+    let stream = connect(target).await.map_err(HttpError::Connect)?;
+    let port = target.port;
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
     // The connection is driven by its own task; aborted (closing the socket) when we are done
     // or dropped, e.g. by a timeout.

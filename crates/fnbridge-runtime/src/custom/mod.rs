@@ -37,6 +37,7 @@
 mod command;
 mod http;
 
+use std::path::Path;
 use std::process::{ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -54,13 +55,17 @@ use crate::env::{instance_environment, whole_seconds};
 use crate::error::RuntimeError;
 use crate::instance::{Launch, Served, StartFailure, log_pre_stop, pre_stop_invocation};
 use crate::logs::{Captured, LogCapture, Section, Wait, spawn_pump};
-use crate::memwatch::Registration;
+use crate::memwatch::{Registration, Watch};
 use crate::outcome::{FunctionError, InvokeOutcome, platform_error_body, seconds};
 use crate::process::{ProcessGroup, describe_exit, leader_exited};
+use crate::sandbox::{Bind, CODE_DIR, Jail};
 use crate::spec::{CustomRuntime, FunctionSpec, HealthCheck, Hook, Invocation};
 use command::Refusal;
 use http::HttpError;
 
+/// Where a sandboxed custom runtime's command is looked for (besides the code): directories the
+/// sandbox shows as the host has them.
+const SYSTEM_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
 /// Largest result a function may return (runtime.md §8).
 const MAX_RESPONSE_BYTES: usize = 32 * 1024 * 1024;
 /// A health-check answer is read only for its status.
@@ -79,6 +84,8 @@ pub(crate) struct CustomInstance {
     id: String,
     spec: Arc<FunctionSpec>,
     port: u16,
+    /// Where it listens: `port` in its own network namespace (sandboxed) or on the host.
+    target: http::Target,
     core: Arc<Core>,
     /// The `x-fc-*` headers that are the same on every request.
     headers: HeaderMap,
@@ -96,6 +103,8 @@ pub(crate) struct CustomInstance {
     /// The last invocation without its payload, kept only when there is a PreStop hook.
     last: Mutex<Option<Invocation>>,
     _memory: Option<Registration>,
+    /// The sandbox's namespace, cgroup and network; dropped after the group is killed.
+    jail: Jail,
 }
 
 /// What the instance's helpers (exit watcher, memory watcher) share with it.
@@ -189,25 +198,63 @@ impl CustomInstance {
         };
         let cfg = spec.custom.clone().unwrap_or_default();
         let code_dir = std::path::absolute(&spec.code_dir).map_err(platform)?;
-        let port = free_port().map_err(platform)?;
-        let mut env = instance_environment(launch, &code_dir, &[]);
-        env.insert("FC_CUSTOM_LISTEN_PORT".into(), port.to_string());
-        env.insert("FC_SERVER_PORT".into(), port.to_string());
-        let program = command::resolve(&cfg, &code_dir, env.get("PATH").map(String::as_str))
-            .map_err(|r| refused(launch, &r, String::new()))?;
-
+        let host = launch.host;
         let (log_reader, log_writer) = std::io::pipe().map_err(platform)?;
-        let mut cmd = Command::new(&program.path);
-        cmd.args(&program.args)
-            .env_clear()
-            .envs(&env)
-            .current_dir(&code_dir)
-            .stdin(Stdio::null())
+        let (mut cmd, program, port, mut jail) = match &host.sandbox {
+            Some(sandbox) => {
+                // Its own network namespace: it listens on the configured port, as on FC.
+                let port = cfg.port;
+                let mut jail = sandbox
+                    .jail(&launch.instance_id, spec.memory_mb, Some(port), true)
+                    .await
+                    .map_err(platform)?;
+                let mut env =
+                    instance_environment(launch, Path::new(CODE_DIR), jail.api_inside, &[]);
+                env.insert("FC_CUSTOM_LISTEN_PORT".into(), port.to_string());
+                env.insert("FC_SERVER_PORT".into(), port.to_string());
+                // Resolved among what the sandbox sees: its system directories and the code.
+                let program = command::resolve(&cfg, &code_dir, Some(SYSTEM_PATH))
+                    .map_err(|r| refused(launch, &r, String::new()))?;
+                let inside = match program.path.strip_prefix(&code_dir) {
+                    Ok(rel) => Path::new(CODE_DIR).join(rel),
+                    Err(_) => program.path.clone(),
+                };
+                let binds = [Bind::ro(&code_dir, CODE_DIR)];
+                let cmd = sandbox
+                    .command(&jail, &inside, &program.args, &env, &binds)
+                    .map_err(platform)?;
+                if let Err(e) = jail.network_ready().await {
+                    tracing::warn!(instance = %launch.instance_id, error = %e, "the instance has no outside network");
+                }
+                (cmd, program, port, jail)
+            }
+            None => {
+                let port = free_port().map_err(platform)?;
+                let mut env =
+                    instance_environment(launch, &code_dir, host.cfg.sandbox.api_addr, &[]);
+                env.insert("FC_CUSTOM_LISTEN_PORT".into(), port.to_string());
+                env.insert("FC_SERVER_PORT".into(), port.to_string());
+                let program =
+                    command::resolve(&cfg, &code_dir, env.get("PATH").map(String::as_str))
+                        .map_err(|r| refused(launch, &r, String::new()))?;
+                let mut cmd = Command::new(&program.path);
+                cmd.args(&program.args)
+                    .env_clear()
+                    .envs(&env)
+                    .current_dir(&code_dir);
+                die_with_parent(&mut cmd);
+                (cmd, program, port, Jail::default())
+            }
+        };
+        let target = http::Target {
+            port,
+            net: jail.net.clone(),
+        };
+        cmd.stdin(Stdio::null())
             .stdout(Stdio::from(log_writer.try_clone().map_err(platform)?))
             .stderr(Stdio::from(log_writer))
             .process_group(0)
             .kill_on_drop(true);
-        die_with_parent(&mut cmd);
         let child = match cmd.spawn() {
             Ok(child) => child,
             Err(e) => {
@@ -239,8 +286,16 @@ impl CustomInstance {
         let memory = (spec.memory_mb > 0).then(|| {
             let core = Arc::downgrade(&core);
             let id = launch.instance_id.clone();
+            // With a cgroup the kernel enforces the limit and we watch its OOM kills (a killed
+            // child leaves the server running, but the instance is over its memory all the
+            // same); without one, the resident set of its processes is sampled.
+            let what = match (&jail.cgroup, &jail.net) {
+                (Some(cgroup), _) => Watch::OomKills(cgroup.oom_source()),
+                (None, Some(net)) => Watch::NetNs(net.inode()),
+                (None, None) => Watch::Group(pid),
+            };
             launch.host.memory.watch(
-                pid,
+                what,
                 u64::from(spec.memory_mb) * 1024 * 1024,
                 Box::new(move |rss| {
                     if let Some(core) = core.upgrade() {
@@ -255,6 +310,7 @@ impl CustomInstance {
             id: launch.instance_id.clone(),
             spec: Arc::clone(spec),
             port,
+            target,
             core,
             headers: static_headers(launch),
             logs,
@@ -266,6 +322,7 @@ impl CustomInstance {
             startup_log: Mutex::new(None),
             last: Mutex::new(None),
             _memory: memory,
+            jail: std::mem::take(&mut jail),
         };
         let limit = launch.host.cfg.custom_start_timeout;
         match instance.wait_ready(&cfg, started, limit).await {
@@ -438,7 +495,7 @@ impl CustomInstance {
                         seconds(limit)
                     ),
                 };
-                if cfg.port != self.port && listens(cfg.port).await {
+                if cfg.port != self.port && self.target.net.is_none() && listens(cfg.port).await {
                     message.push_str(&format!(
                         "; something listens on the configured port {} instead: a custom runtime must listen on the port in FC_CUSTOM_LISTEN_PORT, since instances share the host",
                         cfg.port
@@ -456,7 +513,7 @@ impl CustomInstance {
         last: &Mutex<Option<String>>,
     ) -> Result<(), String> {
         let mut delay = FIRST_POLL;
-        while http::connect(self.port).await.is_err() {
+        while http::connect(&self.target).await.is_err() {
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(MAX_POLL);
         }
@@ -466,7 +523,7 @@ impl CustomInstance {
         let (mut passed, mut failed) = (0, 0);
         loop {
             let check = http::request(
-                self.port,
+                &self.target,
                 Method::GET,
                 &path,
                 HeaderMap::new(),
@@ -522,7 +579,14 @@ impl CustomInstance {
         let logged = self.logs.arm(section, &inv.request_id);
         let headers = self.request_headers(inv, kind, path);
         let started = Instant::now();
-        let exchange = http::request(self.port, method, path, headers, body, MAX_RESPONSE_BYTES);
+        let exchange = http::request(
+            &self.target,
+            method,
+            path,
+            headers,
+            body,
+            MAX_RESPONSE_BYTES,
+        );
         let end = match tokio::time::timeout(limit, exchange).await {
             Ok(Ok(reply)) => End::Reply(reply),
             Ok(Err(HttpError::TooLarge(max))) => End::TooLarge(max),
@@ -634,7 +698,9 @@ impl CustomInstance {
                 (FunctionError::Crashed, "Instance was stopped".to_owned())
             }
             None => match life {
-                Life::Exited(Some(status)) if killed_for_memory(status) => {
+                Life::Exited(Some(status))
+                    if killed_for_memory(status) || self.jail.oom_kills() > 0 =>
+                {
                     (FunctionError::OutOfMemory, self.out_of_memory_message())
                 }
                 Life::Exited(Some(status)) => (
@@ -828,7 +894,11 @@ fn free_port() -> std::io::Result<u16> {
 /// Whether something accepts connections on `port` (for the start error's hint).
 async fn listens(port: u16) -> bool {
     matches!(
-        tokio::time::timeout(Duration::from_millis(200), http::connect(port)).await,
+        tokio::time::timeout(
+            Duration::from_millis(200),
+            http::connect(&http::Target { port, net: None })
+        )
+        .await,
         Ok(Ok(_))
     )
 }

@@ -175,6 +175,14 @@ def _stack_trace(exc):
     return frames
 
 
+def _user_frames(tb):
+    # The bootstrap's frames lead every traceback of a handler; FC shows the user's frames only.
+    while tb is not None and (tb.tb_frame.f_code.co_filename == _BOOTSTRAP
+                              or tb.tb_frame.f_code.co_filename.startswith("<frozen")):
+        tb = tb.tb_next
+    return tb
+
+
 def _error_body(exc):
     try:
         message = str(exc)
@@ -223,15 +231,19 @@ class Worker:
     def log_exception(self, request_id, exc):
         import traceback
 
-        text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        text = "".join(traceback.format_exception(type(exc), exc, _user_frames(exc.__traceback__)))
         self.write_marker("%s %s [ERROR] %s" % (_utc_stamp(time.time()), request_id, text))
 
     def context(self, h):
         key = (h["q"], h["v"])
         if key != self.meta_key:
-            self.meta = (FunctionMeta(self.cfg, h["v"], h["q"]),
-                         ServiceMeta(self.cfg["function_name"], h["q"], h["v"]))
+            # One version string everywhere: the context and FC_FUNCTION_VERSION agree, LATEST included.
+            version = h["v"] or "LATEST"
+            self.meta = (FunctionMeta(self.cfg, version, h["q"]),
+                         ServiceMeta(self.cfg["function_name"], h["q"], version))
             self.meta_key = key
+            os.environ["FC_FUNCTION_VERSION"] = version
+            os.environ["FC_VER_ID"] = version
         creds = (h["ak"], h["sk"], h["st"])
         if creds != self.creds_key:
             self.creds = Credentials(*creds)
@@ -326,6 +338,9 @@ def main():
     os.chdir(code_dir)
     # sys.path[0] is the bootstrap's own directory; user code expects its code directory there instead.
     sys.path[0] = code_dir
+    # FC's built-in modules (oss2, ...) come after the code, so a package the code brings wins.
+    if cfg.get("layer_dir"):
+        sys.path.append(cfg["layer_dir"])
     logger = _setup_logging()
     try:
         Worker(cfg, ctrl, marker, logger).serve()

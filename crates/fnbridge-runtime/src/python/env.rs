@@ -2,6 +2,7 @@
 //! JSON configuration.
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::path::Path;
 
 use serde::Serialize;
@@ -14,16 +15,30 @@ use crate::python::frame::MAX_RESPONSE_BYTES;
 /// keep user output in order with the markers (unbuffered streams), keep `.pyc` files out of
 /// the code directory, and cap malloc at two arenas, since each one reserves 64 MB of the
 /// address space that RLIMIT_AS caps.
-pub(crate) fn environment(launch: &Launch<'_>, code_dir: &Path) -> BTreeMap<String, String> {
+pub(crate) fn environment(
+    launch: &Launch<'_>,
+    paths: &Paths<'_>,
+    api: Option<SocketAddr>,
+) -> BTreeMap<String, String> {
     instance_environment(
         launch,
-        code_dir,
+        paths.code,
+        api,
         &[
             ("PYTHONUNBUFFERED", "1"),
             ("PYTHONDONTWRITEBYTECODE", "1"),
             ("MALLOC_ARENA_MAX", "2"),
         ],
     )
+}
+
+/// Where the worker finds things, as it sees them (inside the sandbox, or on the host).
+pub(crate) struct Paths<'a> {
+    pub(crate) code: &'a Path,
+    /// The layer of FC's built-in modules, if installed.
+    pub(crate) layer: Option<&'a Path>,
+    /// Whether the worker limits its address space itself (no memory cgroup).
+    pub(crate) rlimit: bool,
 }
 
 #[derive(Serialize)]
@@ -39,20 +54,21 @@ struct BootstrapConfig<'a> {
     account_id: &'a str,
     instance_id: &'a str,
     code_dir: &'a str,
+    layer_dir: Option<String>,
     memory_limit_bytes: u64,
     max_response_bytes: usize,
 }
 
 /// The bootstrap's command-line argument: what it needs that is not per invocation.
-pub(crate) fn bootstrap_config(launch: &Launch<'_>, code_dir: &Path) -> String {
+pub(crate) fn bootstrap_config(launch: &Launch<'_>, paths: &Paths<'_>) -> String {
     let Launch {
         host,
         spec,
         instance_id,
         ..
     } = launch;
-    let code_dir = code_dir.to_string_lossy();
-    let memory_limit_bytes = if spec.memory_mb == 0 {
+    let code_dir = paths.code.to_string_lossy();
+    let memory_limit_bytes = if spec.memory_mb == 0 || !paths.rlimit {
         0
     } else {
         (u64::from(spec.memory_mb) + u64::from(host.cfg.memory_headroom_mb)) * 1024 * 1024
@@ -72,6 +88,7 @@ pub(crate) fn bootstrap_config(launch: &Launch<'_>, code_dir: &Path) -> String {
         account_id: &host.cfg.account_id,
         instance_id,
         code_dir: &code_dir,
+        layer_dir: paths.layer.map(|p| p.to_string_lossy().into_owned()),
         memory_limit_bytes,
         max_response_bytes: MAX_RESPONSE_BYTES,
     };

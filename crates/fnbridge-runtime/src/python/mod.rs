@@ -9,11 +9,26 @@ mod check;
 mod env;
 mod frame;
 mod interpreter;
+mod pip;
 
 pub use check::check_python_handler;
-pub(crate) use interpreter::{install_bootstrap, resolve_interpreter};
+pub(crate) use interpreter::{Interpreter, Interpreters, install_bootstrap};
+pub(crate) use pip::{Layers, install_requirements};
+
+/// The minor versions of FC's `python3.X` runtimes, looked for on the host at start-up.
+pub(crate) const FC_MINORS: &[u32] = &[9, 10, 12];
+
+/// What a sandbox must bind for `it` to run: its installation, where it is not under `/usr`.
+pub(crate) fn interpreter_binds(it: &Interpreter) -> Vec<crate::sandbox::Bind> {
+    let mut binds = Vec::new();
+    if !it.prefix.starts_with("/usr") && it.prefix.is_absolute() {
+        binds.push(crate::sandbox::Bind::ro(&it.prefix, &it.prefix));
+    }
+    binds
+}
 
 use std::os::fd::OwnedFd;
+use std::path::Path;
 use std::process::{ExitStatus, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -30,6 +45,7 @@ use crate::instance::{Launch, Served, log_pre_stop, pre_stop_invocation};
 use crate::logs::{LogCapture, Section, Wait, spawn_pump};
 use crate::outcome::{FunctionError, platform_error_body, seconds};
 use crate::process::{ProcessGroup, describe_exit};
+use crate::sandbox::{BOOTSTRAP_PATH, Bind, CODE_DIR, Jail, LAYER_PATH};
 use crate::spec::{FunctionSpec, Hook, Invocation};
 use frame::{Reply, Request, Status, read_reply, request_head};
 
@@ -59,6 +75,11 @@ pub(crate) struct PythonInstance {
     /// The last invocation without its payload, kept only when there is a PreStop hook: its
     /// credentials and qualifier make the hook's context.
     last: Option<Invocation>,
+    /// The sandbox's namespace, cgroup and network; dropped after the group is killed.
+    jail: Jail,
+    /// A line for the first invocation's log when another Python runs the function than the
+    /// one its runtime names.
+    notice: Option<String>,
 }
 
 /// How one request to the worker ended.
@@ -96,17 +117,69 @@ impl PythonInstance {
             function: spec.function_name.clone(),
             source,
         };
+        let host = launch.host;
+        let choice = host.pythons.choose(&spec.runtime)?;
+        let it = choice.interpreter;
+        let notice = choice.substitute_for.as_ref().map(|_| {
+            format!(
+                "fnbridge: runtime {} runs on {}\n",
+                spec.runtime,
+                choice.describe()
+            )
+        });
+        host.layers.ensure(it, host.sandbox.clone());
+        let layer = host.layers.ready(it.minor);
         let code_dir = std::path::absolute(&spec.code_dir).map_err(fail)?;
         let (ours, theirs) = std::os::unix::net::UnixStream::pair().map_err(fail)?;
         let (log_reader, log_writer) = std::io::pipe().map_err(fail)?;
-        let mut cmd = Command::new(&launch.host.python);
-        cmd.arg("-u")
-            .arg(&launch.host.bootstrap)
-            .arg(env::bootstrap_config(launch, &code_dir))
-            .env_clear()
-            .envs(env::environment(launch, &code_dir))
-            .current_dir(&code_dir)
-            .stdin(Stdio::from(OwnedFd::from(theirs)))
+        let mut jail = Jail::default();
+        let mut cmd = match &host.sandbox {
+            Some(sandbox) => {
+                jail = sandbox
+                    .jail(&launch.instance_id, spec.memory_mb, None, true)
+                    .await
+                    .map_err(fail)?;
+                let paths = env::Paths {
+                    code: Path::new(CODE_DIR),
+                    layer: layer.as_ref().map(|_| Path::new(LAYER_PATH)),
+                    // The cgroup limits resident memory exactly; RLIMIT_AS only without it.
+                    rlimit: jail.cgroup.is_none(),
+                };
+                let mut binds = vec![
+                    Bind::ro(&code_dir, CODE_DIR),
+                    Bind::ro(&host.bootstrap, BOOTSTRAP_PATH),
+                ];
+                binds.extend(interpreter_binds(it));
+                if let Some(layer) = &layer {
+                    binds.push(Bind::ro(layer, LAYER_PATH));
+                }
+                let args = vec![
+                    "-u".to_owned(),
+                    BOOTSTRAP_PATH.to_owned(),
+                    env::bootstrap_config(launch, &paths),
+                ];
+                let environment = env::environment(launch, &paths, jail.api_inside);
+                sandbox
+                    .command(&jail, &it.executable, &args, &environment, &binds)
+                    .map_err(fail)?
+            }
+            None => {
+                let paths = env::Paths {
+                    code: &code_dir,
+                    layer: layer.as_deref(),
+                    rlimit: true,
+                };
+                let mut cmd = Command::new(&it.executable);
+                cmd.arg("-u")
+                    .arg(&host.bootstrap)
+                    .arg(env::bootstrap_config(launch, &paths))
+                    .env_clear()
+                    .envs(env::environment(launch, &paths, host.cfg.sandbox.api_addr))
+                    .current_dir(&code_dir);
+                cmd
+            }
+        };
+        cmd.stdin(Stdio::from(OwnedFd::from(theirs)))
             .stdout(Stdio::from(log_writer.try_clone().map_err(fail)?))
             .stderr(Stdio::from(log_writer))
             .process_group(0)
@@ -115,18 +188,22 @@ impl PythonInstance {
         // Closes our copies of the worker's ends, so end of stream on either means it is gone.
         drop(cmd);
         let pid = child.id().and_then(|p| i32::try_from(p).ok()).unwrap_or(0);
-        let group = ProcessGroup::register(pid, &launch.host.live);
+        let group = ProcessGroup::register(pid, &host.live);
 
         ours.set_nonblocking(true).map_err(fail)?;
         let ctrl = UnixStream::from_std(ours).map_err(fail)?;
         let pipe = pipe::Receiver::from_owned_fd(OwnedFd::from(log_reader)).map_err(fail)?;
         let logs = LogCapture::new(
             launch.instance_id.clone(),
-            launch.host.cfg.max_log_bytes,
+            host.cfg.max_log_bytes,
             Some(pipe),
         );
         let pump = spawn_pump(Arc::clone(&logs));
-        tracing::debug!(instance = %launch.instance_id, function = %spec.function_name, pid, "started python instance");
+        // The interpreter starts meanwhile; the handler may use the network from its import on.
+        if let Err(e) = jail.network_ready().await {
+            tracing::warn!(instance = %launch.instance_id, error = %e, "the instance has no outside network");
+        }
+        tracing::debug!(instance = %launch.instance_id, function = %spec.function_name, pid, python = %it.version, "started python instance");
         Ok(PythonInstance {
             id: launch.instance_id.clone(),
             spec: Arc::clone(spec),
@@ -138,6 +215,8 @@ impl PythonInstance {
             pump,
             initialized: false,
             last: None,
+            jail,
+            notice,
         })
     }
 
@@ -148,7 +227,7 @@ impl PythonInstance {
                 ..inv.clone()
             });
         }
-        let mut log = String::new();
+        let mut log = self.notice.take().unwrap_or_default();
         if !self.initialized {
             if let Some(timeout) = self.spec.initializer.as_ref().map(|h| h.timeout) {
                 let init = self
@@ -345,7 +424,7 @@ impl PythonInstance {
                 status,
                 protocol: None,
             } => {
-                if status.is_some_and(killed_for_memory) {
+                if status.is_some_and(killed_for_memory) || self.jail.oom_kills() > 0 {
                     let message = self.out_of_memory_message();
                     return Verdict {
                         error: Some(FunctionError::OutOfMemory),

@@ -20,7 +20,13 @@ pub fn runtime() -> Fixture {
     runtime_with(|_| {})
 }
 
+/// A runtime without the sandbox: these tests are about the runtime's own logic, and talk to
+/// instances through files and sockets of the host. `tests/sandbox.rs` runs sandboxed ones.
 pub fn runtime_with(tweak: impl FnOnce(&mut RuntimeConfig)) -> Fixture {
+    runtime_sandboxed(false, tweak)
+}
+
+pub fn runtime_sandboxed(sandbox: bool, tweak: impl FnOnce(&mut RuntimeConfig)) -> Fixture {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut cfg = RuntimeConfig {
         work_dir: dir.path().join("work"),
@@ -28,6 +34,7 @@ pub fn runtime_with(tweak: impl FnOnce(&mut RuntimeConfig)) -> Fixture {
         account_id: "1234567890123456".to_owned(),
         ..RuntimeConfig::default()
     };
+    cfg.sandbox.enabled = sandbox;
     tweak(&mut cfg);
     let runtime = Runtime::new(cfg).expect("runtime starts");
     Fixture { runtime, dir }

@@ -63,6 +63,11 @@ impl Server {
             .args(["--listen", "127.0.0.1:0"])
             .args(&self.extra)
             .env("FNBRIDGE_LOG", "warn")
+            // One layer of FC's built-in modules for every test server, installed once.
+            .env(
+                "FNBRIDGE_LAYER_DIR",
+                concat!(env!("CARGO_TARGET_TMPDIR"), "/python-layers"),
+            )
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -201,6 +206,19 @@ impl Drop for Server {
     fn drop(&mut self) {
         self.kill9();
     }
+}
+
+/// A directory shared with the server's sandboxed instances (writable by their uid), for
+/// handlers that report to the test through files; `mount_args` passes it to `serve`.
+pub fn shared_dir() -> tempfile::TempDir {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o1777)).unwrap();
+    dir
+}
+
+pub fn mount_args(shared: &Path) -> [String; 2] {
+    ["--sandbox-mount".into(), format!("{}:rw", shared.display())]
 }
 
 pub fn ok_json(r: Response) -> Value {

@@ -1,0 +1,608 @@
+//! The sandbox every function instance runs in: bubblewrap for the namespaces and the
+//! filesystem, `setpriv` for the unprivileged uid, a seccomp filter, a memory cgroup, and a
+//! network namespace of fnbridge's own making.
+//!
+//! What an instance sees: `/usr` (and the `/bin`, `/lib` links), a few files of `/etc` (certificates,
+//! time zones, the loader cache, and generated `passwd`, `group`, `hosts`, `resolv.conf`), its
+//! interpreter's directory, its code at `/code` read-only, a private `/tmp` of bounded size,
+//! its own `/proc` (its PID namespace: nothing of the server) and a minimal `/dev`. Nothing of the
+//! data directory but its own code: not the token, the database, other functions' code.
+//!
+//! How it is started: fnbridge (root) runs `bwrap` with new mount, PID, IPC, UTS and cgroup
+//! namespaces, `--die-with-parent`, `--new-session`, every capability dropped but the three
+//! `setpriv` needs to change to the sandbox uid (after which it has none, and `no_new_privs`
+//! keeps it so), and the seccomp filters (`seccomp`). Before `bwrap` is executed, the child
+//! joins the instance's memory cgroup (`cgroup`) and its network namespace (`net`), so the
+//! limits hold from the first instruction. bwrap's own reaper is PID 1 of the namespace: when
+//! fnbridge kills bwrap (or dies, PR_SET_PDEATHSIG), PID 1 dies and the kernel kills every
+//! process of the namespace, `setsid` grandchildren included.
+//!
+//! Why these tools: bubblewrap is the well-kept, small, setuid-free sandbox tool of Flatpak; it
+//! does mounts and namespaces with years of review behind it, which hand-written `clone` and
+//! `mount` calls would not have. It cannot switch to an unprivileged uid without a user
+//! namespace that maps it onto root, so `setpriv` (util-linux, always installed) does that as
+//! the first program in the sandbox. `seccompiler` (Firecracker's) builds the BPF in pure Rust,
+//! with no libseccomp to link. The network namespace is the one thing made here, in a few lines,
+//! because fnbridge must reach into it (see `net`).
+
+mod cgroup;
+mod net;
+mod seccomp;
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::io::Write;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use tokio::process::Command;
+
+pub(crate) use cgroup::Cgroup;
+use cgroup::CgroupRoot;
+pub(crate) use cgroup::counter as oom_counter;
+pub(crate) use net::NetNs;
+use net::{ApiProxy, Slirp};
+
+/// Where the code is inside a sandbox (`FC_FUNC_CODE_PATH`).
+pub const CODE_DIR: &str = "/code";
+/// Where the Python bootstrap is inside a sandbox.
+pub(crate) const BOOTSTRAP_PATH: &str = "/var/fc/runtime/bootstrap.py";
+/// Where the shared layer of FC's built-in Python modules is inside a sandbox.
+pub(crate) const LAYER_PATH: &str = "/var/fc/lang/site-packages";
+/// The uid and gid instances run as (`nobody` on Debian).
+pub(crate) const SANDBOX_ID: u32 = 65534;
+
+/// A name no other staging directory or cgroup of this process has.
+pub(crate) fn unique_suffix() -> String {
+    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{}-{n}", std::process::id())
+}
+
+/// How instances are isolated; the binary decides, the runtime obeys.
+#[derive(Debug, Clone)]
+pub struct SandboxConfig {
+    /// False only with `--insecure-no-sandbox`: instances then run as the server's user, on the
+    /// host's filesystem and network, as before.
+    pub enabled: bool,
+    /// Whether instances reach the outside world (through slirp4netns). fnbridge's own API is
+    /// reachable either way.
+    pub outside_network: bool,
+    /// Size of each instance's private `/tmp`.
+    pub tmp_size_mb: u32,
+    /// The API's listen address; the sandbox offers it at the same loopback address inside.
+    pub api_addr: Option<SocketAddr>,
+    /// The memory cgroup hierarchy (`/sys/fs/cgroup`).
+    pub cgroup_mount: PathBuf,
+    /// Host directories the operator shares with every instance (as FC mounts NAS), at the
+    /// same path inside.
+    pub mounts: Vec<SharedMount>,
+}
+
+/// A host directory mounted into every sandbox at `path`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SharedMount {
+    pub path: PathBuf,
+    pub writable: bool,
+}
+
+impl Default for SandboxConfig {
+    fn default() -> Self {
+        SandboxConfig {
+            enabled: true,
+            outside_network: true,
+            tmp_size_mb: 512,
+            api_addr: None,
+            cgroup_mount: PathBuf::from("/sys/fs/cgroup"),
+            mounts: Vec::new(),
+        }
+    }
+}
+
+/// Host-wide sandbox state, made once by `Sandbox::new`.
+#[derive(Debug)]
+pub(crate) struct Sandbox {
+    cfg: SandboxConfig,
+    bwrap: PathBuf,
+    setpriv: PathBuf,
+    slirp: Option<PathBuf>,
+    filters: seccomp::Filters,
+    host_net: Arc<OwnedFd>,
+    cgroups: Option<CgroupRoot>,
+    /// Generated `/etc` files, bound read-only into every sandbox.
+    etc: Vec<(PathBuf, &'static str)>,
+    /// Parts of the host's root bound (or linked) into every sandbox.
+    base: Vec<BaseEntry>,
+}
+
+#[derive(Debug, Clone)]
+enum BaseEntry {
+    Bind(PathBuf),
+    Symlink { target: PathBuf, at: PathBuf },
+}
+
+/// One instance's share of the sandbox: its network namespace, cgroup, network stack and API
+/// proxy. Dropped with the instance, after its processes are killed.
+#[derive(Debug, Default)]
+pub(crate) struct Jail {
+    pub(crate) net: Option<Arc<NetNs>>,
+    pub(crate) cgroup: Option<Cgroup>,
+    slirp: Option<Slirp>,
+    _proxy: Option<ApiProxy>,
+    /// The API's address inside the sandbox, for `FNBRIDGE_API_ENDPOINT`.
+    pub(crate) api_inside: Option<SocketAddr>,
+}
+
+/// A directory or file of the host, bound read-only at `inside`.
+#[derive(Debug, Clone)]
+pub(crate) struct Bind {
+    pub(crate) host: PathBuf,
+    pub(crate) inside: PathBuf,
+    pub(crate) writable: bool,
+}
+
+impl Bind {
+    pub(crate) fn ro(host: impl Into<PathBuf>, inside: impl Into<PathBuf>) -> Bind {
+        Bind {
+            host: host.into(),
+            inside: inside.into(),
+            writable: false,
+        }
+    }
+}
+
+impl Sandbox {
+    /// Finds the tools, compiles the filters, makes this server's cgroup directory, and runs a
+    /// probe sandbox. An error says why the host cannot sandbox (serve then refuses to start
+    /// without `--insecure-no-sandbox`).
+    pub(crate) fn new(
+        cfg: SandboxConfig,
+        work_dir: &Path,
+        path_var: Option<&str>,
+    ) -> Result<Sandbox, String> {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            return Err("the sandbox needs fnbridge to run as root (it makes namespaces and cgroups, and runs instances as uid 65534)".into());
+        }
+        let find = |name: &str| find_program(name, path_var);
+        let bwrap = find("bwrap").ok_or("bwrap (bubblewrap) is not installed")?;
+        let setpriv = find("setpriv").ok_or("setpriv (util-linux) is not installed")?;
+        let slirp = if cfg.outside_network {
+            Some(find("slirp4netns").ok_or(
+                "slirp4netns is not installed (needed for outside network access; or pass --sandbox-network internal)",
+            )?)
+        } else {
+            None
+        };
+        let filters = seccomp::compile()?;
+        let host_net = Arc::new(
+            net::host_netns()
+                .map_err(|e| format!("cannot open the host network namespace: {e}"))?,
+        );
+        let cgroups = match CgroupRoot::create(
+            &cfg.cgroup_mount,
+            &format!("fnbridge-{}", unique_suffix()),
+        ) {
+            Ok(root) => Some(root),
+            Err(why) => {
+                tracing::warn!(%why, "no memory cgroup: memory limits fall back to RLIMIT_AS and sampling");
+                None
+            }
+        };
+        let etc = write_etc(&work_dir.join("sandbox-etc"))
+            .map_err(|e| format!("cannot write the sandbox's /etc files: {e}"))?;
+        let sandbox = Sandbox {
+            cfg,
+            bwrap,
+            setpriv,
+            slirp,
+            filters,
+            host_net,
+            cgroups,
+            etc,
+            base: base_entries(),
+        };
+        sandbox.probe()?;
+        Ok(sandbox)
+    }
+
+    pub(crate) fn has_cgroups(&self) -> bool {
+        self.cgroups.is_some()
+    }
+
+    /// Starts `true` in a full sandbox (network namespace included) and checks that it ran.
+    fn probe(&self) -> Result<(), String> {
+        // On a thread of its own: the caller may be inside a tokio runtime, which cannot block.
+        std::thread::scope(|scope| {
+            scope
+                .spawn(|| self.probe_here())
+                .join()
+                .unwrap_or_else(|_| Err("the sandbox probe panicked".to_owned()))
+        })
+    }
+
+    fn probe_here(&self) -> Result<(), String> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        rt.block_on(async {
+            let jail = self
+                .jail(&format!("probe-{}", unique_suffix()), 64, None, false)
+                .await
+                .map_err(|e| format!("cannot create the sandbox's namespaces: {e}"))?;
+            let mut cmd = self
+                .command(
+                    &jail,
+                    Path::new("/usr/bin/true"),
+                    &[],
+                    &BTreeMap::new(),
+                    &[],
+                )
+                .map_err(|e| e.to_string())?;
+            cmd.stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .kill_on_drop(true);
+            let out = tokio::time::timeout(std::time::Duration::from_secs(10), cmd.output())
+                .await
+                .map_err(|_| "the probe sandbox did not finish within 10 s".to_owned())?
+                .map_err(|e| format!("cannot run {}: {e}", self.bwrap.display()))?;
+            if !out.status.success() {
+                return Err(format!(
+                    "bwrap failed ({}): {}",
+                    out.status,
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ));
+            }
+            Ok(())
+        })
+    }
+
+    /// Prepares an instance's cgroup (limited to `memory_mb`, if cgroups are available) and
+    /// network namespace (with the API proxy and, if allowed, the outside network).
+    /// `reserved_port` is the port the instance itself will listen on, which the API proxy must
+    /// keep clear of.
+    pub(crate) async fn jail(
+        &self,
+        name: &str,
+        memory_mb: u32,
+        reserved_port: Option<u16>,
+        with_network: bool,
+    ) -> std::io::Result<Jail> {
+        let cgroup = match &self.cgroups {
+            Some(root) if memory_mb > 0 => {
+                Some(root.instance(name, u64::from(memory_mb) * 1024 * 1024)?)
+            }
+            _ => None,
+        };
+        let ns = Arc::new(NetNs::create(&self.host_net)?);
+        let mut jail = Jail {
+            net: Some(Arc::clone(&ns)),
+            cgroup,
+            ..Jail::default()
+        };
+        if !with_network {
+            return Ok(jail);
+        }
+        if let Some(api) = self.cfg.api_addr {
+            let mut port = api.port();
+            if Some(port) == reserved_port {
+                // The function's own port wins (FC's 9000 is also fnbridge's default port).
+                port = if port == u16::MAX { port - 1 } else { port + 1 };
+            }
+            let inside = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+            let target = match api {
+                SocketAddr::V4(a) if a.ip().is_unspecified() => {
+                    SocketAddr::from((Ipv4Addr::LOCALHOST, a.port()))
+                }
+                SocketAddr::V6(a) if a.ip().is_unspecified() => {
+                    SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, a.port()))
+                }
+                other => other,
+            };
+            let listener = ns.listen(inside)?;
+            jail._proxy = Some(ApiProxy::start(listener, target));
+            jail.api_inside = Some(inside);
+        }
+        if let Some(slirp) = &self.slirp {
+            jail.slirp = Some(Slirp::start(slirp, &ns)?);
+        }
+        Ok(jail)
+    }
+
+    /// The command that runs `program args` in the sandbox of `jail`, with exactly `env`, the
+    /// base filesystem and `binds`. The caller adds stdio and spawns it.
+    pub(crate) fn command(
+        &self,
+        jail: &Jail,
+        program: &Path,
+        args: &[String],
+        env: &BTreeMap<String, String>,
+        binds: &[Bind],
+    ) -> std::io::Result<Command> {
+        let eperm = memfd(&self.filters.eperm)?;
+        let enosys = memfd(&self.filters.enosys)?;
+        let mut a: Vec<OsString> = Vec::with_capacity(96);
+        let mut push = |items: &[&str]| a.extend(items.iter().map(OsString::from));
+        push(&[
+            "--unshare-pid",
+            "--unshare-ipc",
+            "--unshare-uts",
+            "--unshare-cgroup-try",
+            "--hostname",
+            "fc-instance",
+            "--die-with-parent",
+            "--new-session",
+            "--cap-drop",
+            "ALL",
+            // Only for setpriv's switch to the sandbox uid, which drops them all.
+            "--cap-add",
+            "CAP_SETUID",
+            "--cap-add",
+            "CAP_SETGID",
+            "--cap-add",
+            "CAP_SETPCAP",
+            "--proc",
+            "/proc",
+            "--dev",
+            "/dev",
+        ]);
+        for entry in &self.base {
+            match entry {
+                BaseEntry::Bind(p) => {
+                    a.extend(["--ro-bind".into(), p.into(), p.into()]);
+                }
+                BaseEntry::Symlink { target, at } => {
+                    a.extend(["--symlink".into(), target.into(), at.into()]);
+                }
+            }
+        }
+        // Made explicitly: a directory bwrap creates for a mount point is root's only (0700).
+        a.extend([
+            "--perms".into(),
+            "0755".into(),
+            "--dir".into(),
+            "/etc".into(),
+        ]);
+        for (file, name) in &self.etc {
+            a.extend([
+                "--ro-bind".into(),
+                file.into(),
+                format!("/etc/{name}").into(),
+            ]);
+        }
+        for extra in ETC_FROM_HOST {
+            let p = Path::new("/etc").join(extra);
+            a.extend(["--ro-bind-try".into(), p.clone().into(), p.into()]);
+        }
+        let tmp_bytes = u64::from(self.cfg.tmp_size_mb.max(1)) * 1024 * 1024;
+        a.extend([
+            "--perms".into(),
+            "1777".into(),
+            "--size".into(),
+            tmp_bytes.to_string().into(),
+            "--tmpfs".into(),
+            "/tmp".into(),
+        ]);
+        let mut made: Vec<PathBuf> = Vec::new();
+        let shared = self.cfg.mounts.iter().map(|m| Bind {
+            host: m.path.clone(),
+            inside: m.path.clone(),
+            writable: m.writable,
+        });
+        let all: Vec<Bind> = binds.iter().cloned().chain(shared).collect();
+        for bind in &all {
+            // Parents that bwrap would otherwise create 0700 (root's), unreadable by the uid.
+            for parent in bind
+                .inside
+                .ancestors()
+                .skip(1)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+            {
+                if parent == Path::new("/")
+                    || parent.starts_with("/usr")
+                    || made.iter().any(|m| m == parent)
+                {
+                    continue;
+                }
+                made.push(parent.to_path_buf());
+                a.extend([
+                    "--perms".into(),
+                    "0755".into(),
+                    "--dir".into(),
+                    parent.into(),
+                ]);
+            }
+            let flag = if bind.writable { "--bind" } else { "--ro-bind" };
+            a.extend([flag.into(), (&bind.host).into(), (&bind.inside).into()]);
+        }
+        let has_code = binds.iter().any(|b| b.inside == Path::new(CODE_DIR));
+        a.extend([
+            "--chdir".into(),
+            if has_code { CODE_DIR } else { "/tmp" }.into(),
+            "--add-seccomp-fd".into(),
+            eperm.as_raw_fd().to_string().into(),
+            "--add-seccomp-fd".into(),
+            enosys.as_raw_fd().to_string().into(),
+            "--".into(),
+            (&self.setpriv).into(),
+            format!("--reuid={SANDBOX_ID}").into(),
+            format!("--regid={SANDBOX_ID}").into(),
+            "--clear-groups".into(),
+            "--inh-caps=-all".into(),
+            "--bounding-set=-all".into(),
+            "--".into(),
+            program.into(),
+        ]);
+        a.extend(args.iter().map(OsString::from));
+
+        let mut cmd = Command::new(&self.bwrap);
+        cmd.args(&a).env_clear().envs(env);
+        let netns = jail.net.as_ref().map(|n| n.fd());
+        let cgroup = jail.cgroup.as_ref().map(Cgroup::procs_path);
+        let inherit = [eperm.as_raw_fd(), enosys.as_raw_fd()];
+        // SAFETY: the closure makes only async-signal-safe calls (open, write, setns, fcntl,
+        // prctl, getppid, _exit) and allocates nothing: the paths were prepared above.
+        let parent = unsafe { libc::getpid() };
+        unsafe {
+            cmd.pre_exec(move || {
+                if let Some(procs) = &cgroup {
+                    cgroup::join(procs)?;
+                }
+                if let Some(fd) = netns
+                    && libc::setns(fd, libc::CLONE_NEWNET) != 0
+                {
+                    return Err(std::io::Error::last_os_error());
+                }
+                for fd in inherit {
+                    if libc::fcntl(fd, libc::F_SETFD, 0) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                if libc::getppid() != parent {
+                    libc::_exit(1);
+                }
+                Ok(())
+            });
+        }
+        // The memfds must stay open until the spawn; the command owns them until it is dropped.
+        cmd_keep(&mut cmd, [eperm, enosys]);
+        Ok(cmd)
+    }
+}
+
+impl Jail {
+    /// Waits until the instance's outside network is configured, if it has one.
+    pub(crate) async fn network_ready(&mut self) -> std::io::Result<()> {
+        match &mut self.slirp {
+            Some(s) => s.ready().await,
+            None => Ok(()),
+        }
+    }
+
+    /// How many of its processes the kernel's OOM killer killed (0 without a cgroup).
+    pub(crate) fn oom_kills(&self) -> u64 {
+        self.cgroup.as_ref().map_or(0, Cgroup::oom_kills)
+    }
+}
+
+/// Files of the host's `/etc` that programs need and that say nothing about the server.
+const ETC_FROM_HOST: &[&str] = &[
+    "debian_version",
+    "os-release",
+    "ssl",
+    "ca-certificates",
+    "ca-certificates.conf",
+    "alternatives",
+    "ld.so.cache",
+    "ld.so.conf",
+    "ld.so.conf.d",
+    "localtime",
+    "timezone",
+    "nsswitch.conf",
+    "mime.types",
+    "protocols",
+    "services",
+    "gai.conf",
+    "host.conf",
+];
+
+/// `/usr`, and `/bin`, `/lib`, `/lib64`, `/sbin` as links (merged /usr) or directories.
+fn base_entries() -> Vec<BaseEntry> {
+    let mut out = vec![BaseEntry::Bind(PathBuf::from("/usr"))];
+    for name in ["/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"] {
+        let p = Path::new(name);
+        match std::fs::symlink_metadata(p) {
+            Ok(m) if m.file_type().is_symlink() => {
+                if let Ok(target) = std::fs::read_link(p) {
+                    out.push(BaseEntry::Symlink {
+                        target,
+                        at: p.to_path_buf(),
+                    });
+                }
+            }
+            Ok(m) if m.is_dir() => out.push(BaseEntry::Bind(p.to_path_buf())),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Writes the generated `/etc` files: the sandbox's users, a hosts file, and slirp4netns' DNS.
+fn write_etc(dir: &Path) -> std::io::Result<Vec<(PathBuf, &'static str)>> {
+    std::fs::create_dir_all(dir)?;
+    let files: [(&'static str, String); 5] = [
+        (
+            "passwd",
+            format!(
+                "root:x:0:0:root:/root:/usr/sbin/nologin\nnobody:x:{SANDBOX_ID}:{SANDBOX_ID}:nobody:/tmp:/usr/sbin/nologin\n"
+            ),
+        ),
+        ("group", format!("root:x:0:\nnogroup:x:{SANDBOX_ID}:\n")),
+        (
+            "hosts",
+            "127.0.0.1 localhost fc-instance\n::1 localhost ip6-localhost ip6-loopback\n".into(),
+        ),
+        ("resolv.conf", "nameserver 10.0.2.3\n".into()),
+        ("hostname", "fc-instance\n".into()),
+    ];
+    let mut out = Vec::new();
+    for (name, text) in files {
+        let path = dir.join(name);
+        let tmp = dir.join(format!(".{name}.{}", std::process::id()));
+        std::fs::write(&tmp, text)?;
+        std::fs::rename(&tmp, &path)?;
+        out.push((path, name));
+    }
+    Ok(out)
+}
+
+/// A sealed-in-spirit memfd holding `data`, read from its start (close-on-exec: the child
+/// clears that flag on the copy it needs).
+fn memfd(data: &[u8]) -> std::io::Result<OwnedFd> {
+    // SAFETY: memfd_create takes a NUL-terminated name and flags, returns a new fd or -1.
+    let fd = unsafe { libc::memfd_create(c"fnbridge-seccomp".as_ptr(), libc::MFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: the fd was just created and is owned by nobody else.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let mut file = std::fs::File::from(fd);
+    file.write_all(data)?;
+    std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(0))?;
+    Ok(file.into())
+}
+
+/// Ties `fds` to the command's lifetime: they are closed when the command is dropped.
+fn cmd_keep(cmd: &mut Command, fds: [OwnedFd; 2]) {
+    // SAFETY: the closure does nothing in the child; it only owns the fds.
+    unsafe {
+        cmd.pre_exec(move || {
+            let _ = &fds;
+            Ok(())
+        });
+    }
+}
+
+/// `name` in PATH, or in the usual system directories.
+fn find_program(name: &str, path_var: Option<&str>) -> Option<PathBuf> {
+    let dirs = path_var
+        .into_iter()
+        .flat_map(std::env::split_paths)
+        .chain(["/usr/bin", "/usr/sbin", "/bin", "/sbin"].map(PathBuf::from));
+    for dir in dirs {
+        let p = dir.join(name);
+        if p.is_file() {
+            return Some(p);
+        }
+    }
+    None
+}
