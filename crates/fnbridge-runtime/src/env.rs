@@ -13,7 +13,7 @@ use crate::instance::Launch;
 pub(crate) fn instance_environment(
     launch: &Launch<'_>,
     code_dir: &Path,
-    api: Option<SocketAddr>,
+    services: &[(String, SocketAddr)],
     runtime_defaults: &[(&str, &str)],
 ) -> BTreeMap<String, String> {
     let Launch {
@@ -70,10 +70,10 @@ pub(crate) fn instance_environment(
         ),
     ];
     env.extend(system.into_iter().map(|(k, v)| (k.to_owned(), v)));
-    if let Some(api) = api {
-        // fnbridge's own API, at an address that works from where the instance runs (inside a
-        // sandbox: the proxy on the namespace's loopback).
-        env.insert("FNBRIDGE_API_ENDPOINT".into(), format!("http://{api}"));
+    for (name, addr) in services {
+        // fnbridge's own services, at addresses that work from where the instance runs (inside
+        // a sandbox: the proxies on the namespace's loopback).
+        env.insert(name.clone(), format!("http://{addr}"));
     }
     if let Some(init) = &spec.initializer {
         env.insert("FC_INITIALIZER".into(), init.handler.clone());

@@ -75,5 +75,5 @@ pub use error::RuntimeError;
 pub use outcome::{FunctionError, InvokeOutcome};
 pub use python::check_python_handler;
 pub use runtime::Runtime;
-pub use sandbox::{CODE_DIR, SandboxConfig, SharedMount};
+pub use sandbox::{CODE_DIR, SandboxConfig, Service, SharedMount};
 pub use spec::{Credentials, CustomRuntime, FunctionSpec, HealthCheck, Hook, Invocation};

@@ -10,7 +10,7 @@ use anyhow::Context;
 use fnbridge_api::{AppState, router};
 use fnbridge_auth::{Auth, AuthConfig, MasterKey};
 use fnbridge_dispatch::{Backoff, DispatchConfig, Dispatcher, Limits, ids};
-use fnbridge_runtime::{Runtime, RuntimeConfig, SandboxConfig};
+use fnbridge_runtime::{Runtime, RuntimeConfig, SandboxConfig, Service};
 use fnbridge_store::Store;
 use fnbridge_store::retention::Retention;
 
@@ -130,7 +130,18 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         master,
         token,
     );
-    let runtime = start_runtime(&args, &data, addr)?;
+    let oss_listener = objectstore::bind(&args).await?;
+    let mut services = vec![Service {
+        env: "FNBRIDGE_API_ENDPOINT".into(),
+        addr,
+    }];
+    if let Some(l) = &oss_listener {
+        services.push(Service {
+            env: "FNBRIDGE_OSS_ENDPOINT".into(),
+            addr: l.local_addr()?,
+        });
+    }
+    let runtime = start_runtime(&args, &data, services)?;
     let dispatcher = Dispatcher::start(
         DispatchConfig {
             region: args.region.clone(),
@@ -167,7 +178,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         python: Arc::from(dispatcher.runtime().python()),
         body_timeout: Some(Duration::from_secs(args.body_timeout_s.max(1))),
     });
-    let objects = objectstore::start(&args, &data, &dispatcher).await?;
+    let objects = objectstore::start(&args, &data, &dispatcher, oss_listener).await?;
     // Installed before anyone is told we are up, so an early SIGTERM still shuts down cleanly.
     let shutdown = shutdown_signal().context("cannot install signal handlers")?;
     // One line on stdout each, so scripts and tests can find a port chosen with :0 (the API's
@@ -208,13 +219,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 fn start_runtime(
     args: &ServeArgs,
     data: &Path,
-    api: std::net::SocketAddr,
+    services: Vec<Service>,
 ) -> anyhow::Result<Arc<Runtime>> {
     let sandbox = SandboxConfig {
         enabled: !args.insecure_no_sandbox,
         outside_network: args.sandbox_network == SandboxNetwork::Outside,
         tmp_size_mb: args.sandbox_tmp_mb.max(1),
-        api_addr: Some(api),
+        services,
         mounts: args.sandbox_mounts.clone(),
         ..SandboxConfig::default()
     };

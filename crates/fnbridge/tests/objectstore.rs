@@ -207,3 +207,51 @@ fn bad_input_is_refused_with_the_protocol_code_and_nothing_stored() {
     let s = start(dir.path());
     run_script(&py, "bad_input.py", &[&s.oss]);
 }
+
+/// A function with a role reaches the object store at `FNBRIDGE_OSS_ENDPOINT` from inside its
+/// sandbox and signs with its `context.credentials` through `oss2.StsAuth`, as FC code does
+/// against OSS; a function without a role has no credentials to sign with.
+#[test]
+fn a_function_uses_its_sts_credentials_with_oss2_against_the_object_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(dir.path());
+    ok_json(s.post(
+        "/roles",
+        &json!({"roleName": "writer", "policy": {"Version": "1", "Statement": [
+            {"Effect": "Allow", "Action": ["oss:*"], "Resource": ["*"]}]}}),
+    ));
+    let code = r#"
+import os, oss2
+def handler(event, context):
+    c = context.credentials
+    if not c.access_key_id:
+        return "no credentials"
+    auth = oss2.StsAuth(c.access_key_id, c.access_key_secret, c.security_token)
+    bucket = oss2.Bucket(auth, os.environ["FNBRIDGE_OSS_ENDPOINT"], "from-fn")
+    bucket.create_bucket()
+    bucket.put_object("hello.txt", b"written by the function")
+    return bucket.get_object("hello.txt").read().decode()
+"#;
+    ok_json(s.deploy(
+        "writer",
+        &[("index.py", code)],
+        json!({"role": "acs:ram::1234567890123456:role/writer", "timeout": 60}),
+    ));
+    ok_json(s.deploy("anonymous", &[("index.py", code)], json!({"timeout": 60})));
+    let invoke = |f: &str| {
+        let r = s
+            .req(
+                reqwest::Method::POST,
+                &format!("/2023-03-30/functions/{f}/invocations"),
+            )
+            .body("{}")
+            .send()
+            .unwrap();
+        let status = r.status();
+        let text = r.text().unwrap();
+        assert!(status.is_success(), "{f}: {status} {text}");
+        text
+    };
+    assert_eq!(invoke("writer"), "written by the function");
+    assert_eq!(invoke("anonymous"), "no credentials");
+}

@@ -209,7 +209,7 @@ impl CustomInstance {
                     .await
                     .map_err(platform)?;
                 let mut env =
-                    instance_environment(launch, Path::new(CODE_DIR), jail.api_inside, &[]);
+                    instance_environment(launch, Path::new(CODE_DIR), &jail.services_inside, &[]);
                 env.insert("FC_CUSTOM_LISTEN_PORT".into(), port.to_string());
                 env.insert("FC_SERVER_PORT".into(), port.to_string());
                 // Resolved among what the sandbox sees: its system directories and the code.
@@ -230,8 +230,12 @@ impl CustomInstance {
             }
             None => {
                 let port = free_port().map_err(platform)?;
-                let mut env =
-                    instance_environment(launch, &code_dir, host.cfg.sandbox.api_addr, &[]);
+                let mut env = instance_environment(
+                    launch,
+                    &code_dir,
+                    &host.cfg.sandbox.services_on_host(),
+                    &[],
+                );
                 env.insert("FC_CUSTOM_LISTEN_PORT".into(), port.to_string());
                 env.insert("FC_SERVER_PORT".into(), port.to_string());
                 let program =

@@ -18,12 +18,12 @@ use crate::python::frame::MAX_RESPONSE_BYTES;
 pub(crate) fn environment(
     launch: &Launch<'_>,
     paths: &Paths<'_>,
-    api: Option<SocketAddr>,
+    services: &[(String, SocketAddr)],
 ) -> BTreeMap<String, String> {
     instance_environment(
         launch,
         paths.code,
-        api,
+        services,
         &[
             ("PYTHONUNBUFFERED", "1"),
             ("PYTHONDONTWRITEBYTECODE", "1"),

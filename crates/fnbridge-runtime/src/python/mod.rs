@@ -158,7 +158,7 @@ impl PythonInstance {
                     BOOTSTRAP_PATH.to_owned(),
                     env::bootstrap_config(launch, &paths),
                 ];
-                let environment = env::environment(launch, &paths, jail.api_inside);
+                let environment = env::environment(launch, &paths, &jail.services_inside);
                 sandbox
                     .command(&jail, &it.executable, &args, &environment, &binds)
                     .map_err(fail)?
@@ -174,7 +174,11 @@ impl PythonInstance {
                     .arg(&host.bootstrap)
                     .arg(env::bootstrap_config(launch, &paths))
                     .env_clear()
-                    .envs(env::environment(launch, &paths, host.cfg.sandbox.api_addr))
+                    .envs(env::environment(
+                        launch,
+                        &paths,
+                        &host.cfg.sandbox.services_on_host(),
+                    ))
                     .current_dir(&code_dir);
                 cmd
             }

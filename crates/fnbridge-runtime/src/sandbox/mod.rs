@@ -72,13 +72,39 @@ pub struct SandboxConfig {
     pub outside_network: bool,
     /// Size of each instance's private `/tmp`.
     pub tmp_size_mb: u32,
-    /// The API's listen address; the sandbox offers it at the same loopback address inside.
-    pub api_addr: Option<SocketAddr>,
+    /// fnbridge's own services (the API, the object store): each is offered inside every
+    /// sandbox at the same loopback address as outside, and named to the instance in its
+    /// environment variable (`FNBRIDGE_API_ENDPOINT=http://127.0.0.1:9000`).
+    pub services: Vec<Service>,
     /// The memory cgroup hierarchy (`/sys/fs/cgroup`).
     pub cgroup_mount: PathBuf,
     /// Host directories the operator shares with every instance (as FC mounts NAS), at the
     /// same path inside.
     pub mounts: Vec<SharedMount>,
+}
+
+/// One of fnbridge's services, as instances reach it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Service {
+    /// The environment variable that tells instances where it is.
+    pub env: String,
+    /// Its listen address on the host.
+    pub addr: SocketAddr,
+}
+
+impl Service {
+    /// The address to connect to on the host: a wildcard listen address means loopback.
+    pub fn target(&self) -> SocketAddr {
+        match self.addr {
+            SocketAddr::V4(a) if a.ip().is_unspecified() => {
+                SocketAddr::from((Ipv4Addr::LOCALHOST, a.port()))
+            }
+            SocketAddr::V6(a) if a.ip().is_unspecified() => {
+                SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, a.port()))
+            }
+            other => other,
+        }
+    }
 }
 
 /// A host directory mounted into every sandbox at `path`.
@@ -88,13 +114,23 @@ pub struct SharedMount {
     pub writable: bool,
 }
 
+impl SandboxConfig {
+    /// The services at their host addresses, for instances that run unsandboxed.
+    pub(crate) fn services_on_host(&self) -> Vec<(String, SocketAddr)> {
+        self.services
+            .iter()
+            .map(|s| (s.env.clone(), s.target()))
+            .collect()
+    }
+}
+
 impl Default for SandboxConfig {
     fn default() -> Self {
         SandboxConfig {
             enabled: true,
             outside_network: true,
             tmp_size_mb: 512,
-            api_addr: None,
+            services: Vec::new(),
             cgroup_mount: PathBuf::from("/sys/fs/cgroup"),
             mounts: Vec::new(),
         }
@@ -130,9 +166,9 @@ pub(crate) struct Jail {
     pub(crate) net: Option<Arc<NetNs>>,
     pub(crate) cgroup: Option<Cgroup>,
     slirp: Option<Slirp>,
-    _proxy: Option<ApiProxy>,
-    /// The API's address inside the sandbox, for `FNBRIDGE_API_ENDPOINT`.
-    pub(crate) api_inside: Option<SocketAddr>,
+    _proxies: Vec<ApiProxy>,
+    /// Each service's environment variable and its address inside the sandbox.
+    pub(crate) services_inside: Vec<(String, SocketAddr)>,
 }
 
 /// A directory or file of the host, bound read-only at `inside`.
@@ -287,25 +323,20 @@ impl Sandbox {
         if !with_network {
             return Ok(jail);
         }
-        if let Some(api) = self.cfg.api_addr {
-            let mut port = api.port();
-            if Some(port) == reserved_port {
-                // The function's own port wins (FC's 9000 is also fnbridge's default port).
-                port = if port == u16::MAX { port - 1 } else { port + 1 };
+        let mut taken: Vec<u16> = reserved_port.into_iter().collect();
+        for service in &self.cfg.services {
+            let mut port = service.addr.port();
+            // The function's own port wins (FC's 9000 is also fnbridge's default port), and
+            // two services never share one.
+            while taken.contains(&port) {
+                port = if port == u16::MAX { 1024 } else { port + 1 };
             }
+            taken.push(port);
             let inside = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-            let target = match api {
-                SocketAddr::V4(a) if a.ip().is_unspecified() => {
-                    SocketAddr::from((Ipv4Addr::LOCALHOST, a.port()))
-                }
-                SocketAddr::V6(a) if a.ip().is_unspecified() => {
-                    SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, a.port()))
-                }
-                other => other,
-            };
             let listener = ns.listen(inside)?;
-            jail._proxy = Some(ApiProxy::start(listener, target));
-            jail.api_inside = Some(inside);
+            jail._proxies
+                .push(ApiProxy::start(listener, service.target()));
+            jail.services_inside.push((service.env.clone(), inside));
         }
         if let Some(slirp) = &self.slirp {
             jail.slirp = Some(Slirp::start(slirp, &ns)?);

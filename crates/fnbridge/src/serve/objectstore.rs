@@ -44,13 +44,9 @@ impl SecretLookup for Keys {
     }
 }
 
-/// Opens the object store and starts its listener; returns its address and a sender that
-/// stops it.
-pub async fn start(
-    args: &ServeArgs,
-    data: &std::path::Path,
-    dispatcher: &Dispatcher,
-) -> anyhow::Result<Option<(std::net::SocketAddr, tokio::sync::watch::Sender<bool>)>> {
+/// Binds the object store's listener (`None` with `--oss-listen off`): before the function
+/// runtime starts, which tells instances where it is.
+pub async fn bind(args: &ServeArgs) -> anyhow::Result<Option<tokio::net::TcpListener>> {
     let listen = match &args.oss_listen {
         Some(l) => l.clone(),
         None if args.listen.ends_with(":0") => "127.0.0.1:0".to_string(),
@@ -59,6 +55,23 @@ pub async fn start(
     if listen == "off" {
         return Ok(None);
     }
+    let listener = tokio::net::TcpListener::bind(&listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen} (--oss-listen)"))?;
+    Ok(Some(listener))
+}
+
+/// Opens the object store and serves it on `listener`; returns its address and a sender that
+/// stops it.
+pub async fn start(
+    args: &ServeArgs,
+    data: &std::path::Path,
+    dispatcher: &Dispatcher,
+    listener: Option<tokio::net::TcpListener>,
+) -> anyhow::Result<Option<(std::net::SocketAddr, tokio::sync::watch::Sender<bool>)>> {
+    let Some(listener) = listener else {
+        return Ok(None);
+    };
     let keys = Arc::new(Keys(dispatcher.auth().clone()));
     let store = ObjectStore::open(
         dispatcher.store().clone(),
@@ -81,9 +94,6 @@ pub async fn start(
         header_timeout: Duration::from_secs(args.header_timeout_s.max(1)),
     };
     let endpoint = fnbridge_objectstore::Endpoint::new(store, keys, &cfg);
-    let listener = tokio::net::TcpListener::bind(&listen)
-        .await
-        .with_context(|| format!("cannot listen on {listen} (--oss-listen)"))?;
     let addr = listener.local_addr()?;
     let (tx, mut rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
