@@ -890,7 +890,28 @@ fn die_with_parent(cmd: &mut Command) {
 /// A loopback port nobody uses right now. The server binds it moments later; the kernel hands
 /// out ephemeral ports at random, so losing it to someone else in between is unlikely, and
 /// would show as a start failure rather than a wrong answer only if that someone serves HTTP.
+/// A loopback port free now, for an unsandboxed instance to listen on. Taken below the
+/// kernel's ephemeral range (32768 and up on Linux): a port the kernel picked for `:0` is the
+/// kind it hands to the next `:0` bind or outgoing connection too, and a stranger listening there
+/// between our check and the instance's bind would pass for the instance being ready.
 fn free_port() -> std::io::Result<u16> {
+    const LOW: u16 = 20_000;
+    const SPAN: u16 = 12_000;
+    // Spread over the range so concurrent starts (here and in other processes) rarely probe
+    // the same port first.
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos() as u64)
+        .unwrap_or(0);
+    let n = NEXT.fetch_add(7919, std::sync::atomic::Ordering::Relaxed);
+    let start = (u64::from(std::process::id()) * 131 + nanos + n) % u64::from(SPAN);
+    for i in 0..u64::from(SPAN) {
+        let port = LOW + ((start + i) % u64::from(SPAN)) as u16;
+        if std::net::TcpListener::bind(http::addr(port)).is_ok() {
+            return Ok(port);
+        }
+    }
     let listener = std::net::TcpListener::bind(http::addr(0))?;
     Ok(listener.local_addr()?.port())
 }
