@@ -7,21 +7,8 @@ cd "$(dirname "$0")/.."
 
 command -v python3 >/dev/null || { echo "python3 is required (the python3.x runtimes run on it)" >&2; exit 1; }
 
-# Function instances run in a sandbox: bubblewrap for the namespaces, slirp4netns for their
-# outside network, setpriv (util-linux) for the unprivileged uid. CI runs as root on a fresh
-# machine without a terminal.
-missing=()
-command -v bwrap >/dev/null || missing+=(bubblewrap)
-command -v slirp4netns >/dev/null || missing+=(slirp4netns)
-command -v setpriv >/dev/null || missing+=(util-linux)
-if [ ${#missing[@]} -gt 0 ]; then
-  if [ "$(id -u)" -ne 0 ]; then
-    echo "the sandbox needs ${missing[*]} (apt-get install ${missing[*]}), and fnbridge's tests need root" >&2
-    exit 1
-  fi
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-fi
+# Function instances run in a sandbox: install its tools first (needs root, as CI has).
+source scripts/sandbox-deps.sh
 
 # The real clients and SDKs the end-to-end tests drive, pinned in scripts/test-requirements.txt,
 # in one venv (target/test-venv); reinstalled only when the pins change.
