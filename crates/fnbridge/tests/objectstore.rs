@@ -376,3 +376,149 @@ fn cli_bucket_cp_ls_rm() {
     assert_eq!(code, 2);
     assert!(err.contains("InvalidAccessKeyId"), "{err}");
 }
+
+#[test]
+fn requests_over_the_size_limits_are_refused_and_store_nothing() {
+    let Some(py) = python() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(dir.path());
+    run_script(&py, "size_limits.py", &[&s.oss]);
+}
+
+/// boto3 (`addressing_style: virtual`, `bucket.localhost`) and oss2 (`bucket.oss.test`, a
+/// name given with --oss-domain) with the bucket in the Host; the script maps those names to
+/// 127.0.0.1 in its own resolver, since they do not resolve on a plain machine.
+#[test]
+fn virtual_host_style_with_boto3_and_oss2() {
+    let Some(py) = python() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start_with(
+        dir.path(),
+        &["--oss-domain", "localhost", "--oss-domain", "oss.test"],
+    );
+    let key = ok_json(s.post("/keys", &json!({"description": "vhost"})));
+    KEY.with(|k| {
+        *k.borrow_mut() = Some((
+            key["accessKeyId"].as_str().unwrap().to_string(),
+            key["accessKeySecret"].as_str().unwrap().to_string(),
+        ))
+    });
+    run_script(&py, "virtual_host.py", &[&s.oss]);
+}
+
+/// The `aws` command on PATH (scripts/test.sh installs Debian's awscli when there is none), or
+/// `None` outside CI when there is none (then the test says so).
+fn aws() -> Option<PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|p| {
+        std::env::split_paths(&p)
+            .map(|d| d.join("aws"))
+            .find(|f| f.is_file())
+    });
+    if found.is_none() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "aws is missing: scripts/test.sh installs awscli"
+        );
+        eprintln!("skipped: no aws on PATH (scripts/test.sh installs awscli)");
+    }
+    found
+}
+
+/// `aws s3` with its defaults apart from endpoint and keys: mb, cp up (10 MB: multipart) and
+/// down byte for byte, ls with a prefix, presign (works, then expires), rm, rb.
+#[test]
+fn aws_cli_s3() {
+    let Some(aws) = aws() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(dir.path());
+    let (ak, sk) = KEY.with(|k| k.borrow().clone()).unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| -> String {
+        let out = Command::new(&aws)
+            .arg("--endpoint-url")
+            .arg(&s.oss)
+            .args(args)
+            .env("AWS_ACCESS_KEY_ID", &ak)
+            .env("AWS_SECRET_ACCESS_KEY", &sk)
+            .env("AWS_DEFAULT_REGION", "cn-hangzhou")
+            .env("AWS_CONFIG_FILE", home.path().join("config"))
+            .env(
+                "AWS_SHARED_CREDENTIALS_FILE",
+                home.path().join("credentials"),
+            )
+            .env("HOME", home.path())
+            .env("NO_PROXY", "*")
+            .output()
+            .expect("run aws");
+        assert!(
+            out.status.success(),
+            "aws {args:?}:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let work = tempfile::tempdir().unwrap();
+    let data: Vec<u8> = (0..10_000_000u32)
+        .map(|i| (i.wrapping_mul(2_246_822_519) >> 11) as u8)
+        .collect();
+    let src = work.path().join("ten.bin");
+    std::fs::write(&src, &data).unwrap();
+    let src = src.to_str().unwrap();
+
+    assert!(run(&["s3", "mb", "s3://aws-cli"]).contains("make_bucket: aws-cli"));
+    run(&["s3", "cp", src, "s3://aws-cli/dir/ten.bin"]);
+    run(&["s3", "cp", src, "s3://aws-cli/other/x.bin"]);
+    let back = work.path().join("back.bin");
+    run(&[
+        "s3",
+        "cp",
+        "s3://aws-cli/dir/ten.bin",
+        back.to_str().unwrap(),
+    ]);
+    assert!(
+        std::fs::read(&back).unwrap() == data,
+        "downloaded bytes differ"
+    );
+
+    let ls = run(&["s3", "ls", "s3://aws-cli/dir/"]);
+    assert!(
+        ls.contains("10000000 ten.bin") && !ls.contains("x.bin"),
+        "{ls}"
+    );
+    let top = run(&["s3", "ls", "s3://aws-cli/"]);
+    assert!(
+        top.contains("PRE dir/") && top.contains("PRE other/"),
+        "{top}"
+    );
+    let rec = run(&["s3", "ls", "--recursive", "s3://aws-cli/di"]);
+    assert!(
+        rec.contains("dir/ten.bin") && !rec.contains("other/"),
+        "{rec}"
+    );
+
+    let url = run(&[
+        "s3",
+        "presign",
+        "s3://aws-cli/dir/ten.bin",
+        "--expires-in",
+        "2",
+    ]);
+    let url = url.trim();
+    let r = reqwest::blocking::get(url).unwrap();
+    assert_eq!(r.status(), 200, "{url}");
+    assert!(r.bytes().unwrap().as_ref() == data.as_slice());
+    std::thread::sleep(Duration::from_millis(3100));
+    let r = reqwest::blocking::get(url).unwrap();
+    assert_eq!(r.status(), 403);
+    assert!(r.text().unwrap().contains("<Code>AccessDenied</Code>"));
+
+    run(&["s3", "rm", "s3://aws-cli/dir/ten.bin"]);
+    run(&["s3", "rm", "--recursive", "s3://aws-cli/other/"]);
+    assert_eq!(
+        run(&["s3", "ls", "--recursive", "s3://aws-cli/"]).trim(),
+        ""
+    );
+    run(&["s3", "rb", "s3://aws-cli"]);
+    assert!(!run(&["s3", "ls"]).contains("aws-cli"));
+}
