@@ -522,3 +522,145 @@ fn aws_cli_s3() {
     run(&["s3", "rb", "s3://aws-cli"]);
     assert!(!run(&["s3", "ls"]).contains("aws-cli"));
 }
+
+/// The keys named by the OSS events of every task of `function` (any status: a task exists
+/// from the moment its event commits), following nextToken.
+fn event_keys(s: &Server, function: &str) -> Vec<String> {
+    let mut keys = Vec::new();
+    let mut next = String::new();
+    loop {
+        let v = s.get(&format!(
+            "/2023-03-30/functions/{function}/async-tasks?limit=100&includePayload=true&nextToken={next}"
+        ));
+        // FC's ListAsyncTasks names the list `tasks`.
+        for t in v["tasks"].as_array().into_iter().flatten() {
+            let payload: Value =
+                serde_json::from_str(t["taskPayload"].as_str().unwrap_or("null")).unwrap();
+            for e in payload["events"].as_array().into_iter().flatten() {
+                keys.push(e["oss"]["object"]["key"].as_str().unwrap().to_string());
+            }
+        }
+        match v["nextToken"].as_str() {
+            Some(n) if !n.is_empty() => next = n.to_string(),
+            _ => return keys,
+        }
+    }
+}
+
+/// `kill -9` while 4 boto3 processes PUT concurrently: after the restart every acknowledged
+/// object reads back with its bytes and has its event (duplicates allowed and counted), and no
+/// event names an object that is not stored.
+#[test]
+fn kill9_during_concurrent_puts_keeps_every_acknowledged_object_and_its_event() {
+    let Some(py) = python() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = start(dir.path());
+    let (ak, sk) = KEY.with(|k| k.borrow().clone()).unwrap();
+    ok_json(s.deploy(
+        "sink",
+        &[(
+            "index.py",
+            "def handler(event, context):\n    return 'ok'\n",
+        )],
+        json!({}),
+    ));
+    ok_json(s.post(
+        "/2023-03-30/functions/sink/triggers",
+        &json!({"triggerName": "all", "triggerType": "oss",
+                "triggerConfig": json!({"events": ["oss:ObjectCreated:*"]}).to_string(),
+                "sourceArn": "acs:oss:cn-hangzhou:1234567890123456:crash"}),
+    ));
+    run_script(&py, "crash_puts.py", &[&s.oss, "create"]);
+
+    let acks = tempfile::tempdir().unwrap();
+    let script = repo().join("crates/fnbridge/tests/objectstore/crash_puts.py");
+    let clients: Vec<std::process::Child> = (0..4)
+        .map(|i| {
+            Command::new(&py)
+                .arg(&script)
+                .args([&s.oss, "put", acks.path().to_str().unwrap(), &i.to_string()])
+                .env("FNB_AK", &ak)
+                .env("FNB_SK", &sk)
+                .env("NO_PROXY", "*")
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    // Kill once every client has some PUTs acknowledged, so the kill lands mid-stream.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let acked = (0..4)
+            .filter(|i| {
+                std::fs::read_to_string(acks.path().join(format!("acked-{i}")))
+                    .is_ok_and(|t| t.lines().count() >= 10)
+            })
+            .count();
+        if acked == 4 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the clients made no progress");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    s.kill9();
+    for mut c in clients {
+        c.wait().unwrap();
+    }
+    s.restart();
+
+    let out = Command::new(&py)
+        .arg(&script)
+        .args([&s.oss, "verify", acks.path().to_str().unwrap()])
+        .env("FNB_AK", &ak)
+        .env("FNB_SK", &sk)
+        .env("NO_PROXY", "*")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "verify:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_str(stdout.lines().next().unwrap()).unwrap();
+    let acked: std::collections::BTreeSet<String> = v["acked"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k.as_str().unwrap().to_string())
+        .collect();
+    let stored: std::collections::BTreeSet<String> = v["stored"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k.as_str().unwrap().to_string())
+        .collect();
+    assert!(acked.len() >= 40, "{} acknowledged", acked.len());
+    assert!(acked.is_subset(&stored));
+
+    let events = event_keys(&s, "sink");
+    let mut per_key: std::collections::BTreeMap<&str, usize> = Default::default();
+    for k in &events {
+        *per_key.entry(k.as_str()).or_default() += 1;
+    }
+    for k in &acked {
+        assert!(
+            per_key.contains_key(k.as_str()),
+            "no event for acknowledged {k}"
+        );
+    }
+    for k in per_key.keys() {
+        assert!(
+            stored.contains(*k),
+            "an event names {k}, which is not stored"
+        );
+    }
+    let duplicates = events.len() - per_key.len();
+    eprintln!(
+        "kill -9: {} acknowledged, {} stored, {} events, {duplicates} duplicate",
+        acked.len(),
+        stored.len(),
+        events.len()
+    );
+}
