@@ -99,9 +99,109 @@ pub enum Command {
     Key(Client<KeyCmd>),
     /// Manage roles: RAM policies that functions assume for STS credentials.
     Role(Client<RoleCmd>),
+    /// Create, list and delete object-store buckets.
+    Bucket(OssClient<BucketCmd>),
+    /// Copy files to or from the object store: `cp FILE oss://bucket/key`, `cp oss://bucket/key FILE`.
+    Cp(CpArgs),
+    /// List buckets (no argument) or the objects under `oss://bucket/prefix`.
+    Ls(LsArgs),
+    /// Delete an object, or with --recursive every object under a prefix.
+    Rm(RmArgs),
     /// Work with event patterns locally (no server needed).
     #[command(subcommand)]
     Pattern(PatternCmd),
+}
+
+/// Options of the object-store commands: the client options, where the object store listens and
+/// which access key signs (S3 SigV4, as `aws s3` does).
+#[derive(Args, Debug, Clone)]
+pub struct OssGlobal {
+    #[command(flatten)]
+    pub global: Global,
+    /// Object-store endpoint of a running server (its --oss-listen).
+    #[arg(
+        long,
+        global = true,
+        env = "FNBRIDGE_OSS_ENDPOINT",
+        default_value = "http://127.0.0.1:9001"
+    )]
+    pub oss_endpoint: String,
+    /// Access key id to sign with [default: a key the CLI creates with the admin token on first
+    /// use and keeps in --data-dir/cli-access-key.json, mode 0600].
+    #[arg(long, global = true, env = "FNBRIDGE_ACCESS_KEY_ID")]
+    pub access_key_id: Option<String>,
+    /// Secret of --access-key-id [default: none; required with --access-key-id].
+    #[arg(
+        long,
+        global = true,
+        env = "FNBRIDGE_ACCESS_KEY_SECRET",
+        hide_env_values = true
+    )]
+    pub access_key_secret: Option<String>,
+}
+
+/// An object-store command group: the object-store options plus its subcommands.
+#[derive(Args, Debug)]
+pub struct OssClient<T: Subcommand> {
+    #[command(flatten)]
+    pub oss: OssGlobal,
+    #[command(subcommand)]
+    pub cmd: T,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BucketCmd {
+    /// Create a bucket: 3-63 lowercase letters, digits and '-'.
+    Create {
+        /// Bucket name, bare or as oss://bucket.
+        name: String,
+    },
+    /// List buckets.
+    List,
+    /// Delete a bucket (it must be empty).
+    Delete {
+        /// Bucket name, bare or as oss://bucket.
+        name: String,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct CpArgs {
+    #[command(flatten)]
+    pub oss: OssGlobal,
+    /// Source: a local path or oss://bucket/key.
+    pub from: String,
+    /// Destination: a local path or oss://bucket/key; a trailing '/' (or an existing
+    /// directory) keeps the source's file name.
+    pub to: String,
+    /// Copy a directory tree, or every object under an oss:// prefix [default: off].
+    #[arg(long, short)]
+    pub recursive: bool,
+    /// Never draw a progress bar [default: drawn on a terminal for files of 1 MiB or more].
+    #[arg(long)]
+    pub no_progress: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct LsArgs {
+    #[command(flatten)]
+    pub oss: OssGlobal,
+    /// oss://bucket[/prefix] [default: list the buckets].
+    pub url: Option<String>,
+    /// Every object under the prefix, not one level of "directories" [default: off].
+    #[arg(long, short)]
+    pub recursive: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct RmArgs {
+    #[command(flatten)]
+    pub oss: OssGlobal,
+    /// oss://bucket/key, or with --recursive oss://bucket/prefix.
+    pub url: String,
+    /// Delete every object under the prefix [default: off].
+    #[arg(long, short)]
+    pub recursive: bool,
 }
 
 #[derive(Args, Debug)]

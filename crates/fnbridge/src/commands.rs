@@ -32,6 +32,10 @@ pub fn run(cmd: Command) -> anyhow::Result<i32> {
         Command::Logs(a) => logs(&Client::new(&a.global)?, &a),
         Command::Key(a) => key(&Client::new(&a.global)?, &a.global, a.cmd),
         Command::Role(a) => role(&Client::new(&a.global)?, &a.global, a.cmd),
+        Command::Bucket(a) => crate::oss::bucket(&a.oss, a.cmd),
+        Command::Cp(a) => crate::oss::cp(&a),
+        Command::Ls(a) => crate::oss::ls(&a),
+        Command::Rm(a) => crate::oss::rm(&a),
         Command::Serve(_) | Command::Pattern(_) => unreachable!("handled in main"),
     }
 }

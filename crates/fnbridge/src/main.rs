@@ -6,6 +6,7 @@
 //! - `serve`: configuration, wiring of store, runtime, dispatcher and API, and shutdown.
 //! - `client`: the HTTP client: endpoint and token resolution, FC error decoding.
 //! - `commands`: what each client subcommand sends and prints.
+//! - `oss`: the object-store commands (`bucket`, `cp`, `ls`, `rm`), an S3 SigV4 client.
 //! - `output`: tables for people, JSON for scripts; a closed pipe ends the process quietly.
 //!
 //! Only this crate reads the environment; the libraries take values.
@@ -13,6 +14,7 @@
 mod cli;
 mod client;
 mod commands;
+mod oss;
 mod output;
 mod serve;
 
