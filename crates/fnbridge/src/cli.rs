@@ -202,6 +202,16 @@ pub struct ServeArgs {
     /// The COS region COS events name (`cosBucket.region`, `cosObject.url`).
     #[arg(long, default_value = "ap-guangzhou")]
     pub cos_region: String,
+    /// Address of the CDN edge (default 127.0.0.1:9080; a free port when --listen uses port 0;
+    /// `off` disables the CDN).
+    #[arg(long, env = "FNBRIDGE_CDN_LISTEN")]
+    pub cdn_listen: Option<String>,
+    /// How long the edge keeps a response without caching headers fresh, in seconds.
+    #[arg(long, default_value_t = 600)]
+    pub cdn_default_ttl_s: u64,
+    /// Size bound of the edge's memory cache, in MiB.
+    #[arg(long, default_value_t = 256)]
+    pub cdn_cache_mb: u64,
 }
 
 #[derive(Subcommand, Debug)]

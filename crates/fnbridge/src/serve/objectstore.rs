@@ -16,7 +16,7 @@ use crate::cli::ServeArgs;
 
 /// Commits object changes through `Dispatcher::commit_with_events`: the change, its events and
 /// their deliveries in one transaction.
-struct DispatchSink(Dispatcher);
+pub(crate) struct DispatchSink(pub(crate) Dispatcher);
 
 impl EventSink for DispatchSink {
     fn commit(&self, change: Change) -> BoxFuture<'static, Result<Box<dyn Any + Send>, SinkError>> {
@@ -50,7 +50,13 @@ pub async fn start(
     args: &ServeArgs,
     data: &std::path::Path,
     dispatcher: &Dispatcher,
-) -> anyhow::Result<Option<(std::net::SocketAddr, tokio::sync::watch::Sender<bool>)>> {
+) -> anyhow::Result<
+    Option<(
+        std::net::SocketAddr,
+        tokio::sync::watch::Sender<bool>,
+        ObjectStore,
+    )>,
+> {
     let listen = match &args.oss_listen {
         Some(l) => l.clone(),
         None if args.listen.ends_with(":0") => "127.0.0.1:0".to_string(),
@@ -80,7 +86,7 @@ pub async fn start(
         domains: args.oss_domain.clone(),
         header_timeout: Duration::from_secs(args.header_timeout_s.max(1)),
     };
-    let endpoint = fnbridge_objectstore::Endpoint::new(store, keys, &cfg);
+    let endpoint = fnbridge_objectstore::Endpoint::new(store.clone(), keys, &cfg);
     let listener = tokio::net::TcpListener::bind(&listen)
         .await
         .with_context(|| format!("cannot listen on {listen} (--oss-listen)"))?;
@@ -92,5 +98,5 @@ pub async fn start(
         })
         .await;
     });
-    Ok(Some((addr, tx)))
+    Ok(Some((addr, tx, store)))
 }
