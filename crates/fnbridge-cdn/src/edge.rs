@@ -536,10 +536,7 @@ pub async fn serve(
         tokio::spawn(async move {
             let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
                 let cdn = cdn.clone();
-                async move {
-                    let _ = remote;
-                    Ok::<_, Infallible>(handle(&cdn, &req).await)
-                }
+                async move { Ok::<_, Infallible>(handle_logged(&cdn, &req, remote).await) }
             });
             let mut b = hyper::server::conn::http1::Builder::new();
             b.timer(hyper_util::rt::TokioTimer::new())
@@ -554,8 +551,75 @@ pub async fn serve(
     }
 }
 
-/// Serves `SocketAddr` for log lines later.
-pub type Remote = SocketAddr;
+/// Serves a request and, when offline logs are on, writes its line (durably) before answering.
+pub async fn handle_logged<B>(cdn: &Cdn, req: &Request<B>, remote: SocketAddr) -> Response<Body> {
+    let started = std::time::Instant::now();
+    let resp = handle(cdn, req).await;
+    let Some((logs, _)) = cdn.inner.logs.get() else {
+        return resp;
+    };
+    let h = |n: &str| req.headers().get(n).and_then(|v| v.to_str().ok());
+    let host = h("host").unwrap_or("-");
+    let domain = host
+        .rsplit_once(':')
+        .map(|(h, _)| h)
+        .unwrap_or(host)
+        .to_ascii_lowercase();
+    // Only requests to domains this CDN serves are logged (a file per domain).
+    if cdn.snapshot().route(&domain).is_none() {
+        return resp;
+    }
+    let request_size = req
+        .headers()
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len() + 4)
+        .sum::<usize>()
+        + req.uri().to_string().len()
+        + req.method().as_str().len()
+        + 12;
+    let body_size = http_body::Body::size_hint(resp.body())
+        .exact()
+        .unwrap_or_else(|| {
+            resp.headers()
+                .get(header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0)
+        });
+    let end_ms = now_ms();
+    let url = format!(
+        "http://{domain}{}",
+        req.uri()
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/")
+    );
+    let line = crate::logs::format_line(&crate::logs::Request {
+        end_ms,
+        forwarded_for: h("x-forwarded-for"),
+        remote_ip: remote.ip().to_string(),
+        response_ms: started.elapsed().as_millis() as u64,
+        referer: h("referer"),
+        method: req.method().as_str(),
+        url,
+        status: resp.status().as_u16(),
+        request_size: request_size as u64,
+        response_size: body_size,
+        hit: resp.headers().get("x-cache").is_some_and(|v| v == "HIT"),
+        user_agent: h("user-agent"),
+        content_type: resp
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok()),
+    });
+    logs.write(crate::logs::Line {
+        domain,
+        end_ms,
+        text: line,
+    })
+    .await;
+    resp
+}
 
 #[cfg(test)]
 mod tests {

@@ -10,6 +10,8 @@
 //! - `service`: `Cdn`, the one owner of CDN state: domains, tasks, blocks, the edge's snapshot.
 //! - `rpc`: the actions: parameters parsed into an `Action`, then handled into a JSON answer.
 //! - `cache`: the bounded memory cache with request coalescing.
+//! - `logs`: offline logs: 13-field lines, durable per batch, gzip files per domain and period
+//!   in the log bucket, `LogFileCreated`.
 //! - `edge`: the listener: routing by `Host`, HTTP caching, Range and HEAD, `X-Cache`.
 
 pub mod cache;
@@ -17,6 +19,7 @@ pub mod domain;
 pub mod edge;
 pub mod error;
 pub mod events;
+pub mod logs;
 pub mod rpc;
 pub mod service;
 

@@ -97,6 +97,8 @@ pub enum Action {
         domain: String,
         page: usize,
         size: usize,
+        since: Option<i64>,
+        until: Option<i64>,
     },
 }
 
@@ -249,6 +251,8 @@ impl Action {
                 domain: domain()?,
                 page: p.num("PageNumber", 1, 100_000)?,
                 size: p.num("PageSize", 300, 1000)?,
+                since: utc_ms("StartTime", p.get("StartTime"))?,
+                until: utc_ms("EndTime", p.get("EndTime"))?,
             },
             other => {
                 return Err(CdnError::new(
@@ -344,13 +348,44 @@ impl Action {
                     .await?;
                 json!({"TotalCount": total, "Tasks": tasks.iter().map(task_json).collect::<Vec<_>>()})
             }
-            Action::DescribeCdnDomainLogs { domain, page, size } => {
+            Action::DescribeCdnDomainLogs {
+                domain,
+                page,
+                size,
+                since,
+                until,
+            } => {
                 let d = cdn.domain(&domain).await?;
-                // Offline log files are not written yet by this version: the list is empty.
+                let now = fnbridge_store::now_ms();
+                let until = until.unwrap_or(now);
+                let since = since.unwrap_or(until - 86_400_000);
+                if since > until || until - since > 31 * 86_400_000 {
+                    return Err(CdnError::invalid(
+                        "StartTime",
+                        "the range must be at most 31 days, StartTime before EndTime",
+                    ));
+                }
+                let files = cdn.log_files(&d.name, since / 1000, until / 1000).await?;
+                let total = files.len();
+                let infos: Vec<Value> = files
+                    .into_iter()
+                    .skip((page - 1) * size)
+                    .take(size)
+                    .map(|(o, start, end, url)| {
+                        let name = o.key.rsplit('/').next().unwrap_or("").to_string();
+                        let path = url
+                            .strip_prefix("http://")
+                            .or_else(|| url.strip_prefix("https://"))
+                            .unwrap_or(&url)
+                            .to_string();
+                        json!({"LogName": name, "LogPath": path, "LogSize": o.size,
+                               "StartTime": iso(start * 1000), "EndTime": iso(end * 1000)})
+                    })
+                    .collect();
                 json!({"DomainLogDetails": {"DomainLogDetail": [{
-                    "DomainName": d.name, "LogCount": 0,
-                    "PageInfos": {"PageIndex": page, "PageSize": size, "Total": 0},
-                    "LogInfos": {"LogInfoDetail": []},
+                    "DomainName": d.name, "LogCount": infos.len(),
+                    "PageInfos": {"PageIndex": page, "PageSize": size, "Total": total},
+                    "LogInfos": {"LogInfoDetail": infos},
                 }]}})
             }
         })

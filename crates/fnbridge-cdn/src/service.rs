@@ -190,13 +190,15 @@ pub struct Cdn {
 pub(crate) struct Inner {
     pub(crate) store: Store,
     pub(crate) objects: ObjectStore,
-    sink: Arc<dyn EventSink>,
+    pub(crate) sink: Arc<dyn EventSink>,
     pub(crate) cfg: CdnConfig,
     pub(crate) snapshot: ArcSwap<Snapshot>,
     /// Held from a write's commit to its snapshot swap, so snapshots follow commit order.
     write_lock: tokio::sync::Mutex<()>,
     pub(crate) cache: Cache,
     pub(crate) http: reqwest::Client,
+    /// The offline-log writer and its settings, once started.
+    pub(crate) logs: std::sync::OnceLock<(crate::logs::LogSender, crate::logs::LogConfig)>,
 }
 
 fn now_s() -> i64 {
@@ -227,10 +229,63 @@ impl Cdn {
                 snapshot: ArcSwap::from_pointee(Snapshot::default()),
                 write_lock: tokio::sync::Mutex::new(()),
                 http,
+                logs: std::sync::OnceLock::new(),
             }),
         };
         cdn.reload().await?;
         Ok(cdn)
+    }
+
+    /// Starts writing offline logs (`logs`): every edge request from now on is logged.
+    pub fn start_logs(&self, cfg: crate::logs::LogConfig) -> std::io::Result<()> {
+        let sender = crate::logs::start(self.clone(), cfg.clone())?;
+        let _ = self.inner.logs.set((sender, cfg));
+        Ok(())
+    }
+
+    /// The log files of `domain` stored in the log bucket: (object record, presigned URL).
+    pub async fn log_files(
+        &self,
+        domain: &str,
+        since_s: i64,
+        until_s: i64,
+    ) -> Result<Vec<(fnbridge_store::objects::ObjectRecord, i64, i64, String)>, CdnError> {
+        let Some((_, cfg)) = self.inner.logs.get() else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        let mut after = String::new();
+        let prefix = format!("{domain}/");
+        // Bounded: 31 days of hourly files is 744; a few pages at most.
+        for _ in 0..20 {
+            let page = self
+                .inner
+                .objects
+                .list(&cfg.bucket, &prefix, "", &after, 1000)
+                .await
+                .map_err(|e| CdnError::internal(format!("log bucket: {e}")))?;
+            for o in page.objects {
+                let get = |k: &str| {
+                    o.meta
+                        .iter()
+                        .find(|(n, _)| n == k)
+                        .and_then(|(_, v)| v.parse::<i64>().ok())
+                };
+                let (Some(start), Some(end)) = (get("cdn-start"), get("cdn-end")) else {
+                    continue;
+                };
+                if end > since_s && start < until_s {
+                    let url = cfg.presign(&o.key, now_s());
+                    out.push((o, start, end, url));
+                }
+            }
+            match page.next_marker {
+                Some(m) if page.truncated => after = m,
+                _ => break,
+            }
+        }
+        out.sort_by_key(|(_, s, _, _)| *s);
+        Ok(out)
     }
 
     pub fn config(&self) -> &CdnConfig {

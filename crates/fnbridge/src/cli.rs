@@ -212,6 +212,18 @@ pub struct ServeArgs {
     /// Size bound of the edge's memory cache, in MiB.
     #[arg(long, default_value_t = 256)]
     pub cdn_cache_mb: u64,
+    /// Length of an offline log file's period, in seconds (hourly by default).
+    #[arg(long, default_value_t = 3600)]
+    pub cdn_log_period_s: u64,
+    /// The object-store bucket offline log files are stored in (created at start).
+    #[arg(long, default_value = "cdnlog")]
+    pub cdn_log_bucket: String,
+    /// How long a presigned log URL (`LogPath`, `filePath`) is valid, in seconds.
+    #[arg(long, default_value_t = 86400)]
+    pub cdn_log_url_validity_s: u64,
+    /// Base URL presigned log URLs point to (default: the object store's address).
+    #[arg(long, env = "FNBRIDGE_CDN_LOG_ENDPOINT")]
+    pub cdn_log_endpoint: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]

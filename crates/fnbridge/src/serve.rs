@@ -187,7 +187,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     .await
     .context("cannot start the dispatcher")?;
     let objects = objectstore::start(&args, &data, &dispatcher).await?;
-    let cdn = cdn::start(&args, &dispatcher, objects.as_ref().map(|(_, _, s)| s)).await?;
+    let cdn = cdn::start(
+        &args,
+        &dispatcher,
+        objects.as_ref().map(|(a, _, s)| (s, *a)),
+        &data,
+    )
+    .await?;
     let app = router(AppState {
         dispatcher: dispatcher.clone(),
         // The resolved interpreter: a bare `python3` may be a shim that costs 100+ ms per start.

@@ -17,14 +17,15 @@ use crate::cli::ServeArgs;
 pub async fn start(
     args: &ServeArgs,
     dispatcher: &Dispatcher,
-    objects: Option<&ObjectStore>,
+    objects: Option<(&ObjectStore, std::net::SocketAddr)>,
+    data: &std::path::Path,
 ) -> anyhow::Result<Option<(Cdn, std::net::SocketAddr, tokio::sync::watch::Sender<bool>)>> {
     let listen = match &args.cdn_listen {
         Some(l) => l.clone(),
         None if args.listen.ends_with(":0") => "127.0.0.1:0".to_string(),
         None => "127.0.0.1:9080".to_string(),
     };
-    let Some(objects) = objects else {
+    let Some((objects, oss_addr)) = objects else {
         return Ok(None);
     };
     if listen == "off" {
@@ -45,6 +46,7 @@ pub async fn start(
     )
     .await
     .map_err(|e| anyhow::anyhow!("cannot open the CDN: {e}"))?;
+    start_logs(args, dispatcher, objects, oss_addr, data, &cdn).await?;
     let listener = tokio::net::TcpListener::bind(&listen)
         .await
         .with_context(|| format!("cannot listen on {listen} (--cdn-listen)"))?;
@@ -60,4 +62,64 @@ pub async fn start(
         .await;
     });
     Ok(Some((cdn, addr, tx)))
+}
+
+/// The access key presigned log URLs are signed with: one the server creates once (described
+/// `cdn-log-signer`, so it shows in `fnbridge key list`; deleting it revokes every URL).
+const SIGNER: &str = "cdn-log-signer";
+
+async fn start_logs(
+    args: &ServeArgs,
+    dispatcher: &Dispatcher,
+    objects: &ObjectStore,
+    oss_addr: std::net::SocketAddr,
+    data: &std::path::Path,
+    cdn: &Cdn,
+) -> anyhow::Result<()> {
+    let auth = dispatcher.auth();
+    let keys = auth
+        .list_keys()
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot list access keys: {e}"))?;
+    let (id, secret) = match keys.iter().find(|k| k.description == SIGNER) {
+        Some(k) => {
+            let secret = auth
+                .secret_of(&k.access_key_id)
+                .context("the CDN log signing key has no secret")?;
+            (k.access_key_id.clone(), secret)
+        }
+        None => {
+            let (k, secret) = auth
+                .create_key(SIGNER)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot create the CDN log signing key: {e}"))?;
+            (k.access_key_id, secret)
+        }
+    };
+    if objects.bucket(&args.cdn_log_bucket).await.is_err() {
+        objects
+            .create_bucket(&args.cdn_log_bucket)
+            .await
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot create the CDN log bucket '{}': {e}",
+                    args.cdn_log_bucket
+                )
+            })?;
+    }
+    let endpoint = args
+        .cdn_log_endpoint
+        .clone()
+        .unwrap_or_else(|| format!("http://{oss_addr}"));
+    cdn.start_logs(fnbridge_cdn::logs::LogConfig {
+        dir: data.join("cdn-logs"),
+        period_s: args.cdn_log_period_s.max(1) as i64,
+        bucket: args.cdn_log_bucket.clone(),
+        oss_endpoint: endpoint,
+        access_key_id: id,
+        access_key_secret: secret,
+        url_validity: Duration::from_secs(args.cdn_log_url_validity_s.max(1)),
+    })
+    .context("cannot start the CDN log writer")?;
+    Ok(())
 }

@@ -3,7 +3,11 @@ unchanged apart from endpoints and keys: a bucket as origin, a domain added thro
 MISS then HIT through the edge, Range, HEAD, refresh of a file and a directory, push, block,
 stop/start, task queries, an RPC HMAC-SHA1 signed request, and the refusals with their codes.
 
-Usage: cdn_sdk.py API OSS EDGE ACCESS_KEY_ID ACCESS_KEY_SECRET DOMAIN
+Then waits for the offline log files: LogFileCreated makes the corrected seed 002 function copy
+each into the DUMP bucket, where every request this script made is one 13-field line.
+Finally DescribeCdnDomainLogs, an expired log URL, and DeleteCdnDomain.
+
+Usage: cdn_sdk.py API OSS EDGE ACCESS_KEY_ID ACCESS_KEY_SECRET DOMAIN DUMP
 Prints one "ok <step>" line per step; exits non-zero on the first failure.
 """
 
@@ -24,7 +28,8 @@ from alibabacloud_tea_openapi.exceptions import ClientException
 from alibabacloud_tea_openapi.models import Config
 from alibabacloud_tea_openapi.utils import Utils
 
-API, OSS, EDGE, AK, SK, DOMAIN = sys.argv[1:7]
+API, OSS, EDGE, AK, SK, DOMAIN, DUMP = sys.argv[1:8]
+SENT = []  # every edge request to DOMAIN, as "METHOD path"
 BUCKET = "cdnorigin"
 
 
@@ -52,12 +57,15 @@ def refused(code, f):
 def edge(path, host=DOMAIN, **kw):
     h = kw.pop("headers", {})
     h["Host"] = host
+    if host == DOMAIN:
+        SENT.append(f"GET http://{DOMAIN}{path}")
     return requests.get(EDGE + path, headers=h, timeout=30, **kw)
 
 
 # The origin: a bucket of fnbridge's object store, filled with oss2.
 bucket = oss2.Bucket(oss2.Auth(AK, SK), OSS, BUCKET)
 bucket.create_bucket()
+oss2.Bucket(oss2.Auth(AK, SK), OSS, DUMP).create_bucket()
 A = bytes(range(256)) * 4
 bucket.put_object("a.bin", A, headers={"Content-Type": "application/octet-stream"})
 bucket.put_object("dir/b.txt", b"bee\n")
@@ -106,6 +114,7 @@ assert r.status_code == 206 and r.content == A[10:20], (r.status_code, r.headers
 assert r.headers["Content-Range"] == f"bytes 10-19/{len(A)}"
 r = edge("/a.bin", headers={"If-None-Match": etag})
 assert r.status_code == 304, r.status_code
+SENT.append(f"HEAD http://{DOMAIN}/a.bin")
 r = requests.head(EDGE + "/a.bin", headers={"Host": DOMAIN}, timeout=30)
 assert r.status_code == 200 and r.headers["Content-Length"] == str(len(A)), r.headers
 assert edge("/missing").status_code == 404
@@ -212,6 +221,45 @@ r = requests.get(API + "/?" + urllib.parse.urlencode(q), timeout=30)
 assert r.status_code == 400 and r.json()["Code"] == "SignatureDoesNotMatch", r.text
 ok("RPC HMAC-SHA1")
 
+# Offline logs: the function dumps each file into DUMP; wait until every request is there.
+import gzip  # noqa: E402
+import re  # noqa: E402
+
+LINE = re.compile(r'^\[\d{1,2}/[A-Z][a-z]{2}/\d{4}:\d{2}:\d{2}:\d{2} \+0800\] (\S+) (\S+) (\d+) "([^"]*)" '
+                  r'"(\S+ \S+)" (\d{3}) (\d+) (\d+) (HIT|MISS) "([^"]*)" "([^"]*)" (\S+)$')
+dump = oss2.Bucket(oss2.Auth(AK, SK), OSS, DUMP)
+deadline = time.time() + 120
+while True:
+    lines = []
+    keys = [o.key for o in oss2.ObjectIterator(dump, prefix=DOMAIN + "/")]
+    for k in keys:
+        lines += gzip.decompress(dump.get_object(k).read()).decode().splitlines()
+    if len(lines) >= len(SENT) or time.time() > deadline:
+        break
+    time.sleep(0.5)
+assert len(lines) == len(SENT), (len(lines), len(SENT), keys)
+requests_logged = []
+for line in lines:
+    m = LINE.match(line)
+    assert m, line
+    requests_logged.append(m.group(5))
+assert sorted(requests_logged) == sorted(SENT), (requests_logged, SENT)
+assert all(re.match(re.escape(DOMAIN) + r"_\d{4}_\d{2}_\d{2}_\d{6}_\d{6}\.gz$", k.split("/")[-1]) for k in keys), keys
+ok(f"offline logs: {len(lines)} lines in {len(keys)} files dumped by the function")
+
 r = c.describe_cdn_domain_logs(cdn.DescribeCdnDomainLogsRequest(domain_name=DOMAIN))
-assert r.body.domain_log_details.domain_log_detail[0].domain_name == DOMAIN
-ok("DescribeCdnDomainLogs")
+d = r.body.domain_log_details.domain_log_detail[0]
+assert d.domain_name == DOMAIN and d.log_count == len(keys), (d.log_count, keys)
+info = d.log_infos.log_info_detail[0]
+assert not info.log_path.startswith("http"), info.log_path
+got = requests.get("http://" + info.log_path, timeout=30)
+assert got.status_code == 200 and len(got.content) == info.log_size, (got.status_code, got.text)
+assert info.start_time.endswith("Z") and info.end_time > info.start_time
+expired = re.sub(r"Expires=\d+", "Expires=1000000000", "http://" + info.log_path)
+assert requests.get(expired, timeout=30).status_code == 403
+ok("DescribeCdnDomainLogs, presigned LogPath, expired URL refused")
+
+c.delete_cdn_domain(cdn.DeleteCdnDomainRequest(domain_name=DOMAIN))
+refused("InvalidDomain.NotFound", lambda: c.delete_cdn_domain(cdn.DeleteCdnDomainRequest(domain_name=DOMAIN)))
+assert requests.get(EDGE + "/a.bin", headers={"Host": DOMAIN}, timeout=30).status_code == 403
+ok("DeleteCdnDomain")

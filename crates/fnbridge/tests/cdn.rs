@@ -1,0 +1,233 @@
+//! End to end: the built-in CDN driven by the official CDN SDK (`alibabacloud_cdn20180510`),
+//! oss2 and requests (`tests/cdn/cdn_sdk.py`): a bucket as origin, the edge's MISS/HIT, Range,
+//! refresh, push, block, stop; the offline log files dumped by the corrected seed 002 function
+//! (`examples/cdn-log-dump`) on `LogFileCreated`; and the seed 001 handler
+//! (`examples/cdn-sample`), unchanged, answering all eight events the CDN produced.
+
+mod common;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::{Value, json};
+
+const EVENTS: [&str; 8] = [
+    "LogFileCreated",
+    "CachedObjectsRefreshed",
+    "CachedObjectsPushed",
+    "CachedObjectsBlocked",
+    "CdnDomainStarted",
+    "CdnDomainStopped",
+    "CdnDomainAdded",
+    "CdnDomainDeleted",
+];
+const DOMAIN: &str = "cdn.example.com";
+
+fn python() -> std::path::PathBuf {
+    if let Some(p) = std::env::var_os("FNBRIDGE_TEST_PYTHON") {
+        return p.into();
+    }
+    let venv = repo().join("target/test-venv/bin/python");
+    assert!(
+        venv.exists(),
+        "the CDN test needs alibabacloud_cdn20180510, oss2 and requests: run `bash scripts/test.sh` or set FNBRIDGE_TEST_PYTHON"
+    );
+    venv
+}
+
+fn cli(s: &Server, args: &[&str]) -> String {
+    let out = Command::new(BIN)
+        .args(args)
+        .args(["--endpoint", &s.base, "--token", &s.token])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "fnbridge {args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The tasks of `function`, once at least `n` of them have finished.
+fn finished_tasks(s: &Server, function: &str, n: usize, timeout: Duration) -> Vec<Value> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let all = s.get(&format!("/tasks?functionName={function}&limit=100"));
+        let tasks: Vec<Value> = all["asyncTasks"].as_array().cloned().unwrap_or_default();
+        let done: Vec<Value> = tasks
+            .into_iter()
+            .filter(|t| {
+                ["Succeeded", "Failed", "Expired"].contains(&t["status"].as_str().unwrap_or(""))
+            })
+            .collect();
+        if done.len() >= n {
+            // The listing is a summary; each task's own page has its payload and result.
+            return done
+                .iter()
+                .map(|t| {
+                    s.get(&format!(
+                        "/2023-03-30/functions/{function}/async-tasks/{}",
+                        t["taskId"].as_str().unwrap()
+                    ))
+                })
+                .collect();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{function}: {} of {n} tasks finished: {all}",
+            done.len()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn the_cdn_end_to_end_with_the_official_sdk_and_the_seed_functions() {
+    let py = python();
+    let dir = tempfile::tempdir().unwrap();
+    let edge_port = free_port();
+    let edge = format!("http://127.0.0.1:{edge_port}");
+    let s = Server::start_with(
+        dir.path(),
+        &[
+            "--retry-base-ms",
+            "20",
+            "--python",
+            py.to_str().unwrap(),
+            "--cdn-listen",
+            &format!("127.0.0.1:{edge_port}"),
+            "--cdn-log-period-s",
+            "3",
+        ],
+    );
+    let key: Value = serde_json::from_str(&cli(&s, &["key", "create", "--json"])).unwrap();
+    let (ak, sk) = (
+        key["accessKeyId"].as_str().unwrap().to_string(),
+        key["accessKeySecret"].as_str().unwrap().to_string(),
+    );
+    cli(
+        &s,
+        &[
+            "role",
+            "create",
+            "log-dumper",
+            "--policy",
+            r#"{"Version":"1","Statement":[{"Effect":"Allow","Action":"oss:*","Resource":"*"}]}"#,
+        ],
+    );
+
+    // Seed 001's handler, unchanged, on all eight events of the domain.
+    ok_json(s.deploy(
+        "cdn-sample",
+        &[("index.py", &example("cdn-sample/index.py"))],
+        json!({}),
+    ));
+    for e in EVENTS {
+        ok_json(s.cdn_trigger("cdn-sample", &format!("on-{e}"), e, &[DOMAIN]));
+    }
+    // Seed 002's function, corrected, on LogFileCreated.
+    ok_json(s.deploy(
+        "cdn-log-dump",
+        &[("index.py", &example("cdn-log-dump/index.py"))],
+        json!({
+            "role": "acs:ram::1234567890123456:role/log-dumper",
+            "timeout": 60,
+            "environmentVariables": {"OSS_ENDPOINT": s.oss, "TARGET_BUCKET": "dumped"},
+        }),
+    ));
+    ok_json(s.cdn_trigger("cdn-log-dump", "on-log", "LogFileCreated", &[DOMAIN]));
+
+    let out = Command::new(&py)
+        .arg(repo().join("crates/fnbridge/tests/cdn/cdn_sdk.py"))
+        .args([&s.base, &s.oss, &edge, &ak, &sk, DOMAIN, "dumped"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "cdn_sdk.py failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("ok DeleteCdnDomain"), "{stdout}");
+
+    // The dump function ran for every log file, and succeeded.
+    let dumps = finished_tasks(&s, "cdn-log-dump", 1, Duration::from_secs(60));
+    for t in &dumps {
+        assert_eq!(t["status"], "Succeeded", "{t}");
+        assert_eq!(t["returnPayload"], "200", "{t}");
+    }
+
+    // Seed 001's handler answered each of the eight events, as the CDN produced them.
+    let tasks = finished_tasks(&s, "cdn-sample", 8, Duration::from_secs(60));
+    for e in EVENTS {
+        let t = tasks
+            .iter()
+            .find(|t| t["triggerName"] == format!("on-{e}"))
+            .unwrap_or_else(|| panic!("no task for {e}: {tasks:?}"));
+        assert_eq!(t["status"], "Succeeded", "{e}: {t}");
+        let ret = t["returnPayload"].as_str().unwrap();
+        assert!(
+            ret.starts_with(&format!("eventName:{e}, domain: {DOMAIN}, info: ")),
+            "{e}: {ret}"
+        );
+        let payload: Value = serde_json::from_str(t["taskPayload"].as_str().unwrap()).unwrap();
+        let ev = &payload["events"][0];
+        assert_eq!(ev["eventSource"], "cdn");
+        assert_eq!(ev["eventVersion"], "1.0.0");
+        assert_eq!(ev["resource"]["domain"], DOMAIN);
+        assert!(
+            ev["eventTime"].as_str().unwrap().ends_with("+08:00"),
+            "{ev}"
+        );
+        let p = &ev["eventParameter"];
+        let mut keys: Vec<&str> = p.as_object().unwrap().keys().map(String::as_str).collect();
+        keys.sort();
+        let want: &[&str] = match e {
+            "LogFileCreated" => &["domain", "endTime", "filePath", "fileSize", "startTime"],
+            "CachedObjectsRefreshed" | "CachedObjectsPushed" | "CachedObjectsBlocked" => &[
+                "completeTime",
+                "createTime",
+                "domain",
+                "objectPath",
+                "objectType",
+                "taskId",
+            ],
+            "CdnDomainStarted" | "CdnDomainStopped" => &["domain", "status"],
+            _ => &["domain"],
+        };
+        assert_eq!(keys, want, "{e}: {p}");
+        match e {
+            "CachedObjectsRefreshed" | "CachedObjectsPushed" => {
+                assert!(p["taskId"].is_i64(), "{p}");
+                assert!(ret.contains('/'), "{e}: paths in the answer: {ret}");
+            }
+            "LogFileCreated" => {
+                assert!(p["fileSize"].as_u64().unwrap() > 0);
+                assert_eq!(
+                    p["endTime"].as_i64().unwrap() - p["startTime"].as_i64().unwrap(),
+                    3
+                );
+                let path = p["filePath"].as_str().unwrap();
+                assert!(path.contains(&format!("/cdnlog/{DOMAIN}/")), "{path}");
+                assert!(
+                    path.contains("OSSAccessKeyId=") && path.contains("Signature="),
+                    "{path}"
+                );
+            }
+            "CdnDomainStopped" => assert_eq!(p["status"], "offline"),
+            "CdnDomainStarted" => assert_eq!(p["status"], "online"),
+            _ => {}
+        }
+    }
+}
