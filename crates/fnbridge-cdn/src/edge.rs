@@ -310,9 +310,13 @@ fn text(status: StatusCode, msg: &str) -> Response<Body> {
     r
 }
 
+/// A `Range` that no byte of the body satisfies (answered 416).
+#[derive(Debug, PartialEq, Eq)]
+pub struct Unsatisfiable;
+
 /// A single `bytes=` range resolved against `len`: `Ok(None)` for no or an unsupported range
-/// (the whole body is served), `Err(())` when unsatisfiable.
-pub fn parse_range(h: Option<&str>, len: u64) -> Result<Option<(u64, u64)>, ()> {
+/// (the whole body is served), `Err(Unsatisfiable)` when unsatisfiable.
+pub fn parse_range(h: Option<&str>, len: u64) -> Result<Option<(u64, u64)>, Unsatisfiable> {
     let Some(spec) = h.and_then(|h| h.trim().strip_prefix("bytes=")) else {
         return Ok(None);
     };
@@ -324,33 +328,24 @@ pub fn parse_range(h: Option<&str>, len: u64) -> Result<Option<(u64, u64)>, ()> 
     };
     let (a, b) = (a.trim(), b.trim());
     let r = if a.is_empty() {
-        let n: u64 = b.parse().map_err(|_| ())?;
+        let n: u64 = b.parse().map_err(|_| Unsatisfiable)?;
         if n == 0 || len == 0 {
-            return Err(());
+            return Err(Unsatisfiable);
         }
         (len.saturating_sub(n), len - 1)
     } else {
-        let s: u64 = a.parse().map_err(|_| ())?;
+        let s: u64 = a.parse().map_err(|_| Unsatisfiable)?;
         let e: u64 = if b.is_empty() {
             len.saturating_sub(1)
         } else {
-            b.parse().map_err(|_| ())?
+            b.parse().map_err(|_| Unsatisfiable)?
         };
         if s >= len || e < s {
-            return Err(());
+            return Err(Unsatisfiable);
         }
         (s, e.min(len - 1))
     };
     Ok(Some(r))
-}
-
-/// What a request did, for its log line.
-#[derive(Debug, Clone)]
-pub struct Served {
-    pub status: u16,
-    pub bytes: u64,
-    pub hit: bool,
-    pub content_type: Option<String>,
 }
 
 /// Answers from an entry: conditional GET, Range, HEAD.
@@ -376,7 +371,7 @@ fn respond(req_headers: &http::HeaderMap, head: bool, e: &Cached, hit: bool) -> 
                 content_range = Some(format!("bytes {s}-{end}/{len}"));
             }
             Ok(None) => {}
-            Err(()) => {
+            Err(Unsatisfiable) => {
                 let mut r = text(StatusCode::RANGE_NOT_SATISFIABLE, "");
                 if let Ok(v) = HeaderValue::from_str(&format!("bytes */{len}")) {
                     r.headers_mut().insert(header::CONTENT_RANGE, v);
@@ -631,7 +626,7 @@ mod tests {
         assert_eq!(parse_range(Some("bytes=90-"), 100), Ok(Some((90, 99))));
         assert_eq!(parse_range(Some("bytes=-10"), 100), Ok(Some((90, 99))));
         assert_eq!(parse_range(Some("bytes=50-500"), 100), Ok(Some((50, 99))));
-        assert_eq!(parse_range(Some("bytes=100-"), 100), Err(()));
+        assert_eq!(parse_range(Some("bytes=100-"), 100), Err(Unsatisfiable));
         assert_eq!(parse_range(Some("bytes=0-1,5-6"), 100), Ok(None));
         assert_eq!(parse_range(None, 100), Ok(None));
     }

@@ -172,11 +172,7 @@ impl LogConfig {
         let expires = now_s + self.url_validity.as_secs() as i64;
         let to_sign = format!("GET\n\n\n{expires}\n/{}/{key}", self.bucket);
         let sig = fnbridge_objectstore::sig::oss_v1::sign(&self.access_key_secret, &to_sign);
-        let path: String = key
-            .split('/')
-            .map(|seg| pe(seg))
-            .collect::<Vec<_>>()
-            .join("/");
+        let path: String = key.split('/').map(pe).collect::<Vec<_>>().join("/");
         format!(
             "{}/{}/{path}?OSSAccessKeyId={}&Expires={expires}&Signature={}",
             self.oss_endpoint.trim_end_matches('/'),
@@ -288,7 +284,7 @@ async fn closer(cdn: Cdn, cfg: LogConfig) {
                 continue;
             };
             if let Some(start) = period_start(&p)
-                && start + period + 1 <= now_s
+                && start + period < now_s
             {
                 due.push((p.clone(), domain.to_string(), start));
             }

@@ -99,6 +99,8 @@ pub enum Command {
     Key(Client<KeyCmd>),
     /// Manage roles: RAM policies that functions assume for STS credentials.
     Role(Client<RoleCmd>),
+    /// The built-in CDN: domains, refresh, push, block, tasks and offline logs.
+    Cdn(Client<CdnCmd>),
     /// Work with event patterns locally (no server needed).
     #[command(subcommand)]
     Pattern(PatternCmd),
@@ -626,6 +628,74 @@ pub enum RoleCmd {
         /// Role name.
         name: String,
     },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CdnCmd {
+    /// Manage accelerated domains.
+    #[command(subcommand)]
+    Domain(CdnDomainCmd),
+    /// Purge cached URLs (one per argument, `example.com/path`); the next request goes to
+    /// the origin.
+    Refresh {
+        /// URLs, or directories ending with '/' with --type Directory.
+        #[arg(required = true)]
+        urls: Vec<String>,
+        /// File, Directory, Regex or IgnoreParams.
+        #[arg(long = "type", default_value = "File")]
+        object_type: String,
+    },
+    /// Fetch URLs into the cache ahead of requests.
+    Push {
+        #[arg(required = true)]
+        urls: Vec<String>,
+    },
+    /// Block URLs at the edge (403 until unblocked).
+    Block {
+        #[arg(required = true)]
+        urls: Vec<String>,
+    },
+    /// Unblock URLs.
+    Unblock {
+        #[arg(required = true)]
+        urls: Vec<String>,
+    },
+    /// List refresh, push and block tasks, newest first.
+    Tasks {
+        /// Only this task id (comma-separated for several).
+        #[arg(long)]
+        task_id: Option<String>,
+    },
+    /// List a domain's offline log files with their presigned URLs.
+    Logs { domain: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CdnDomainCmd {
+    /// Add a domain whose origin is a bucket of the object store (--bucket) or a server
+    /// (--origin host[:port]).
+    Add {
+        domain: String,
+        /// A bucket of the embedded object store as origin.
+        #[arg(long, conflicts_with = "origin")]
+        bucket: Option<String>,
+        /// An IP address or domain, with an optional port, as origin.
+        #[arg(long, required_unless_present = "bucket")]
+        origin: Option<String>,
+        /// web, download or video.
+        #[arg(long, default_value = "web")]
+        cdn_type: String,
+    },
+    /// List domains.
+    List,
+    /// Show a domain's configuration and status.
+    Get { domain: String },
+    /// Serve the domain again.
+    Start { domain: String },
+    /// Stop serving the domain (the edge answers 403); its configuration is kept.
+    Stop { domain: String },
+    /// Delete the domain.
+    Delete { domain: String },
 }
 
 #[derive(Subcommand, Debug)]

@@ -161,6 +161,54 @@ fn the_cdn_end_to_end_with_the_official_sdk_and_the_seed_functions() {
     );
     assert!(stdout.contains("ok DeleteCdnDomain"), "{stdout}");
 
+    // The CLI drives the same control plane.
+    let d = "cli.example.com";
+    assert!(cli(&s, &["cdn", "domain", "add", d, "--bucket", "cdnorigin"]).contains("added"));
+    assert!(cli(&s, &["cdn", "domain", "list"]).contains(d));
+    let got = cli(&s, &["cdn", "domain", "get", d]);
+    assert!(
+        got.contains("online") && got.contains("oss cdnorigin"),
+        "{got}"
+    );
+    cli(&s, &["cdn", "domain", "stop", d]);
+    assert!(cli(&s, &["cdn", "domain", "get", d]).contains("offline"));
+    cli(&s, &["cdn", "domain", "start", d]);
+    let r = cli(&s, &["cdn", "refresh", &format!("{d}/a.bin"), "--json"]);
+    let task: Value = serde_json::from_str(&r).unwrap();
+    let id = task["RefreshTaskId"].as_str().unwrap();
+    assert!(cli(&s, &["cdn", "tasks", "--task-id", id]).contains(&format!("http://{d}/a.bin")));
+    assert!(cli(&s, &["cdn", "push", &format!("{d}/dir/b.txt")]).contains("push task"));
+    assert!(cli(&s, &["cdn", "block", &format!("{d}/a.bin")]).contains("block task"));
+    let blocked = reqwest::blocking::Client::new()
+        .get(format!("{edge}/a.bin"))
+        .header("host", d)
+        .send()
+        .unwrap();
+    assert_eq!(blocked.status(), 403);
+    cli(&s, &["cdn", "unblock", &format!("{d}/a.bin")]);
+    assert!(cli(&s, &["cdn", "tasks"]).contains("preload"));
+    assert!(cli(&s, &["cdn", "logs", d]).contains("FILE"));
+    cli(&s, &["cdn", "domain", "delete", d]);
+    let out = Command::new(BIN)
+        .args([
+            "cdn",
+            "domain",
+            "get",
+            d,
+            "--endpoint",
+            &s.base,
+            "--token",
+            &s.token,
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("InvalidDomain.NotFound"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
     // The dump function ran for every log file, and succeeded.
     let dumps = finished_tasks(&s, "cdn-log-dump", 1, Duration::from_secs(60));
     for t in &dumps {
