@@ -214,9 +214,17 @@ fn writer(mut rx: mpsc::Receiver<(Line, oneshot::Sender<()>)>, dir: PathBuf, per
             }
         }
         let mut touched = Vec::new();
+        let now_s = fnbridge_store::now_ms() / 1000;
+        let current = now_s - now_s.rem_euclid(period);
         for (line, _) in &batch {
             let end_s = line.end_ms / 1000;
-            let start = end_s - end_s.rem_euclid(period);
+            let mut start = end_s - end_s.rem_euclid(period);
+            // A line that reaches the writer after its period ended goes to the current file:
+            // the closer may be reading the old one, and a line appended to it then would be
+            // lost (the closer waits a further second, so this check always wins the race).
+            if start + period <= now_s {
+                start = current;
+            }
             let path = local_file(&dir, &line.domain, start);
             if !open.contains_key(&path) {
                 match std::fs::OpenOptions::new()
@@ -251,7 +259,6 @@ fn writer(mut rx: mpsc::Receiver<(Line, oneshot::Sender<()>)>, dir: PathBuf, per
             let _ = done.send(());
         }
         // Files of periods that have closed are finished by the closer; stop holding them.
-        let now_s = fnbridge_store::now_ms() / 1000;
         open.retain(|p, _| period_start(p).is_some_and(|s| s + period > now_s - 1));
     }
 }
@@ -284,7 +291,7 @@ async fn closer(cdn: Cdn, cfg: LogConfig) {
                 continue;
             };
             if let Some(start) = period_start(&p)
-                && start + period < now_s
+                && start + period + 1 < now_s
             {
                 due.push((p.clone(), domain.to_string(), start));
             }
