@@ -107,17 +107,13 @@ async fn caching_coalescing_revalidation() {
     )
     .await
     .unwrap();
-    let cdn = Cdn::open(
-        store,
-        objects,
-        sink,
-        CdnConfig::new(Identity {
-            region: "cn-hangzhou".into(),
-            account_id: "1".into(),
-        }),
-    )
-    .await
-    .unwrap();
+    let mut cfg = CdnConfig::new(Identity {
+        region: "cn-hangzhou".into(),
+        account_id: "1".into(),
+    });
+    // A small daily directory quota, to see it refused.
+    cfg.daily_dirs = 2;
+    let cdn = Cdn::open(store, objects, sink, cfg).await.unwrap();
     let (port, counts) = origin().await;
     let sources = format!(r#"[{{"content":"127.0.0.1","type":"ipaddr","port":{port}}}]"#);
     cdn.add_domain("t.example.com", "web", &sources, None)
@@ -179,6 +175,58 @@ async fn caching_coalescing_revalidation() {
         .unwrap();
     assert_eq!(get(&cdn, "t.example.com", "/slow", &[]).await.1, "MISS");
     assert_eq!(counts[0].load(Ordering::SeqCst), 2);
+
+    // IgnoreParams purges every query variant of a path; Regex what its pattern matches.
+    for q in ["/slow?a=1", "/slow?a=2"] {
+        get(&cdn, "t.example.com", q, &[]).await;
+        assert_eq!(get(&cdn, "t.example.com", q, &[]).await.1, "HIT");
+    }
+    cdn.refresh("t.example.com/slow", ObjectType::IgnoreParams, false)
+        .await
+        .unwrap();
+    assert_eq!(get(&cdn, "t.example.com", "/slow?a=1", &[]).await.1, "MISS");
+    assert_eq!(get(&cdn, "t.example.com", "/slow?a=2", &[]).await.1, "MISS");
+    assert_eq!(get(&cdn, "t.example.com", "/short", &[]).await.1, "HIT");
+    cdn.refresh("t.example.com/sh.*", ObjectType::Regex, false)
+        .await
+        .unwrap();
+    assert_eq!(get(&cdn, "t.example.com", "/short", &[]).await.1, "MISS");
+    assert_eq!(get(&cdn, "t.example.com", "/slow?a=1", &[]).await.1, "HIT");
+    let two = "t.example.com/a\nt.example.com/b";
+    let e = cdn
+        .refresh(two, ObjectType::Regex, false)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, "Quota.Exceeded", "one regex per request");
+
+    // The daily directory quota (2 here): refused once used up, and a refused request
+    // records no task.
+    for d in ["d1", "d2"] {
+        cdn.refresh(&format!("t.example.com/{d}/"), ObjectType::Directory, false)
+            .await
+            .unwrap();
+    }
+    let e = cdn
+        .refresh("t.example.com/d3/", ObjectType::Directory, false)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, "Quota.Exceeded", "{e}");
+    let (tasks, _) = cdn
+        .tasks(fnbridge_store::cdn::CdnTaskFilter {
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let dirs: Vec<&str> = tasks
+        .iter()
+        .filter(|t| t.object_type == "Directory")
+        .map(|t| t.object_path.as_str())
+        .collect();
+    assert_eq!(
+        dirs,
+        ["http://t.example.com/d2/", "http://t.example.com/d1/"]
+    );
 
     // Stopped and unknown domains are refused.
     cdn.set_online("t.example.com", false).await.unwrap();
