@@ -748,6 +748,27 @@ mod tests {
     use super::*;
 
     #[test]
+    fn routes_exact_then_nearest_wildcard() {
+        let mut snap = Snapshot::default();
+        for name in ["a.example.com", ".example.com", ".b.example.com"] {
+            snap.domains.insert(
+                name.into(),
+                Arc::new(LiveDomain {
+                    name: name.into(),
+                    origin: Origin::Bucket("x".into()),
+                    online: true,
+                }),
+            );
+        }
+        let at = |h: &str| snap.route(h).map(|d| d.name.clone());
+        assert_eq!(at("a.example.com").as_deref(), Some("a.example.com"));
+        assert_eq!(at("c.b.example.com").as_deref(), Some(".b.example.com"));
+        assert_eq!(at("z.example.com").as_deref(), Some(".example.com"));
+        assert_eq!(at("example.org"), None);
+        assert_eq!(at(""), None);
+    }
+
+    #[test]
     fn urls() {
         let u = Url::parse("https://Example.com/a/b.png?x=1").unwrap();
         assert_eq!(u.domain, "example.com");
