@@ -27,6 +27,9 @@ pub struct CdnConfig {
     pub default_ttl: Duration,
     /// Bytes the memory cache may hold.
     pub cache_bytes: u64,
+    /// The disk tier: its directory (wiped at start) and the bytes it may hold; `None` for
+    /// memory only.
+    pub disk_cache: Option<(std::path::PathBuf, u64)>,
     /// Largest body cached; bigger ones are passed through.
     pub max_object: u64,
     /// Per-day quotas (cdn.md §3): refreshed URLs and directories, pushed URLs.
@@ -44,6 +47,7 @@ impl CdnConfig {
             max_domains: 50,
             default_ttl: Duration::from_secs(600),
             cache_bytes: 256 << 20,
+            disk_cache: None,
             max_object: 16 << 20,
             daily_urls: 10_000,
             daily_dirs: 100,
@@ -224,7 +228,8 @@ impl Cdn {
                 store,
                 objects,
                 sink,
-                cache: Cache::new(cfg.cache_bytes),
+                cache: Cache::with_disk(cfg.cache_bytes, cfg.disk_cache.clone())
+                    .map_err(|e| CdnError::internal(format!("disk cache: {e}")))?,
                 cfg,
                 snapshot: ArcSwap::from_pointee(Snapshot::default()),
                 write_lock: tokio::sync::Mutex::new(()),

@@ -214,6 +214,10 @@ pub struct ServeArgs {
     /// Size bound of the edge's memory cache, in MiB.
     #[arg(long, default_value_t = 256)]
     pub cdn_cache_mb: u64,
+    /// Size bound of the edge's disk tier (what the memory cache evicts), in MiB; 0 disables it.
+    /// Kept in `<data-dir>/cdn-cache/`, emptied at start.
+    #[arg(long, default_value_t = 1024)]
+    pub cdn_disk_cache_mb: u64,
     /// Length of an offline log file's period, in seconds (hourly by default).
     #[arg(long, default_value_t = 3600)]
     pub cdn_log_period_s: u64,
