@@ -677,9 +677,14 @@ impl Cdn {
                     continue;
                 };
                 self.inner.cache.remove(&u.key()).await;
-                if let Err(e) = crate::edge::fill(self, d, u).await {
-                    tracing::warn!(url = %u.display(), error = ?e, "cdn: push failed");
-                    failed.insert(u.key());
+                match crate::edge::fill(self, d, u).await {
+                    Ok(_) => {}
+                    // Too large to cache: the origin has it, and every request streams it.
+                    Err(e) if matches!(*e, crate::edge::NotCached::Large) => {}
+                    Err(e) => {
+                        tracing::warn!(url = %u.display(), error = ?e, "cdn: push failed");
+                        failed.insert(u.key());
+                    }
                 }
             }
         }
