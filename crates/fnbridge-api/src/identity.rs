@@ -145,8 +145,34 @@ pub(crate) async fn authenticate(
     req: Request,
     next: Next,
 ) -> Response {
+    let rpc = req.uri().path() == "/";
+    let rid = req
+        .extensions()
+        .get::<crate::router::RequestId>()
+        .map(|r| r.0.clone())
+        .unwrap_or_default();
     match authorize(&state, req).await {
         Ok(req) => next.run(req).await,
+        // The CDN's RPC clients read Alibaba's RPC error codes.
+        Err(e) if rpc => {
+            let code = match e.code {
+                "SignatureNotMatch" => "SignatureDoesNotMatch",
+                "InvalidAccessKeyID" => "InvalidAccessKeyId.NotFound",
+                "AccessDenied" if e.status == StatusCode::UNAUTHORIZED => "MissingParameter",
+                "InvalidArgument" | "MissingRequiredHeader" => "InvalidParameter",
+                c => c,
+            };
+            let status = if code == "SignatureDoesNotMatch" || code == "InvalidAccessKeyId.NotFound"
+            {
+                StatusCode::BAD_REQUEST
+            } else {
+                e.status
+            };
+            crate::cdn::error_response(
+                &fnbridge_cdn::CdnError::new(status.as_u16(), code, e.message),
+                &rid,
+            )
+        }
         Err(e) => e.into_response(),
     }
 }
@@ -157,6 +183,32 @@ async fn authorize(state: &AppState, req: Request) -> Result<Request, ApiError> 
         .headers()
         .get(header::AUTHORIZATION)
         .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    // RPC-style CDN requests (aliyun CLI, aliyun-python-sdk-core) sign in the query instead.
+    if value.is_none() && req.uri().path() == "/" {
+        let (parts, body) = req.into_parts();
+        let bytes: Bytes = axum::body::to_bytes(body, MAX_API_BODY)
+            .await
+            .map_err(|e| ApiError::invalid(format!("cannot read the request body: {e}")))?;
+        let probe = Request::from_parts(parts, Body::empty());
+        let form: &[u8] = if crate::cdn::is_form(&probe) {
+            &bytes
+        } else {
+            &[]
+        };
+        let params = crate::cdn::params(probe.uri().query().unwrap_or(""), form);
+        if !params.iter().any(|(k, _)| k == "Signature") {
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "MissingParameter",
+                "sign the request: RPC parameters Signature, AccessKeyId, SignatureNonce, Timestamp (HMAC-SHA1), or ACS3-HMAC-SHA256",
+            ));
+        }
+        let principal = auth.verify_rpc(probe.method().as_str(), &params).await?;
+        let (parts, _) = probe.into_parts();
+        let mut req = Request::from_parts(parts, Body::from(bytes));
+        req.extensions_mut().insert(principal);
+        return Ok(req);
+    }
     let Some(value) = value else {
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,

@@ -8,6 +8,7 @@
 //!   shared `AppState`.
 //! - `identity`: authentication (Bearer token, ACS3 signatures with access keys or STS
 //!   credentials), each route's RAM action, and the `/keys` and `/roles` endpoints.
+//! - `cdn`: the CDN control plane at `/` (RPC style, Alibaba RPC error bodies).
 //! - `error`: `ApiError`, the one place errors become FC's `{"Code","Message","RequestId"}`.
 //! - `body`: bounded JSON/bytes extraction with FC-shaped errors.
 //! - `deadline`: a request body whose reading is bounded in time (`408` beyond it).
@@ -22,6 +23,7 @@
 mod aliases;
 mod async_config;
 mod body;
+mod cdn;
 pub mod code;
 mod deadline;
 mod deps;

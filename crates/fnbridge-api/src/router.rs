@@ -21,7 +21,7 @@ use tracing::Instrument;
 use crate::deadline::DeadlineBody;
 use crate::error::{ApiError, ErrorBody};
 use crate::{
-    aliases, async_config, dlq, events, functions, identity, invoke, tasks, testing, triggers,
+    aliases, async_config, cdn, dlq, events, functions, identity, invoke, tasks, testing, triggers,
     versions,
 };
 
@@ -36,6 +36,8 @@ pub struct AppState {
     /// How long reading a request body may take once it has started (`408` beyond it); `None`
     /// for no bound.
     pub body_timeout: Option<Duration>,
+    /// The CDN control plane served at `/` (RPC style); `None` when the CDN is off.
+    pub cdn: Option<fnbridge_cdn::Cdn>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -121,6 +123,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/templates", get(testing::list_templates))
         .route("/templates/{name}", get(testing::get_template))
+        .route("/", get(cdn::rpc).post(cdn::rpc))
         .route("/events", post(events::put))
         .route("/stats", get(stats))
         .route("/dlq", get(dlq::list))
@@ -211,7 +214,12 @@ async fn request_id(State(edge): State<Edge>, req: Request, next: Next) -> Respo
     respond(edge, id, req, next).instrument(span).await
 }
 
-async fn respond(edge: Edge, id: String, req: Request, next: Next) -> Response {
+/// The request's id, for handlers that render their own bodies (the CDN's RPC answers).
+#[derive(Debug, Clone)]
+pub(crate) struct RequestId(pub String);
+
+async fn respond(edge: Edge, id: String, mut req: Request, next: Next) -> Response {
+    req.extensions_mut().insert(RequestId(id.clone()));
     let (method, path) = (req.method().clone(), req.uri().path().to_owned());
     let expired = Arc::new(AtomicBool::new(false));
     let req = match edge.body_timeout {

@@ -4,6 +4,7 @@
 //!
 //! # Layout
 //! - `acs3`: ACS3-HMAC-SHA256, the FC 3.0 SDK's signature (canonical request, signing).
+//! - `rpc`: the RPC-style HMAC-SHA1 query signature of older Alibaba clients.
 //! - `policy`: RAM policy documents: parsing, limits, evaluation (explicit Deny wins).
 //! - `sts`: temporary credentials for a role, verified without storage.
 //! - `nonce`: the bounded replay cache of signature nonces.
@@ -13,6 +14,7 @@
 pub mod acs3;
 mod nonce;
 pub mod policy;
+pub mod rpc;
 mod secrets;
 mod sts;
 
@@ -336,6 +338,110 @@ impl Auth {
             Seen::Replayed => Err(AuthError::NonceUsed(nonce.to_owned())),
             Seen::Full => Err(AuthError::NonceCacheFull),
         }
+    }
+
+    /// Verifies an RPC-style request signed with HMAC-SHA1 (`Signature` among `params`, which
+    /// hold the query and form parameters merged): the key (or STS credentials with their
+    /// `SecurityToken`), `Timestamp` within the skew, the signature, and the nonce not replayed.
+    pub async fn verify_rpc(
+        &self,
+        method: &str,
+        params: &[(String, String)],
+    ) -> Result<Principal, AuthError> {
+        let get = |n: &str| params.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
+        let missing = |n: &str| AuthError::Invalid(format!("missing parameter {n}"));
+        let key_id = get("AccessKeyId").ok_or_else(|| missing("AccessKeyId"))?;
+        let signature = get("Signature").ok_or_else(|| missing("Signature"))?;
+        let nonce = get("SignatureNonce").ok_or_else(|| missing("SignatureNonce"))?;
+        let timestamp = get("Timestamp").ok_or_else(|| missing("Timestamp"))?;
+        if let Some(m) = get("SignatureMethod")
+            && m != "HMAC-SHA1"
+        {
+            return Err(AuthError::Invalid(format!(
+                "SignatureMethod '{m}' is not supported: use HMAC-SHA1"
+            )));
+        }
+        if nonce.is_empty() || nonce.len() > MAX_NONCE {
+            return Err(AuthError::Invalid(format!(
+                "SignatureNonce must be 1 to {MAX_NONCE} characters"
+            )));
+        }
+        self.check_date(timestamp, SystemTime::now())?;
+        let (principal, secret) = self
+            .principal_of(key_id, get("SecurityToken"), "SecurityToken")
+            .await?;
+        let to_sign = rpc::string_to_sign(method, params);
+        let expected = rpc::sign(&secret, &to_sign);
+        if !same(expected.as_bytes(), signature.as_bytes()) {
+            return Err(AuthError::SignatureMismatch(to_sign));
+        }
+        let digest = self
+            .inner
+            .key
+            .mac(Purpose::Nonce, format!("{key_id}\n{nonce}").as_bytes());
+        let digest = u128::from_le_bytes(digest[..16].try_into().unwrap_or_default());
+        let seen = self
+            .inner
+            .nonces
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .check(digest, Instant::now());
+        match seen {
+            Seen::New => Ok(principal),
+            Seen::Replayed => Err(AuthError::NonceUsed(nonce.to_owned())),
+            Seen::Full => Err(AuthError::NonceCacheFull),
+        }
+    }
+
+    /// The principal and signing secret of an access key id: an account key that exists, or
+    /// STS credentials with their valid token whose role still exists.
+    async fn principal_of(
+        &self,
+        key_id: &str,
+        token: Option<&str>,
+        token_name: &'static str,
+    ) -> Result<(Principal, String), AuthError> {
+        if key_id.starts_with("STS.") {
+            let token = token.ok_or(AuthError::MissingHeader(token_name))?;
+            let (role, secret) = sts::verify(
+                &self.inner.key,
+                &self.inner.cfg.account_id,
+                key_id,
+                token,
+                SystemTime::now(),
+            )
+            .map_err(|e| match e {
+                sts::TokenError::Expired => AuthError::ExpiredSecurityToken,
+                sts::TokenError::Invalid => {
+                    AuthError::BadSecurityToken("not issued by this server for this key")
+                }
+            })?;
+            let r = role.clone();
+            let stored = self.inner.store.read(move |c| c.get_role(&r)).await?;
+            let stored = stored.ok_or(AuthError::BadSecurityToken("its role no longer exists"))?;
+            let policy = Policy::parse(&stored.policy)
+                .map_err(|e| StoreError::Corrupt(format!("role '{role}': {e}")))?;
+            let p = Principal::Role {
+                role: stored.name,
+                access_key_id: key_id.to_owned(),
+                policy: Arc::new(policy),
+            };
+            return Ok((p, secret));
+        }
+        let id = key_id.to_owned();
+        let known = self
+            .inner
+            .store
+            .read(move |c| c.get_access_key(&id))
+            .await?;
+        if known.is_none() {
+            return Err(AuthError::UnknownKey(key_id.to_owned()));
+        }
+        let secret = self.inner.key.secret(Purpose::AccessKeySecret, key_id);
+        let p = Principal::Account {
+            access_key_id: key_id.to_owned(),
+        };
+        Ok((p, secret))
     }
 
     fn check_date(&self, date: &str, now: SystemTime) -> Result<(), AuthError> {

@@ -7,6 +7,7 @@ use fnbridge_event::{AsyncConfig, FunctionConfig, TriggerConfig};
 use rusqlite::Connection;
 
 use crate::StoreError;
+use crate::cdn::{CdnDomain, CdnTask, CdnTaskFilter};
 use crate::identity::{AccessKey, Role};
 use crate::logs::LogRecord;
 use crate::objects::{Bucket, ObjectRecord, Part, Upload};
@@ -182,6 +183,40 @@ pub trait Tx {
     fn count_roles(&self) -> Result<usize, StoreError>;
     fn delete_role(&self, name: &str) -> Result<bool, StoreError>;
     fn schema_version(&self) -> Result<i64, StoreError>;
+    // ---- CDN (`cdn`) ----
+    /// Adds a domain; false if the name is taken.
+    fn insert_cdn_domain(&self, d: &CdnDomain) -> Result<bool, StoreError>;
+    fn get_cdn_domain(&self, name: &str) -> Result<Option<CdnDomain>, StoreError>;
+    /// Every domain, by name.
+    fn list_cdn_domains(&self) -> Result<Vec<CdnDomain>, StoreError>;
+    /// False if the domain does not exist.
+    fn set_cdn_domain_status(
+        &self,
+        name: &str,
+        status: &str,
+        now_ms: i64,
+    ) -> Result<bool, StoreError>;
+    /// Deletes a domain and its blocked URLs; false if it did not exist.
+    fn delete_cdn_domain(&self, name: &str) -> Result<bool, StoreError>;
+    /// A new task id, never handed out before.
+    fn next_cdn_task_id(&self) -> Result<i64, StoreError>;
+    fn insert_cdn_task(&self, t: &CdnTask) -> Result<(), StoreError>;
+    /// Matching task URLs, newest first, and their total count.
+    fn list_cdn_tasks(&self, f: &CdnTaskFilter) -> Result<(Vec<CdnTask>, usize), StoreError>;
+    fn count_cdn_tasks_since(
+        &self,
+        kind: &str,
+        object_type: &str,
+        since_ms: i64,
+    ) -> Result<usize, StoreError>;
+    fn set_cdn_block(
+        &self,
+        url: &str,
+        domain: &str,
+        blocked: bool,
+        now_ms: i64,
+    ) -> Result<(), StoreError>;
+    fn list_cdn_blocks(&self) -> Result<Vec<String>, StoreError>;
     // ---- object store metadata (`objects`) ----
     /// Creates a bucket; false if the name is taken.
     fn create_bucket(&self, b: &Bucket) -> Result<bool, StoreError>;
@@ -482,6 +517,55 @@ impl Tx for Connection {
     }
     fn schema_version(&self) -> Result<i64, StoreError> {
         Ok(self.pragma_query_value(None, "user_version", |r| r.get(0))?)
+    }
+    fn insert_cdn_domain(&self, d: &CdnDomain) -> Result<bool, StoreError> {
+        crate::cdn::insert_domain(self, d)
+    }
+    fn get_cdn_domain(&self, name: &str) -> Result<Option<CdnDomain>, StoreError> {
+        crate::cdn::get_domain(self, name)
+    }
+    fn list_cdn_domains(&self) -> Result<Vec<CdnDomain>, StoreError> {
+        crate::cdn::list_domains(self)
+    }
+    fn set_cdn_domain_status(
+        &self,
+        name: &str,
+        status: &str,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        crate::cdn::set_domain_status(self, name, status, now_ms)
+    }
+    fn delete_cdn_domain(&self, name: &str) -> Result<bool, StoreError> {
+        crate::cdn::delete_domain(self, name)
+    }
+    fn next_cdn_task_id(&self) -> Result<i64, StoreError> {
+        crate::cdn::next_task_id(self)
+    }
+    fn insert_cdn_task(&self, t: &CdnTask) -> Result<(), StoreError> {
+        crate::cdn::insert_task(self, t)
+    }
+    fn list_cdn_tasks(&self, f: &CdnTaskFilter) -> Result<(Vec<CdnTask>, usize), StoreError> {
+        crate::cdn::list_tasks(self, f)
+    }
+    fn count_cdn_tasks_since(
+        &self,
+        kind: &str,
+        object_type: &str,
+        since_ms: i64,
+    ) -> Result<usize, StoreError> {
+        crate::cdn::count_tasks_since(self, kind, object_type, since_ms)
+    }
+    fn set_cdn_block(
+        &self,
+        url: &str,
+        domain: &str,
+        blocked: bool,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        crate::cdn::set_block(self, url, domain, blocked, now_ms)
+    }
+    fn list_cdn_blocks(&self) -> Result<Vec<String>, StoreError> {
+        crate::cdn::list_blocks(self)
     }
     fn create_bucket(&self, b: &Bucket) -> Result<bool, StoreError> {
         crate::objects::create_bucket(self, b)

@@ -329,3 +329,71 @@ async fn access_keys_and_roles_are_stored_without_secrets() {
         .unwrap();
     assert_eq!(left, (0, None));
 }
+
+#[tokio::test]
+async fn cdn_domains_tasks_and_blocks() {
+    use fnbridge_store::cdn::{CdnDomain, CdnTask, CdnTaskFilter};
+    let (_d, store) = open();
+    let d = CdnDomain {
+        name: "cdn.example.com".into(),
+        cdn_type: "web".into(),
+        sources: "[]".into(),
+        scope: "domestic".into(),
+        status: "online".into(),
+        created_ms: 1,
+        modified_ms: 1,
+    };
+    store
+        .write(move |tx| {
+            assert!(tx.insert_cdn_domain(&d)?);
+            assert!(!tx.insert_cdn_domain(&d)?, "a name is taken once");
+            assert!(tx.set_cdn_domain_status("cdn.example.com", "offline", 2)?);
+            assert!(!tx.set_cdn_domain_status("nope.example.com", "offline", 2)?);
+            let a = tx.next_cdn_task_id()?;
+            let b = tx.next_cdn_task_id()?;
+            assert!(b > a, "task ids only grow");
+            for (i, kind) in ["refresh", "push"].iter().enumerate() {
+                tx.insert_cdn_task(&CdnTask {
+                    task_id: a + i as i64,
+                    kind: kind.to_string(),
+                    object_type: "File".into(),
+                    object_path: format!("http://cdn.example.com/{i}"),
+                    domain: "cdn.example.com".into(),
+                    status: "Complete".into(),
+                    created_ms: 10 + i as i64,
+                })?;
+            }
+            tx.set_cdn_block("cdn.example.com/x", "cdn.example.com", true, 3)?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+    store
+        .read_blocking(|tx| {
+            let got = tx.get_cdn_domain("cdn.example.com")?.unwrap();
+            assert_eq!(got.status, "offline");
+            assert_eq!(tx.list_cdn_domains()?.len(), 1);
+            let f = CdnTaskFilter {
+                kinds: Some(vec!["push:file".into()]),
+                limit: 10,
+                ..Default::default()
+            };
+            let (tasks, total) = tx.list_cdn_tasks(&f)?;
+            assert_eq!((tasks.len(), total), (1, 1));
+            assert_eq!(tasks[0].object_path, "http://cdn.example.com/1");
+            assert_eq!(tx.count_cdn_tasks_since("refresh", "File", 0)?, 1);
+            assert_eq!(tx.count_cdn_tasks_since("refresh", "File", 11)?, 0);
+            assert_eq!(tx.list_cdn_blocks()?, vec!["cdn.example.com/x".to_string()]);
+            Ok(())
+        })
+        .unwrap();
+    // Deleting a domain drops its blocks.
+    store
+        .write(|tx| {
+            assert!(tx.delete_cdn_domain("cdn.example.com")?);
+            assert!(tx.list_cdn_blocks()?.is_empty());
+            Ok(())
+        })
+        .await
+        .unwrap();
+}

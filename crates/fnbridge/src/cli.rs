@@ -76,7 +76,7 @@ pub struct Client<T: Subcommand> {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run the server.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Manage functions: create, update, invoke, test.
     Function(Client<FunctionCmd>),
     /// Publish, list and delete function versions.
@@ -107,6 +107,8 @@ pub enum Command {
     Ls(LsArgs),
     /// Delete an object, or with --recursive every object under a prefix.
     Rm(RmArgs),
+    /// The built-in CDN: domains, refresh, push, block, tasks and offline logs.
+    Cdn(Client<CdnCmd>),
     /// Work with event patterns locally (no server needed).
     #[command(subcommand)]
     Pattern(PatternCmd),
@@ -367,6 +369,32 @@ pub struct ServeArgs {
     /// The COS region COS events name (`cosBucket.region`, `cosObject.url`).
     #[arg(long, default_value = "ap-guangzhou")]
     pub cos_region: String,
+    /// Address of the CDN edge (default 127.0.0.1:9080; a free port when --listen uses port 0;
+    /// `off` disables the CDN).
+    #[arg(long, env = "FNBRIDGE_CDN_LISTEN")]
+    pub cdn_listen: Option<String>,
+    /// How long the edge keeps a response without caching headers fresh, in seconds.
+    #[arg(long, default_value_t = 600)]
+    pub cdn_default_ttl_s: u64,
+    /// Size bound of the edge's memory cache, in MiB.
+    #[arg(long, default_value_t = 256)]
+    pub cdn_cache_mb: u64,
+    /// Size bound of the edge's disk tier (what the memory cache evicts), in MiB; 0 disables it.
+    /// Kept in `<data-dir>/cdn-cache/`, emptied at start.
+    #[arg(long, default_value_t = 1024)]
+    pub cdn_disk_cache_mb: u64,
+    /// Length of an offline log file's period, in seconds (hourly by default).
+    #[arg(long, default_value_t = 3600)]
+    pub cdn_log_period_s: u64,
+    /// The object-store bucket offline log files are stored in (created at start).
+    #[arg(long, default_value = "cdnlog")]
+    pub cdn_log_bucket: String,
+    /// How long a presigned log URL (`LogPath`, `filePath`) is valid, in seconds.
+    #[arg(long, default_value_t = 86400)]
+    pub cdn_log_url_validity_s: u64,
+    /// Base URL presigned log URLs point to (default: the object store's address).
+    #[arg(long, env = "FNBRIDGE_CDN_LOG_ENDPOINT")]
+    pub cdn_log_endpoint: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -768,6 +796,93 @@ pub enum RoleCmd {
     Delete {
         /// Role name.
         name: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CdnCmd {
+    /// Manage accelerated domains.
+    #[command(subcommand)]
+    Domain(CdnDomainCmd),
+    /// Purge cached URLs (one per argument, `example.com/path`); the next request goes to
+    /// the origin.
+    Refresh {
+        /// URLs, or directories ending with '/' with --type Directory.
+        #[arg(required = true)]
+        urls: Vec<String>,
+        /// File, Directory, Regex or IgnoreParams.
+        #[arg(long = "type", default_value = "File")]
+        object_type: String,
+    },
+    /// Fetch URLs into the cache ahead of requests.
+    Push {
+        /// URLs to fetch (`example.com/path`), one per argument.
+        #[arg(required = true)]
+        urls: Vec<String>,
+    },
+    /// Block URLs at the edge (403 until unblocked).
+    Block {
+        /// URLs to block (`example.com/path`), one per argument.
+        #[arg(required = true)]
+        urls: Vec<String>,
+    },
+    /// Unblock URLs.
+    Unblock {
+        /// URLs to unblock, as they were blocked.
+        #[arg(required = true)]
+        urls: Vec<String>,
+    },
+    /// List refresh, push and block tasks, newest first.
+    Tasks {
+        /// Only this task id (comma-separated for several).
+        #[arg(long)]
+        task_id: Option<String>,
+    },
+    /// List a domain's offline log files with their presigned URLs.
+    Logs {
+        /// The accelerated domain name, e.g. cdn.example.com.
+        domain: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CdnDomainCmd {
+    /// Add a domain whose origin is a bucket of the object store (--bucket) or a server
+    /// (--origin host[:port]).
+    Add {
+        /// The accelerated domain name, e.g. cdn.example.com.
+        domain: String,
+        /// A bucket of the embedded object store as origin.
+        #[arg(long, conflicts_with = "origin")]
+        bucket: Option<String>,
+        /// An IP address or domain, with an optional port, as origin.
+        #[arg(long, required_unless_present = "bucket")]
+        origin: Option<String>,
+        /// web, download or video.
+        #[arg(long, default_value = "web")]
+        cdn_type: String,
+    },
+    /// List domains.
+    List,
+    /// Show a domain's configuration and status.
+    Get {
+        /// The accelerated domain name, e.g. cdn.example.com.
+        domain: String,
+    },
+    /// Serve the domain again.
+    Start {
+        /// The accelerated domain name, e.g. cdn.example.com.
+        domain: String,
+    },
+    /// Stop serving the domain (the edge answers 403); its configuration is kept.
+    Stop {
+        /// The accelerated domain name, e.g. cdn.example.com.
+        domain: String,
+    },
+    /// Delete the domain.
+    Delete {
+        /// The accelerated domain name, e.g. cdn.example.com.
+        domain: String,
     },
 }
 

@@ -23,7 +23,7 @@ use clap::Parser;
 fn main() {
     let args = cli::Cli::parse();
     let code = match args.command {
-        cli::Command::Serve(s) => match serve::run(s) {
+        cli::Command::Serve(s) => match serve::run(*s) {
             Ok(()) => 0,
             Err(e) => {
                 eprintln!("fnbridge: {e:#}");

@@ -16,6 +16,7 @@ use fnbridge_store::retention::Retention;
 
 use crate::cli::{SandboxNetwork, ServeArgs};
 
+mod cdn;
 mod listener;
 mod objectstore;
 
@@ -172,13 +173,21 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     )
     .await
     .context("cannot start the dispatcher")?;
+    let objects = objectstore::start(&args, &data, &dispatcher, oss_listener).await?;
+    let cdn = cdn::start(
+        &args,
+        &dispatcher,
+        objects.as_ref().map(|(a, _, s)| (s, *a)),
+        &data,
+    )
+    .await?;
     let app = router(AppState {
         dispatcher: dispatcher.clone(),
         // The resolved interpreter: a bare `python3` may be a shim that costs 100+ ms per start.
         python: Arc::from(dispatcher.runtime().python()),
         body_timeout: Some(Duration::from_secs(args.body_timeout_s.max(1))),
+        cdn: cdn.as_ref().map(|(c, _, _)| c.clone()),
     });
-    let objects = objectstore::start(&args, &data, &dispatcher, oss_listener).await?;
     // Installed before anyone is told we are up, so an early SIGTERM still shuts down cleanly.
     let shutdown = shutdown_signal().context("cannot install signal handlers")?;
     // One line on stdout each, so scripts and tests can find a port chosen with :0 (the API's
@@ -186,10 +195,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // Written, not println!-ed: whoever started the server may read the first line and close
     // the pipe, and a closed stdout must not take the server down.
     announce(&format!("fnbridge listening on http://{addr}"));
-    if let Some((oss_addr, _)) = &objects {
+    if let Some((oss_addr, _, _)) = &objects {
         announce(&format!(
             "fnbridge object store (S3, OSS, COS) on http://{oss_addr}"
         ));
+    }
+    if let Some((_, cdn_addr, _)) = &cdn {
+        announce(&format!("fnbridge CDN edge on http://{cdn_addr}"));
     }
     let _ = writeln!(
         std::io::stderr(),
@@ -203,7 +215,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     };
     let drain = Duration::from_secs(args.shutdown_grace_s);
     listener::serve(listener, app, limits, shutdown, drain).await;
-    if let Some((_, stop)) = &objects {
+    if let Some((_, _, stop)) = &cdn {
+        stop.send_replace(true);
+    }
+    if let Some((_, stop, _)) = &objects {
         stop.send_replace(true);
     }
     tracing::info!("shutting down: finishing running deliveries");

@@ -16,7 +16,7 @@ use crate::cli::ServeArgs;
 
 /// Commits object changes through `Dispatcher::commit_with_events`: the change, its events and
 /// their deliveries in one transaction.
-struct DispatchSink(Dispatcher);
+pub(crate) struct DispatchSink(pub(crate) Dispatcher);
 
 impl EventSink for DispatchSink {
     fn commit(&self, change: Change) -> BoxFuture<'static, Result<Box<dyn Any + Send>, SinkError>> {
@@ -68,7 +68,13 @@ pub async fn start(
     data: &std::path::Path,
     dispatcher: &Dispatcher,
     listener: Option<tokio::net::TcpListener>,
-) -> anyhow::Result<Option<(std::net::SocketAddr, tokio::sync::watch::Sender<bool>)>> {
+) -> anyhow::Result<
+    Option<(
+        std::net::SocketAddr,
+        tokio::sync::watch::Sender<bool>,
+        ObjectStore,
+    )>,
+> {
     let Some(listener) = listener else {
         return Ok(None);
     };
@@ -93,7 +99,7 @@ pub async fn start(
         domains: args.oss_domain.clone(),
         header_timeout: Duration::from_secs(args.header_timeout_s.max(1)),
     };
-    let endpoint = fnbridge_objectstore::Endpoint::new(store, keys, &cfg);
+    let endpoint = fnbridge_objectstore::Endpoint::new(store.clone(), keys, &cfg);
     let addr = listener.local_addr()?;
     let (tx, mut rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
@@ -102,5 +108,5 @@ pub async fn start(
         })
         .await;
     });
-    Ok(Some((addr, tx)))
+    Ok(Some((addr, tx, store)))
 }
