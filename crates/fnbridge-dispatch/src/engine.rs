@@ -31,8 +31,9 @@ use serde::Serialize;
 use tokio::sync::Notify;
 
 use crate::ids;
-use crate::policy::{AsyncPolicy, Backoff};
+use crate::policy::{AsyncPolicy, Backoff, PushPolicy};
 use crate::scheduler::{Job, Limits, Scheduler};
+use fnbridge_event::eventbridge::{EventSchema, RunOptions};
 
 /// Settings the binary passes in.
 #[derive(Debug, Clone)]
@@ -154,7 +155,19 @@ fn is_trigger_for(t: TriggerType, source: EventSource) -> bool {
         (TriggerType::CdnEvents, EventSource::Cdn)
             | (TriggerType::Oss, EventSource::Oss)
             | (TriggerType::Cos, EventSource::Cos)
+            | (TriggerType::EventBridge, EventSource::CloudEvent)
     )
+}
+
+/// What a task of a built-in source's event delivers.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    /// The source's own payload ([`BusEvent::payload`]).
+    Native,
+    /// The S3 `Records` 2.1 form (`"payloadFormat": "s3"`).
+    S3,
+    /// A CloudEvent's `data` only (`eventSchema: RawData`).
+    RawData,
 }
 
 /// The retry policy an async config sets.
@@ -648,6 +661,25 @@ impl Dispatcher {
             .remove(&(function.to_string(), qualifier.to_string()));
     }
 
+    /// The push retry policy of the `eventbridge` trigger `trigger` of `function`, if it is one.
+    /// Scans the triggers: asked only after a failed attempt.
+    pub(crate) fn push_policy(&self, function: &str, trigger: Option<&str>) -> Option<PushPolicy> {
+        let trigger = trigger?;
+        let reg = self
+            .inner
+            .registry
+            .read()
+            .unwrap_or_else(|p| p.into_inner());
+        reg.triggers
+            .values()
+            .find(|t| {
+                t.trigger_type == TriggerType::EventBridge
+                    && t.function_name == function
+                    && t.trigger_name == trigger
+            })
+            .map(|t| PushPolicy::from_options(&RunOptions::from_config(&t.trigger_config)))
+    }
+
     pub(crate) fn policy(&self, function: &str, qualifier: &str) -> AsyncPolicy {
         self.inner
             .registry
@@ -819,16 +851,30 @@ impl Dispatcher {
                             if !is_trigger_for(t.trigger_type, ev.source) {
                                 continue;
                             }
-                            let s3 = t
+                            let shape = if t.trigger_type == TriggerType::EventBridge {
+                                let o = RunOptions::from_config(&t.trigger_config);
+                                if !o.enabled {
+                                    continue;
+                                }
+                                match o.schema {
+                                    EventSchema::RawData => Shape::RawData,
+                                    EventSchema::CloudEvents => Shape::Native,
+                                }
+                            } else if t
                                 .trigger_config
                                 .get("payloadFormat")
                                 .and_then(|v| v.as_str())
-                                == Some("s3");
+                                == Some("s3")
+                            {
+                                Shape::S3
+                            } else {
+                                Shape::Native
+                            };
                             tasks.push((
                                 t.function_name.clone(),
                                 t.qualifier.clone(),
                                 t.trigger_name.clone(),
-                                s3,
+                                shape,
                             ));
                         }
                     }
@@ -840,11 +886,15 @@ impl Dispatcher {
                     let seq =
                         c.append_event(&ev.id, ev.source.wire_name(), &ev.name, now, &body)?;
                     let native = Bytes::from(ev.payload(&body));
-                    for (function_name, qualifier, trigger_name, s3) in tasks {
+                    for (function_name, qualifier, trigger_name, shape) in tasks {
                         // OSS payloads are rebuilt from the event log; other shapes are kept
                         // with the task.
-                        let (stored, payload) = match (&ev.s3, s3) {
-                            (Some(rec), true) => {
+                        let (stored, payload) = match (&ev.s3, shape) {
+                            (_, Shape::RawData) => {
+                                let p = ev.raw_data();
+                                (Some(p.clone().into_bytes()), Bytes::from(p))
+                            }
+                            (Some(rec), Shape::S3) => {
                                 let p = fnbridge_event::bus::records_payload(
                                     &serde_json::to_string(rec).unwrap_or_default(),
                                 );
