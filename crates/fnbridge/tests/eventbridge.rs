@@ -114,7 +114,7 @@ fn payloads(s: &Server, function: &str, n: usize) -> Vec<Value> {
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut settled = false;
     loop {
-        let v = s.get("/tasks");
+        let v = s.get(&format!("/tasks?functionName={function}&limit=100"));
         let done: Vec<Value> = v["asyncTasks"]
             .as_array()
             .cloned()
