@@ -715,7 +715,11 @@ fn validate(i: usize, text: &str, cap: &Capture) -> Result<Valid, String> {
             return Err(format!(
                 "{}.eventSource: {} events come only from the object store",
                 path(),
-                source.wire_name()
+                if source == EventSource::Cos {
+                    "cos"
+                } else {
+                    "CloudEvents"
+                }
             ));
         }
         EventSource::Cdn => {
