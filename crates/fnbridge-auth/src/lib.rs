@@ -4,6 +4,7 @@
 //!
 //! # Layout
 //! - `acs3`: ACS3-HMAC-SHA256, the FC 3.0 SDK's signature (canonical request, signing).
+//! - `acs_eb`: the EventBridge SDK's `acs:` HMAC-SHA1 signature (PutEvents).
 //! - `policy`: RAM policy documents: parsing, limits, evaluation (explicit Deny wins).
 //! - `sts`: temporary credentials for a role, verified without storage.
 //! - `nonce`: the bounded replay cache of signature nonces.
@@ -11,6 +12,7 @@
 //!   derived from it.
 
 pub mod acs3;
+pub mod acs_eb;
 mod nonce;
 pub mod policy;
 mod secrets;
@@ -334,6 +336,112 @@ impl Auth {
         match seen {
             Seen::New => Ok(principal),
             Seen::Replayed => Err(AuthError::NonceUsed(nonce.to_owned())),
+            Seen::Full => Err(AuthError::NonceCacheFull),
+        }
+    }
+
+    /// Who an EventBridge SDK request (`Authorization: acs:{ak}:{signature}`, see [`acs_eb`])
+    /// is: a known access key or STS credentials (`x-acs-security-token`), an RFC 1123 `date`
+    /// within the allowed skew, the signature over the request, and an
+    /// `x-acs-signature-nonce` not seen before (recorded only once the signature checks).
+    pub async fn verify_eventbridge(
+        &self,
+        authorization: &str,
+        req: &acs_eb::Request<'_>,
+    ) -> Result<Principal, AuthError> {
+        let (ak, sig) =
+            acs_eb::parse_authorization(authorization).map_err(AuthError::BadAuthorization)?;
+        let header = |name: &str| {
+            req.headers
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.trim().to_owned())
+        };
+        let date = header("date").ok_or(AuthError::MissingHeader("date"))?;
+        let nonce = header("x-acs-signature-nonce")
+            .ok_or(AuthError::MissingHeader("x-acs-signature-nonce"))?;
+        if nonce.is_empty() || nonce.len() > MAX_NONCE {
+            return Err(AuthError::BadAuthorization(format!(
+                "x-acs-signature-nonce: 1 to {MAX_NONCE} characters"
+            )));
+        }
+        let parsed =
+            time::OffsetDateTime::parse(&date, &time::format_description::well_known::Rfc2822)
+                .map_err(|_| {
+                    AuthError::Invalid(format!("date: '{date}' is not an RFC 1123 date"))
+                })?;
+        let now = time::OffsetDateTime::from(SystemTime::now());
+        let max = self.inner.cfg.max_skew;
+        if (now - parsed).unsigned_abs() > max {
+            return Err(AuthError::Skewed {
+                date,
+                max_s: max.as_secs(),
+            });
+        }
+        let token = header("x-acs-security-token");
+        let (principal, secret) = if ak.starts_with("STS.") {
+            let token = token.ok_or(AuthError::MissingHeader("x-acs-security-token"))?;
+            let (role, secret) = sts::verify(
+                &self.inner.key,
+                &self.inner.cfg.account_id,
+                ak,
+                &token,
+                SystemTime::now(),
+            )
+            .map_err(|e| match e {
+                sts::TokenError::Expired => AuthError::ExpiredSecurityToken,
+                sts::TokenError::Invalid => {
+                    AuthError::BadSecurityToken("not issued by this server for this key")
+                }
+            })?;
+            let r = role.clone();
+            let stored = self.inner.store.read(move |c| c.get_role(&r)).await?;
+            let stored = stored.ok_or(AuthError::BadSecurityToken("its role no longer exists"))?;
+            let policy = Policy::parse(&stored.policy)
+                .map_err(|e| StoreError::Corrupt(format!("role '{role}': {e}")))?;
+            let p = Principal::Role {
+                role: stored.name,
+                access_key_id: ak.to_owned(),
+                policy: Arc::new(policy),
+            };
+            (p, secret)
+        } else {
+            let id = ak.to_owned();
+            let known = self
+                .inner
+                .store
+                .read(move |c| c.get_access_key(&id))
+                .await?;
+            if known.is_none() {
+                return Err(AuthError::UnknownKey(ak.to_owned()));
+            }
+            let secret = self.inner.key.secret(Purpose::AccessKeySecret, ak);
+            (
+                Principal::Account {
+                    access_key_id: ak.to_owned(),
+                },
+                secret,
+            )
+        };
+        let to_sign = acs_eb::string_to_sign(req);
+        let expected = acs_eb::sign(&secret, &to_sign);
+        if !same(expected.as_bytes(), sig.as_bytes()) {
+            return Err(AuthError::SignatureMismatch(to_sign.replace('\n', "\\n")));
+        }
+        let digest = self
+            .inner
+            .key
+            .mac(Purpose::Nonce, format!("{ak}\n{nonce}").as_bytes());
+        let digest = u128::from_le_bytes(digest[..16].try_into().unwrap_or_default());
+        let seen = self
+            .inner
+            .nonces
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .check(digest, Instant::now());
+        match seen {
+            Seen::New => Ok(principal),
+            Seen::Replayed => Err(AuthError::NonceUsed(nonce)),
             Seen::Full => Err(AuthError::NonceCacheFull),
         }
     }
