@@ -153,6 +153,10 @@ impl From<DispatchError> for ApiError {
             },
             DispatchError::Store(s) => s.into(),
             DispatchError::Runtime(m) => ApiError::internal(m),
+            DispatchError::BusNotFound(b) => ApiError::not_found(
+                "EventBusNotExist",
+                format!("event bus '{b}' does not exist"),
+            ),
         }
     }
 }

@@ -22,6 +22,7 @@
 mod aliases;
 mod async_config;
 mod body;
+mod bus;
 pub mod code;
 mod deadline;
 mod deps;

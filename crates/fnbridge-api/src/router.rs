@@ -21,7 +21,7 @@ use tracing::Instrument;
 use crate::deadline::DeadlineBody;
 use crate::error::{ApiError, ErrorBody};
 use crate::{
-    aliases, async_config, dlq, events, functions, identity, invoke, tasks, testing, triggers,
+    aliases, async_config, bus, dlq, events, functions, identity, invoke, tasks, testing, triggers,
     versions,
 };
 
@@ -122,6 +122,8 @@ pub fn router(state: AppState) -> Router {
         .route("/templates", get(testing::list_templates))
         .route("/templates/{name}", get(testing::get_template))
         .route("/events", post(events::put))
+        .route("/openapi/putEvents", post(bus::put_events))
+        .route("/buses/{bus}/events", post(bus::post_binding))
         .route("/stats", get(stats))
         .route("/dlq", get(dlq::list))
         .route("/dlq/{id}", get(dlq::get).delete(dlq::delete))

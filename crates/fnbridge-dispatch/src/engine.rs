@@ -71,6 +71,8 @@ pub enum DispatchError {
     Backlogged { open: u64 },
     #[error("runtime error: {0}")]
     Runtime(String),
+    #[error("event bus '{0}' does not exist")]
+    BusNotFound(String),
 }
 
 /// What ingest reports for one accepted event.
