@@ -320,7 +320,7 @@ fn custom_trigger(s: &Server) {
     ok_json(s.deploy("orders", &[("index.py", ECHO)], json!({})));
     let pattern = json!({"source": ["my.shop"], "data": {"items": {"sku": ["a"], "qty": [1]}}});
     ok_json(eb_trigger(
-        &s,
+        s,
         "orders",
         "sku-a",
         config(pattern, "CloudEvents"),
