@@ -48,10 +48,10 @@ fn publish_time() -> String {
     t.format(&f).unwrap_or_default()
 }
 
-/// PutEvents' answer: `failedEntryCount` and one entry per event, in order.
+/// PutEvents' answer as the SDK reads it: `FailedEntryCount` and one entry per event, in order.
 fn answer(results: Vec<EntryResult>) -> Json<Value> {
     let failed = results.iter().filter(|r| r.error_code.is_some()).count();
-    Json(json!({"requestId": ids::request_id(), "failedEntryCount": failed, "entryList": results}))
+    Json(json!({"RequestId": ids::request_id(), "FailedEntryCount": failed, "EntryList": results}))
 }
 
 /// `POST /openapi/putEvents`: a JSON array of CloudEvents, each naming its bus in

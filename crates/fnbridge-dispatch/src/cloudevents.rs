@@ -16,9 +16,9 @@ pub const MAX_ENTRIES: usize = 100;
 /// Bytes of one event, as compact JSON.
 pub const MAX_EVENT_BYTES: usize = 256 * 1024;
 
-/// The outcome of one entry, in PutEvents' response shape.
+/// The outcome of one entry, in PutEvents' response shape (PascalCase, as the SDK reads it).
 #[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "PascalCase")]
 pub struct EntryResult {
     pub event_id: String,
     pub trace_id: String,

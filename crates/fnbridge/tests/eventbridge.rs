@@ -346,8 +346,8 @@ fn curl_cloudevents_in_every_mode_reach_a_custom_pattern_trigger() {
     let one = json!({"specversion": "1.0", "id": "e1", "source": "my.shop", "type": "order.created",
         "data": {"items": [{"sku": "b", "qty": 2}, {"sku": "a", "qty": 1}]}});
     let v = ok_json(post("application/cloudevents+json", one.to_string(), &[]));
-    assert_eq!(v["failedEntryCount"], 0, "{v}");
-    assert_eq!(v["entryList"][0]["eventId"], "e1");
+    assert_eq!(v["FailedEntryCount"], 0, "{v}");
+    assert_eq!(v["EntryList"][0]["EventId"], "e1");
     // Batch mode: a mixed-element event (no match), a good one, and one missing its type.
     let batch = json!([
         {"specversion": "1.0", "id": "e2", "source": "my.shop", "type": "order.created",
@@ -361,11 +361,11 @@ fn curl_cloudevents_in_every_mode_reach_a_custom_pattern_trigger() {
         batch.to_string(),
         &[],
     ));
-    assert_eq!(v["failedEntryCount"], 1, "{v}");
-    assert_eq!(v["entryList"][2]["eventId"], "e4");
-    assert_eq!(v["entryList"][2]["errorCode"], "InvalidArgument");
+    assert_eq!(v["FailedEntryCount"], 1, "{v}");
+    assert_eq!(v["EntryList"][2]["EventId"], "e4");
+    assert_eq!(v["EntryList"][2]["ErrorCode"], "InvalidArgument");
     assert_eq!(
-        v["entryList"][2]["errorMessage"],
+        v["EntryList"][2]["ErrorMessage"],
         "type: required attribute is missing"
     );
     // Binary mode: attributes in ce- headers, the JSON body is data.
@@ -379,7 +379,7 @@ fn curl_cloudevents_in_every_mode_reach_a_custom_pattern_trigger() {
             ("ce-type", "order.created"),
         ],
     ));
-    assert_eq!(v["failedEntryCount"], 0, "{v}");
+    assert_eq!(v["FailedEntryCount"], 0, "{v}");
 
     let got = payloads(&s, "orders", 3);
     let mut ids: Vec<&str> = got.iter().map(|p| p["id"].as_str().unwrap()).collect();
@@ -437,8 +437,8 @@ fn sdk_signed_put_events_reach_a_custom_pattern_trigger() {
         r.send().unwrap()
     };
     let v = ok_json(send("nonce-1", &key.1));
-    assert_eq!(v["failedEntryCount"], 0, "{v}");
-    assert_eq!(v["entryList"][0]["eventId"], "sdk-1");
+    assert_eq!(v["FailedEntryCount"], 0, "{v}");
+    assert_eq!(v["EntryList"][0]["EventId"], "sdk-1");
     let got = payloads(&s, "orders", 1);
     assert_eq!(got[0]["id"], "sdk-1");
     // A replayed nonce and a wrong secret are refused.
@@ -505,4 +505,52 @@ fn bad_cloudevents_are_refused_and_nothing_is_delivered() {
         Some(0),
         "{tasks}"
     );
+}
+
+/// The venv's python (scripts/test.sh installs the SDK there), or `None` outside CI when it is
+/// missing (then the test says so).
+fn python() -> Option<std::path::PathBuf> {
+    let p = std::env::var_os("FNBRIDGE_TEST_PYTHON")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| common::repo().join("target/test-venv/bin/python"));
+    if p.exists() {
+        return Some(p);
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{} is missing: scripts/test.sh installs the Python clients",
+        p.display()
+    );
+    eprintln!(
+        "skipped: {} missing (run scripts/test.sh once)",
+        p.display()
+    );
+    None
+}
+
+#[test]
+fn the_eventbridge_sdk_put_events_reach_a_custom_pattern_trigger() {
+    let Some(py) = python() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let (s, key) = start(dir.path());
+    custom_trigger(&s);
+    let script = common::repo().join("crates/fnbridge/tests/eventbridge/sdk_put_events.py");
+    let out = std::process::Command::new(py)
+        .arg(script)
+        .arg(s.base.trim_start_matches("http://"))
+        .env("FNB_AK", &key.0)
+        .env("FNB_SK", &key.1)
+        .env("NO_PROXY", "*")
+        .output()
+        .expect("run python");
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("ok"),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got = payloads(&s, "orders", 1);
+    assert_eq!(got[0]["id"], "sdk-py-1");
+    assert_eq!(got[0]["subject"], "orders/1");
+    assert_eq!(got[0]["data"]["items"][1]["sku"], "a");
 }
