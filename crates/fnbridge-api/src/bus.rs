@@ -2,6 +2,7 @@
 //! CloudEvents batch, signed `acs:`), and the CloudEvents HTTP binding on
 //! `POST /buses/{bus}/events` (structured, batch and binary modes) so that curl and CloudEvents
 //! SDKs can post. Answers PutEvents' per-entry results once the accepted events are durable.
+//! And the buses themselves: `POST /buses`, `GET /buses`, `GET|DELETE /buses/{bus}`.
 
 use axum::Json;
 use axum::body::Bytes;
@@ -153,4 +154,52 @@ fn binary(headers: &HeaderMap, media: &str, payload: &[u8]) -> Result<Value, Api
         }
     }
     Ok(Value::Object(m))
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct BusInput {
+    event_bus_name: String,
+    #[serde(default)]
+    description: String,
+}
+
+fn bus_json(b: &fnbridge_store::buses::EventBus) -> Value {
+    json!({"eventBusName": b.name, "description": b.description,
+           "createdTimestamp": b.created_ms})
+}
+
+/// `POST /buses` `{"eventBusName","description"}`.
+pub(crate) async fn create(
+    State(state): State<AppState>,
+    payload: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let input: BusInput = body::json(&payload)?;
+    let b = state
+        .dispatcher
+        .create_bus(&input.event_bus_name, &input.description)
+        .await?;
+    Ok(Json(bus_json(&b)))
+}
+
+pub(crate) async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let all = state.dispatcher.list_buses().await?;
+    Ok(Json(
+        json!({"eventBuses": all.iter().map(bus_json).collect::<Vec<_>>()}),
+    ))
+}
+
+pub(crate) async fn get(
+    State(state): State<AppState>,
+    Path(bus): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(bus_json(&state.dispatcher.get_bus(&bus).await?)))
+}
+
+pub(crate) async fn delete(
+    State(state): State<AppState>,
+    Path(bus): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    state.dispatcher.delete_bus(&bus).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -183,6 +183,9 @@ impl From<RegistryError> for ApiError {
                 ApiError::not_found("AsyncConfigNotExists", m)
             }
             RegistryError::Invalid(m) => ApiError::invalid(m),
+            RegistryError::BusNotFound(_) => ApiError::not_found("EventBusNotExist", m),
+            RegistryError::BusAlreadyExists(_) => ApiError::conflict("EventBusAlreadyExist", m),
+            RegistryError::BusNotEmpty { .. } => ApiError::conflict("EventBusNotEmpty", m),
             RegistryError::Store(s) => s.into(),
         }
     }

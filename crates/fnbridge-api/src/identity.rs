@@ -123,6 +123,22 @@ pub(crate) fn action_for(
             "eventbridge:PutEvents",
             format!("acs:eventbridge:{region}:{account}:eventbus/*"),
         ),
+        ("POST", ["buses"]) => (
+            "eventbridge:CreateEventBus",
+            format!("acs:eventbridge:{region}:{account}:eventbus/*"),
+        ),
+        ("GET", ["buses"]) => (
+            "eventbridge:ListEventBuses",
+            format!("acs:eventbridge:{region}:{account}:eventbus/*"),
+        ),
+        ("GET", ["buses", bus]) => (
+            "eventbridge:GetEventBus",
+            format!("acs:eventbridge:{region}:{account}:eventbus/{bus}"),
+        ),
+        ("DELETE", ["buses", bus]) => (
+            "eventbridge:DeleteEventBus",
+            format!("acs:eventbridge:{region}:{account}:eventbus/{bus}"),
+        ),
         ("POST", ["buses", bus, "events"]) => (
             "eventbridge:PutEvents",
             format!("acs:eventbridge:{region}:{account}:eventbus/{bus}"),

@@ -124,6 +124,8 @@ pub fn router(state: AppState) -> Router {
         .route("/events", post(events::put))
         .route("/openapi/putEvents", post(bus::put_events))
         .route("/buses/{bus}/events", post(bus::post_binding))
+        .route("/buses", post(bus::create).get(bus::list))
+        .route("/buses/{bus}", get(bus::get).delete(bus::delete))
         .route("/stats", get(stats))
         .route("/dlq", get(dlq::list))
         .route("/dlq/{id}", get(dlq::get).delete(dlq::delete))

@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 use crate::engine::{DispatchError, Dispatcher};
 use crate::ids;
 
-/// The only bus there is until custom buses land.
+/// The bus built-in sources publish to; it always exists.
 pub const DEFAULT_BUS: &str = "default";
 /// Events in one request (PutEvents' own bound).
 pub const MAX_ENTRIES: usize = 100;
@@ -97,7 +97,10 @@ impl Dispatcher {
         now_iso: &str,
     ) -> Result<Vec<EntryResult>, DispatchError> {
         if bus != DEFAULT_BUS {
-            return Err(DispatchError::BusNotFound(bus.to_string()));
+            let b = bus.to_string();
+            if self.store().read(move |c| c.get_bus(&b)).await?.is_none() {
+                return Err(DispatchError::BusNotFound(bus.to_string()));
+            }
         }
         if events.is_empty() || events.len() > MAX_ENTRIES {
             return Err(DispatchError::Invalid(format!(

@@ -855,7 +855,13 @@ impl Dispatcher {
                             }
                             let shape = if t.trigger_type == TriggerType::EventBridge {
                                 let o = RunOptions::from_config(&t.trigger_config);
-                                if !o.enabled {
+                                // A trigger sees the events of its own bus only.
+                                let bus = ev
+                                    .body
+                                    .get("aliyuneventbusname")
+                                    .and_then(|v| v.as_str())
+                                    .unwrap_or("default");
+                                if !o.enabled || o.bus != bus {
                                     continue;
                                 }
                                 match o.schema {

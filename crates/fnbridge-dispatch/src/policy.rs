@@ -391,6 +391,7 @@ mod tests {
             max_retries: None,
             max_age_s: None,
             tolerate_all: true,
+            bus: "default".into(),
         });
         let (at, end) = run_push(&p, &mut || 0.5);
         assert_eq!(at.len(), 176);

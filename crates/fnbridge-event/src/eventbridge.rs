@@ -34,6 +34,9 @@ pub struct RunOptions {
     pub max_age_s: Option<u64>,
     /// `errorsTolerance` is `ALL` (else `NONE`, the default).
     pub tolerate_all: bool,
+    /// The bus whose events the trigger matches: `eventBusName` (a fnbridge extension; FC's
+    /// triggers are on `default`), else `default`.
+    pub bus: String,
 }
 
 impl RunOptions {
@@ -56,6 +59,7 @@ impl RunOptions {
                 .map(|n| n.min(u32::MAX as u64) as u32),
             max_age_s: retry["MaximumEventAgeInSeconds"].as_u64(),
             tolerate_all: run["errorsTolerance"].as_str() == Some("ALL"),
+            bus: c["eventBusName"].as_str().unwrap_or("default").to_string(),
         }
     }
 }

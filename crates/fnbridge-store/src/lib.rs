@@ -16,8 +16,10 @@
 //! - `identity`: access keys (never their secrets) and roles with their policies.
 //! - `logs`: function logs per invocation, and saved test events.
 //! - `objects`: object-store metadata: buckets, objects, multipart uploads and parts.
+//! - `buses`: custom event buses.
 //! - `error`: `StoreError`.
 
+pub mod buses;
 mod db;
 mod error;
 pub mod identity;

@@ -554,3 +554,90 @@ fn the_eventbridge_sdk_put_events_reach_a_custom_pattern_trigger() {
     assert_eq!(got[0]["subject"], "orders/1");
     assert_eq!(got[0]["data"]["items"][1]["sku"], "a");
 }
+
+#[test]
+fn custom_buses_keep_their_events_and_cannot_be_deleted_while_they_have_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    let (s, _) = start(dir.path());
+    ok_json(s.deploy("audit", &[("index.py", ECHO)], json!({})));
+    let v = ok_json(s.post(
+        "/buses",
+        &json!({"eventBusName": "orders", "description": "shop orders"}),
+    ));
+    assert_eq!(v["eventBusName"], "orders");
+    expect_error(
+        s.post("/buses", &json!({"eventBusName": "orders"})),
+        409,
+        "EventBusAlreadyExist",
+        "event bus 'orders' already exists",
+    );
+    let names: Vec<Value> = s.get("/buses")["eventBuses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["eventBusName"].clone())
+        .collect();
+    assert_eq!(names, [json!("default"), json!("orders")]);
+
+    // A trigger on a bus that does not exist is refused, and not created.
+    let mut c = config(json!({"source": ["my.shop"]}), "CloudEvents");
+    c["eventBusName"] = json!("nosuch");
+    expect_error(
+        eb_trigger(&s, "audit", "t", c),
+        404,
+        "EventBusNotExist",
+        "event bus 'nosuch' does not exist",
+    );
+    let mut c = config(json!({"source": ["my.shop"]}), "CloudEvents");
+    c["eventBusName"] = json!("orders");
+    ok_json(eb_trigger(&s, "audit", "t", c));
+
+    let put = |bus: &str, id: &str| {
+        let r = s
+            .req(reqwest::Method::POST, &format!("/buses/{bus}/events"))
+            .header("Content-Type", "application/cloudevents+json")
+            .body(
+                json!({"specversion": "1.0", "id": id, "source": "my.shop", "type": "t"})
+                    .to_string(),
+            )
+            .send()
+            .unwrap();
+        ok_json(r)
+    };
+    put("default", "on-default");
+    put("orders", "on-orders");
+    let got = payloads(&s, "audit", 1);
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0]["id"], "on-orders");
+    assert_eq!(got[0]["aliyuneventbusname"], "orders");
+
+    // A bus with a rule cannot be deleted; once the rule is gone it can.
+    expect_error(
+        s.req(reqwest::Method::DELETE, "/buses/orders")
+            .send()
+            .unwrap(),
+        409,
+        "EventBusNotEmpty",
+        "event bus 'orders' has 1 rule(s) (eventbridge triggers: audit/t); delete them first",
+    );
+    assert_eq!(s.get("/buses/orders")["eventBusName"], "orders");
+    let r = s
+        .req(
+            reqwest::Method::DELETE,
+            "/2023-03-30/functions/audit/triggers/t",
+        )
+        .send()
+        .unwrap();
+    assert!(r.status().is_success());
+    let r = s
+        .req(reqwest::Method::DELETE, "/buses/orders")
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 204);
+    expect_error(
+        s.req(reqwest::Method::GET, "/buses/orders").send().unwrap(),
+        404,
+        "EventBusNotExist",
+        "event bus 'orders' does not exist",
+    );
+}

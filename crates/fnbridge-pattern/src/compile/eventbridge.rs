@@ -44,6 +44,14 @@ pub fn eventbridge(config: &Value) -> Result<Compiled, ConfigError> {
 /// Checks the options delivery reads (fc-api.md §8.3, delivery.md §3); the rest is stored and
 /// echoed as given.
 fn run_options(c: &Obj<'_>) -> Result<(), ConfigError> {
+    if let Some(v) = c.get("eventBusName")
+        && !v.is_string()
+    {
+        return Err(ConfigError::new(
+            c.at("eventBusName"),
+            format!("must be a string, got {}", type_name(v)),
+        ));
+    }
     for key in ["triggerEnable", "asyncInvocationType"] {
         if let Some(v) = c.get(key)
             && !v.is_boolean()
