@@ -641,3 +641,74 @@ fn custom_buses_keep_their_events_and_cannot_be_deleted_while_they_have_rules() 
         "event bus 'orders' does not exist",
     );
 }
+
+/// Dead letters of a function, waiting until `n` are there.
+fn dead_letters(s: &Server, function: &str, n: usize) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let v = s.get(&format!("/dlq?functionName={function}"));
+        let e = v["entries"].as_array().cloned().unwrap_or_default();
+        if e.len() >= n {
+            return e;
+        }
+        assert!(Instant::now() < deadline, "{function}: {v}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn an_exhausted_event_goes_to_the_dead_letter_queue_on_the_triggers_schedule() {
+    let dir = tempfile::tempdir().unwrap();
+    let (s, _) = start(dir.path());
+    let failing =
+        "def handler(event, context):\n    raise RuntimeError('downstream unavailable')\n";
+    ok_json(s.deploy("fails", &[("index.py", failing)], json!({})));
+    // EXPONENTIAL_DECAY_RETRY capped at 2 retries: 1 s, then 2 s, then the dead-letter queue
+    // (errorsTolerance ALL), whatever the function's own async retries (FC's 3, 20 ms here).
+    let mut c = config(json!({"source": ["my.shop"]}), "CloudEvents");
+    c["runOptions"]["retryStrategy"] =
+        json!({"PushRetryStrategy": "EXPONENTIAL_DECAY_RETRY", "MaximumRetryAttempts": 2});
+    ok_json(eb_trigger(&s, "fails", "t", c));
+    let r = s
+        .req(reqwest::Method::POST, "/buses/default/events")
+        .header("Content-Type", "application/cloudevents+json")
+        .body(
+            json!({"specversion": "1.0", "id": "doomed", "source": "my.shop", "type": "t"})
+                .to_string(),
+        )
+        .send()
+        .unwrap();
+    ok_json(r);
+    let e = &dead_letters(&s, "fails", 1)[0];
+    assert_eq!(e["reason"], "RetriesExhausted");
+    assert_eq!(e["attempts"], 3);
+    assert_eq!(e["triggerName"], "t");
+    assert!(
+        e["lastError"]
+            .as_str()
+            .unwrap()
+            .contains("downstream unavailable")
+    );
+    let stored: Value = serde_json::from_str(e["payload"].as_str().unwrap()).unwrap();
+    assert_eq!(stored["id"], "doomed");
+    // The waits were the schedule's, to the second (each attempt starts at least 1 s, then
+    // 2 s, after the previous one ended).
+    let id = e["taskId"].as_str().unwrap();
+    let t = s.get(&format!("/2023-03-30/functions/fails/async-tasks/{id}"));
+    assert_eq!(t["status"], "Failed", "{t}");
+    let attempts = t["attemptRecords"].as_array().cloned().unwrap_or_default();
+    assert_eq!(attempts.len(), 3, "{t}");
+    let gap = |i: usize| {
+        attempts[i]["startedTime"].as_i64().unwrap() - attempts[i - 1]["endTime"].as_i64().unwrap()
+    };
+    assert!(
+        (1000..1900).contains(&gap(1)),
+        "first retry after {} ms",
+        gap(1)
+    );
+    assert!(
+        (2000..2900).contains(&gap(2)),
+        "second retry after {} ms",
+        gap(2)
+    );
+}
