@@ -2,7 +2,8 @@
 //! CloudEvents batch, signed `acs:`), and the CloudEvents HTTP binding on
 //! `POST /buses/{bus}/events` (structured, batch and binary modes) so that curl and CloudEvents
 //! SDKs can post. Answers PutEvents' per-entry results once the accepted events are durable.
-//! And the buses themselves: `POST /buses`, `GET /buses`, `GET|DELETE /buses/{bus}`.
+//! And the buses themselves: `POST /buses`, `GET /buses`, `GET|DELETE /buses/{bus}`; and
+//! TestEventPattern (`POST /test-event-pattern`).
 
 use axum::Json;
 use axum::body::Bytes;
@@ -202,4 +203,31 @@ pub(crate) async fn delete(
 ) -> Result<StatusCode, ApiError> {
     state.dispatcher.delete_bus(&bus).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /test-event-pattern` `{"eventPattern", "event"}` (each JSON text or a JSON value):
+/// EventBridge's TestEventPattern, `{"result": true|false}`; an invalid pattern or event is
+/// `400` with the pattern engine's message.
+pub(crate) async fn test_pattern(payload: Bytes) -> Result<Json<Value>, ApiError> {
+    body::limit(&payload, MAX_INGEST_BODY)?;
+    let v = parse_json(&payload)?;
+    let text = |key: &str| -> Result<String, ApiError> {
+        match v.get(key) {
+            Some(Value::String(s)) => Ok(s.clone()),
+            Some(other @ Value::Object(_)) => Ok(other.to_string()),
+            Some(_) => Err(ApiError::invalid(format!(
+                "{key}: must be a json object or a string holding one"
+            ))),
+            None => Err(ApiError::invalid(format!(
+                "{key}: required field is missing"
+            ))),
+        }
+    };
+    let (pattern, event) = (text("eventPattern")?, text("event")?);
+    let pattern = fnbridge_pattern::Pattern::parse(&pattern)
+        .map_err(|e| ApiError::invalid(format!("eventPattern: {e}")))?;
+    let result = pattern
+        .matches(event.as_bytes())
+        .map_err(|e| ApiError::invalid(format!("event: {e}")))?;
+    Ok(Json(json!({"result": result})))
 }

@@ -123,6 +123,10 @@ pub(crate) fn action_for(
             "eventbridge:PutEvents",
             format!("acs:eventbridge:{region}:{account}:eventbus/*"),
         ),
+        ("POST", ["test-event-pattern"]) => (
+            "eventbridge:TestEventPattern",
+            format!("acs:eventbridge:{region}:{account}:eventbus/*"),
+        ),
         ("POST", ["buses"]) => (
             "eventbridge:CreateEventBus",
             format!("acs:eventbridge:{region}:{account}:eventbus/*"),

@@ -125,6 +125,7 @@ pub fn router(state: AppState) -> Router {
         .route("/openapi/putEvents", post(bus::put_events))
         .route("/buses/{bus}/events", post(bus::post_binding))
         .route("/buses", post(bus::create).get(bus::list))
+        .route("/test-event-pattern", post(bus::test_pattern))
         .route("/buses/{bus}", get(bus::get).delete(bus::delete))
         .route("/stats", get(stats))
         .route("/dlq", get(dlq::list))

@@ -712,3 +712,51 @@ fn an_exhausted_event_goes_to_the_dead_letter_queue_on_the_triggers_schedule() {
         gap(2)
     );
 }
+
+#[test]
+fn test_event_pattern_answers_with_array_consistency_and_the_engines_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let (s, _) = start(dir.path());
+    let pattern = json!({"items": {"sku": ["a"], "qty": [1]}});
+    let cases = [
+        (json!({"items": [{"sku": "a", "qty": 1}]}), true),
+        (
+            json!({"items": [{"sku": "a", "qty": 2}, {"sku": "b", "qty": 1}]}),
+            false,
+        ),
+    ];
+    for (event, want) in cases {
+        let v = ok_json(s.post(
+            "/test-event-pattern",
+            &json!({"eventPattern": pattern.to_string(), "event": event}),
+        ));
+        assert_eq!(v["result"], want, "{event}");
+    }
+    // exists:false decided per element.
+    let absent = json!({"items": {"sku": ["a"], "flag": [{"exists": false}]}});
+    for (event, want) in [
+        (
+            json!({"items": [{"sku": "a", "flag": true}, {"sku": "a"}]}),
+            true,
+        ),
+        (
+            json!({"items": [{"sku": "a", "flag": true}, {"sku": "b"}]}),
+            false,
+        ),
+    ] {
+        let v = ok_json(s.post(
+            "/test-event-pattern",
+            &json!({"eventPattern": absent, "event": event}),
+        ));
+        assert_eq!(v["result"], want, "{event}");
+    }
+    expect_error(
+        s.post(
+            "/test-event-pattern",
+            &json!({"eventPattern": "{\"source\": \"x\"}", "event": {}}),
+        ),
+        400,
+        "InvalidArgument",
+        "eventPattern: Event pattern is not valid. Reason: source: \"source\" must be an object or an array",
+    );
+}
