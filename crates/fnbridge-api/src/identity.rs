@@ -119,6 +119,7 @@ pub(crate) fn action_for(
             (a, r)
         }
         ("POST", ["events"]) => ("fnbridge:PutEvents", own("events")),
+        ("POST", ["events", "explain"]) => ("fnbridge:ExplainEvent", own("events")),
         ("POST", ["openapi", "putEvents"]) => (
             "eventbridge:PutEvents",
             format!("acs:eventbridge:{region}:{account}:eventbus/*"),

@@ -122,6 +122,7 @@ pub fn router(state: AppState) -> Router {
         .route("/templates", get(testing::list_templates))
         .route("/templates/{name}", get(testing::get_template))
         .route("/events", post(events::put))
+        .route("/events/explain", post(events::explain))
         .route("/openapi/putEvents", post(bus::put_events))
         .route("/buses/{bus}/events", post(bus::post_binding))
         .route("/buses", post(bus::create).get(bus::list))

@@ -75,6 +75,19 @@ pub enum DispatchError {
     BusNotFound(String),
 }
 
+/// One trigger's answer for `Dispatcher::explain`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Explained {
+    pub function_name: String,
+    pub trigger_name: String,
+    pub trigger_type: &'static str,
+    pub matched: bool,
+    /// The first field that failed, when it did not match.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_failed_field: Option<String>,
+}
+
 /// What ingest reports for one accepted event.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -399,6 +412,39 @@ impl Dispatcher {
         )
         .map(|c| c.pattern)
         .map_err(|e| DispatchError::Invalid(e.to_string()))
+    }
+
+    /// For every trigger, whether `event` (one event as a trigger type receives it, e.g. a
+    /// CloudEvent or a native OSS event) matches its pattern and, if not, the first field that
+    /// failed (`Pattern::explain`). Sorted by function and trigger name.
+    pub fn explain(&self, event: &[u8]) -> Result<Vec<Explained>, DispatchError> {
+        let triggers: Vec<Arc<TriggerConfig>> = self
+            .inner
+            .registry
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .triggers
+            .values()
+            .cloned()
+            .collect();
+        let mut out = Vec::with_capacity(triggers.len());
+        for t in triggers {
+            let pattern = self.compile(&t)?;
+            let failed = pattern
+                .explain(event)
+                .map_err(|e| DispatchError::Invalid(format!("event: {e}")))?;
+            out.push(Explained {
+                function_name: t.function_name.clone(),
+                trigger_name: t.trigger_name.clone(),
+                trigger_type: t.trigger_type.as_str(),
+                matched: failed.is_none(),
+                first_failed_field: failed,
+            });
+        }
+        out.sort_by(|a, b| {
+            (&a.function_name, &a.trigger_name).cmp(&(&b.function_name, &b.trigger_name))
+        });
+        Ok(out)
     }
 
     // ---- registry caches: written only by the registry service (`registry.rs`), in commit order ----

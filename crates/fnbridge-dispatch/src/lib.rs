@@ -28,7 +28,7 @@ pub mod registry;
 mod scheduler;
 
 pub use delivery::MAX_DESTINATION_HOPS;
-pub use engine::{DispatchConfig, DispatchError, Dispatcher, IngestedEvent, Stats};
+pub use engine::{DispatchConfig, DispatchError, Dispatcher, Explained, IngestedEvent, Stats};
 pub use policy::{AsyncPolicy, Backoff};
 pub use registry::RegistryError;
 pub use scheduler::Limits;

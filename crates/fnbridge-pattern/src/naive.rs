@@ -96,6 +96,24 @@ impl FullEvent {
         })
     }
 
+    /// `None` when `branch` holds; else the path of its first condition (in path order) that
+    /// fails on its own, or, when each holds alone but not together, the first path named
+    /// inside an array of objects (array consistency failed).
+    pub(crate) fn first_failure<'b>(&self, branch: &'b Branch) -> Option<&'b str> {
+        if self.satisfies(branch) {
+            return None;
+        }
+        for c in &branch.conds {
+            let alone = Branch {
+                conds: vec![c.clone()],
+            };
+            if !self.satisfies(&alone) {
+                return Some(&c.path);
+            }
+        }
+        branch.conds.first().map(|c| &*c.path)
+    }
+
     pub(crate) fn satisfies(&self, branch: &Branch) -> bool {
         if let Some(tree) = &self.tree
             && consistent::sensitive(branch)

@@ -866,3 +866,21 @@ fn array_consistency_examples() {
             .unwrap()
     );
 }
+
+#[test]
+fn explain_names_the_first_failing_field() {
+    let p = Pattern::parse(
+        r#"{"source": ["acs.oss"], "data": {"size": [{"numeric": [">", 10]}], "key": [{"prefix": "a/"}]}}"#,
+    )
+    .unwrap();
+    let ok = br#"{"source": "acs.oss", "data": {"size": 50, "key": "a/b"}}"#;
+    assert_eq!(p.explain(ok).unwrap(), None);
+    let small = br#"{"source": "acs.oss", "data": {"size": 5, "key": "a/b"}}"#;
+    assert_eq!(p.explain(small).unwrap().as_deref(), Some("data.size"));
+    let other = br#"{"source": "acs.cdn", "data": {"size": 50, "key": "b/c"}}"#;
+    assert_eq!(p.explain(other).unwrap().as_deref(), Some("data.key"));
+    // Each field holds in some element, not in one: the first field inside the array.
+    let q = Pattern::parse(r#"{"items": {"sku": ["a"], "qty": [1]}}"#).unwrap();
+    let mixed = br#"{"items": [{"sku": "a", "qty": 2}, {"sku": "b", "qty": 1}]}"#;
+    assert_eq!(q.explain(mixed).unwrap().as_deref(), Some("items.qty"));
+}

@@ -760,3 +760,44 @@ fn test_event_pattern_answers_with_array_consistency_and_the_engines_errors() {
         "eventPattern: Event pattern is not valid. Reason: source: \"source\" must be an object or an array",
     );
 }
+
+#[test]
+fn events_explain_names_each_triggers_first_failed_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let (s, _) = start(dir.path());
+    custom_trigger(&s);
+    ok_json(s.deploy("big", &[("index.py", ECHO)], json!({})));
+    ok_json(eb_trigger(
+        &s,
+        "big",
+        "large",
+        config(
+            json!({"source": ["my.shop"], "data": {"total": [{"numeric": [">", 100]}]}}),
+            "CloudEvents",
+        ),
+    ));
+    let event = json!({"specversion": "1.0", "id": "x", "source": "my.shop", "type": "t",
+        "data": {"total": 50, "items": [{"sku": "a", "qty": 1}]}});
+    let v = ok_json(s.post("/events/explain", &event));
+    assert_eq!(
+        v["triggers"],
+        json!([
+            {"functionName": "big", "triggerName": "large", "triggerType": "eventbridge",
+             "matched": false, "firstFailedField": "data.total"},
+            {"functionName": "orders", "triggerName": "sku-a", "triggerType": "eventbridge",
+             "matched": true}
+        ])
+    );
+    // The CLI prints the same as a table.
+    let file = dir.path().join("event.json");
+    std::fs::write(&file, event.to_string()).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_fnbridge"))
+        .args(["events", "explain", file.to_str().unwrap()])
+        .args(["--endpoint", &s.base, "--token", &s.token])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("FIRST FAILED FIELD"), "{text}");
+    assert!(text.contains("data.total"), "{text}");
+}
