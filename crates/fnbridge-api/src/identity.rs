@@ -195,7 +195,16 @@ async fn authorize(state: &AppState, req: Request) -> Result<Request, ApiError> 
     };
     let (scheme, rest) = value.trim().split_once(' ').unwrap_or((value.trim(), ""));
     let (principal, req) = if value.trim().starts_with(acs_eb::PREFIX) {
-        // The EventBridge SDK's scheme: it signs headers and path, not the body.
+        // The EventBridge SDK's scheme: it signs headers and path, not the body, so it is
+        // taken only where the EventBridge SDK sends it, never for the FC API's writes.
+        let path = req.uri().path();
+        if path != "/openapi/putEvents" && !path.starts_with("/buses/") {
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "AccessDenied",
+                "the acs: signature (EventBridge SDK) is accepted only for PutEvents: sign with ACS3-HMAC-SHA256 or use Bearer",
+            ));
+        }
         let headers: Vec<(String, String)> = req
             .headers()
             .iter()

@@ -797,7 +797,41 @@ fn events_explain_names_each_triggers_first_failed_field() {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(text.contains("FIRST FAILED FIELD"), "{text}");
     assert!(text.contains("data.total"), "{text}");
+}
+
+#[test]
+fn the_acs_signature_is_taken_only_for_put_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let (s, key) = start(dir.path());
+    let headers: Vec<(String, String)> = vec![
+        ("date".into(), http_date()),
+        ("x-acs-signature-nonce".into(), "n1".into()),
+    ];
+    let to_sign = fnbridge_auth::acs_eb::string_to_sign(&fnbridge_auth::acs_eb::Request {
+        method: "GET",
+        path: "/2023-03-30/functions",
+        query: &[],
+        headers: &headers,
+    });
+    let sig = fnbridge_auth::acs_eb::sign(&key.1, &to_sign);
+    let mut r = s
+        .http
+        .get(s.url("/2023-03-30/functions"))
+        .header("Authorization", format!("acs:{}:{sig}", key.0));
+    for (k, v) in &headers {
+        r = r.header(k.as_str(), v.as_str());
+    }
+    expect_error(
+        r.send().unwrap(),
+        401,
+        "AccessDenied",
+        "accepted only for PutEvents",
+    );
 }
