@@ -20,6 +20,12 @@ if [ ! -x "$venv/bin/python" ] || ! cmp -s "$req" "$venv/.requirements"; then
     apt-get update -q && apt-get install -y -q python3-venv && python3 -m venv "$venv"
   }
   "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$req"
+  # Pins whose declared dependencies conflict with the ones above (see the file's comments).
+  nodeps=$(sed -n 's/^# nodeps: //p' "$req")
+  if [ -n "$nodeps" ]; then
+    # shellcheck disable=SC2086
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps $nodeps
+  fi
   cp "$req" "$venv/.requirements"
 fi
 export FNBRIDGE_TEST_PYTHON="$PWD/$venv/bin/python"

@@ -153,6 +153,10 @@ impl From<DispatchError> for ApiError {
             },
             DispatchError::Store(s) => s.into(),
             DispatchError::Runtime(m) => ApiError::internal(m),
+            DispatchError::BusNotFound(b) => ApiError::not_found(
+                "EventBusNotExist",
+                format!("event bus '{b}' does not exist"),
+            ),
         }
     }
 }
@@ -179,6 +183,9 @@ impl From<RegistryError> for ApiError {
                 ApiError::not_found("AsyncConfigNotExists", m)
             }
             RegistryError::Invalid(m) => ApiError::invalid(m),
+            RegistryError::BusNotFound(_) => ApiError::not_found("EventBusNotExist", m),
+            RegistryError::BusAlreadyExists(_) => ApiError::conflict("EventBusAlreadyExist", m),
+            RegistryError::BusNotEmpty { .. } => ApiError::conflict("EventBusNotEmpty", m),
             RegistryError::Store(s) => s.into(),
         }
     }

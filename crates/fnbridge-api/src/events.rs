@@ -20,3 +20,14 @@ pub(crate) async fn put(
     let receipts = state.dispatcher.ingest(&payload).await?;
     Ok(Json(json!({"events": receipts})))
 }
+
+/// `POST /events/explain`: one event; for every trigger, whether it matches and, if not, the
+/// first field that failed (`fnbridge events explain`).
+pub(crate) async fn explain(
+    State(state): State<AppState>,
+    payload: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    body::limit(&payload, MAX_INGEST_BODY)?;
+    let triggers = state.dispatcher.explain(&payload)?;
+    Ok(Json(json!({"triggers": triggers})))
+}

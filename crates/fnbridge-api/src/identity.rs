@@ -9,7 +9,7 @@ use axum::extract::{Path, Request, State};
 use axum::http::{Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use fnbridge_auth::{AuthError, SignedRequest, acs3};
+use fnbridge_auth::{AuthError, SignedRequest, acs_eb, acs3};
 use fnbridge_event::limits::MAX_API_BODY;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -119,6 +119,35 @@ pub(crate) fn action_for(
             (a, r)
         }
         ("POST", ["events"]) => ("fnbridge:PutEvents", own("events")),
+        ("POST", ["events", "explain"]) => ("fnbridge:ExplainEvent", own("events")),
+        ("POST", ["openapi", "putEvents"]) => (
+            "eventbridge:PutEvents",
+            format!("acs:eventbridge:{region}:{account}:eventbus/*"),
+        ),
+        ("POST", ["test-event-pattern"]) => (
+            "eventbridge:TestEventPattern",
+            format!("acs:eventbridge:{region}:{account}:eventbus/*"),
+        ),
+        ("POST", ["buses"]) => (
+            "eventbridge:CreateEventBus",
+            format!("acs:eventbridge:{region}:{account}:eventbus/*"),
+        ),
+        ("GET", ["buses"]) => (
+            "eventbridge:ListEventBuses",
+            format!("acs:eventbridge:{region}:{account}:eventbus/*"),
+        ),
+        ("GET", ["buses", bus]) => (
+            "eventbridge:GetEventBus",
+            format!("acs:eventbridge:{region}:{account}:eventbus/{bus}"),
+        ),
+        ("DELETE", ["buses", bus]) => (
+            "eventbridge:DeleteEventBus",
+            format!("acs:eventbridge:{region}:{account}:eventbus/{bus}"),
+        ),
+        ("POST", ["buses", bus, "events"]) => (
+            "eventbridge:PutEvents",
+            format!("acs:eventbridge:{region}:{account}:eventbus/{bus}"),
+        ),
         ("GET", ["tasks"]) => ("fnbridge:ListTasks", own("tasks")),
         ("GET", ["stats"]) => ("fnbridge:GetStats", own("stats")),
         ("GET", ["templates", ..]) => ("fnbridge:GetTemplates", own("templates")),
@@ -217,7 +246,54 @@ async fn authorize(state: &AppState, req: Request) -> Result<Request, ApiError> 
         ));
     };
     let (scheme, rest) = value.trim().split_once(' ').unwrap_or((value.trim(), ""));
-    let (principal, req) = if scheme.eq_ignore_ascii_case("bearer") {
+    let (principal, req) = if value.trim().starts_with(acs_eb::PREFIX) {
+        // The EventBridge SDK's scheme: it signs headers and path, not the body, so it is
+        // taken only where the EventBridge SDK sends it, never for the FC API's writes.
+        let path = req.uri().path();
+        if path != "/openapi/putEvents" && !path.starts_with("/buses/") {
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "AccessDenied",
+                "the acs: signature (EventBridge SDK) is accepted only for PutEvents: sign with ACS3-HMAC-SHA256 or use Bearer",
+            ));
+        }
+        let headers: Vec<(String, String)> = req
+            .headers()
+            .iter()
+            .map(|(n, v)| {
+                (
+                    n.as_str().to_owned(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect();
+        let query: Vec<(String, String)> = req
+            .uri()
+            .query()
+            .map(|q| {
+                // As the SDK signs them: the pairs as sent (it sends none for PutEvents).
+                q.split('&')
+                    .filter(|p| !p.is_empty())
+                    .map(|p| {
+                        let (k, v) = p.split_once('=').unwrap_or((p, ""));
+                        (k.to_owned(), v.to_owned())
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let principal = auth
+            .verify_eventbridge(
+                value.trim(),
+                &acs_eb::Request {
+                    method: req.method().as_str(),
+                    path: req.uri().path(),
+                    query: &query,
+                    headers: &headers,
+                },
+            )
+            .await?;
+        (principal, req)
+    } else if scheme.eq_ignore_ascii_case("bearer") {
         (auth.verify_bearer(rest)?, req)
     } else if scheme.eq_ignore_ascii_case(acs3::ALGORITHM) {
         // The body is part of what is signed: read it (bounded) and hand the same bytes on.

@@ -23,6 +23,7 @@
 mod aliases;
 mod async_config;
 mod body;
+mod bus;
 mod cdn;
 pub mod code;
 mod deadline;

@@ -21,8 +21,8 @@ use tracing::Instrument;
 use crate::deadline::DeadlineBody;
 use crate::error::{ApiError, ErrorBody};
 use crate::{
-    aliases, async_config, cdn, dlq, events, functions, identity, invoke, tasks, testing, triggers,
-    versions,
+    aliases, async_config, bus, cdn, dlq, events, functions, identity, invoke, tasks, testing,
+    triggers, versions,
 };
 
 /// Everything a handler needs.
@@ -125,6 +125,12 @@ pub fn router(state: AppState) -> Router {
         .route("/templates/{name}", get(testing::get_template))
         .route("/", get(cdn::rpc).post(cdn::rpc))
         .route("/events", post(events::put))
+        .route("/events/explain", post(events::explain))
+        .route("/openapi/putEvents", post(bus::put_events))
+        .route("/buses/{bus}/events", post(bus::post_binding))
+        .route("/buses", post(bus::create).get(bus::list))
+        .route("/test-event-pattern", post(bus::test_pattern))
+        .route("/buses/{bus}", get(bus::get).delete(bus::delete))
         .route("/stats", get(stats))
         .route("/dlq", get(dlq::list))
         .route("/dlq/{id}", get(dlq::get).delete(dlq::delete))

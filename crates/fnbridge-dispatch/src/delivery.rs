@@ -21,7 +21,7 @@ use rand::Rng;
 use crate::destination::{DestinationRecord, function_of_arn};
 use crate::engine::{Dispatcher, Inner};
 use crate::ids;
-use crate::policy::{AsyncPolicy, AttemptResult, RetryAction, decide};
+use crate::policy::{AsyncPolicy, AttemptResult, RetryAction, decide, decide_push};
 use crate::scheduler::{Job, cost_of};
 
 /// Destination records may lead to further destinations (a chain of functions); configuration
@@ -294,15 +294,30 @@ async fn run_job(inner: &Arc<Inner>, mut job: Job) {
     }
     let jitter: f64 = rand::rng().random();
     let now_age = Duration::from_millis((ended - job.created_ms).max(0) as u64);
-    let action = decide(
-        &policy,
-        &inner.cfg.backoff,
-        result,
-        job.function_errors,
-        job.platform_errors,
-        now_age,
-        jitter,
-    );
+    // An `eventbridge` trigger's own retryStrategy replaces the function's async retries.
+    let push = match result {
+        AttemptResult::Success => None,
+        _ => d.push_policy(&job.function, job.trigger.as_deref()),
+    };
+    let action = match &push {
+        Some(p) => decide_push(
+            p,
+            result,
+            job.function_errors,
+            job.platform_errors,
+            now_age,
+            jitter,
+        ),
+        None => decide(
+            &policy,
+            &inner.cfg.backoff,
+            result,
+            job.function_errors,
+            job.platform_errors,
+            now_age,
+            jitter,
+        ),
+    };
     let attempt = Attempt {
         n: job.attempts,
         started_ms: started,

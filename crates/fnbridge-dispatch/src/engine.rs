@@ -31,8 +31,9 @@ use serde::Serialize;
 use tokio::sync::Notify;
 
 use crate::ids;
-use crate::policy::{AsyncPolicy, Backoff};
+use crate::policy::{AsyncPolicy, Backoff, PushPolicy};
 use crate::scheduler::{Job, Limits, Scheduler};
+use fnbridge_event::eventbridge::{EventSchema, RunOptions};
 
 /// Settings the binary passes in.
 #[derive(Debug, Clone)]
@@ -70,6 +71,21 @@ pub enum DispatchError {
     Backlogged { open: u64 },
     #[error("runtime error: {0}")]
     Runtime(String),
+    #[error("event bus '{0}' does not exist")]
+    BusNotFound(String),
+}
+
+/// One trigger's answer for `Dispatcher::explain`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Explained {
+    pub function_name: String,
+    pub trigger_name: String,
+    pub trigger_type: &'static str,
+    pub matched: bool,
+    /// The first field that failed, when it did not match.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_failed_field: Option<String>,
 }
 
 /// What ingest reports for one accepted event.
@@ -154,7 +170,19 @@ fn is_trigger_for(t: TriggerType, source: EventSource) -> bool {
         (TriggerType::CdnEvents, EventSource::Cdn)
             | (TriggerType::Oss, EventSource::Oss)
             | (TriggerType::Cos, EventSource::Cos)
+            | (TriggerType::EventBridge, EventSource::CloudEvent)
     )
+}
+
+/// What a task of a built-in source's event delivers.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    /// The source's own payload ([`BusEvent::payload`]).
+    Native,
+    /// The S3 `Records` 2.1 form (`"payloadFormat": "s3"`).
+    S3,
+    /// A CloudEvent's `data` only (`eventSchema: RawData`).
+    RawData,
 }
 
 /// The retry policy an async config sets.
@@ -384,6 +412,39 @@ impl Dispatcher {
         )
         .map(|c| c.pattern)
         .map_err(|e| DispatchError::Invalid(e.to_string()))
+    }
+
+    /// For every trigger, whether `event` (one event as a trigger type receives it, e.g. a
+    /// CloudEvent or a native OSS event) matches its pattern and, if not, the first field that
+    /// failed (`Pattern::explain`). Sorted by function and trigger name.
+    pub fn explain(&self, event: &[u8]) -> Result<Vec<Explained>, DispatchError> {
+        let triggers: Vec<Arc<TriggerConfig>> = self
+            .inner
+            .registry
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .triggers
+            .values()
+            .cloned()
+            .collect();
+        let mut out = Vec::with_capacity(triggers.len());
+        for t in triggers {
+            let pattern = self.compile(&t)?;
+            let failed = pattern
+                .explain(event)
+                .map_err(|e| DispatchError::Invalid(format!("event: {e}")))?;
+            out.push(Explained {
+                function_name: t.function_name.clone(),
+                trigger_name: t.trigger_name.clone(),
+                trigger_type: t.trigger_type.as_str(),
+                matched: failed.is_none(),
+                first_failed_field: failed,
+            });
+        }
+        out.sort_by(|a, b| {
+            (&a.function_name, &a.trigger_name).cmp(&(&b.function_name, &b.trigger_name))
+        });
+        Ok(out)
     }
 
     // ---- registry caches: written only by the registry service (`registry.rs`), in commit order ----
@@ -648,6 +709,25 @@ impl Dispatcher {
             .remove(&(function.to_string(), qualifier.to_string()));
     }
 
+    /// The push retry policy of the `eventbridge` trigger `trigger` of `function`, if it is one.
+    /// Scans the triggers: asked only after a failed attempt.
+    pub(crate) fn push_policy(&self, function: &str, trigger: Option<&str>) -> Option<PushPolicy> {
+        let trigger = trigger?;
+        let reg = self
+            .inner
+            .registry
+            .read()
+            .unwrap_or_else(|p| p.into_inner());
+        reg.triggers
+            .values()
+            .find(|t| {
+                t.trigger_type == TriggerType::EventBridge
+                    && t.function_name == function
+                    && t.trigger_name == trigger
+            })
+            .map(|t| PushPolicy::from_options(&RunOptions::from_config(&t.trigger_config)))
+    }
+
     pub(crate) fn policy(&self, function: &str, qualifier: &str) -> AsyncPolicy {
         self.inner
             .registry
@@ -819,16 +899,36 @@ impl Dispatcher {
                             if !is_trigger_for(t.trigger_type, ev.source) {
                                 continue;
                             }
-                            let s3 = t
+                            let shape = if t.trigger_type == TriggerType::EventBridge {
+                                let o = RunOptions::from_config(&t.trigger_config);
+                                // A trigger sees the events of its own bus only.
+                                let bus = ev
+                                    .body
+                                    .get("aliyuneventbusname")
+                                    .and_then(|v| v.as_str())
+                                    .unwrap_or("default");
+                                if !o.enabled || o.bus != bus {
+                                    continue;
+                                }
+                                match o.schema {
+                                    EventSchema::RawData => Shape::RawData,
+                                    EventSchema::CloudEvents => Shape::Native,
+                                }
+                            } else if t
                                 .trigger_config
                                 .get("payloadFormat")
                                 .and_then(|v| v.as_str())
-                                == Some("s3");
+                                == Some("s3")
+                            {
+                                Shape::S3
+                            } else {
+                                Shape::Native
+                            };
                             tasks.push((
                                 t.function_name.clone(),
                                 t.qualifier.clone(),
                                 t.trigger_name.clone(),
-                                s3,
+                                shape,
                             ));
                         }
                     }
@@ -840,11 +940,15 @@ impl Dispatcher {
                     let seq =
                         c.append_event(&ev.id, ev.source.wire_name(), &ev.name, now, &body)?;
                     let native = Bytes::from(ev.payload(&body));
-                    for (function_name, qualifier, trigger_name, s3) in tasks {
+                    for (function_name, qualifier, trigger_name, shape) in tasks {
                         // OSS payloads are rebuilt from the event log; other shapes are kept
                         // with the task.
-                        let (stored, payload) = match (&ev.s3, s3) {
-                            (Some(rec), true) => {
+                        let (stored, payload) = match (&ev.s3, shape) {
+                            (_, Shape::RawData) => {
+                                let p = ev.raw_data();
+                                (Some(p.clone().into_bytes()), Bytes::from(p))
+                            }
+                            (Some(rec), Shape::S3) => {
                                 let p = fnbridge_event::bus::records_payload(
                                     &serde_json::to_string(rec).unwrap_or_default(),
                                 );

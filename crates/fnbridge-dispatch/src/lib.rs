@@ -6,6 +6,8 @@
 //! - `engine`: the `Dispatcher`: registry caches, qualifier resolution, ingest and async
 //!   invocations (durable, then admitted to the scheduler), each invocation's credentials (its
 //!   role's, from `fnbridge_auth::Auth`), shutdown.
+//! - `cloudevents`: custom CloudEvents put on a bus (`Dispatcher::put_events`), each checked,
+//!   per-entry results.
 //! - `scheduler`: the bounded window of open tasks: per-function queues, one timer structure,
 //!   round-robin starts within running limits, spills and refills from the store.
 //! - `delivery`: the scheduling loop, refills, one attempt and its record (retried until it
@@ -16,6 +18,7 @@
 //! - `destination`: the payload sent to `onSuccess`/`onFailure` destinations.
 //! - `ids`: request, task and function ids in FC's shapes.
 
+pub mod cloudevents;
 mod delivery;
 pub mod destination;
 mod engine;
@@ -25,7 +28,7 @@ pub mod registry;
 mod scheduler;
 
 pub use delivery::MAX_DESTINATION_HOPS;
-pub use engine::{DispatchConfig, DispatchError, Dispatcher, IngestedEvent, Stats};
+pub use engine::{DispatchConfig, DispatchError, Dispatcher, Explained, IngestedEvent, Stats};
 pub use policy::{AsyncPolicy, Backoff};
 pub use registry::RegistryError;
 pub use scheduler::Limits;

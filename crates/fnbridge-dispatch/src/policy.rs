@@ -6,9 +6,14 @@
 //! `base * 2^(n-1)` (n = retries so far + 1) with ±20% jitter, capped at `max`: with the default
 //! base of 1 s that is about 1 s, 2 s, 4 s. fnbridge's own internal errors are retried the same way
 //! without spending the function's retry budget, because an accepted event must not be lost.
+//!
+//! `eventbridge` triggers retry by their own `retryStrategy` instead (delivery.md §3): the two
+//! push schedules are the tables [`BACKOFF_RETRY`] and [`EXPONENTIAL_DECAY_RETRY`], decided by
+//! [`decide_push`].
 
 use std::time::Duration;
 
+use fnbridge_event::eventbridge::{PushRetryStrategy, RunOptions};
 use serde::{Deserialize, Serialize};
 
 /// Per function and qualifier, from PutAsyncInvokeConfig.
@@ -132,6 +137,115 @@ pub fn decide(
     RetryAction::Retry { after }
 }
 
+/// The wait before a push retry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PushDelay {
+    /// A whole number of seconds drawn uniformly from `lo..=hi`.
+    Uniform { lo_s: u64, hi_s: u64 },
+    /// Retry n waits `steps[n-1]` seconds, and `then` seconds once the steps are used up.
+    Table { steps: &'static [u64], then: u64 },
+}
+
+/// An EventBridge push retry schedule: how many retries, and the wait before each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PushSchedule {
+    pub retries: u32,
+    pub delay: PushDelay,
+}
+
+/// `BACKOFF_RETRY`: up to 3 retries, each after a uniform random 10-20 s.
+pub const BACKOFF_RETRY: PushSchedule = PushSchedule {
+    retries: 3,
+    delay: PushDelay::Uniform { lo_s: 10, hi_s: 20 },
+};
+
+/// `EXPONENTIAL_DECAY_RETRY`: up to 176 retries, 1, 2, 4, ... 256 s, then 512 s for the
+/// remaining 167 (86,015 s in all, "one day").
+pub const EXPONENTIAL_DECAY_RETRY: PushSchedule = PushSchedule {
+    retries: 176,
+    delay: PushDelay::Table {
+        steps: &[1, 2, 4, 8, 16, 32, 64, 128, 256],
+        then: 512,
+    },
+};
+
+impl PushSchedule {
+    pub fn of(strategy: PushRetryStrategy) -> PushSchedule {
+        match strategy {
+            PushRetryStrategy::BackoffRetry => BACKOFF_RETRY,
+            PushRetryStrategy::ExponentialDecayRetry => EXPONENTIAL_DECAY_RETRY,
+        }
+    }
+
+    /// The wait before retry `n` (1-based); `sample` is uniform in [0, 1).
+    pub fn delay(&self, n: u32, sample: f64) -> Duration {
+        let secs = match self.delay {
+            PushDelay::Uniform { lo_s, hi_s } => {
+                let span = (hi_s - lo_s + 1) as f64;
+                lo_s + ((sample.clamp(0.0, 1.0) * span) as u64).min(hi_s - lo_s)
+            }
+            PushDelay::Table { steps, then } => steps
+                .get(n.saturating_sub(1) as usize)
+                .copied()
+                .unwrap_or(then),
+        };
+        Duration::from_secs(secs)
+    }
+}
+
+/// An `eventbridge` trigger's retry policy: its schedule, and the optional
+/// `MaximumRetryAttempts`/`MaximumEventAgeInSeconds` (whichever limit comes first).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PushPolicy {
+    pub schedule: PushSchedule,
+    pub max_retries: Option<u32>,
+    pub max_age: Option<Duration>,
+}
+
+impl PushPolicy {
+    pub fn from_options(o: &RunOptions) -> PushPolicy {
+        PushPolicy {
+            schedule: PushSchedule::of(o.strategy),
+            max_retries: o.max_retries,
+            max_age: o.max_age_s.map(Duration::from_secs),
+        }
+    }
+}
+
+/// [`decide`] for an `eventbridge` trigger: function errors spend the schedule's retries;
+/// platform errors are retried on the same schedule without spending them, within the age limit.
+pub fn decide_push(
+    p: &PushPolicy,
+    result: AttemptResult,
+    function_errors: u32,
+    platform_errors: u32,
+    age: Duration,
+    sample: f64,
+) -> RetryAction {
+    let retries = p
+        .max_retries
+        .map_or(p.schedule.retries, |m| m.min(p.schedule.retries));
+    let retry_no = match result {
+        AttemptResult::Success => return RetryAction::Succeeded,
+        AttemptResult::FunctionError => {
+            if function_errors > retries {
+                return RetryAction::DeadLetter {
+                    reason: DeadLetterReason::RetriesExhausted,
+                };
+            }
+            function_errors
+        }
+        AttemptResult::PlatformError => platform_errors,
+    };
+    let after = p.schedule.delay(retry_no, sample);
+    if p.max_age.is_some_and(|max| age + after > max) {
+        return RetryAction::DeadLetter {
+            reason: DeadLetterReason::EventAgeExceeded,
+        };
+    }
+    RetryAction::Retry { after }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -248,5 +362,95 @@ mod tests {
             0.5,
         );
         assert_eq!(a, RetryAction::Succeeded);
+    }
+
+    /// Runs a push policy against a fake clock: every attempt fails at once, the clock jumps by
+    /// each wait. Returns the seconds at which each retry starts and the reason it stopped.
+    fn run_push(p: &PushPolicy, samples: &mut dyn FnMut() -> f64) -> (Vec<u64>, RetryAction) {
+        let mut clock = Duration::ZERO;
+        let mut at = Vec::new();
+        let mut errors = 0;
+        loop {
+            errors += 1;
+            match decide_push(p, AttemptResult::FunctionError, errors, 0, clock, samples()) {
+                RetryAction::Retry { after } => {
+                    clock += after;
+                    at.push(clock.as_secs());
+                }
+                other => return (at, other),
+            }
+        }
+    }
+
+    #[test]
+    fn exponential_decay_schedule_to_the_second() {
+        let p = PushPolicy::from_options(&RunOptions {
+            enabled: true,
+            schema: fnbridge_event::eventbridge::EventSchema::CloudEvents,
+            strategy: PushRetryStrategy::ExponentialDecayRetry,
+            max_retries: None,
+            max_age_s: None,
+            tolerate_all: true,
+            bus: "default".into(),
+        });
+        let (at, end) = run_push(&p, &mut || 0.5);
+        assert_eq!(at.len(), 176);
+        assert_eq!(&at[..11], &[1, 3, 7, 15, 31, 63, 127, 255, 511, 1023, 1535]);
+        assert!(at.windows(2).skip(9).all(|w| w[1] - w[0] == 512));
+        assert_eq!(*at.last().unwrap(), 86_015);
+        assert_eq!(
+            end,
+            RetryAction::DeadLetter {
+                reason: DeadLetterReason::RetriesExhausted
+            }
+        );
+        // MaximumRetryAttempts and MaximumEventAgeInSeconds: whichever comes first.
+        let capped = PushPolicy {
+            max_retries: Some(5),
+            ..p
+        };
+        assert_eq!(run_push(&capped, &mut || 0.5).0, vec![1, 3, 7, 15, 31]);
+        let aged = PushPolicy {
+            max_age: Some(S(100)),
+            ..p
+        };
+        let (at, end) = run_push(&aged, &mut || 0.5);
+        assert_eq!(at, vec![1, 3, 7, 15, 31, 63]);
+        assert_eq!(
+            end,
+            RetryAction::DeadLetter {
+                reason: DeadLetterReason::EventAgeExceeded
+            }
+        );
+    }
+
+    #[test]
+    fn backoff_schedule_to_the_second() {
+        let p = PushPolicy {
+            schedule: BACKOFF_RETRY,
+            max_retries: None,
+            max_age: None,
+        };
+        // The extremes of the sample give exactly 10 s and 20 s.
+        assert_eq!(run_push(&p, &mut || 0.0).0, vec![10, 20, 30]);
+        assert_eq!(run_push(&p, &mut || 0.999_999).0, vec![20, 40, 60]);
+        // Whole seconds, each 10-20 s, three retries, every value reachable.
+        let mut seen = std::collections::BTreeSet::new();
+        let mut x = 0.0f64;
+        for _ in 0..200 {
+            let (at, end) = run_push(&p, &mut || {
+                x = (x + 0.618_033_988_75) % 1.0;
+                x
+            });
+            assert_eq!(at.len(), 3);
+            assert!(matches!(end, RetryAction::DeadLetter { .. }));
+            let mut prev = 0;
+            for t in at {
+                assert!((10..=20).contains(&(t - prev)), "{}", t - prev);
+                seen.insert(t - prev);
+                prev = t;
+            }
+        }
+        assert_eq!(seen.len(), 11);
     }
 }

@@ -11,13 +11,16 @@
 
 use std::collections::{HashMap, HashSet};
 
+use fnbridge_event::eventbridge::RunOptions;
 use fnbridge_event::limits::MAX_TRIGGERS_PER_FUNCTION;
 use fnbridge_event::{AsyncConfig, FunctionConfig, TriggerConfig, TriggerType};
 use fnbridge_pattern::Pattern;
 use fnbridge_store::Tx;
+use fnbridge_store::buses::EventBus;
 use fnbridge_store::registry::{Alias, Version};
 use fnbridge_store::{Store, StoreError};
 
+use crate::cloudevents::DEFAULT_BUS;
 use crate::destination::function_of_arn;
 use crate::engine::Dispatcher;
 
@@ -44,6 +47,18 @@ pub enum RegistryError {
     VersionInUse { what: String, users: String },
     #[error("{what} is used by {users}; point them elsewhere first")]
     AliasInUse { what: String, users: String },
+    #[error("event bus '{0}' does not exist")]
+    BusNotFound(String),
+    #[error("event bus '{0}' already exists")]
+    BusAlreadyExists(String),
+    #[error(
+        "event bus '{bus}' has {rules} rule(s) (eventbridge triggers: {names}); delete them first"
+    )]
+    BusNotEmpty {
+        bus: String,
+        rules: usize,
+        names: String,
+    },
     #[error("AsyncConfig for {function}:{qualifier} does not exist.")]
     AsyncConfigNotFound { function: String, qualifier: String },
     /// A request that is well-formed but breaks a rule (a limit, a loop, nothing to publish).
@@ -430,6 +445,7 @@ impl Dispatcher {
                 )));
             }
             check_native_oss(c, &stored)?;
+            check_bus(c, &stored)?;
             Ok(c.insert_trigger(&stored)?)
         })
         .await?;
@@ -450,6 +466,7 @@ impl Dispatcher {
             function_exists(c, f)?;
             qualifier_exists(c, f, &stored.qualifier)?;
             check_native_oss(c, &stored)?;
+            check_bus(c, &stored)?;
             match c.update_trigger(&stored)? {
                 Some(id) => Ok(id),
                 None => Err(RegistryError::TriggerNotFound {
@@ -535,6 +552,119 @@ pub const MAX_OSS_TRIGGERS_PER_BUCKET: usize = 10;
 /// `sourceArn` names the bucket and is required, a bucket has at most
 /// `MAX_OSS_TRIGGERS_PER_BUCKET`, and two triggers of one bucket whose event sets intersect
 /// must not have overlapping key filters (one event would fire both, ambiguously).
+/// An `eventbridge` trigger's bus (`eventBusName`, `default` when absent) must exist.
+fn check_bus(c: &dyn Tx, t: &TriggerConfig) -> Result<(), RegistryError> {
+    if t.trigger_type != TriggerType::EventBridge {
+        return Ok(());
+    }
+    let bus = RunOptions::from_config(&t.trigger_config).bus;
+    if bus != DEFAULT_BUS && c.get_bus(&bus)?.is_none() {
+        return Err(RegistryError::BusNotFound(bus));
+    }
+    Ok(())
+}
+
+/// The bus names fnbridge accepts: 1-127 of `[A-Za-z0-9_.-]`, not `default`.
+fn check_bus_name(name: &str) -> Result<(), RegistryError> {
+    let ok = (1..=127).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
+    if !ok {
+        return Err(RegistryError::Invalid(format!(
+            "eventBusName: 1 to 127 letters, digits, '_', '.' or '-', got '{name}'"
+        )));
+    }
+    if name == DEFAULT_BUS {
+        return Err(RegistryError::BusAlreadyExists(name.into()));
+    }
+    Ok(())
+}
+
+impl Dispatcher {
+    /// Creates a custom event bus.
+    pub async fn create_bus(
+        &self,
+        name: &str,
+        description: &str,
+    ) -> Result<EventBus, RegistryError> {
+        check_bus_name(name)?;
+        let bus = EventBus {
+            name: name.to_string(),
+            description: description.to_string(),
+            created_ms: fnbridge_store::now_ms(),
+        };
+        let b = bus.clone();
+        write(self.store(), move |c| {
+            if c.get_bus(&b.name)?.is_some() {
+                return Err(RegistryError::BusAlreadyExists(b.name.clone()));
+            }
+            Ok(c.insert_bus(&b)?)
+        })
+        .await?;
+        Ok(bus)
+    }
+
+    /// Deletes a custom bus; refused while an `eventbridge` trigger (a rule) names it, checked
+    /// in the same transaction as the delete.
+    pub async fn delete_bus(&self, name: &str) -> Result<(), RegistryError> {
+        let _order = self.registry_lock().await;
+        let name = name.to_string();
+        write(self.store(), move |c| {
+            if name == DEFAULT_BUS {
+                return Err(RegistryError::Invalid(
+                    "the default bus cannot be deleted".into(),
+                ));
+            }
+            if c.get_bus(&name)?.is_none() {
+                return Err(RegistryError::BusNotFound(name));
+            }
+            let rules: Vec<String> = c
+                .all_triggers()?
+                .into_iter()
+                .filter(|t| {
+                    t.trigger.trigger_type == TriggerType::EventBridge
+                        && RunOptions::from_config(&t.trigger.trigger_config).bus == name
+                })
+                .map(|t| format!("{}/{}", t.trigger.function_name, t.trigger.trigger_name))
+                .collect();
+            if !rules.is_empty() {
+                return Err(RegistryError::BusNotEmpty {
+                    bus: name,
+                    rules: rules.len(),
+                    names: rules.join(", "),
+                });
+            }
+            c.delete_bus(&name)?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// A bus by name (`default` always exists).
+    pub async fn get_bus(&self, name: &str) -> Result<EventBus, RegistryError> {
+        if name == DEFAULT_BUS {
+            return Ok(EventBus {
+                name: DEFAULT_BUS.into(),
+                description: "the bus built-in sources publish to".into(),
+                created_ms: 0,
+            });
+        }
+        let n = name.to_string();
+        self.store()
+            .read(move |c| c.get_bus(&n))
+            .await?
+            .ok_or_else(|| RegistryError::BusNotFound(name.to_string()))
+    }
+
+    /// Every bus, `default` first.
+    pub async fn list_buses(&self) -> Result<Vec<EventBus>, RegistryError> {
+        let mut all = vec![self.get_bus(DEFAULT_BUS).await?];
+        all.extend(self.store().read(|c| c.list_buses()).await?);
+        Ok(all)
+    }
+}
+
 fn check_native_oss(c: &dyn Tx, t: &TriggerConfig) -> Result<(), RegistryError> {
     if t.trigger_type != TriggerType::Oss {
         return Ok(());

@@ -23,12 +23,25 @@ pub struct BusEvent {
 
 impl BusEvent {
     /// The payload a function receives for this event: `{"events":[..]}` for OSS (as ingest
-    /// delivers it), `{"Records":[..]}` for COS.
+    /// delivers it), `{"Records":[..]}` for COS, the CloudEvent itself for a bus event (an
+    /// `eventbridge` trigger that asks for `RawData` gets [`BusEvent::raw_data`] instead).
     pub fn payload(&self, body_json: &str) -> String {
         match self.source {
             EventSource::Cos => records_payload(body_json),
+            EventSource::CloudEvent => body_json.to_string(),
             _ => crate::envelope::delivery_payload(body_json),
         }
+    }
+}
+
+impl BusEvent {
+    /// The `RawData` delivery form of a CloudEvent (events.md §6.1): the value of its `data`,
+    /// compact (`null` when there is none).
+    pub fn raw_data(&self) -> String {
+        self.body
+            .get("data")
+            .map(|v| v.to_string())
+            .unwrap_or_else(|| "null".to_string())
     }
 }
 

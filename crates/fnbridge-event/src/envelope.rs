@@ -137,7 +137,7 @@ impl<'a> SourceEvent<'a> {
         let (at, remove, insert, id_at) = match (&self.fix, self.source) {
             (IdFix::None, _) => return false,
             // Built by the object store with its request id; never parsed from ingest.
-            (IdFix::Top, EventSource::Cos) => return false,
+            (IdFix::Top, EventSource::Cos | EventSource::CloudEvent) => return false,
             (IdFix::Top, EventSource::Cdn) => {
                 let id = quoted(fresh());
                 let head = "\"traceId\":";
@@ -711,10 +711,15 @@ fn validate(i: usize, text: &str, cap: &Capture) -> Result<Valid, String> {
     }
     let (id, fix) = match source {
         // `from_wire` never yields it; refused rather than trusted.
-        EventSource::Cos => {
+        EventSource::Cos | EventSource::CloudEvent => {
             return Err(format!(
-                "{}.eventSource: cos events come only from the object store",
-                path()
+                "{}.eventSource: {} events come only from the object store",
+                path(),
+                if source == EventSource::Cos {
+                    "cos"
+                } else {
+                    "CloudEvents"
+                }
             ));
         }
         EventSource::Cdn => {

@@ -43,6 +43,10 @@ pub enum EventSource {
     /// Tencent COS `Records` messages, produced only by the embedded object store (ingest does
     /// not accept them: `from_wire` does not know the name).
     Cos,
+    /// CloudEvents 1.0 on an EventBridge bus (events.md §6), for `eventbridge` triggers: the
+    /// object store's `acs.oss` events. Not an ingest envelope source (`from_wire` does not
+    /// know it).
+    CloudEvent,
 }
 
 /// COS event names (events.md §4), as `event.eventName` carries them.
@@ -61,6 +65,7 @@ impl EventSource {
             EventSource::Cdn => "cdn",
             EventSource::Oss => "acs:oss",
             EventSource::Cos => "qcs::cos",
+            EventSource::CloudEvent => "cloudevents",
         }
     }
 
@@ -78,6 +83,7 @@ impl EventSource {
             EventSource::Cdn => CDN_EVENT_VERSION,
             EventSource::Oss => OSS_EVENT_VERSION,
             EventSource::Cos => COS_EVENT_VERSION,
+            EventSource::CloudEvent => "1.0",
         }
     }
 
@@ -86,6 +92,8 @@ impl EventSource {
             EventSource::Cdn => &CDN_EVENT_NAMES,
             EventSource::Oss => &OSS_EVENT_NAMES,
             EventSource::Cos => &COS_EVENT_NAMES,
+            // A CloudEvent's `type` is the source's to choose.
+            EventSource::CloudEvent => &[],
         }
     }
 
@@ -103,6 +111,7 @@ impl EventSource {
                 .and_then(|o| o.get("meta"))
                 .and_then(|m| m.get("x-cos-request-id"))
                 .and_then(|v| v.as_str()),
+            EventSource::CloudEvent => event.get("id").and_then(|v| v.as_str()),
         }
     }
 }

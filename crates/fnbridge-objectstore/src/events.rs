@@ -1,6 +1,7 @@
 //! The events an object change produces, byte-shaped as events.md says: the native OSS event
 //! (§3) for `oss` triggers, the COS `Records` message (§4) for `cos` triggers, and the S3
-//! `Records` 2.1 record (§5) for triggers with `"payloadFormat": "s3"`.
+//! `Records` 2.1 record (§5) for triggers with `"payloadFormat": "s3"`, and the `acs.oss`
+//! CloudEvent (§6) the change publishes to the `default` bus for `eventbridge` triggers.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -157,6 +158,43 @@ pub fn oss_event(id: &Identity, c: &Change<'_>) -> Map<String, Value> {
     }
 }
 
+/// The `acs.oss` CloudEvent of a change on the `default` bus (events.md §6): CloudEvents 1.0
+/// attributes and Alibaba's extensions, `data` the native OSS event without `ruleId` (no
+/// notification rule is involved on the bus). `aliyunpublishaddr` is left out, as the reference
+/// says it sometimes is: fnbridge has no publisher address worth giving.
+pub fn cloud_event(id: &Identity, c: &Change<'_>, publish_ms: i64) -> Map<String, Value> {
+    let mut data = oss_event(id, c);
+    if let Some(Value::Object(oss)) = data.get_mut("oss") {
+        oss.remove("ruleId");
+    }
+    // One id per event: a multi-delete is one request with many events.
+    let event_id = if c.op == Op::DeleteObjects {
+        let h = Sha1::digest(format!("{}\n{}", c.request_id, c.key));
+        hex::encode_upper(&h[..12])
+    } else {
+        c.request_id.to_string()
+    };
+    let v = json!({
+        "id": event_id,
+        "source": "acs.oss",
+        "specversion": "1.0",
+        "type": format!("oss:{}", c.op.oss_name()),
+        "subject": format!("acs:oss:{}:{}:{}/{}", id.region, id.account_id, c.bucket, c.key),
+        "time": iso_ms(c.time_ms),
+        "datacontenttype": "application/json;charset=utf-8",
+        "aliyunaccountid": id.account_id,
+        "aliyunoriginalaccountid": id.account_id,
+        "aliyuneventbusname": "default",
+        "aliyunregionid": id.region,
+        "aliyunpublishtime": iso_ms(publish_ms),
+        "data": data,
+    });
+    match v {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    }
+}
+
 /// COS's short region code (`ap-chengdu` → `cd`); unknown regions keep their full name.
 fn cos_short_region(region: &str) -> &str {
     match region {
@@ -287,17 +325,31 @@ pub fn s3_record(id: &Identity, c: &Change<'_>) -> Option<Map<String, Value>> {
     }
 }
 
-/// Every event of a change: the OSS event (with its S3 form), and the COS record when COS
-/// notifies the operation.
+/// Every event of a change: the OSS event (with its S3 form), its `acs.oss` CloudEvent on the
+/// `default` bus, and the COS record when COS notifies the operation.
 pub fn bus_events(id: &Identity, c: &Change<'_>) -> Vec<BusEvent> {
     let s3 = s3_record(id, c);
-    let mut out = vec![BusEvent {
-        source: EventSource::Oss,
-        id: c.request_id.to_string(),
-        name: c.op.oss_name().to_string(),
-        body: oss_event(id, c),
-        s3: s3.clone(),
-    }];
+    let cloud = cloud_event(id, c, fnbridge_store::now_ms());
+    let mut out = vec![
+        BusEvent {
+            source: EventSource::Oss,
+            id: c.request_id.to_string(),
+            name: c.op.oss_name().to_string(),
+            body: oss_event(id, c),
+            s3: s3.clone(),
+        },
+        BusEvent {
+            source: EventSource::CloudEvent,
+            id: cloud
+                .get("id")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string(),
+            name: format!("oss:{}", c.op.oss_name()),
+            body: cloud,
+            s3: None,
+        },
+    ];
     if let Some(rec) = cos_record(id, c) {
         out.push(BusEvent {
             source: EventSource::Cos,
@@ -380,5 +432,36 @@ mod tests {
     fn s3_keys_are_form_encoded() {
         let rec = s3_record(&id(), &change(Op::Put, "uploads/red flower+1.jpg")).unwrap();
         assert_eq!(rec["s3"]["object"]["key"], "uploads/red+flower%2B1.jpg");
+    }
+
+    #[test]
+    fn cloud_event_is_the_documented_envelope() {
+        let c = change(Op::Put, "input/file.csv");
+        let e = Value::Object(cloud_event(&id(), &c, 1_795_348_800_456));
+        let mut data = Value::Object(oss_event(&id(), &c));
+        data["oss"].as_object_mut().unwrap().remove("ruleId");
+        assert_eq!(
+            e,
+            json!({
+                "id": "5C3D9175B6FC201293AD4890",
+                "source": "acs.oss",
+                "specversion": "1.0",
+                "type": "oss:ObjectCreated:PutObject",
+                "subject": "acs:oss:cn-hangzhou:1234567890123456:testpic-1253970026/input/file.csv",
+                "time": "2026-11-22T12:00:00.123Z",
+                "datacontenttype": "application/json;charset=utf-8",
+                "aliyunaccountid": "1234567890123456",
+                "aliyunoriginalaccountid": "1234567890123456",
+                "aliyuneventbusname": "default",
+                "aliyunregionid": "cn-hangzhou",
+                "aliyunpublishtime": "2026-11-22T12:00:00.456Z",
+                "data": data,
+            })
+        );
+        // Each key of a multi-delete has an id of its own.
+        let a = cloud_event(&id(), &change(Op::DeleteObjects, "a"), 0);
+        let b = cloud_event(&id(), &change(Op::DeleteObjects, "b"), 0);
+        assert_ne!(a["id"], b["id"]);
+        assert_eq!(a["id"].as_str().unwrap().len(), 24);
     }
 }

@@ -79,6 +79,22 @@ pub(crate) trait Sink {
         Some(node)
     }
 
+    /// Whether the walk calls [`Sink::array_element`] for every element of an array on a named
+    /// path (a constant, so that other sinks pay nothing).
+    const ELEMENTS: bool = false;
+
+    /// Element sinks: the node element `index` of the array whose elements are reported at
+    /// `node` is reported at (its own node, so that a tree of the event keeps elements apart).
+    #[inline(always)]
+    fn array_element(&mut self, node: Self::Node, _index: usize) -> Option<Self::Node> {
+        Some(node)
+    }
+
+    /// An array on a named path has a second element that is an object or an array: fields
+    /// named inside the array may then come from different elements.
+    #[inline(always)]
+    fn multi_container(&mut self) {}
+
     /// Probed sinks: whether anything below `node` is named (else the walk skips the value with
     /// the validating skip and reports it only as a [`Sink::member`]).
     #[inline(always)]
@@ -400,8 +416,24 @@ impl<S: Sink, const TRUSTED: bool> Walker<'_, '_, S, TRUSTED> {
                 if b.get(j) == Some(&b']') {
                     return Ok(j + 1);
                 }
+                // Containers among this array's elements, counted so that the sink learns of a
+                // second one: only then can fields named inside the array come from different
+                // elements (array consistency, see `crate::consistent`).
+                let mut containers = 0u32;
+                let mut index = 0usize;
                 loop {
-                    j = lex::skip_ws(b, self.value(j, elem, depth + 1)?);
+                    let at = match elem {
+                        Some(n) if S::ELEMENTS => self.sink.array_element(n, index),
+                        _ => elem,
+                    };
+                    if node.is_some() && matches!(b.get(j), Some(b'{' | b'[')) {
+                        containers += 1;
+                        if containers == 2 {
+                            self.sink.multi_container();
+                        }
+                    }
+                    index += 1;
+                    j = lex::skip_ws(b, self.value(j, at, depth + 1)?);
                     match b.get(j) {
                         Some(b',') => j = lex::skip_ws(b, j + 1),
                         Some(b']') => return Ok(j + 1),

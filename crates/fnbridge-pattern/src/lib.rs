@@ -36,11 +36,14 @@
 //! - `probe`: [`Probe`] and [`Capture`], the values at a few fixed object paths, the depth and
 //!   repeated keys, reported by the validating walk of [`Matcher::matches_probed_into`] so that a
 //!   caller validating an event's shape reads its bytes once.
+//! - `consistent`: array consistency (fields named inside an array of objects come from one
+//!   element), decided over a tree of the event when the walk saw such an array.
 //! - `naive`: one-pattern-at-a-time evaluation over a fully flattened event ([`FullEvent`]).
 //! - `index`: the [`Matcher`] index (segments, condition tries, per-field value indexes).
 //! - `compile`: trigger config to pattern compilers (`cdn_events`, `oss`, `cos`, `eventbridge`).
 
 pub mod compile;
+mod consistent;
 mod error;
 mod flatten;
 mod index;

@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 
+use crate::consistent::{self, Tree};
 use crate::error::EventError;
 use crate::flatten::{self, RawLeaf, Sink};
 use crate::lex;
@@ -22,11 +23,15 @@ enum Owned {
 #[derive(Debug, Clone, Default)]
 pub struct FullEvent {
     fields: HashMap<String, Vec<Owned>>,
+    /// The event's tree, when an array on it has two or more object or array elements: then a
+    /// branch that could tell is decided with array consistency (see `crate::consistent`).
+    tree: Option<Tree>,
 }
 
 struct FullSink {
     path: Vec<u8>,
     fields: HashMap<String, Vec<Owned>>,
+    multi: bool,
 }
 
 impl Sink for FullSink {
@@ -44,6 +49,10 @@ impl Sink for FullSink {
         }
         self.path.extend_from_slice(segment);
         Some(self.path.len())
+    }
+
+    fn multi_container(&mut self) {
+        self.multi = true;
     }
 
     fn leaf(&mut self, node: usize, input: &[u8], leaf: RawLeaf) {
@@ -72,15 +81,45 @@ impl FullEvent {
         let mut sink = FullSink {
             path: Vec::new(),
             fields: HashMap::new(),
+            multi: false,
         };
         let mut key_buf = Vec::new();
         flatten::walk(event_json, &mut sink, &mut key_buf)?;
+        let tree = if sink.multi {
+            Tree::parse(event_json)
+        } else {
+            None
+        };
         Ok(FullEvent {
             fields: sink.fields,
+            tree,
         })
     }
 
+    /// `None` when `branch` holds; else the path of its first condition (in path order) that
+    /// fails on its own, or, when each holds alone but not together, the first path named
+    /// inside an array of objects (array consistency failed).
+    pub(crate) fn first_failure<'b>(&self, branch: &'b Branch) -> Option<&'b str> {
+        if self.satisfies(branch) {
+            return None;
+        }
+        for c in &branch.conds {
+            let alone = Branch {
+                conds: vec![c.clone()],
+            };
+            if !self.satisfies(&alone) {
+                return Some(&c.path);
+            }
+        }
+        branch.conds.first().map(|c| &*c.path)
+    }
+
     pub(crate) fn satisfies(&self, branch: &Branch) -> bool {
+        if let Some(tree) = &self.tree
+            && consistent::sensitive(branch)
+        {
+            return tree.satisfies(branch);
+        }
         branch.conds.iter().all(|c| {
             let owned: &[Owned] = self.fields.get(&*c.path).map(Vec::as_slice).unwrap_or(&[]);
             let views: Vec<View<'_>> = owned

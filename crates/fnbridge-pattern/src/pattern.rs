@@ -71,6 +71,24 @@ impl Pattern {
         Ok(self.matches_event(&ev))
     }
 
+    /// Why `event_json` does not match: `Ok(None)` when it matches, else the field path of the
+    /// first condition that failed, in the branch that got furthest (the most conditions
+    /// holding on their own); `""` for a pattern with no branches.
+    pub fn explain(&self, event_json: &[u8]) -> Result<Option<String>, EventError> {
+        let ev = crate::naive::FullEvent::parse(event_json)?;
+        let mut best: Option<(usize, &str)> = None;
+        for b in &self.inner.branches {
+            let Some(path) = ev.first_failure(b) else {
+                return Ok(None);
+            };
+            let held = b.conds.iter().take_while(|c| *c.path != *path).count();
+            if best.is_none_or(|(n, _)| held > n) {
+                best = Some((held, path));
+            }
+        }
+        Ok(Some(best.map(|(_, p)| p.to_string()).unwrap_or_default()))
+    }
+
     /// Evaluates against an event already parsed with [`crate::naive::FullEvent::parse`], so a
     /// loop over many patterns parses the event once.
     pub fn matches_event(&self, ev: &crate::naive::FullEvent) -> bool {

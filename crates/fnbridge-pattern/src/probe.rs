@@ -409,6 +409,11 @@ impl<S: crate::flatten::Sink<Node = u32>> crate::flatten::Sink for Probed<'_, S>
     }
 
     #[inline(always)]
+    fn multi_container(&mut self) {
+        self.inner.multi_container();
+    }
+
+    #[inline(always)]
     fn element(&mut self, (n, _): (u32, u32)) -> Option<(u32, u32)> {
         // Patterns see an array's elements at the array's path; a JSON reader's `a.b` never
         // looks inside an array.

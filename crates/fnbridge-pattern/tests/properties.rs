@@ -161,6 +161,7 @@ fn event_value() -> impl Strategy<Value = Value> {
         1 => prop::collection::vec(leaf_value(), 0..3).prop_map(Value::Array),
         1 => Just(json!({"nested": "object"})),
         1 => Just(json!([{"d": "foo"}, {"e": 1}])),
+        2 => object_array(),
     ];
     prop::collection::vec(
         (
@@ -178,6 +179,40 @@ fn event_value() -> impl Strategy<Value = Value> {
         }
         Value::Object(obj)
     })
+}
+
+/// An array of 0-3 objects over the keys patterns name below `c` and `x` (`d`, `e`, `y.z`), each
+/// key present or not, sometimes an array of arrays: the shapes where array consistency decides.
+fn object_array() -> impl Strategy<Value = Value> {
+    prop_oneof![
+        4 => prop::collection::vec(object_elem(), 0..4).prop_map(Value::Array),
+        1 => prop::collection::vec(
+            prop::collection::vec(object_elem(), 0..3).prop_map(Value::Array),
+            0..3
+        )
+        .prop_map(Value::Array),
+    ]
+}
+
+fn object_elem() -> impl Strategy<Value = Value> {
+    (
+        prop::option::of(leaf_value()),
+        prop::option::of(leaf_value()),
+        prop::option::of(leaf_value()),
+    )
+        .prop_map(|(d, e, z)| {
+            let mut o = Map::new();
+            if let Some(d) = d {
+                o.insert("d".into(), d);
+            }
+            if let Some(e) = e {
+                o.insert("e".into(), e);
+            }
+            if let Some(z) = z {
+                o.insert("y".into(), json!({ "z": z }));
+            }
+            Value::Object(o)
+        })
 }
 
 /// The compact text of `ev` with the bytes at `cuts` overwritten.
@@ -673,4 +708,179 @@ fn index_agrees_with_naive_evaluation_on_many_patterns() {
         matched.into_inner() > 500,
         "too few matches: the test would be vacuous"
     );
+}
+
+/// Every way of replacing each non-empty array whose elements are all objects or arrays by one
+/// of its elements (recursively): the events array consistency looks at one by one.
+fn choices(v: &Value) -> Vec<Value> {
+    match v {
+        Value::Array(items)
+            if !items.is_empty() && items.iter().all(|i| i.is_object() || i.is_array()) =>
+        {
+            items.iter().flat_map(choices).collect()
+        }
+        Value::Array(items) => {
+            let mut acc = vec![Vec::new()];
+            for i in items {
+                let opts = choices(i);
+                acc = acc
+                    .into_iter()
+                    .flat_map(|pre| {
+                        opts.iter().map(move |o| {
+                            let mut p = pre.clone();
+                            p.push(o.clone());
+                            p
+                        })
+                    })
+                    .collect();
+            }
+            acc.into_iter().map(Value::Array).collect()
+        }
+        Value::Object(map) => {
+            let mut acc = vec![Map::new()];
+            for (k, val) in map {
+                let opts = choices(val);
+                acc = acc
+                    .into_iter()
+                    .flat_map(|pre| {
+                        opts.iter().map(move |o| {
+                            let mut p = pre.clone();
+                            p.insert(k.clone(), o.clone());
+                            p
+                        })
+                    })
+                    .collect();
+            }
+            acc.into_iter().map(Value::Object).collect()
+        }
+        other => vec![other.clone()],
+    }
+}
+
+#[test]
+fn array_consistency_is_one_element_per_array() {
+    // Independent of the engine's own rule: a pattern matches an event with arrays of objects
+    // exactly when it matches, flattened, one of the events made by choosing one element of
+    // each such array (those have no array with two containers, so flattening is exact there).
+    let mut runner = TestRunner::new(Config {
+        cases: 600,
+        ..Config::default()
+    });
+    let strategy = (prop::collection::vec(pattern_value(), 1..6), event_value());
+    let decided = AtomicUsize::new(0);
+    runner
+        .run(&strategy, |(pats, ev)| {
+            let text = ev.to_string();
+            let alts = choices(&ev);
+            if alts.len() > 64 {
+                return Ok(());
+            }
+            let m = Matcher::new();
+            let mut patterns = Vec::new();
+            for (i, p) in pats.iter().enumerate() {
+                if let Ok(p) = Pattern::parse(&p.to_string()) {
+                    m.insert(i as u64, &p);
+                    patterns.push((i as u64, p));
+                }
+            }
+            let want: Vec<u64> = patterns
+                .iter()
+                .filter(|(_, p)| {
+                    alts.iter()
+                        .any(|a| p.matches(a.to_string().as_bytes()).unwrap())
+                })
+                .map(|(id, _)| *id)
+                .collect();
+            if alts.len() > 1 {
+                decided.fetch_add(1, Ordering::Relaxed);
+            }
+            prop_assert_eq!(
+                m.matches(text.as_bytes()).unwrap(),
+                want.clone(),
+                "event {}",
+                text
+            );
+            for (id, p) in &patterns {
+                prop_assert_eq!(p.matches(text.as_bytes()).unwrap(), want.contains(id));
+            }
+            Ok(())
+        })
+        .unwrap();
+    assert!(
+        decided.into_inner() > 50,
+        "too few events with a choice of elements"
+    );
+}
+
+#[test]
+fn array_consistency_examples() {
+    let both = r#"{"items":{"sku":["a"],"qty":[1]}}"#;
+    let p = Pattern::parse(both).unwrap();
+    let m = Matcher::new();
+    m.insert(1, &p);
+    let same = br#"{"items":[{"sku":"a","qty":1}]}"#;
+    let mixed = br#"{"items":[{"sku":"a","qty":2},{"sku":"b","qty":1}]}"#;
+    let second = br#"{"items":[{"sku":"b","qty":2},{"sku":"a","qty":1}]}"#;
+    for (ev, want) in [(&same[..], true), (&mixed[..], false), (&second[..], true)] {
+        assert_eq!(
+            p.matches(ev).unwrap(),
+            want,
+            "{}",
+            String::from_utf8_lossy(ev)
+        );
+        assert_eq!(m.matches(ev).unwrap() == vec![1], want);
+        assert_eq!(m.matches_trusted(ev).unwrap() == vec![1], want);
+    }
+    // exists:false decided per element: an element without `flag` is enough.
+    let absent = Pattern::parse(r#"{"items":{"sku":["a"],"flag":[{"exists":false}]}}"#).unwrap();
+    let m = Matcher::new();
+    m.insert(2, &absent);
+    let cases: [(&[u8], bool); 4] = [
+        (br#"{"items":[{"sku":"a","flag":true}]}"#, false),
+        (br#"{"items":[{"sku":"a","flag":true},{"sku":"a"}]}"#, true),
+        (br#"{"items":[{"sku":"a","flag":true},{"sku":"b"}]}"#, false),
+        (br#"{"items":[{"sku":"b","flag":true},{"sku":"a"}]}"#, true),
+    ];
+    for (ev, want) in cases {
+        assert_eq!(
+            absent.matches(ev).unwrap(),
+            want,
+            "{}",
+            String::from_utf8_lossy(ev)
+        );
+        assert_eq!(
+            m.matches(ev).unwrap() == vec![2],
+            want,
+            "{}",
+            String::from_utf8_lossy(ev)
+        );
+    }
+    let only = Pattern::parse(r#"{"items":{"flag":[{"exists":false}]}}"#).unwrap();
+    assert!(
+        only.matches(br#"{"items":[{"flag":1},{"sku":"a"}]}"#)
+            .unwrap()
+    );
+    assert!(
+        !only
+            .matches(br#"{"items":[{"flag":1},{"flag":2}]}"#)
+            .unwrap()
+    );
+}
+
+#[test]
+fn explain_names_the_first_failing_field() {
+    let p = Pattern::parse(
+        r#"{"source": ["acs.oss"], "data": {"size": [{"numeric": [">", 10]}], "key": [{"prefix": "a/"}]}}"#,
+    )
+    .unwrap();
+    let ok = br#"{"source": "acs.oss", "data": {"size": 50, "key": "a/b"}}"#;
+    assert_eq!(p.explain(ok).unwrap(), None);
+    let small = br#"{"source": "acs.oss", "data": {"size": 5, "key": "a/b"}}"#;
+    assert_eq!(p.explain(small).unwrap().as_deref(), Some("data.size"));
+    let other = br#"{"source": "acs.cdn", "data": {"size": 50, "key": "b/c"}}"#;
+    assert_eq!(p.explain(other).unwrap().as_deref(), Some("data.key"));
+    // Each field holds in some element, not in one: the first field inside the array.
+    let q = Pattern::parse(r#"{"items": {"sku": ["a"], "qty": [1]}}"#).unwrap();
+    let mixed = br#"{"items": [{"sku": "a", "qty": 2}, {"sku": "b", "qty": 1}]}"#;
+    assert_eq!(q.explain(mixed).unwrap().as_deref(), Some("items.qty"));
 }

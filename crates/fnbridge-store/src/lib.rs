@@ -16,9 +16,11 @@
 //! - `identity`: access keys (never their secrets) and roles with their policies.
 //! - `logs`: function logs per invocation, and saved test events.
 //! - `objects`: object-store metadata: buckets, objects, multipart uploads and parts.
+//! - `buses`: custom event buses.
 //! - `cdn`: CDN domains, refresh/push/block tasks and blocked URLs.
 //! - `error`: `StoreError`.
 
+pub mod buses;
 pub mod cdn;
 mod db;
 mod error;

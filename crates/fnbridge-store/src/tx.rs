@@ -7,6 +7,7 @@ use fnbridge_event::{AsyncConfig, FunctionConfig, TriggerConfig};
 use rusqlite::Connection;
 
 use crate::StoreError;
+use crate::buses::EventBus;
 use crate::cdn::{CdnDomain, CdnTask, CdnTaskFilter};
 use crate::identity::{AccessKey, Role};
 use crate::logs::LogRecord;
@@ -217,6 +218,13 @@ pub trait Tx {
         now_ms: i64,
     ) -> Result<(), StoreError>;
     fn list_cdn_blocks(&self) -> Result<Vec<String>, StoreError>;
+    // ---- event buses (`buses`) ----
+    /// Inserts a custom bus; `Conflict` if the name is taken.
+    fn insert_bus(&self, b: &EventBus) -> Result<(), StoreError>;
+    fn get_bus(&self, name: &str) -> Result<Option<EventBus>, StoreError>;
+    /// Every custom bus, by name.
+    fn list_buses(&self) -> Result<Vec<EventBus>, StoreError>;
+    fn delete_bus(&self, name: &str) -> Result<bool, StoreError>;
     // ---- object store metadata (`objects`) ----
     /// Creates a bucket; false if the name is taken.
     fn create_bucket(&self, b: &Bucket) -> Result<bool, StoreError>;
@@ -514,6 +522,18 @@ impl Tx for Connection {
     }
     fn delete_role(&self, name: &str) -> Result<bool, StoreError> {
         crate::identity::delete_role(self, name)
+    }
+    fn insert_bus(&self, b: &EventBus) -> Result<(), StoreError> {
+        crate::buses::insert_bus(self, b)
+    }
+    fn get_bus(&self, name: &str) -> Result<Option<EventBus>, StoreError> {
+        crate::buses::get_bus(self, name)
+    }
+    fn list_buses(&self) -> Result<Vec<EventBus>, StoreError> {
+        crate::buses::list_buses(self)
+    }
+    fn delete_bus(&self, name: &str) -> Result<bool, StoreError> {
+        crate::buses::delete_bus(self, name)
     }
     fn schema_version(&self) -> Result<i64, StoreError> {
         Ok(self.pragma_query_value(None, "user_version", |r| r.get(0))?)

@@ -397,3 +397,27 @@ async fn cdn_domains_tasks_and_blocks() {
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn event_buses_are_created_listed_and_deleted() {
+    use fnbridge_store::buses::EventBus;
+    let (_d, store) = open();
+    let bus = EventBus {
+        name: "orders".into(),
+        description: "shop".into(),
+        created_ms: 7,
+    };
+    let b = bus.clone();
+    store.write(move |c| c.insert_bus(&b)).await.unwrap();
+    let b = bus.clone();
+    let again = store.write(move |c| c.insert_bus(&b)).await;
+    assert!(matches!(again, Err(StoreError::Conflict(_))), "{again:?}");
+    assert_eq!(
+        store.read(|c| c.get_bus("orders")).await.unwrap(),
+        Some(bus.clone())
+    );
+    assert_eq!(store.read(|c| c.list_buses()).await.unwrap(), vec![bus]);
+    assert!(store.write(|c| c.delete_bus("orders")).await.unwrap());
+    assert!(!store.write(|c| c.delete_bus("orders")).await.unwrap());
+    assert_eq!(store.read(|c| c.get_bus("orders")).await.unwrap(), None);
+}

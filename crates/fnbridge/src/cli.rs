@@ -701,6 +701,12 @@ pub enum EventsCmd {
         /// The envelope file.
         file: PathBuf,
     },
+    /// For every trigger, say whether one event (a file, - for standard input: a CloudEvent,
+    /// or one event of an envelope) matches its pattern and, if not, the first field that failed.
+    Explain {
+        /// The event file.
+        file: PathBuf,
+    },
 }
 
 #[derive(Subcommand, Debug)]

@@ -54,7 +54,10 @@ fn deleted(g: &Global, what: &str, fields: Value) {
 }
 
 fn events(c: &Client, g: &Global, cmd: EventsCmd) -> anyhow::Result<i32> {
-    let EventsCmd::Put { file } = cmd;
+    let file = match cmd {
+        EventsCmd::Put { file } => file,
+        EventsCmd::Explain { file } => return explain(c, g, &file),
+    };
     let body = read_input(&file)?;
     let v = c.json(
         c.request(Method::POST, "/events")
@@ -78,6 +81,44 @@ fn events(c: &Client, g: &Global, cmd: EventsCmd) -> anyhow::Result<i32> {
             })
             .collect();
         output::table(&["SEQ", "EVENT ID", "DELIVERIES"], &rows);
+    }
+    Ok(0)
+}
+
+fn explain(c: &Client, g: &Global, file: &Path) -> anyhow::Result<i32> {
+    let body = read_input(file)?;
+    let v = c.json(
+        c.request(Method::POST, "/events/explain")
+            .header("content-type", "application/json")
+            .body(body),
+    )?;
+    if g.json {
+        output::json(&v);
+    } else {
+        let rows: Vec<Vec<String>> = v["triggers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|t| {
+                vec![
+                    output::cell(t, "functionName"),
+                    output::cell(t, "triggerName"),
+                    output::cell(t, "triggerType"),
+                    if t["matched"] == true { "yes" } else { "no" }.to_string(),
+                    t["firstFailedField"].as_str().unwrap_or("").to_string(),
+                ]
+            })
+            .collect();
+        output::table(
+            &[
+                "FUNCTION",
+                "TRIGGER",
+                "TYPE",
+                "MATCHED",
+                "FIRST FAILED FIELD",
+            ],
+            &rows,
+        );
     }
     Ok(0)
 }

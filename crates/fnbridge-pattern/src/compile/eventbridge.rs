@@ -1,6 +1,7 @@
 //! `eventbridge` triggers: the pattern is the user's own `eventRuleFilterPattern` (a JSON string
-//! holding an EventBridge pattern over the CloudEvent); the rest of the config is validated by
-//! the API layer.
+//! holding an EventBridge pattern over the CloudEvent); the run options fnbridge acts on
+//! (`triggerEnable`, `eventSchema`, `mode`, `errorsTolerance`, `retryStrategy`, `batchWindow`)
+//! are checked here too, so a trigger never stores a value delivery would have to guess at.
 
 use serde_json::Value;
 
@@ -30,6 +31,7 @@ pub fn eventbridge(config: &Value) -> Result<Compiled, ConfigError> {
         }
     };
     let pattern = Pattern::parse(&text).map_err(|e| ConfigError::new(&path, e.to_string()))?;
+    run_options(&c)?;
     let mut normalized = config.clone();
     normalized["eventRuleFilterPattern"] = Value::String(text);
     Ok(Compiled {
@@ -37,6 +39,88 @@ pub fn eventbridge(config: &Value) -> Result<Compiled, ConfigError> {
         pattern,
         normalized_config: normalized,
     })
+}
+
+/// Checks the options delivery reads (fc-api.md §8.3, delivery.md §3); the rest is stored and
+/// echoed as given.
+fn run_options(c: &Obj<'_>) -> Result<(), ConfigError> {
+    if let Some(v) = c.get("eventBusName")
+        && !v.is_string()
+    {
+        return Err(ConfigError::new(
+            c.at("eventBusName"),
+            format!("must be a string, got {}", type_name(v)),
+        ));
+    }
+    for key in ["triggerEnable", "asyncInvocationType"] {
+        if let Some(v) = c.get(key)
+            && !v.is_boolean()
+        {
+            return Err(ConfigError::new(
+                c.at(key),
+                format!("must be a boolean, got {}", type_name(v)),
+            ));
+        }
+    }
+    if let Some(sink) = c.opt_obj("eventSinkConfig")?
+        && let Some(opt) = sink.opt_obj("deliveryOption")?
+    {
+        one_of(&opt, "eventSchema", &["CloudEvents", "RawData"])?;
+    }
+    let Some(run) = c.opt_obj("runOptions")? else {
+        return Ok(());
+    };
+    one_of(&run, "mode", &["event-driven", "event-streaming"])?;
+    if run.opt_str("mode")? == Some("event-streaming") {
+        // Refused rather than accepted and delivered one by one: a handler written for arrays
+        // would break on single events.
+        return Err(ConfigError::new(
+            run.at("mode"),
+            "\"event-streaming\" is not supported yet (use \"event-driven\")",
+        ));
+    }
+    one_of(&run, "errorsTolerance", &["NONE", "ALL"])?;
+    if let Some(retry) = run.opt_obj("retryStrategy")? {
+        one_of(
+            &retry,
+            "PushRetryStrategy",
+            &["BACKOFF_RETRY", "EXPONENTIAL_DECAY_RETRY"],
+        )?;
+        int_in(&retry, "MaximumRetryAttempts", 0, 176)?;
+        int_in(&retry, "MaximumEventAgeInSeconds", 1, 86_400)?;
+    }
+    if let Some(w) = run.opt_obj("batchWindow")? {
+        int_in(&w, "CountBasedWindow", 1, 10_000)?;
+        int_in(&w, "TimeBasedWindow", 0, 15)?;
+    }
+    Ok(())
+}
+
+fn one_of(o: &Obj<'_>, key: &str, allowed: &[&str]) -> Result<(), ConfigError> {
+    match o.opt_str(key)? {
+        Some(v) if !allowed.contains(&v) => Err(ConfigError::new(
+            o.at(key),
+            format!(
+                "must be one of {}, got {}",
+                allowed.join(", "),
+                super::config::quoted(v)
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn int_in(o: &Obj<'_>, key: &str, lo: u64, hi: u64) -> Result<(), ConfigError> {
+    match o.get(key) {
+        None => Ok(()),
+        Some(v) => match v.as_u64() {
+            Some(n) if (lo..=hi).contains(&n) => Ok(()),
+            _ => Err(ConfigError::new(
+                o.at(key),
+                format!("must be an integer from {lo} to {hi}, got {v}"),
+            )),
+        },
+    }
 }
 
 #[cfg(test)]
@@ -99,5 +183,36 @@ mod tests {
             eventbridge(&json!("x")).unwrap_err().to_string(),
             "triggerConfig: must be a json object, got a string"
         );
+        let p = json!("{\"source\":[\"acs.oss\"]}");
+        let with = |k: &str, v: Value| {
+            let mut c = config(p.clone());
+            c["runOptions"][k] = v;
+            eventbridge(&c).unwrap_err().to_string()
+        };
+        assert_eq!(
+            with("errorsTolerance", json!("SOME")),
+            "triggerConfig.runOptions.errorsTolerance: must be one of NONE, ALL, got \"SOME\""
+        );
+        assert_eq!(
+            with("retryStrategy", json!({"PushRetryStrategy": "FAST"})),
+            "triggerConfig.runOptions.retryStrategy.PushRetryStrategy: must be one of BACKOFF_RETRY, EXPONENTIAL_DECAY_RETRY, got \"FAST\""
+        );
+        assert_eq!(
+            with("batchWindow", json!({"CountBasedWindow": 0})),
+            "triggerConfig.runOptions.batchWindow.CountBasedWindow: must be an integer from 1 to 10000, got 0"
+        );
+        assert_eq!(
+            with("batchWindow", json!({"TimeBasedWindow": 16})),
+            "triggerConfig.runOptions.batchWindow.TimeBasedWindow: must be an integer from 0 to 15, got 16"
+        );
+        let mut c = config(p.clone());
+        c["triggerEnable"] = json!("yes");
+        assert_eq!(
+            eventbridge(&c).unwrap_err().to_string(),
+            "triggerConfig.triggerEnable: must be a boolean, got a string"
+        );
+        let mut c = config(p);
+        c["eventSinkConfig"]["deliveryOption"]["eventSchema"] = json!("Xml");
+        assert!(eventbridge(&c).is_err());
     }
 }

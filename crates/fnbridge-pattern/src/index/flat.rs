@@ -41,12 +41,16 @@ pub(crate) struct FVal {
 pub(crate) struct Flat {
     vals: Vec<FVal>,
     buf: Vec<u8>,
+    /// An array on a named path had two or more object or array elements: the index's answer
+    /// for array-sensitive patterns is checked element by element (see `crate::consistent`).
+    pub multi: bool,
 }
 
 impl Flat {
     pub fn clear(&mut self) {
         self.vals.clear();
         self.buf.clear();
+        self.multi = false;
     }
 
     /// Groups values by field once the walk is done.
@@ -159,6 +163,11 @@ impl Sink for IndexSink<'_, '_> {
     #[inline(always)]
     fn done(&self) -> bool {
         self.unseen == 0
+    }
+
+    #[inline(always)]
+    fn multi_container(&mut self) {
+        self.flat.multi = true;
     }
 
     fn leaf(&mut self, node: u32, input: &[u8], leaf: RawLeaf) {

@@ -59,6 +59,8 @@ use crate::pattern::Pattern;
 use crate::probe::{Capture, Probe, Probed};
 use crate::serialized::Serialized;
 use flat::{Flat, IndexSink};
+
+use crate::consistent::{self, Sensitive};
 use paths::{PathTrie, Registry};
 use segment::Segment;
 
@@ -122,6 +124,8 @@ struct Snapshot {
     paths: Arc<PathTrie>,
     segs: Vec<SegRef>,
     len: usize,
+    /// The patterns array consistency may decide otherwise than the index's flattened values.
+    arrays: Arc<Sensitive>,
 }
 
 struct SegState {
@@ -146,6 +150,10 @@ struct Writer {
     registry: Registry,
     paths: Option<Arc<PathTrie>>,
     next_uid: u64,
+    /// The array-sensitive patterns by id, and whether they changed since the last publish.
+    sensitive: HashMap<u64, (Pattern, bool)>,
+    sensitive_dirty: bool,
+    arrays: Arc<Sensitive>,
 }
 
 /// A set of named patterns, matched against events. `Send + Sync`; share it with an `Arc`.
@@ -196,6 +204,7 @@ impl Matcher {
             paths: Arc::new(PathTrie::empty()),
             segs: Vec::new(),
             len: 0,
+            arrays: Arc::new(Sensitive::default()),
         };
         let writer = Writer {
             group_max,
@@ -252,8 +261,13 @@ impl Matcher {
         for (id, _) in &batch {
             w.kill(*id);
         }
-        for (_, p) in &batch {
+        for (id, p) in &batch {
             w.registry.add(p);
+            if consistent::pattern_sensitive(p) {
+                w.sensitive
+                    .insert(*id, (p.clone(), consistent::pattern_adds(p)));
+                w.sensitive_dirty = true;
+            }
         }
         w.push_segment(batch);
         w.merge();
@@ -278,6 +292,24 @@ impl Matcher {
             .paths
             .clone()
             .unwrap_or_else(|| Arc::new(PathTrie::empty()));
+        if w.sensitive_dirty {
+            let mut adds: Vec<u64> = w
+                .sensitive
+                .iter()
+                .filter(|(_, (_, a))| *a)
+                .map(|(id, _)| *id)
+                .collect();
+            adds.sort_unstable();
+            w.arrays = Arc::new(Sensitive {
+                check: w
+                    .sensitive
+                    .iter()
+                    .map(|(id, (p, _))| (*id, p.clone()))
+                    .collect(),
+                adds,
+            });
+            w.sensitive_dirty = false;
+        }
         let segs = w
             .segs
             .iter()
@@ -290,6 +322,7 @@ impl Matcher {
             paths,
             segs,
             len: w.entries.len(),
+            arrays: w.arrays.clone(),
         }));
     }
 
@@ -516,6 +549,9 @@ fn run(
         Mode::TrustedMayStop => flatten::walk_trusted(input, &mut sink, key_buf, true)?,
     }
     collect(snap, input, flat, stack, out);
+    if flat.multi && !snap.arrays.is_empty() {
+        snap.arrays.recheck(input, out);
+    }
     Ok(())
 }
 
@@ -593,6 +629,9 @@ fn run_probed(
         input.len()
     };
     collect(snap, input, flat, stack, out);
+    if flat.multi && !snap.arrays.is_empty() {
+        snap.arrays.recheck(&input[..end], out);
+    }
     Ok(end)
 }
 
@@ -705,6 +744,9 @@ impl Writer {
         let Some(e) = self.entries.remove(&id) else {
             return false;
         };
+        if self.sensitive.remove(&id).is_some() {
+            self.sensitive_dirty = true;
+        }
         self.registry.remove(&e.pattern);
         let Some(i) = self.segs.iter().position(|s| s.uid == e.seg) else {
             return true;

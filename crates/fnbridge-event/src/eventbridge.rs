@@ -1,0 +1,90 @@
+//! The run options of an `eventbridge` trigger that delivery acts on (fc-api.md §8.3,
+//! delivery.md §3), read from a config the pattern compiler has already validated.
+
+use serde_json::Value;
+
+/// `eventSinkConfig.deliveryOption.eventSchema`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventSchema {
+    /// The whole CloudEvent (the default).
+    CloudEvents,
+    /// Only the CloudEvent's `data`.
+    RawData,
+}
+
+/// `runOptions.retryStrategy.PushRetryStrategy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PushRetryStrategy {
+    /// Up to 3 retries, each after a uniform random 10-20 s (the default).
+    BackoffRetry,
+    /// Up to 176 retries: 1, 2, 4, ... 256 s, then 512 s.
+    ExponentialDecayRetry,
+}
+
+/// What delivery needs from an `eventbridge` trigger's config.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunOptions {
+    /// `triggerEnable` (default true): a disabled trigger matches nothing.
+    pub enabled: bool,
+    pub schema: EventSchema,
+    pub strategy: PushRetryStrategy,
+    /// `MaximumRetryAttempts`, when given.
+    pub max_retries: Option<u32>,
+    /// `MaximumEventAgeInSeconds`, when given.
+    pub max_age_s: Option<u64>,
+    /// `errorsTolerance` is `ALL` (else `NONE`, the default).
+    pub tolerate_all: bool,
+    /// The bus whose events the trigger matches: `eventBusName` (a fnbridge extension; FC's
+    /// triggers are on `default`), else `default`.
+    pub bus: String,
+}
+
+impl RunOptions {
+    /// Reads the options of a validated config; anything absent takes FC's default.
+    pub fn from_config(c: &Value) -> RunOptions {
+        let run = &c["runOptions"];
+        let retry = &run["retryStrategy"];
+        RunOptions {
+            enabled: c["triggerEnable"].as_bool().unwrap_or(true),
+            schema: match c["eventSinkConfig"]["deliveryOption"]["eventSchema"].as_str() {
+                Some("RawData") => EventSchema::RawData,
+                _ => EventSchema::CloudEvents,
+            },
+            strategy: match retry["PushRetryStrategy"].as_str() {
+                Some("EXPONENTIAL_DECAY_RETRY") => PushRetryStrategy::ExponentialDecayRetry,
+                _ => PushRetryStrategy::BackoffRetry,
+            },
+            max_retries: retry["MaximumRetryAttempts"]
+                .as_u64()
+                .map(|n| n.min(u32::MAX as u64) as u32),
+            max_age_s: retry["MaximumEventAgeInSeconds"].as_u64(),
+            tolerate_all: run["errorsTolerance"].as_str() == Some("ALL"),
+            bus: c["eventBusName"].as_str().unwrap_or("default").to_string(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn defaults_and_values() {
+        let d = RunOptions::from_config(&json!({"eventRuleFilterPattern": "{}"}));
+        assert!(d.enabled);
+        assert_eq!(d.schema, EventSchema::CloudEvents);
+        assert_eq!(d.strategy, PushRetryStrategy::BackoffRetry);
+        assert!(!d.tolerate_all);
+        let o = RunOptions::from_config(&json!({"triggerEnable": false,
+            "eventSinkConfig": {"deliveryOption": {"eventSchema": "RawData"}},
+            "runOptions": {"errorsTolerance": "ALL", "retryStrategy": {
+                "PushRetryStrategy": "EXPONENTIAL_DECAY_RETRY", "MaximumRetryAttempts": 5,
+                "MaximumEventAgeInSeconds": 600}}}));
+        assert!(!o.enabled);
+        assert_eq!(o.schema, EventSchema::RawData);
+        assert_eq!(o.strategy, PushRetryStrategy::ExponentialDecayRetry);
+        assert_eq!((o.max_retries, o.max_age_s), (Some(5), Some(600)));
+        assert!(o.tolerate_all);
+    }
+}
