@@ -1,4 +1,5 @@
-//! `fnbridge cdn ...`: the built-in CDN's domains, refresh/push/block tasks and offline logs, through its RPC control plane.
+//! `fnbridge cdn ...`: the built-in CDN's domains, refresh/push/block tasks and offline logs,
+//! through its RPC control plane.
 
 use super::*;
 

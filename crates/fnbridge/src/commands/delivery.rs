@@ -1,4 +1,5 @@
-//! `fnbridge events put|explain`, `tasks` and `dlq`: sending events, explaining what they match, and following their deliveries and dead letters.
+//! `fnbridge events put|explain`, `tasks` and `dlq`: sending events, explaining what they match,
+//! and following their deliveries and dead letters.
 
 use super::*;
 

@@ -1,4 +1,5 @@
-//! `fnbridge function ...`: deploy code (a directory zipped, or a zip), read, update, delete, invoke and test functions.
+//! `fnbridge function ...`: deploy code (a directory zipped, or a zip), read, update, delete,
+//! invoke and test functions.
 
 use super::*;
 

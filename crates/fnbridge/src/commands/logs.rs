@@ -1,4 +1,5 @@
-//! `fnbridge logs`: a function's log records, and `--follow` with reconnection when the server restarts.
+//! `fnbridge logs`: a function's log records, and `--follow` with reconnection when the server
+//! restarts.
 
 use super::*;
 
