@@ -260,52 +260,9 @@ impl Auth {
         }
         self.check_date(date, SystemTime::now())?;
 
-        let (principal, secret) = if auth.access_key_id.starts_with("STS.") {
-            let token = token.ok_or(AuthError::MissingHeader("x-acs-security-token"))?;
-            let (role, secret) = sts::verify(
-                &self.inner.key,
-                &self.inner.cfg.account_id,
-                &auth.access_key_id,
-                token,
-                SystemTime::now(),
-            )
-            .map_err(|e| match e {
-                sts::TokenError::Expired => AuthError::ExpiredSecurityToken,
-                sts::TokenError::Invalid => {
-                    AuthError::BadSecurityToken("not issued by this server for this key")
-                }
-            })?;
-            let r = role.clone();
-            let stored = self.inner.store.read(move |c| c.get_role(&r)).await?;
-            // Deleting a role revokes every credential issued for it.
-            let stored = stored.ok_or(AuthError::BadSecurityToken("its role no longer exists"))?;
-            let policy = Policy::parse(&stored.policy)
-                .map_err(|e| StoreError::Corrupt(format!("role '{role}': {e}")))?;
-            let p = Principal::Role {
-                role: stored.name,
-                access_key_id: auth.access_key_id.clone(),
-                policy: Arc::new(policy),
-            };
-            (p, secret)
-        } else {
-            let id = auth.access_key_id.clone();
-            let known = self
-                .inner
-                .store
-                .read(move |c| c.get_access_key(&id))
-                .await?;
-            if known.is_none() {
-                return Err(AuthError::UnknownKey(auth.access_key_id));
-            }
-            let secret = self
-                .inner
-                .key
-                .secret(Purpose::AccessKeySecret, &auth.access_key_id);
-            let p = Principal::Account {
-                access_key_id: auth.access_key_id.clone(),
-            };
-            (p, secret)
-        };
+        let (principal, secret) = self
+            .principal_of(&auth.access_key_id, token, "x-acs-security-token")
+            .await?;
 
         let canonical = acs3::canonical_request(
             &acs3::Request {

@@ -507,25 +507,9 @@ fn bad_cloudevents_are_refused_and_nothing_is_delivered() {
     );
 }
 
-/// The venv's python (scripts/test.sh installs the SDK there), or `None` outside CI when it is
-/// missing (then the test says so).
+/// The test venv's python (see `common::test_python`).
 fn python() -> Option<std::path::PathBuf> {
-    let p = std::env::var_os("FNBRIDGE_TEST_PYTHON")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| common::repo().join("target/test-venv/bin/python"));
-    if p.exists() {
-        return Some(p);
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "{} is missing: scripts/test.sh installs the Python clients",
-        p.display()
-    );
-    eprintln!(
-        "skipped: {} missing (run scripts/test.sh once)",
-        p.display()
-    );
-    None
+    common::test_python()
 }
 
 #[test]

@@ -12,24 +12,9 @@ use std::time::{Duration, Instant};
 use common::{Server, ok_json, repo};
 use serde_json::{Value, json};
 
-/// The venv's python, or `None` outside CI when it is not installed (then the test says so).
-fn python() -> Option<PathBuf> {
-    let p = std::env::var_os("FNBRIDGE_TEST_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join("target/test-venv/bin/python"));
-    if p.exists() {
-        return Some(p);
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "{} is missing: scripts/test.sh installs the Python clients",
-        p.display()
-    );
-    eprintln!(
-        "skipped: {} missing (run scripts/test.sh once)",
-        p.display()
-    );
-    None
+/// The test venv's python (see `common::test_python`).
+fn python() -> Option<std::path::PathBuf> {
+    common::test_python()
 }
 
 /// A server, with an access key of its account (`POST /keys`, what `fnbridge key create`

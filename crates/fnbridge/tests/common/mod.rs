@@ -269,3 +269,25 @@ pub fn zip_b64(files: &[(&str, &str)]) -> String {
 pub fn example(path: &str) -> String {
     std::fs::read_to_string(repo().join("examples").join(path)).unwrap()
 }
+
+/// The venv with the Python clients and SDKs the tests drive (`scripts/test.sh` installs them
+/// into `target/test-venv` and sets `FNBRIDGE_TEST_PYTHON`), or `None` outside CI when it is
+/// missing: the caller then skips, saying so. In CI a missing venv fails the test.
+pub fn test_python() -> Option<PathBuf> {
+    let p = std::env::var_os("FNBRIDGE_TEST_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("target/test-venv/bin/python"));
+    if p.exists() {
+        return Some(p);
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{} is missing: scripts/test.sh installs the Python clients",
+        p.display()
+    );
+    eprintln!(
+        "skipped: {} missing (run scripts/test.sh once)",
+        p.display()
+    );
+    None
+}
