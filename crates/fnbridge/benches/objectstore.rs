@@ -5,7 +5,8 @@
 //!
 //! Needs: a Python with boto3 (`OSS_BENCH_PYTHON`, else target/bench-venv or target/test-venv),
 //! `moto_server` (`OSS_BENCH_MOTO`, else beside that Python), `s3s-fs` (`OSS_BENCH_S3SFS`, else
-//! target/bench-tools/bin/s3s-fs) and `wrk` on PATH; a server or tool that is missing is skipped
+//! target/bench-tools/bin/s3s-fs; with TCP_NODELAY: `OSS_BENCH_S3SFS_NODELAY`, else
+//! target/bench-tools-nodelay/bin/s3s-fs) and `wrk` on PATH; a server or tool that is missing is skipped
 //! and named. `OSS_BENCH_SECONDS` (default 3) is the measured window of each row.
 //! Run: `nice -n 10 cargo bench -p fnbridge --bench objectstore`.
 
@@ -169,13 +170,28 @@ fn main() {
         eprintln!("skipped moto_server: {} missing", moto.display());
     }
 
-    let s3sfs = std::env::var_os("OSS_BENCH_S3SFS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join("target/bench-tools/bin/s3s-fs"));
+    // Stock s3s-fs, and the same release with TCP_NODELAY set on accepted sockets (one line
+    // added before `serve_connection`, as ../shared/benchmarks/anchors.md compares it).
     let s3sfs_root = tempfile::tempdir().unwrap();
-    if s3sfs.exists() {
+    for (name, var, default) in [
+        ("s3s-fs", "OSS_BENCH_S3SFS", "target/bench-tools/bin/s3s-fs"),
+        (
+            "s3s-fs NODELAY",
+            "OSS_BENCH_S3SFS_NODELAY",
+            "target/bench-tools-nodelay/bin/s3s-fs",
+        ),
+    ] {
+        let bin = std::env::var_os(var)
+            .map(PathBuf::from)
+            .unwrap_or_else(|| repo().join(default));
+        if !bin.exists() {
+            eprintln!("skipped {name}: {} missing", bin.display());
+            continue;
+        }
+        let root = s3sfs_root.path().join(name.replace(' ', "-"));
+        std::fs::create_dir_all(&root).unwrap();
         let port = free_port();
-        let child = Command::new(&s3sfs)
+        let child = Command::new(&bin)
             .args([
                 "--host",
                 "127.0.0.1",
@@ -186,21 +202,19 @@ fn main() {
                 "--secret-key",
                 "benchsecret",
             ])
-            .arg(s3sfs_root.path())
+            .arg(&root)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
         wait_port(port);
         targets.push(Target {
-            name: "s3s-fs",
+            name,
             ep: format!("http://127.0.0.1:{port}"),
             ak: "benchak".into(),
             sk: "benchsecret".into(),
             child: Some(child),
         });
-    } else {
-        eprintln!("skipped s3s-fs: {} missing", s3sfs.display());
     }
 
     for t in &targets {
