@@ -58,6 +58,8 @@ const INLINE_PAYLOAD: usize = 64 * 1024;
 const LOG_GRACE: Duration = Duration::from_secs(1);
 /// How long a killed worker gets to close its end of the log pipe.
 const EXIT_GRACE: Duration = Duration::from_secs(2);
+/// Longest an instance start waits for the layer of FC's built-in modules being installed.
+const LAYER_WAIT: Duration = Duration::from_secs(180);
 
 #[derive(Debug)]
 pub(crate) struct PythonInstance {
@@ -128,7 +130,7 @@ impl PythonInstance {
             )
         });
         host.layers.ensure(it, host.sandbox.clone());
-        let layer = host.layers.ready(it.minor);
+        let layer = host.layers.wait_ready(it.minor, LAYER_WAIT).await;
         let code_dir = std::path::absolute(&spec.code_dir).map_err(fail)?;
         let (ours, theirs) = std::os::unix::net::UnixStream::pair().map_err(fail)?;
         let (log_reader, log_writer) = std::io::pipe().map_err(fail)?;

@@ -32,8 +32,9 @@ const TARGET: &str = "/target";
 pub(crate) struct Layers {
     root: PathBuf,
     packages: Vec<String>,
-    /// Versions whose install has been started by this server.
-    started: Arc<Mutex<Vec<u32>>>,
+    /// Versions whose install this server started, each with a flag that turns true when the
+    /// install has finished (well or not), so instance starts can wait for it.
+    started: Arc<Mutex<BTreeMap<u32, tokio::sync::watch::Receiver<bool>>>>,
 }
 
 impl Layers {
@@ -63,23 +64,44 @@ impl Layers {
         if self.packages.is_empty() || self.ready(it.minor).is_some() {
             return;
         }
-        {
-            let mut started = self.started.lock().unwrap_or_else(|e| e.into_inner());
-            if started.contains(&it.minor) {
-                return;
-            }
-            started.push(it.minor);
-        }
-        let (layers, it) = (self.clone(), it.clone());
         let Ok(rt) = tokio::runtime::Handle::try_current() else {
             return;
         };
+        let (done, rx) = tokio::sync::watch::channel(false);
+        {
+            let mut started = self.started.lock().unwrap_or_else(|e| e.into_inner());
+            if started.contains_key(&it.minor) {
+                return;
+            }
+            started.insert(it.minor, rx);
+        }
+        let (layers, it) = (self.clone(), it.clone());
         rt.spawn(async move {
             match layers.install(&it, sandbox.as_deref()).await {
                 Ok(()) => tracing::info!(python = %it.version, packages = ?layers.packages, "installed the layer of FC's built-in Python modules"),
                 Err(e) => tracing::warn!(python = %it.version, error = %e, "cannot install the layer of FC's built-in Python modules; functions importing them will fail"),
             }
+            done.send_replace(true);
         });
+    }
+
+    /// The layer for Python 3.`minor`, waiting (at most `limit`) for an install this server
+    /// started: an instance started meanwhile would not find `oss2` and fail where FC code
+    /// expects it, as the first invocations after a fresh start otherwise would.
+    pub(crate) async fn wait_ready(&self, minor: u32, limit: Duration) -> Option<PathBuf> {
+        if let Some(dir) = self.ready(minor) {
+            return Some(dir);
+        }
+        let pending = self
+            .started
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&minor)
+            .cloned();
+        if let Some(mut rx) = pending {
+            let _ = tokio::time::timeout(limit, rx.wait_for(|done| *done)).await;
+        }
+        self.ready(minor)
     }
 
     async fn install(&self, it: &Interpreter, sandbox: Option<&Sandbox>) -> Result<(), String> {
