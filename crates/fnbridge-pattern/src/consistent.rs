@@ -202,9 +202,46 @@ impl Tree {
         if nd.elems.is_empty() {
             return self.object_view(n, &rest);
         }
+        if nd.object {
+            // Members beside an array at one path (a dotted key such as `"c.d.f"` next to an
+            // array `"c":{"d":[..]}`): there is no element those members belong to, so the
+            // conditions below are decided as flattening decides them.
+            return rest.iter().all(|(segs, c)| {
+                let mut vals = Vec::new();
+                self.flat_below(n, segs, &mut vals);
+                test(c, &vals)
+            });
+        }
         // The element the conditions below this array are decided in: one for all of them.
-        (nd.object && self.object_view(n, &rest))
-            || nd.elems.iter().any(|&e| self.sat(Some(e), &rest))
+        // Scalar elements have no members, so only objects and arrays are candidates; with
+        // none, every path below is absent.
+        let mut containers = nd
+            .elems
+            .iter()
+            .copied()
+            .filter(|&e| {
+                let en = &self.nodes[e as usize];
+                en.object || !en.elems.is_empty()
+            })
+            .peekable();
+        if containers.peek().is_none() {
+            return self.sat(None, &rest);
+        }
+        containers.any(|e| self.sat(Some(e), &rest))
+    }
+
+    /// Every value at `segs` below `n`, arrays flattened on the way: what flattening sees.
+    fn flat_below<'a>(&'a self, n: u32, segs: &[&[u8]], out: &mut Vec<&'a Owned>) {
+        let Some((head, tail)) = segs.split_first() else {
+            self.flat_values(n, out);
+            return;
+        };
+        if let Some(&child) = self.kids.get(&(n, Box::<[u8]>::from(*head))) {
+            self.flat_below(child, tail, out);
+        }
+        for &e in &self.nodes[n as usize].elems {
+            self.flat_below(e, segs, out);
+        }
     }
 
     /// The conditions below `n` taken as an object's members: keys are independent.
