@@ -49,6 +49,10 @@ fn admin_token(data_dir: &Path) -> anyhow::Result<String> {
 /// second server on the same data dir would run every delivery twice and race the first one's
 /// code directories; it is refused, naming the pid holding the lock. The kernel drops the lock
 /// when the process ends, however it ends.
+/// How long a start waits for a lock left by a server that is gone, polling every `LOCK_POLL`.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+const LOCK_POLL: std::time::Duration = std::time::Duration::from_millis(50);
+
 fn lock_data_dir(data: &Path) -> anyhow::Result<std::fs::File> {
     let path = data.join("fnbridge.lock");
     let mut file = std::fs::OpenOptions::new()
@@ -59,24 +63,39 @@ fn lock_data_dir(data: &Path) -> anyhow::Result<std::fs::File> {
         .truncate(false)
         .open(&path)
         .with_context(|| format!("cannot open {}", path.display()))?;
-    match file.try_lock() {
-        Ok(()) => {}
-        Err(std::fs::TryLockError::WouldBlock) => {
-            let mut holder = String::new();
-            let _ = file.read_to_string(&mut holder);
-            let holder = match holder.trim() {
-                "" => "unknown".to_string(),
-                pid => pid.to_string(),
-            };
-            anyhow::bail!(
-                "data dir {} is in use by another fnbridge serve (pid {holder}, lock file {}); \
-                 stop it or use another --data-dir",
-                data.display(),
-                path.display()
-            );
-        }
-        Err(std::fs::TryLockError::Error(e)) => {
-            return Err(e).with_context(|| format!("cannot lock {}", path.display()));
+    // A server that was just killed may leave the lock to a child for a moment (one forked but
+    // not yet exec'd, dying with its parent): if the pid in the file is gone, wait briefly
+    // for the lock instead of refusing at once.
+    let mut waited = std::time::Duration::ZERO;
+    loop {
+        match file.try_lock() {
+            Ok(()) => break,
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let mut holder = String::new();
+                let _ = (&file).read_to_string(&mut holder);
+                let holder = holder.trim().to_string();
+                let alive = !holder.is_empty() && Path::new(&format!("/proc/{holder}")).exists();
+                if alive || waited >= LOCK_WAIT {
+                    let holder = if holder.is_empty() {
+                        "unknown".into()
+                    } else {
+                        holder
+                    };
+                    anyhow::bail!(
+                        "data dir {} is in use by another fnbridge serve (pid {holder}, lock file {}); \
+                         stop it or use another --data-dir",
+                        data.display(),
+                        path.display()
+                    );
+                }
+                std::thread::sleep(LOCK_POLL);
+                waited += LOCK_POLL;
+                use std::io::Seek;
+                let _ = (&file).seek(std::io::SeekFrom::Start(0));
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(e).with_context(|| format!("cannot lock {}", path.display()));
+            }
         }
     }
     file.set_len(0)?;
