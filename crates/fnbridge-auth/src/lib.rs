@@ -281,22 +281,8 @@ impl Auth {
             return Err(AuthError::SignatureMismatch(to_sign.replace('\n', "\\n")));
         }
 
-        let digest = self.inner.key.mac(
-            Purpose::Nonce,
-            format!("{}\n{nonce}", auth.access_key_id).as_bytes(),
-        );
-        let digest = u128::from_le_bytes(digest[..16].try_into().unwrap_or_default());
-        let seen = self
-            .inner
-            .nonces
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .check(digest, Instant::now());
-        match seen {
-            Seen::New => Ok(principal),
-            Seen::Replayed => Err(AuthError::NonceUsed(nonce.to_owned())),
-            Seen::Full => Err(AuthError::NonceCacheFull),
-        }
+        self.record_nonce(&auth.access_key_id, nonce)?;
+        Ok(principal)
     }
 
     /// Who an EventBridge SDK request (`Authorization: acs:{ak}:{signature}`, see [`acs_eb`])
@@ -346,22 +332,8 @@ impl Auth {
         if !same(expected.as_bytes(), sig.as_bytes()) {
             return Err(AuthError::SignatureMismatch(to_sign.replace('\n', "\\n")));
         }
-        let digest = self
-            .inner
-            .key
-            .mac(Purpose::Nonce, format!("{ak}\n{nonce}").as_bytes());
-        let digest = u128::from_le_bytes(digest[..16].try_into().unwrap_or_default());
-        let seen = self
-            .inner
-            .nonces
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .check(digest, Instant::now());
-        match seen {
-            Seen::New => Ok(principal),
-            Seen::Replayed => Err(AuthError::NonceUsed(nonce)),
-            Seen::Full => Err(AuthError::NonceCacheFull),
-        }
+        self.record_nonce(ak, &nonce)?;
+        Ok(principal)
     }
 
     /// Verifies an RPC-style request signed with HMAC-SHA1 (`Signature` among `params`, which
@@ -399,22 +371,8 @@ impl Auth {
         if !same(expected.as_bytes(), signature.as_bytes()) {
             return Err(AuthError::SignatureMismatch(to_sign));
         }
-        let digest = self
-            .inner
-            .key
-            .mac(Purpose::Nonce, format!("{key_id}\n{nonce}").as_bytes());
-        let digest = u128::from_le_bytes(digest[..16].try_into().unwrap_or_default());
-        let seen = self
-            .inner
-            .nonces
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .check(digest, Instant::now());
-        match seen {
-            Seen::New => Ok(principal),
-            Seen::Replayed => Err(AuthError::NonceUsed(nonce.to_owned())),
-            Seen::Full => Err(AuthError::NonceCacheFull),
-        }
+        self.record_nonce(key_id, nonce)?;
+        Ok(principal)
     }
 
     /// The principal and signing secret of an access key id: an account key that exists, or
@@ -466,6 +424,27 @@ impl Auth {
             access_key_id: key_id.to_owned(),
         };
         Ok((p, secret))
+    }
+
+    /// Remembers the nonce of a correctly signed request (per key id, as a keyed digest); a nonce
+    /// seen within the window is a replay.
+    fn record_nonce(&self, key_id: &str, nonce: &str) -> Result<(), AuthError> {
+        let digest = self
+            .inner
+            .key
+            .mac(Purpose::Nonce, format!("{key_id}\n{nonce}").as_bytes());
+        let digest = u128::from_le_bytes(digest[..16].try_into().unwrap_or_default());
+        let seen = self
+            .inner
+            .nonces
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .check(digest, Instant::now());
+        match seen {
+            Seen::New => Ok(()),
+            Seen::Replayed => Err(AuthError::NonceUsed(nonce.to_owned())),
+            Seen::Full => Err(AuthError::NonceCacheFull),
+        }
     }
 
     fn check_date(&self, date: &str, now: SystemTime) -> Result<(), AuthError> {
