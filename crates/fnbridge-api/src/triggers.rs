@@ -1,7 +1,9 @@
 //! CreateTrigger, GetTrigger, UpdateTrigger, DeleteTrigger, ListTriggers (fc-api.md §8).
 //!
 //! A trigger's config is compiled to its event pattern before anything is stored; the pattern
-//! goes into the dispatcher's one matcher index.
+//! goes into the dispatcher's one matcher index. `status` is `OK`, or `Blocked` for an
+//! `eventbridge` trigger held by an event that ran out of retries (`errorsTolerance: NONE`),
+//! with `blockedBy` naming that event's task, its last error and since when.
 
 use axum::Json;
 use axum::body::Bytes;
@@ -17,8 +19,9 @@ use crate::body;
 use crate::error::ApiError;
 use crate::functions::{ListQuery, check_qualifier, loaded, parse_limit};
 use crate::router::AppState;
-use crate::time::now_rfc3339;
+use crate::time::{now_rfc3339, rfc3339_ms};
 use crate::validate;
+use fnbridge_store::blocks::TriggerBlock;
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -67,8 +70,8 @@ fn config_value(v: Value) -> Result<Value, ApiError> {
     }
 }
 
-fn to_json(t: &TriggerConfig, region: &str, account: &str) -> Value {
-    json!({
+fn to_json(t: &TriggerConfig, region: &str, account: &str, block: Option<&TriggerBlock>) -> Value {
+    let mut v = json!({
         "triggerId": t.trigger_id,
         "triggerName": t.trigger_name,
         "triggerType": t.trigger_type.as_str(),
@@ -81,7 +84,23 @@ fn to_json(t: &TriggerConfig, region: &str, account: &str) -> Value {
         "description": t.description,
         "createdTime": t.created_time,
         "lastModifiedTime": t.last_modified_time,
-    })
+    });
+    if let Some(b) = block {
+        v["status"] = json!("Blocked");
+        v["blockedBy"] = json!({
+            "taskId": b.task_id,
+            "error": b.error,
+            "since": rfc3339_ms(b.since_ms),
+        });
+    }
+    v
+}
+
+/// The block of each of `function`'s blocked triggers, read with the triggers.
+fn block_of<'a>(blocks: &'a [TriggerBlock], t: &TriggerConfig) -> Option<&'a TriggerBlock> {
+    blocks
+        .iter()
+        .find(|b| b.function_name == t.function_name && b.trigger_name == t.trigger_name)
 }
 
 fn compile(state: &AppState, t: &mut TriggerConfig) -> Result<fnbridge_pattern::Pattern, ApiError> {
@@ -155,7 +174,7 @@ pub(crate) async fn create(
     let pattern = compile(&state, &mut t)?;
     state.dispatcher.create_trigger(t.clone(), pattern).await?;
     let cfg = state.dispatcher.config();
-    Ok(Json(to_json(&t, &cfg.region, &cfg.account_id)))
+    Ok(Json(to_json(&t, &cfg.region, &cfg.account_id, None)))
 }
 
 fn not_found(function: &str, name: &str) -> ApiError {
@@ -171,14 +190,20 @@ pub(crate) async fn get(
 ) -> Result<Json<Value>, ApiError> {
     loaded(&state, &function)?;
     let (f, n) = (function.clone(), name.clone());
-    let t = state
+    let (t, blocks) = state
         .dispatcher
         .store()
-        .read(move |c| c.get_trigger(&f, &n))
+        .read(move |c| Ok((c.get_trigger(&f, &n)?, c.all_blocks()?)))
         .await?;
     let t = t.ok_or_else(|| not_found(&function, &name))?;
     let cfg = state.dispatcher.config();
-    Ok(Json(to_json(&t.trigger, &cfg.region, &cfg.account_id)))
+    let block = block_of(&blocks, &t.trigger);
+    Ok(Json(to_json(
+        &t.trigger,
+        &cfg.region,
+        &cfg.account_id,
+        block,
+    )))
 }
 
 pub(crate) async fn update(
@@ -221,8 +246,11 @@ pub(crate) async fn update(
     t.last_modified_time = now_rfc3339();
     let pattern = compile(&state, &mut t)?;
     state.dispatcher.update_trigger(t.clone(), pattern).await?;
+    // Still blocked until the failing event's retry, which the update started, succeeds.
+    let blocks = state.dispatcher.store().read(|c| c.all_blocks()).await?;
     let cfg = state.dispatcher.config();
-    Ok(Json(to_json(&t, &cfg.region, &cfg.account_id)))
+    let block = block_of(&blocks, &t);
+    Ok(Json(to_json(&t, &cfg.region, &cfg.account_id, block)))
 }
 
 pub(crate) async fn delete(
@@ -244,16 +272,24 @@ pub(crate) async fn list(
     let prefix = q.prefix.unwrap_or_default();
     let after = q.next_token.unwrap_or_default();
     let f = function.clone();
-    let mut ts = state
+    let (mut ts, blocks) = state
         .dispatcher
         .store()
-        .read(move |c| c.list_triggers(&f, &prefix, &after, limit + 1))
+        .read(move |c| {
+            Ok((
+                c.list_triggers(&f, &prefix, &after, limit + 1)?,
+                c.all_blocks()?,
+            ))
+        })
         .await?;
     let next = crate::body::page(&mut ts, limit, |t| t.trigger.trigger_name.clone());
     let cfg = state.dispatcher.config();
     let items: Vec<Value> = ts
         .iter()
-        .map(|t| to_json(&t.trigger, &cfg.region, &cfg.account_id))
+        .map(|t| {
+            let block = block_of(&blocks, &t.trigger);
+            to_json(&t.trigger, &cfg.region, &cfg.account_id, block)
+        })
         .collect();
     Ok(Json(json!({"triggers": items, "nextToken": next})))
 }

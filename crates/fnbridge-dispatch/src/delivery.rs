@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use fnbridge_event::limits::MAX_ASYNC_PAYLOAD;
+use fnbridge_store::blocks::TriggerBlock;
 use fnbridge_store::tasks::AttemptOutcome;
 use fnbridge_store::{Attempt, NewTask, StoreError, TaskStatus, Tx, now_ms};
 use rand::Rng;
@@ -88,7 +89,12 @@ async fn refill(
         let last = page.last().map(|t| (t.next_ms, t.id));
         let n = page.len();
         for t in page {
-            if found.len() < room && !inner.sched.is_resident(t.id) {
+            if found.len() < room
+                && !inner.sched.is_resident(t.id)
+                && !inner
+                    .sched
+                    .is_held(&t.function_name, t.trigger_name.as_deref(), t.id)
+            {
                 found.push(Job::from_task(t));
             }
         }
@@ -115,6 +121,10 @@ struct Completion {
     dead: Option<(fnbridge_store::Task, &'static str)>,
     expired: Option<String>,
     destination: Option<NewTask>,
+    /// The trigger this attempt blocks (`errorsTolerance: NONE`, out of retries).
+    block: Option<TriggerBlock>,
+    /// The trigger whose block this attempt lifts (its holder succeeded or left).
+    unblock: Option<(String, String)>,
 }
 
 fn write_completion(c: &dyn Tx, w: &Completion) -> Result<Option<i64>, StoreError> {
@@ -126,6 +136,12 @@ fn write_completion(c: &dyn Tx, w: &Completion) -> Result<Option<i64>, StoreErro
                 c.append_log(&w.function, &w.request_id, &w.qualifier, w.ended_ms, log)?;
             }
         }
+    }
+    if let Some(b) = &w.block {
+        c.put_block(b)?;
+    }
+    if let Some((function, trigger)) = &w.unblock {
+        c.delete_block(function, trigger)?;
     }
     if let Some((task, reason)) = &w.dead {
         c.dead_letter(
@@ -178,9 +194,12 @@ async fn run_job(inner: &Arc<Inner>, mut job: Job) {
     let function = job.function.clone();
     let cost = cost_of(&job);
     let policy = d.policy(&job.function, &job.qualifier);
+    // An `eventbridge` trigger's own retryStrategy replaces the function's async retries and
+    // age limit.
+    let push = d.push_policy(&job.function, job.trigger.as_deref());
     let started = now_ms();
     let age = Duration::from_millis((started - job.created_ms).max(0) as u64);
-    if age > policy.max_age {
+    if push.is_none() && age > policy.max_age {
         inner.sched.attempt_ended(&function, None);
         inner.wake.notify_one();
         let msg = format!(
@@ -214,6 +233,8 @@ async fn run_job(inner: &Arc<Inner>, mut job: Job) {
             dead: Some((job.as_task(), "EventAgeExceeded")),
             expired: Some(msg),
             destination,
+            block: None,
+            unblock: None,
         };
         finish(inner, &function, job.row, cost, w, true).await;
         return;
@@ -294,11 +315,6 @@ async fn run_job(inner: &Arc<Inner>, mut job: Job) {
     }
     let jitter: f64 = rand::rng().random();
     let now_age = Duration::from_millis((ended - job.created_ms).max(0) as u64);
-    // An `eventbridge` trigger's own retryStrategy replaces the function's async retries.
-    let push = match result {
-        AttemptResult::Success => None,
-        _ => d.push_policy(&job.function, job.trigger.as_deref()),
-    };
     let action = match &push {
         Some(p) => decide_push(
             p,
@@ -334,7 +350,9 @@ async fn run_job(inner: &Arc<Inner>, mut job: Job) {
     };
     let (status, next_ms) = match action {
         RetryAction::Succeeded => (TaskStatus::Succeeded, ended),
-        RetryAction::Retry { after } => (TaskStatus::Retrying, ended + after.as_millis() as i64),
+        RetryAction::Retry { after } | RetryAction::Block { after, .. } => {
+            (TaskStatus::Retrying, ended + after.as_millis() as i64)
+        }
         RetryAction::DeadLetter { reason } => (
             if reason.as_str() == "EventAgeExceeded" {
                 TaskStatus::Expired
@@ -364,7 +382,7 @@ async fn run_job(inner: &Arc<Inner>, mut job: Job) {
             };
             destination(&d, &job, &policy, &cond, error_type.as_deref(), &body)
         }
-        RetryAction::Retry { .. } => None,
+        RetryAction::Retry { .. } | RetryAction::Block { .. } => None,
     };
     let dead = match action {
         RetryAction::DeadLetter { reason } => Some((job.as_task(), reason.as_str())),
@@ -372,6 +390,34 @@ async fn run_job(inner: &Arc<Inner>, mut job: Job) {
     };
     if dead.is_some() {
         inner.dead_lettered.fetch_add(1, Ordering::Relaxed);
+    }
+    // errorsTolerance NONE: the trigger holds its later events while this one keeps failing,
+    // and lets them go once it succeeds (or leaves, say after an update to ALL).
+    let mut block = None;
+    let mut unblock = None;
+    if let Some(trigger) = job.trigger.as_deref() {
+        match action {
+            RetryAction::Block { reason, .. } => {
+                inner.sched.block(&function, trigger, job.row);
+                let error = error_message
+                    .clone()
+                    .unwrap_or_else(|| reason.as_str().to_string());
+                block = Some(TriggerBlock {
+                    function_name: job.function.to_string(),
+                    trigger_name: trigger.to_string(),
+                    task_row: job.row,
+                    task_id: job.task_id.clone(),
+                    error,
+                    since_ms: ended,
+                });
+            }
+            RetryAction::Succeeded | RetryAction::DeadLetter { .. }
+                if inner.sched.block_holder(&function, trigger) == Some(job.row) =>
+            {
+                unblock = Some((job.function.to_string(), trigger.to_string()));
+            }
+            _ => {}
+        }
     }
     let w = Completion {
         row: job.row,
@@ -383,9 +429,14 @@ async fn run_job(inner: &Arc<Inner>, mut job: Job) {
         dead,
         expired: None,
         destination: dest,
+        block,
+        unblock,
     };
     // The running slot is free now; the record is written while others run.
-    let final_outcome = !matches!(action, RetryAction::Retry { .. });
+    let final_outcome = !matches!(
+        action,
+        RetryAction::Retry { .. } | RetryAction::Block { .. }
+    );
     if final_outcome {
         inner.sched.attempt_ended(&function, None);
     } else {
@@ -407,7 +458,13 @@ async fn finish(
     last: bool,
 ) {
     let dest = w.destination.clone();
+    let unblock = w.unblock.clone();
     let committed = commit_completion(inner, w).await;
+    if let (Some(_), Some((function, trigger))) = (&committed, unblock) {
+        // Durable now: the trigger's held events may go (read back by the next refill).
+        inner.sched.unblock(&function, &trigger, Some(row));
+        inner.wake.notify_one();
+    }
     if last {
         inner.sched.release(function, row, cost);
         if committed.is_some() {

@@ -235,7 +235,7 @@ impl Dispatcher {
         // The registry is loaded whole; open tasks are not: the scheduler learns which functions
         // have some and refills its window from the store, so start-up does not grow with the
         // backlog.
-        let (functions, versions, aliases, triggers, configs, open, backlogged) = store
+        let (functions, versions, aliases, triggers, configs, open, backlogged, blocks) = store
             .read(|c| {
                 Ok((
                     c.list_functions("", "", usize::MAX >> 1)?,
@@ -245,9 +245,16 @@ impl Dispatcher {
                     c.all_async_configs()?,
                     c.count_open()?,
                     c.functions_with_open_tasks()?,
+                    c.all_blocks()?,
                 ))
             })
             .await?;
+        // Blocked triggers stay blocked across a restart: their holders are open tasks.
+        for b in blocks {
+            d.inner
+                .sched
+                .block(&Arc::from(b.function_name), &b.trigger_name, b.task_row);
+        }
         for f in functions {
             d.cache_function(f);
         }

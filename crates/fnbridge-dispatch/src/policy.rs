@@ -9,7 +9,9 @@
 //!
 //! `eventbridge` triggers retry by their own `retryStrategy` instead (delivery.md §3): the two
 //! push schedules are the tables [`BACKOFF_RETRY`] and [`EXPONENTIAL_DECAY_RETRY`], decided by
-//! [`decide_push`].
+//! [`decide_push`]. With `errorsTolerance: NONE` (the default) an event that runs out of
+//! retries or time is not dropped: [`RetryAction::Block`] keeps retrying it on the schedule
+//! (continuing at its last interval) while its trigger holds every later event.
 
 use std::time::Duration;
 
@@ -86,6 +88,12 @@ pub enum RetryAction {
     },
     /// Out of retries (or out of time): dead-letter it with this reason.
     DeadLetter {
+        reason: DeadLetterReason,
+    },
+    /// Out of retries (or out of time) on an `eventbridge` trigger that tolerates no errors:
+    /// retry after `after` while the trigger holds its later events.
+    Block {
+        after: Duration,
         reason: DeadLetterReason,
     },
 }
@@ -200,6 +208,8 @@ pub struct PushPolicy {
     pub schedule: PushSchedule,
     pub max_retries: Option<u32>,
     pub max_age: Option<Duration>,
+    /// `errorsTolerance: NONE`: an exhausted event blocks its trigger instead of leaving.
+    pub block_on_exhaustion: bool,
 }
 
 impl PushPolicy {
@@ -208,13 +218,39 @@ impl PushPolicy {
             schedule: PushSchedule::of(o.strategy),
             max_retries: o.max_retries,
             max_age: o.max_age_s.map(Duration::from_secs),
+            block_on_exhaustion: !o.tolerate_all,
         }
     }
 }
 
 /// [`decide`] for an `eventbridge` trigger: function errors spend the schedule's retries;
 /// platform errors are retried on the same schedule without spending them, within the age limit.
+/// When the limits are reached, `ALL` dead-letters the event and `NONE` blocks on it: it is
+/// retried after the schedule's next wait (its last interval, once the table is used up).
 pub fn decide_push(
+    p: &PushPolicy,
+    result: AttemptResult,
+    function_errors: u32,
+    platform_errors: u32,
+    age: Duration,
+    sample: f64,
+) -> RetryAction {
+    match decide_push_limits(p, result, function_errors, platform_errors, age, sample) {
+        RetryAction::DeadLetter { reason } if p.block_on_exhaustion => {
+            let n = match result {
+                AttemptResult::PlatformError => platform_errors,
+                _ => function_errors,
+            };
+            RetryAction::Block {
+                after: p.schedule.delay(n.max(1), sample),
+                reason,
+            }
+        }
+        other => other,
+    }
+}
+
+fn decide_push_limits(
     p: &PushPolicy,
     result: AttemptResult,
     function_errors: u32,
@@ -392,6 +428,7 @@ mod tests {
             max_age_s: None,
             tolerate_all: true,
             bus: "default".into(),
+            batch: None,
         });
         let (at, end) = run_push(&p, &mut || 0.5);
         assert_eq!(at.len(), 176);
@@ -430,6 +467,7 @@ mod tests {
             schedule: BACKOFF_RETRY,
             max_retries: None,
             max_age: None,
+            block_on_exhaustion: false,
         };
         // The extremes of the sample give exactly 10 s and 20 s.
         assert_eq!(run_push(&p, &mut || 0.0).0, vec![10, 20, 30]);
@@ -452,5 +490,53 @@ mod tests {
             }
         }
         assert_eq!(seen.len(), 11);
+    }
+
+    #[test]
+    fn errors_tolerance_none_blocks_and_keeps_retrying_at_the_last_interval() {
+        let p = PushPolicy {
+            schedule: EXPONENTIAL_DECAY_RETRY,
+            max_retries: Some(2),
+            max_age: Some(S(100)),
+            block_on_exhaustion: true,
+        };
+        let f = |n, age| decide_push(&p, AttemptResult::FunctionError, n, 0, S(age), 0.5);
+        assert_eq!(f(2, 0), RetryAction::Retry { after: S(2) });
+        // Out of retries: blocked, retried on the schedule (4 s for the third wait) ...
+        assert_eq!(
+            f(3, 0),
+            RetryAction::Block {
+                after: S(4),
+                reason: DeadLetterReason::RetriesExhausted
+            }
+        );
+        // ... which continues at its last interval, 512 s, however long it fails.
+        assert_eq!(
+            f(500, 0),
+            RetryAction::Block {
+                after: S(512),
+                reason: DeadLetterReason::RetriesExhausted
+            }
+        );
+        assert_eq!(
+            f(1, 100),
+            RetryAction::Block {
+                after: S(1),
+                reason: DeadLetterReason::EventAgeExceeded
+            }
+        );
+        assert_eq!(
+            decide_push(&p, AttemptResult::Success, 900, 0, S(9999), 0.5),
+            RetryAction::Succeeded
+        );
+        // ALL dead-letters instead.
+        let all = PushPolicy {
+            block_on_exhaustion: false,
+            ..p
+        };
+        assert!(matches!(
+            decide_push(&all, AttemptResult::FunctionError, 3, 0, S(0), 0.5),
+            RetryAction::DeadLetter { .. }
+        ));
     }
 }

@@ -18,7 +18,7 @@ use fnbridge_pattern::Pattern;
 use fnbridge_store::Tx;
 use fnbridge_store::buses::EventBus;
 use fnbridge_store::registry::{Alias, Version};
-use fnbridge_store::{Store, StoreError};
+use fnbridge_store::{Store, StoreError, now_ms};
 
 use crate::cloudevents::DEFAULT_BUS;
 use crate::destination::function_of_arn;
@@ -476,7 +476,15 @@ impl Dispatcher {
             }
         })
         .await?;
+        let (f, n) = (t.function_name.clone(), t.trigger_name.clone());
         self.cache_trigger(id, t, &pattern);
+        // An update of a blocked trigger retries its failing event at once (with the new
+        // config), rather than after the schedule's wait.
+        if let Some(row) = self.inner.sched.block_holder(&f, &n)
+            && self.inner.sched.retry_now(row, now_ms())
+        {
+            self.inner.wake.notify_one();
+        }
         Ok(())
     }
 
@@ -484,7 +492,10 @@ impl Dispatcher {
         let _order = self.registry_lock().await;
         let (f, n) = (function.to_string(), name.to_string());
         let id = write(self.store(), move |c| match c.delete_trigger(&f, &n)? {
-            Some(id) => Ok(id),
+            Some(id) => {
+                c.delete_block(&f, &n)?;
+                Ok(id)
+            }
             None => Err(RegistryError::TriggerNotFound {
                 function: f,
                 trigger: n,
@@ -492,6 +503,11 @@ impl Dispatcher {
         })
         .await?;
         self.uncache_trigger(id);
+        // Its held events are delivered under the function's async config, like any task of
+        // a deleted trigger.
+        if self.inner.sched.unblock(function, name, None) {
+            self.inner.wake.notify_one();
+        }
         Ok(())
     }
 

@@ -10,6 +10,12 @@
 //! window and its own share of running slots: other functions' tasks are admitted and started
 //! at once (round robin over functions with ready work).
 //!
+//! An `eventbridge` trigger that tolerates no errors can be *blocked* by one failing task (the
+//! holder): its other tasks are not started; one that comes up is dropped from the window (it
+//! stays open in the store) and the refill skips them, so a blocked backlog neither runs nor
+//! crowds out the function's other work. Lifting the block marks the function spilled, and the
+//! refill reads the held tasks back in due order.
+//!
 //! Everything here is synchronous and under one mutex; `engine.rs` runs the loop that starts
 //! work and the refills that read the store.
 
@@ -165,6 +171,17 @@ struct State {
     released_during_refill: HashSet<i64>,
     refilling: bool,
     stopping: bool,
+    /// Blocked triggers: function → trigger → the row of the task that holds the block.
+    held_by: HashMap<Arc<str>, HashMap<String, i64>>,
+}
+
+impl State {
+    /// A task of a blocked trigger other than the one holding the block.
+    fn is_held(&self, function: &str, trigger: Option<&str>, row: i64) -> bool {
+        trigger
+            .and_then(|t| self.held_by.get(function)?.get(t))
+            .is_some_and(|holder| *holder != row)
+    }
 }
 
 /// A refill to run: for each function, how many tasks to read and the spill generation seen.
@@ -283,7 +300,8 @@ impl Scheduler {
     /// Moves due timers to their ready queues, then takes what may start now: round robin over
     /// functions with ready tasks, within the total and per-function running limits.
     pub fn take_startable(&self, now_ms: i64) -> Vec<Job> {
-        let mut st = self.lock();
+        let mut guard = self.lock();
+        let st = &mut *guard;
         if st.stopping {
             return Vec::new();
         }
@@ -296,7 +314,7 @@ impl Scheduler {
             if let Some(f) = st.functions.get_mut(&job.function) {
                 f.timers.remove(&key);
             }
-            Self::push_ready(&mut st, job);
+            Self::push_ready(st, job);
         }
         let mut out = Vec::new();
         // Each function in the rotation is looked at until none can start more.
@@ -319,6 +337,26 @@ impl Scheduler {
                 f.queued = false;
                 continue;
             };
+            let held = job
+                .trigger
+                .as_deref()
+                .and_then(|t| st.held_by.get(&job.function)?.get(t))
+                .is_some_and(|holder| *holder != job.row);
+            if held {
+                // Its trigger is blocked: it leaves the window and waits in the store.
+                f.resident = f.resident.saturating_sub(1);
+                if f.ready.is_empty() {
+                    f.queued = false;
+                } else {
+                    st.rotation.push_back(name);
+                }
+                st.resident_bytes = st.resident_bytes.saturating_sub(job.cost());
+                st.resident_rows.remove(&job.row);
+                if st.refilling {
+                    st.released_during_refill.insert(job.row);
+                }
+                continue;
+            }
             f.running += 1;
             if f.ready.is_empty() {
                 f.queued = false;
@@ -330,6 +368,62 @@ impl Scheduler {
             out.push(job);
         }
         out
+    }
+
+    /// Blocks `trigger` of `function` on the task in `row` (kept if another already holds it).
+    pub fn block(&self, function: &Arc<str>, trigger: &str, row: i64) {
+        self.lock()
+            .held_by
+            .entry(function.clone())
+            .or_default()
+            .entry(trigger.to_string())
+            .or_insert(row);
+    }
+
+    /// The row holding `trigger`'s block, if it is blocked.
+    pub fn block_holder(&self, function: &str, trigger: &str) -> Option<i64> {
+        self.lock().held_by.get(function)?.get(trigger).copied()
+    }
+
+    /// Lifts `trigger`'s block (only if `row` holds it, when given). Its held tasks are read
+    /// back from the store by the next refill. Returns whether a block was lifted.
+    pub fn unblock(&self, function: &str, trigger: &str, row: Option<i64>) -> bool {
+        let mut st = self.lock();
+        let Some(m) = st.held_by.get_mut(function) else {
+            return false;
+        };
+        if row.is_some_and(|r| m.get(trigger) != Some(&r)) || m.remove(trigger).is_none() {
+            return false;
+        }
+        if m.is_empty() {
+            st.held_by.remove(function);
+        }
+        let f = st.functions.entry(Arc::from(function)).or_default();
+        f.spilled = true;
+        f.spill_gen += 1;
+        true
+    }
+
+    /// A task of a blocked trigger that is not its holder (the refill leaves it in the store).
+    pub fn is_held(&self, function: &str, trigger: Option<&str>, row: i64) -> bool {
+        self.lock().is_held(function, trigger, row)
+    }
+
+    /// Makes the waiting task in `row` due now (a blocked trigger was updated).
+    pub fn retry_now(&self, row: i64, now_ms: i64) -> bool {
+        let mut st = self.lock();
+        let Some(key) = st.timers.keys().find(|(_, r)| *r == row).copied() else {
+            return false;
+        };
+        let Some(mut job) = st.timers.remove(&key) else {
+            return false;
+        };
+        if let Some(f) = st.functions.get_mut(&job.function) {
+            f.timers.remove(&key);
+        }
+        job.next_ms = now_ms;
+        Self::push_ready(&mut st, job);
+        true
     }
 
     /// When the earliest timer is due.
@@ -586,5 +680,48 @@ mod tests {
         let mut big2 = job(2, "g", 0);
         big2.payload = Bytes::from(vec![b'x'; 900]);
         assert!(!s.admit(big2, 0), "over the byte budget: spilled");
+    }
+
+    #[test]
+    fn a_blocked_trigger_holds_its_other_tasks_until_unblocked() {
+        let s = Scheduler::new(limits());
+        let f: Arc<str> = Arc::from("f");
+        let with = |row, trigger: &str| {
+            let mut j = job(row, "f", 0);
+            j.trigger = Some(trigger.into());
+            j
+        };
+        s.block(&f, "t", 1);
+        assert!(s.is_held("f", Some("t"), 2));
+        assert!(!s.is_held("f", Some("t"), 1), "the holder itself runs");
+        assert!(!s.is_held("f", Some("u"), 2));
+        s.admit(with(2, "t"), 0);
+        s.admit(with(3, "u"), 0);
+        s.admit(with(1, "t"), 0);
+        let rows: Vec<i64> = s.take_startable(0).iter().map(|j| j.row).collect();
+        assert_eq!(rows, [3, 1], "row 2 is held");
+        assert!(
+            !s.is_resident(2),
+            "a held task waits in the store, not in memory"
+        );
+        assert!(s.plan_refill().is_none());
+        assert!(!s.unblock("f", "t", Some(7)), "only the holder lifts it");
+        assert!(s.unblock("f", "t", Some(1)));
+        assert!(!s.is_held("f", Some("t"), 2));
+        // The function is read again from the store.
+        assert!(s.plan_refill().is_some());
+    }
+
+    #[test]
+    fn retry_now_makes_a_waiting_task_due() {
+        let s = Scheduler::new(limits());
+        s.admit(job(1, "f", 0), 0);
+        let mut j = s.take_startable(0).pop().unwrap();
+        j.next_ms = 60_000;
+        s.attempt_ended(&j.function.clone(), Some(j));
+        assert!(s.take_startable(10).is_empty());
+        assert!(s.retry_now(1, 10));
+        assert_eq!(s.take_startable(10).len(), 1);
+        assert!(!s.retry_now(1, 10));
     }
 }

@@ -21,6 +21,19 @@ pub enum PushRetryStrategy {
     ExponentialDecayRetry,
 }
 
+/// `runOptions.batchWindow` of an `event-streaming` trigger: a batch is cut at `count` events
+/// or `time_s` seconds after its first event was ready, whichever comes first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchWindow {
+    /// `CountBasedWindow`, 1-10000 (default 100).
+    pub count: u32,
+    /// `TimeBasedWindow`, 0-15 s (default 0: whatever is ready goes at once).
+    pub time_s: u64,
+}
+
+/// `CountBasedWindow` when an `event-streaming` trigger gives none (a fnbridge choice).
+pub const DEFAULT_BATCH_COUNT: u32 = 100;
+
 /// What delivery needs from an `eventbridge` trigger's config.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunOptions {
@@ -37,6 +50,9 @@ pub struct RunOptions {
     /// The bus whose events the trigger matches: `eventBusName` (a fnbridge extension; FC's
     /// triggers are on `default`), else `default`.
     pub bus: String,
+    /// `mode: event-streaming`: events are delivered in batches (a JSON array); `None` for
+    /// `event-driven` (one event per invocation, `batchWindow` ignored).
+    pub batch: Option<BatchWindow>,
 }
 
 impl RunOptions {
@@ -60,6 +76,14 @@ impl RunOptions {
             max_age_s: retry["MaximumEventAgeInSeconds"].as_u64(),
             tolerate_all: run["errorsTolerance"].as_str() == Some("ALL"),
             bus: c["eventBusName"].as_str().unwrap_or("default").to_string(),
+            batch: (run["mode"].as_str() == Some("event-streaming")).then(|| BatchWindow {
+                count: run["batchWindow"]["CountBasedWindow"]
+                    .as_u64()
+                    .map_or(DEFAULT_BATCH_COUNT, |n| n.clamp(1, 10_000) as u32),
+                time_s: run["batchWindow"]["TimeBasedWindow"]
+                    .as_u64()
+                    .map_or(0, |n| n.min(15)),
+            }),
         }
     }
 }
@@ -76,6 +100,7 @@ mod tests {
         assert_eq!(d.schema, EventSchema::CloudEvents);
         assert_eq!(d.strategy, PushRetryStrategy::BackoffRetry);
         assert!(!d.tolerate_all);
+        assert_eq!(d.batch, None);
         let o = RunOptions::from_config(&json!({"triggerEnable": false,
             "eventSinkConfig": {"deliveryOption": {"eventSchema": "RawData"}},
             "runOptions": {"errorsTolerance": "ALL", "retryStrategy": {
@@ -86,5 +111,23 @@ mod tests {
         assert_eq!(o.strategy, PushRetryStrategy::ExponentialDecayRetry);
         assert_eq!((o.max_retries, o.max_age_s), (Some(5), Some(600)));
         assert!(o.tolerate_all);
+        assert_eq!(o.batch, None, "batchWindow is ignored by event-driven");
+        let st = RunOptions::from_config(&json!({"runOptions": {"mode": "event-streaming",
+            "batchWindow": {"CountBasedWindow": 50, "TimeBasedWindow": 3}}}));
+        assert_eq!(
+            st.batch,
+            Some(BatchWindow {
+                count: 50,
+                time_s: 3
+            })
+        );
+        let st = RunOptions::from_config(&json!({"runOptions": {"mode": "event-streaming"}}));
+        assert_eq!(
+            st.batch,
+            Some(BatchWindow {
+                count: DEFAULT_BATCH_COUNT,
+                time_s: 0
+            })
+        );
     }
 }

@@ -225,10 +225,11 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
     )?;
     if existing == 0 {
         conn.execute_batch(&format!(
-            "BEGIN; {SCHEMA} {} {} {} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;",
+            "BEGIN; {SCHEMA} {} {} {} {} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;",
             crate::objects::SCHEMA,
             crate::cdn::SCHEMA,
-            crate::buses::SCHEMA
+            crate::buses::SCHEMA,
+            crate::blocks::SCHEMA
         ))?;
         return Ok(());
     }
@@ -242,6 +243,7 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
     }
     // Indexes and tables added without a version bump (all IF NOT EXISTS).
     conn.execute_batch(SCHEMA)?;
+    conn.execute_batch(crate::blocks::SCHEMA)?;
     Ok(())
 }
 

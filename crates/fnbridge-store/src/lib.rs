@@ -17,9 +17,11 @@
 //! - `logs`: function logs per invocation, and saved test events.
 //! - `objects`: object-store metadata: buckets, objects, multipart uploads and parts.
 //! - `buses`: custom event buses.
+//! - `blocks`: `eventbridge` triggers held by an event that ran out of retries.
 //! - `cdn`: CDN domains, refresh/push/block tasks and blocked URLs.
 //! - `error`: `StoreError`.
 
+pub mod blocks;
 pub mod buses;
 pub mod cdn;
 mod db;

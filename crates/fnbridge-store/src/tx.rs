@@ -7,6 +7,7 @@ use fnbridge_event::{AsyncConfig, FunctionConfig, TriggerConfig};
 use rusqlite::Connection;
 
 use crate::StoreError;
+use crate::blocks::TriggerBlock;
 use crate::buses::EventBus;
 use crate::cdn::{CdnDomain, CdnTask, CdnTaskFilter};
 use crate::identity::{AccessKey, Role};
@@ -225,6 +226,13 @@ pub trait Tx {
     /// Every custom bus, by name.
     fn list_buses(&self) -> Result<Vec<EventBus>, StoreError>;
     fn delete_bus(&self, name: &str) -> Result<bool, StoreError>;
+    // ---- blocked triggers (`blocks`) ----
+    /// Records that a trigger is blocked (or updates the error of its block).
+    fn put_block(&self, b: &TriggerBlock) -> Result<(), StoreError>;
+    /// Lifts a trigger's block; true if it had one.
+    fn delete_block(&self, function: &str, trigger: &str) -> Result<bool, StoreError>;
+    /// Every blocked trigger.
+    fn all_blocks(&self) -> Result<Vec<TriggerBlock>, StoreError>;
     // ---- object store metadata (`objects`) ----
     /// Creates a bucket; false if the name is taken.
     fn create_bucket(&self, b: &Bucket) -> Result<bool, StoreError>;
@@ -534,6 +542,15 @@ impl Tx for Connection {
     }
     fn delete_bus(&self, name: &str) -> Result<bool, StoreError> {
         crate::buses::delete_bus(self, name)
+    }
+    fn put_block(&self, b: &TriggerBlock) -> Result<(), StoreError> {
+        crate::blocks::put_block(self, b)
+    }
+    fn delete_block(&self, function: &str, trigger: &str) -> Result<bool, StoreError> {
+        crate::blocks::delete_block(self, function, trigger)
+    }
+    fn all_blocks(&self) -> Result<Vec<TriggerBlock>, StoreError> {
+        crate::blocks::all_blocks(self)
     }
     fn schema_version(&self) -> Result<i64, StoreError> {
         Ok(self.pragma_query_value(None, "user_version", |r| r.get(0))?)

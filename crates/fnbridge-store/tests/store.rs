@@ -421,3 +421,49 @@ async fn event_buses_are_created_listed_and_deleted() {
     assert!(!store.write(|c| c.delete_bus("orders")).await.unwrap());
     assert_eq!(store.read(|c| c.get_bus("orders")).await.unwrap(), None);
 }
+
+#[tokio::test]
+async fn a_trigger_block_keeps_its_holder_and_survives_a_reopen() {
+    use fnbridge_store::blocks::TriggerBlock;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db.sqlite");
+    let store = Store::open(&path).unwrap();
+    let block = TriggerBlock {
+        function_name: "f".into(),
+        trigger_name: "t".into(),
+        task_row: 7,
+        task_id: "task-7".into(),
+        error: "first".into(),
+        since_ms: 100,
+    };
+    let b = block.clone();
+    store.write(move |c| c.put_block(&b)).await.unwrap();
+    // The same holder failing again updates the error, not the start.
+    let again = TriggerBlock {
+        error: "second".into(),
+        since_ms: 200,
+        ..block.clone()
+    };
+    store.write(move |c| c.put_block(&again)).await.unwrap();
+    // Another task cannot take the block over.
+    let other = TriggerBlock {
+        task_row: 8,
+        task_id: "task-8".into(),
+        error: "other".into(),
+        ..block.clone()
+    };
+    store.write(move |c| c.put_block(&other)).await.unwrap();
+    drop(store);
+    let store = Store::open(&path).unwrap();
+    let expected = TriggerBlock {
+        error: "second".into(),
+        ..block
+    };
+    assert_eq!(
+        store.read(|c| c.all_blocks()).await.unwrap(),
+        vec![expected]
+    );
+    assert!(store.write(|c| c.delete_block("f", "t")).await.unwrap());
+    assert!(!store.write(|c| c.delete_block("f", "t")).await.unwrap());
+    assert!(store.read(|c| c.all_blocks()).await.unwrap().is_empty());
+}

@@ -102,9 +102,15 @@ pub(super) fn trigger(c: &Client, g: &Global, cmd: TriggerCmd) -> anyhow::Result
             } else {
                 let rows = output::rows(
                     v["triggers"].as_array().into_iter().flatten(),
-                    &["triggerName", "triggerType", "qualifier", "triggerConfig"],
+                    &[
+                        "triggerName",
+                        "triggerType",
+                        "qualifier",
+                        "status",
+                        "triggerConfig",
+                    ],
                 );
-                output::table(&["NAME", "TYPE", "QUALIFIER", "CONFIG"], &rows);
+                output::table(&["NAME", "TYPE", "QUALIFIER", "STATUS", "CONFIG"], &rows);
             }
         }
     }

@@ -1,0 +1,261 @@
+//! End-to-end tests of how `eventbridge` triggers deliver (delivery.md §3): `errorsTolerance:
+//! NONE` blocking a trigger on an event that ran out of retries and resuming it in order, the
+//! trigger's `Blocked` status across a restart; CloudEvents are posted to the real server and
+//! handlers report what they received through a file in a directory shared with the sandbox.
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::{BIN, Server, mount_args, ok_json, shared_dir};
+use serde_json::{Value, json};
+
+/// Records each event's id in `OUT_FILE`; fails event `e1` while `FLAG_FILE` does not exist.
+const ORDERED: &str = r#"
+import json, os
+
+def handler(event, context):
+    e = json.loads(event)
+    if e["id"] == "e1" and not os.path.exists(os.environ["FLAG_FILE"]):
+        raise RuntimeError("downstream unavailable for e1")
+    with open(os.environ["OUT_FILE"], "a") as f:
+        f.write(e["id"] + "\n")
+    return "ok"
+"#;
+
+fn post_event(s: &Server, id: &str) {
+    let r = s
+        .req(reqwest::Method::POST, "/buses/default/events")
+        .header("Content-Type", "application/cloudevents+json")
+        .body(
+            json!({"specversion": "1.0", "id": id, "source": "my.shop", "type": "order.created",
+                   "data": {"n": id}})
+            .to_string(),
+        )
+        .send()
+        .unwrap();
+    let v = ok_json(r);
+    assert_eq!(v["FailedEntryCount"], 0, "{v}");
+}
+
+fn trigger(s: &Server, function: &str, name: &str) -> Value {
+    s.get(&format!("/2023-03-30/functions/{function}/triggers/{name}"))
+}
+
+/// Polls `f` until it returns `Some`, for at most a minute.
+fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn lines(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// Every task of `function`, by id.
+fn tasks(s: &Server, function: &str) -> Vec<Value> {
+    let v = s.get(&format!("/tasks?functionName={function}&limit=100"));
+    v["asyncTasks"].as_array().cloned().unwrap_or_default()
+}
+
+#[test]
+fn errors_tolerance_none_blocks_the_trigger_until_the_failing_event_succeeds() {
+    let dir = tempfile::tempdir().unwrap();
+    let shared = shared_dir();
+    let out = shared.path().join("delivered.txt");
+    let flag = shared.path().join("fixed");
+    let [mflag, mount] = mount_args(shared.path());
+    // One delivery of the function at a time, so "in order" is observable.
+    let mut s = Server::start_with(
+        dir.path(),
+        &[
+            "--retry-base-ms",
+            "20",
+            "--max-in-flight-per-function",
+            "1",
+            &mflag,
+            &mount,
+        ],
+    );
+    ok_json(s.deploy(
+        "ordered",
+        &[("index.py", ORDERED)],
+        json!({"environmentVariables": {"OUT_FILE": out.to_str().unwrap(),
+                                        "FLAG_FILE": flag.to_str().unwrap()}}),
+    ));
+    // errorsTolerance is left out: NONE is the default. No retries before the block, then the
+    // exponential schedule (1 s, 2 s, 4 s, ...) while blocked.
+    let config = json!({"triggerEnable": true, "asyncInvocationType": false,
+        "eventRuleFilterPattern": json!({"source": ["my.shop"]}).to_string(),
+        "eventSourceConfig": {"eventSourceType": "Default", "eventSourceParameters": {}},
+        "eventSinkConfig": {"deliveryOption": {"eventSchema": "CloudEvents"}},
+        "runOptions": {"mode": "event-driven", "retryStrategy":
+            {"PushRetryStrategy": "EXPONENTIAL_DECAY_RETRY", "MaximumRetryAttempts": 0}}});
+    let created = ok_json(s.post(
+        "/2023-03-30/functions/ordered/triggers",
+        &json!({"triggerName": "orders", "triggerType": "eventbridge",
+                "triggerConfig": config.to_string()}),
+    ));
+    assert_eq!(created["status"], "OK");
+
+    post_event(&s, "e1");
+    let blocked = wait_for("the trigger to be blocked", || {
+        let t = trigger(&s, "ordered", "orders");
+        (t["status"] == "Blocked").then_some(t)
+    });
+    let by = &blocked["blockedBy"];
+    assert!(
+        by["error"]
+            .as_str()
+            .unwrap()
+            .contains("downstream unavailable for e1"),
+        "{blocked}"
+    );
+    assert!(by["since"].as_str().unwrap().ends_with('Z'), "{blocked}");
+    let e1_task = by["taskId"].as_str().unwrap().to_string();
+    let listed = s.get("/2023-03-30/functions/ordered/triggers");
+    assert_eq!(listed["triggers"][0]["status"], "Blocked", "{listed}");
+    assert_eq!(
+        listed["triggers"][0]["blockedBy"]["taskId"],
+        e1_task.as_str()
+    );
+    // The CLI's list shows it too.
+    let cli = std::process::Command::new(BIN)
+        .args(["trigger", "list", "ordered"])
+        .env("FNBRIDGE_ENDPOINT", &s.base)
+        .env("FNBRIDGE_DATA_DIR", &s.data)
+        .env_remove("FNBRIDGE_TOKEN")
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&cli.stdout);
+    assert!(cli.status.success(), "{table}");
+    assert!(table.contains("STATUS") && table.contains("Blocked"), "{table}");
+
+    for id in ["e2", "e3", "e4", "e5"] {
+        post_event(&s, id);
+    }
+    // e1 is retried while blocked (a second and a third attempt after e2..e5 were accepted),
+    // and meanwhile none of e2..e5 ran.
+    let attempts_of = |s: &Server| {
+        let t = s.get(&format!(
+            "/2023-03-30/functions/ordered/async-tasks/{e1_task}"
+        ));
+        t["attemptRecords"].as_array().map_or(0, |a| a.len())
+    };
+    wait_for("two retries of e1", || (attempts_of(&s) >= 3).then_some(()));
+    assert!(
+        lines(&out).is_empty(),
+        "delivered while blocked: {:?}",
+        lines(&out)
+    );
+    let all = tasks(&s, "ordered");
+    assert_eq!(all.len(), 5, "{all:?}");
+    let e1 = all
+        .iter()
+        .find(|t| t["taskId"] == e1_task.as_str())
+        .unwrap();
+    assert!(
+        e1["status"] == "Retrying" || e1["status"] == "Running",
+        "{e1}"
+    );
+    for t in all.iter().filter(|t| t["taskId"] != e1_task.as_str()) {
+        assert_eq!(t["status"], "Enqueued", "held: {t}");
+        assert_eq!(t["attempts"], 0, "held: {t}");
+    }
+
+    // The block is durable: a restart finds the trigger blocked and still holds e2..e5.
+    s.restart();
+    assert_eq!(trigger(&s, "ordered", "orders")["status"], "Blocked");
+    let before = attempts_of(&s);
+    wait_for("a retry of e1 after the restart", || {
+        (attempts_of(&s) > before).then_some(())
+    });
+    assert!(
+        lines(&out).is_empty(),
+        "delivered while blocked: {:?}",
+        lines(&out)
+    );
+
+    // The cause is fixed: the next retry of e1 succeeds, the block lifts by itself, and the held
+    // events follow in the order they were accepted.
+    std::fs::write(&flag, "").unwrap();
+    wait_for("all five events", || (lines(&out).len() >= 5).then_some(()));
+    assert_eq!(lines(&out), ["e1", "e2", "e3", "e4", "e5"]);
+    let t = wait_for("the block to lift", || {
+        let t = trigger(&s, "ordered", "orders");
+        (t["status"] == "OK").then_some(t)
+    });
+    assert!(t.get("blockedBy").is_none(), "{t}");
+    // Nothing was dead-lettered under NONE.
+    let dlq = s.get("/dlq?functionName=ordered");
+    assert_eq!(dlq["entries"].as_array().map_or(0, |e| e.len()), 0, "{dlq}");
+}
+
+#[test]
+fn updating_a_blocked_trigger_retries_its_event_at_once_and_all_lets_it_go() {
+    let dir = tempfile::tempdir().unwrap();
+    let shared = shared_dir();
+    let out = shared.path().join("delivered.txt");
+    let flag = shared.path().join("never");
+    let [mflag, mount] = mount_args(shared.path());
+    let s = Server::start_with(dir.path(), &["--retry-base-ms", "20", &mflag, &mount]);
+    ok_json(s.deploy(
+        "ordered",
+        &[("index.py", ORDERED)],
+        json!({"environmentVariables": {"OUT_FILE": out.to_str().unwrap(),
+                                        "FLAG_FILE": flag.to_str().unwrap()}}),
+    ));
+    // BACKOFF_RETRY with no retries: blocked at the first failure, then retried every 10-20 s.
+    let mut config = json!({"eventRuleFilterPattern": json!({"source": ["my.shop"]}).to_string(),
+        "runOptions": {"errorsTolerance": "NONE", "retryStrategy":
+            {"PushRetryStrategy": "BACKOFF_RETRY", "MaximumRetryAttempts": 0}}});
+    ok_json(s.post(
+        "/2023-03-30/functions/ordered/triggers",
+        &json!({"triggerName": "orders", "triggerType": "eventbridge",
+                "triggerConfig": config.to_string()}),
+    ));
+    post_event(&s, "e1");
+    wait_for("the trigger to be blocked", || {
+        (trigger(&s, "ordered", "orders")["status"] == "Blocked").then_some(())
+    });
+    post_event(&s, "e2");
+    // e1 fails for good; the user switches the trigger to ALL. The update retries e1 at once
+    // (not in 10-20 s); it fails again and, tolerated now, goes to the dead-letter queue, and
+    // e2 is delivered.
+    config["runOptions"]["errorsTolerance"] = json!("ALL");
+    let updated = ok_json(
+        s.req(
+            reqwest::Method::PUT,
+            "/2023-03-30/functions/ordered/triggers/orders",
+        )
+        .json(&json!({"triggerConfig": config.to_string()}))
+        .send()
+        .unwrap(),
+    );
+    assert!(
+        updated["status"] == "Blocked" || updated["status"] == "OK",
+        "{updated}"
+    );
+    let entries = wait_for("e1 in the dead-letter queue", || {
+        let dlq = s.get("/dlq?functionName=ordered");
+        let e = dlq["entries"].as_array().cloned().unwrap_or_default();
+        (!e.is_empty()).then_some(e)
+    });
+    wait_for("e2", || (lines(&out) == ["e2"]).then_some(()));
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    let stored: Value = serde_json::from_str(entries[0]["payload"].as_str().unwrap()).unwrap();
+    assert_eq!(stored["id"], "e1");
+    assert_eq!(entries[0]["attempts"], 2);
+    assert_eq!(trigger(&s, "ordered", "orders")["status"], "OK");
+}
