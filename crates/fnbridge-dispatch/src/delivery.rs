@@ -125,6 +125,15 @@ struct Completion {
     block: Option<TriggerBlock>,
     /// The trigger whose block this attempt lifts (its holder succeeded or left).
     unblock: Option<(String, String)>,
+    /// The other tasks of a batch: the same attempt, recorded on each.
+    members: Vec<MemberRecord>,
+}
+
+/// A batch member's share of an attempt.
+struct MemberRecord {
+    row: i64,
+    record: AttemptOutcome,
+    dead: Option<(fnbridge_store::Task, &'static str)>,
 }
 
 fn write_completion(c: &dyn Tx, w: &Completion) -> Result<Option<i64>, StoreError> {
@@ -135,6 +144,21 @@ fn write_completion(c: &dyn Tx, w: &Completion) -> Result<Option<i64>, StoreErro
             if let Some(log) = w.record.log.as_deref().filter(|l| !l.is_empty()) {
                 c.append_log(&w.function, &w.request_id, &w.qualifier, w.ended_ms, log)?;
             }
+        }
+    }
+    for m in &w.members {
+        match &w.expired {
+            Some(msg) => c.finish_task(m.row, TaskStatus::Expired, w.ended_ms, Some(msg))?,
+            None => c.record_attempt(m.row, &m.record)?,
+        }
+        if let Some((task, reason)) = &m.dead {
+            c.dead_letter(
+                task,
+                task.attempts,
+                reason,
+                m.record.last_error.as_deref(),
+                w.ended_ms,
+            )?;
         }
     }
     if let Some(b) = &w.block {
@@ -192,7 +216,11 @@ async fn run_job(inner: &Arc<Inner>, mut job: Job) {
         inner: inner.clone(),
     };
     let function = job.function.clone();
-    let cost = cost_of(&job);
+    // Every row this job holds in the window: its own and its batch's.
+    let rows: Vec<(i64, usize)> = std::iter::once(&job)
+        .chain(job.members.iter())
+        .map(|j| (j.row, cost_of(j)))
+        .collect();
     let policy = d.policy(&job.function, &job.qualifier);
     // An `eventbridge` trigger's own retryStrategy replaces the function's async retries and
     // age limit.
@@ -208,6 +236,30 @@ async fn run_job(inner: &Arc<Inner>, mut job: Job) {
         );
         inner.dead_lettered.fetch_add(1, Ordering::Relaxed);
         let destination = destination(&d, &job, &policy, "EventAgeExceeded", None, b"");
+        let members = job
+            .members
+            .iter()
+            .map(|m| MemberRecord {
+                row: m.row,
+                record: AttemptOutcome {
+                    attempt: Attempt {
+                        n: m.attempts,
+                        started_ms: started,
+                        ended_ms: started,
+                        status: "Failed".into(),
+                        error_type: None,
+                        error_message: None,
+                        instance_id: None,
+                    },
+                    status: TaskStatus::Expired,
+                    next_ms: started,
+                    last_error: Some(msg.clone()),
+                    return_payload: None,
+                    log: None,
+                },
+                dead: Some((m.as_task(), "EventAgeExceeded")),
+            })
+            .collect();
         let w = Completion {
             row: job.row,
             record: AttemptOutcome {
@@ -235,8 +287,9 @@ async fn run_job(inner: &Arc<Inner>, mut job: Job) {
             destination,
             block: None,
             unblock: None,
+            members,
         };
-        finish(inner, &function, job.row, cost, w, true).await;
+        finish(inner, &function, rows, w, true).await;
         return;
     }
     let entry = d.resolve_entry(&job.function, &job.qualifier);
@@ -254,7 +307,7 @@ async fn run_job(inner: &Arc<Inner>, mut job: Job) {
                     &job.task_id,
                     &job.qualifier,
                     version_id,
-                    job.payload.clone(),
+                    payload_of(&job),
                 )
                 .await;
             inner
@@ -302,7 +355,8 @@ async fn run_job(inner: &Arc<Inner>, mut job: Job) {
     };
     match result {
         AttemptResult::Success => {
-            inner.succeeded.fetch_add(1, Ordering::Relaxed);
+            let n = 1 + job.members.len() as u64;
+            inner.succeeded.fetch_add(n, Ordering::Relaxed);
         }
         AttemptResult::FunctionError => {
             job.function_errors += 1;
@@ -371,6 +425,8 @@ async fn run_job(inner: &Arc<Inner>, mut job: Job) {
         log: Some(log),
     };
     let dest = match action {
+        // A batch has no one request payload for a destination record.
+        _ if job.batched => None,
         RetryAction::Succeeded => destination(&d, &job, &policy, "Success", None, &body),
         RetryAction::DeadLetter { reason } => {
             let cond = if reason.as_str() == "EventAgeExceeded" {
@@ -388,8 +444,41 @@ async fn run_job(inner: &Arc<Inner>, mut job: Job) {
         RetryAction::DeadLetter { reason } => Some((job.as_task(), reason.as_str())),
         _ => None,
     };
+    // A batch succeeds, fails, retries and leaves as one: each member records the attempt.
+    let members: Vec<MemberRecord> = job
+        .members
+        .iter_mut()
+        .map(|m| {
+            m.attempts += 1;
+            match result {
+                AttemptResult::FunctionError => m.function_errors += 1,
+                AttemptResult::PlatformError => m.platform_errors += 1,
+                AttemptResult::Success => {}
+            }
+            m.next_ms = next_ms;
+            MemberRecord {
+                row: m.row,
+                record: AttemptOutcome {
+                    attempt: Attempt {
+                        n: m.attempts,
+                        ..record.attempt.clone()
+                    },
+                    status,
+                    next_ms,
+                    last_error: error_message.clone(),
+                    return_payload: Some(body.to_vec()),
+                    log: None,
+                },
+                dead: match action {
+                    RetryAction::DeadLetter { reason } => Some((m.as_task(), reason.as_str())),
+                    _ => None,
+                },
+            }
+        })
+        .collect();
     if dead.is_some() {
-        inner.dead_lettered.fetch_add(1, Ordering::Relaxed);
+        let n = 1 + job.members.len() as u64;
+        inner.dead_lettered.fetch_add(n, Ordering::Relaxed);
     }
     // errorsTolerance NONE: the trigger holds its later events while this one keeps failing,
     // and lets them go once it succeeds (or leaves, say after an update to ALL).
@@ -431,6 +520,7 @@ async fn run_job(inner: &Arc<Inner>, mut job: Job) {
         destination: dest,
         block,
         unblock,
+        members,
     };
     // The running slot is free now; the record is written while others run.
     let final_outcome = !matches!(
@@ -444,7 +534,29 @@ async fn run_job(inner: &Arc<Inner>, mut job: Job) {
         inner.sched.attempt_ended(&function, Some(job.clone()));
     }
     inner.wake.notify_one();
-    finish(inner, &function, job.row, cost, w, final_outcome).await;
+    finish(inner, &function, rows, w, final_outcome).await;
+}
+
+/// What an attempt delivers: the task's payload, or a batch's payloads as one JSON array.
+fn payload_of(job: &Job) -> Bytes {
+    if !job.batched {
+        return job.payload.clone();
+    }
+    let len: usize = job.payload.len()
+        + job
+            .members
+            .iter()
+            .map(|m| m.payload.len() + 1)
+            .sum::<usize>();
+    let mut out = Vec::with_capacity(len + 2);
+    out.push(b'[');
+    out.extend_from_slice(&job.payload);
+    for m in &job.members {
+        out.push(b',');
+        out.extend_from_slice(&m.payload);
+    }
+    out.push(b']');
+    Bytes::from(out)
 }
 
 /// Commits a completion, then lets a finished task leave the window and admits the destination
@@ -452,11 +564,11 @@ async fn run_job(inner: &Arc<Inner>, mut job: Job) {
 async fn finish(
     inner: &Arc<Inner>,
     function: &Arc<str>,
-    row: i64,
-    cost: usize,
+    rows: Vec<(i64, usize)>,
     w: Completion,
     last: bool,
 ) {
+    let row = w.row;
     let dest = w.destination.clone();
     let unblock = w.unblock.clone();
     let committed = commit_completion(inner, w).await;
@@ -466,9 +578,11 @@ async fn finish(
         inner.wake.notify_one();
     }
     if last {
-        inner.sched.release(function, row, cost);
+        for (row, cost) in &rows {
+            inner.sched.release(function, *row, *cost);
+        }
         if committed.is_some() {
-            inner.open.fetch_sub(1, Ordering::Relaxed);
+            inner.open.fetch_sub(rows.len() as u64, Ordering::Relaxed);
         }
         inner.wake.notify_one();
     }

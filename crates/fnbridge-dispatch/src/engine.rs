@@ -32,7 +32,7 @@ use tokio::sync::Notify;
 
 use crate::ids;
 use crate::policy::{AsyncPolicy, Backoff, PushPolicy};
-use crate::scheduler::{Job, Limits, Scheduler};
+use crate::scheduler::{Job, Limits, Scheduler, Window};
 use fnbridge_event::eventbridge::{EventSchema, RunOptions};
 
 /// Settings the binary passes in.
@@ -278,6 +278,9 @@ impl Dispatcher {
             for (id, _, t) in &compiled {
                 reg.triggers.insert(*id, Arc::new(t.clone()));
             }
+        }
+        for (_, _, t) in &compiled {
+            d.set_window(t, true);
         }
         d.inner
             .matcher
@@ -674,7 +677,22 @@ impl Dispatcher {
             .map(|e| e.config.clone())
     }
 
+    /// Tells the scheduler a trigger's batch window (`event-streaming`), or that it has none.
+    fn set_window(&self, t: &TriggerConfig, present: bool) {
+        let window = (present && t.trigger_type == TriggerType::EventBridge)
+            .then(|| RunOptions::from_config(&t.trigger_config).batch)
+            .flatten()
+            .map(|b| Window {
+                count: b.count as usize,
+                wait_ms: (b.time_s * 1000) as i64,
+            });
+        self.inner
+            .sched
+            .set_window(&t.function_name, &t.trigger_name, window);
+    }
+
     pub(crate) fn cache_trigger(&self, id: u64, trigger: TriggerConfig, pattern: &Pattern) {
+        self.set_window(&trigger, true);
         // Registry first, then the index: a match can only name a trigger the registry knows.
         self.inner
             .registry
@@ -687,12 +705,16 @@ impl Dispatcher {
 
     pub(crate) fn uncache_trigger(&self, id: u64) {
         self.inner.matcher.remove(id);
-        self.inner
+        let gone = self
+            .inner
             .registry
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .triggers
             .remove(&id);
+        if let Some(t) = gone {
+            self.set_window(&t, false);
+        }
     }
 
     pub(crate) fn cache_async_config(&self, function: &str, qualifier: &str, v: &AsyncConfig) {

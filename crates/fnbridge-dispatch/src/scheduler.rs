@@ -16,6 +16,11 @@
 //! crowds out the function's other work. Lifting the block marks the function spilled, and the
 //! refill reads the held tasks back in due order.
 //!
+//! An `event-streaming` trigger has a batch window: its tasks that become ready wait in a
+//! *forming* batch until it holds `count` of them or `wait_ms` has passed since it opened
+//! (measured on the `now_ms` the caller passes, so tests drive it with a fake clock); the batch
+//! is then sealed into one job (a leader with members) that runs, retries and finishes as one.
+//!
 //! Everything here is synchronous and under one mutex; `engine.rs` runs the loop that starts
 //! work and the refills that read the store.
 
@@ -43,6 +48,11 @@ pub(crate) struct Job {
     pub platform_errors: u32,
     pub attempts: u32,
     pub hops: u32,
+    /// Cut by an `event-streaming` trigger's batch window: delivered as a JSON array of its own
+    /// payload and its `members'`, retried whole.
+    pub batched: bool,
+    /// The other tasks of the batch this one leads (each resident in its own right).
+    pub members: Vec<Job>,
 }
 
 impl Job {
@@ -64,6 +74,8 @@ impl Job {
             platform_errors: 0,
             attempts: 0,
             hops: t.hops,
+            batched: false,
+            members: Vec::new(),
         }
     }
 
@@ -84,6 +96,8 @@ impl Job {
             platform_errors: 0,
             attempts: t.attempts,
             hops: t.hops,
+            batched: false,
+            members: Vec::new(),
         }
     }
 
@@ -173,6 +187,25 @@ struct State {
     stopping: bool,
     /// Blocked triggers: function → trigger → the row of the task that holds the block.
     held_by: HashMap<Arc<str>, HashMap<String, i64>>,
+    /// Batch windows of `event-streaming` triggers: function → trigger → window.
+    windows: HashMap<Arc<str>, HashMap<String, Window>>,
+    /// Batches being filled, by (function, trigger).
+    forming: HashMap<(Arc<str>, String), Forming>,
+}
+
+/// An `event-streaming` trigger's batch window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Window {
+    /// Most tasks in one batch.
+    pub count: usize,
+    /// How long a batch waits for more once its first task is ready.
+    pub wait_ms: i64,
+}
+
+struct Forming {
+    jobs: Vec<Job>,
+    /// When it is sealed whatever its size.
+    due_ms: i64,
 }
 
 impl State {
@@ -250,7 +283,7 @@ impl Scheduler {
         st.resident_bytes += job.cost();
         st.resident_rows.insert(job.row);
         if job.next_ms <= now_ms {
-            Self::push_ready(st, job);
+            Self::push_ready(st, job, now_ms);
         } else {
             Self::push_timer(st, job);
         }
@@ -273,7 +306,12 @@ impl Scheduler {
         let Some(&(due, row)) = f.timers.last() else {
             return false;
         };
-        if due <= before {
+        if due <= before
+            || st
+                .timers
+                .get(&(due, row))
+                .is_some_and(|j| !j.members.is_empty())
+        {
             return false;
         }
         f.timers.remove(&(due, row));
@@ -287,7 +325,63 @@ impl Scheduler {
         true
     }
 
-    fn push_ready(st: &mut State, job: Job) {
+    /// A task is due: into its trigger's forming batch when the trigger has a window (a task of
+    /// a blocked trigger leaves the window instead), else into its function's ready queue.
+    fn push_ready(st: &mut State, job: Job, now_ms: i64) {
+        let window = match job.trigger.as_deref() {
+            Some(t) if !job.batched => st.windows.get(&job.function).and_then(|w| w.get(t)),
+            _ => None,
+        };
+        let Some(&window) = window else {
+            return Self::push_ready_now(st, job);
+        };
+        if st.is_held(&job.function, job.trigger.as_deref(), job.row) {
+            return Self::drop_resident(st, &job);
+        }
+        let key = (
+            job.function.clone(),
+            job.trigger.clone().unwrap_or_default(),
+        );
+        let b = st.forming.entry(key.clone()).or_insert_with(|| Forming {
+            jobs: Vec::new(),
+            due_ms: now_ms.saturating_add(window.wait_ms),
+        });
+        b.jobs.push(job);
+        if b.jobs.len() >= window.count {
+            Self::seal(st, &key);
+        }
+    }
+
+    /// Seals the forming batch of `key` into one job and queues it.
+    fn seal(st: &mut State, key: &(Arc<str>, String)) {
+        let Some(b) = st.forming.remove(key) else {
+            return;
+        };
+        let mut jobs = b.jobs.into_iter();
+        let Some(mut leader) = jobs.next() else {
+            return;
+        };
+        leader.batched = true;
+        leader.members = jobs.collect();
+        Self::push_ready_now(st, leader);
+    }
+
+    /// Takes a task (and its batch's members) out of the window; it stays open in the store.
+    fn drop_resident(st: &mut State, job: &Job) {
+        for j in std::iter::once(job).chain(job.members.iter()) {
+            if st.resident_rows.remove(&j.row) {
+                st.resident_bytes = st.resident_bytes.saturating_sub(j.cost());
+                if let Some(f) = st.functions.get_mut(&j.function) {
+                    f.resident = f.resident.saturating_sub(1);
+                }
+            }
+            if st.refilling {
+                st.released_during_refill.insert(j.row);
+            }
+        }
+    }
+
+    fn push_ready_now(st: &mut State, job: Job) {
         let name = job.function.clone();
         let f = st.functions.entry(name.clone()).or_default();
         f.ready.push_back(job);
@@ -314,7 +408,16 @@ impl Scheduler {
             if let Some(f) = st.functions.get_mut(&job.function) {
                 f.timers.remove(&key);
             }
-            Self::push_ready(st, job);
+            Self::push_ready(st, job, now_ms);
+        }
+        let due: Vec<(Arc<str>, String)> = st
+            .forming
+            .iter()
+            .filter(|(_, b)| b.due_ms <= now_ms)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in due {
+            Self::seal(st, &key);
         }
         let mut out = Vec::new();
         // Each function in the rotation is looked at until none can start more.
@@ -344,17 +447,12 @@ impl Scheduler {
                 .is_some_and(|holder| *holder != job.row);
             if held {
                 // Its trigger is blocked: it leaves the window and waits in the store.
-                f.resident = f.resident.saturating_sub(1);
                 if f.ready.is_empty() {
                     f.queued = false;
                 } else {
                     st.rotation.push_back(name);
                 }
-                st.resident_bytes = st.resident_bytes.saturating_sub(job.cost());
-                st.resident_rows.remove(&job.row);
-                if st.refilling {
-                    st.released_during_refill.insert(job.row);
-                }
+                Self::drop_resident(st, &job);
                 continue;
             }
             f.running += 1;
@@ -422,13 +520,43 @@ impl Scheduler {
             f.timers.remove(&key);
         }
         job.next_ms = now_ms;
-        Self::push_ready(&mut st, job);
+        Self::push_ready(&mut st, job, now_ms);
         true
     }
 
     /// When the earliest timer is due.
     pub fn next_due(&self) -> Option<i64> {
-        self.lock().timers.keys().next().map(|(t, _)| *t)
+        let st = self.lock();
+        let timer = st.timers.keys().next().map(|(t, _)| *t);
+        let batch = st.forming.values().map(|b| b.due_ms).min();
+        match (timer, batch) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Sets (or, with `None`, removes) the batch window of an `event-streaming` trigger. A batch
+    /// forming under a removed window is sealed at once.
+    pub fn set_window(&self, function: &str, trigger: &str, window: Option<Window>) {
+        let mut guard = self.lock();
+        let st = &mut *guard;
+        match window {
+            Some(w) => {
+                st.windows
+                    .entry(Arc::from(function))
+                    .or_default()
+                    .insert(trigger.to_string(), w);
+            }
+            None => {
+                if let Some(m) = st.windows.get_mut(function) {
+                    m.remove(trigger);
+                    if m.is_empty() {
+                        st.windows.remove(function);
+                    }
+                }
+                Self::seal(st, &(Arc::from(function), trigger.to_string()));
+            }
+        }
     }
 
     /// An attempt ended: its running slot is free. A retry stays resident, waiting in the
@@ -532,6 +660,7 @@ impl Scheduler {
         st.stopping = true;
         st.timers.clear();
         st.rotation.clear();
+        st.forming.clear();
         for f in st.functions.values_mut() {
             f.ready.clear();
             f.timers.clear();
@@ -573,6 +702,8 @@ mod tests {
             platform_errors: 0,
             attempts: 0,
             hops: 0,
+            batched: false,
+            members: Vec::new(),
         }
     }
 
@@ -723,5 +854,104 @@ mod tests {
         assert!(s.retry_now(1, 10));
         assert_eq!(s.take_startable(10).len(), 1);
         assert!(!s.retry_now(1, 10));
+    }
+
+    fn streaming(s: &Scheduler, count: usize, wait_ms: i64) {
+        s.set_window("f", "t", Some(Window { count, wait_ms }));
+    }
+
+    fn on_t(row: i64, due: i64) -> Job {
+        let mut j = job(row, "f", due);
+        j.trigger = Some("t".into());
+        j
+    }
+
+    fn rows(b: &Job) -> Vec<i64> {
+        std::iter::once(b.row)
+            .chain(b.members.iter().map(|m| m.row))
+            .collect()
+    }
+
+    #[test]
+    fn batches_are_cut_by_count() {
+        let mut l = limits();
+        l.window_per_function = 100;
+        l.window = 100;
+        let s = Scheduler::new(l);
+        streaming(&s, 3, 10_000);
+        for i in 0..7 {
+            assert!(s.admit(on_t(i, 0), 0));
+        }
+        let got = s.take_startable(0);
+        assert_eq!(
+            got.iter().map(rows).collect::<Vec<_>>(),
+            [vec![0, 1, 2], vec![3, 4, 5]]
+        );
+        assert!(got.iter().all(|b| b.batched));
+        // The seventh waits for more, or for the time window.
+        assert_eq!(s.next_due(), Some(10_000));
+        let f: Arc<str> = Arc::from("f");
+        s.attempt_ended(&f, None);
+        s.attempt_ended(&f, None);
+        assert!(s.take_startable(9_999).is_empty());
+        let last = s.take_startable(10_000);
+        assert_eq!(last.iter().map(rows).collect::<Vec<_>>(), [vec![6]]);
+        assert!(last[0].batched, "a batch of one is still a batch");
+        // Tasks of other triggers (or none) of the function are not batched.
+        assert!(s.admit(job(50, "f", 0), 0));
+        let single = s.take_startable(10_000);
+        assert_eq!(single.len(), 1);
+        assert!(!single[0].batched && single[0].members.is_empty());
+    }
+
+    #[test]
+    fn batches_are_cut_by_time_on_the_callers_clock() {
+        let mut l = limits();
+        l.window_per_function = 100;
+        l.window = 100;
+        let s = Scheduler::new(l);
+        streaming(&s, 100, 1_000);
+        s.admit(on_t(1, 0), 0);
+        s.admit(on_t(2, 0), 0);
+        assert!(s.take_startable(500).is_empty());
+        s.admit(on_t(3, 600), 600);
+        assert_eq!(s.next_due(), Some(1_000));
+        assert!(s.take_startable(999).is_empty());
+        let got = s.take_startable(1_000);
+        assert_eq!(got.iter().map(rows).collect::<Vec<_>>(), [vec![1, 2, 3]]);
+        // The next batch opens with the next task.
+        s.admit(on_t(4, 1_500), 1_500);
+        assert_eq!(s.next_due(), Some(2_500));
+        // A window of 0 s sends whatever was ready together at the next look.
+        streaming(&s, 100, 0);
+        s.admit(on_t(5, 1_500), 1_500);
+        let f: Arc<str> = Arc::from("f");
+        s.attempt_ended(&f, None);
+        let got = s.take_startable(2_500);
+        assert_eq!(got.iter().map(rows).collect::<Vec<_>>(), [vec![4, 5]]);
+    }
+
+    #[test]
+    fn a_failed_batch_is_retried_whole_and_removing_the_window_flushes() {
+        let mut l = limits();
+        l.window_per_function = 100;
+        l.window = 100;
+        let s = Scheduler::new(l);
+        streaming(&s, 2, 60_000);
+        for i in 0..3 {
+            s.admit(on_t(i, 0), 0);
+        }
+        let mut b = s.take_startable(0).pop().unwrap();
+        assert_eq!(rows(&b), [0, 1]);
+        b.next_ms = 5_000;
+        let f: Arc<str> = Arc::from("f");
+        s.attempt_ended(&f, Some(b));
+        assert_eq!(s.next_due(), Some(5_000));
+        let again = s.take_startable(5_000);
+        assert_eq!(again.iter().map(rows).collect::<Vec<_>>(), [vec![0, 1]]);
+        // The trigger leaves streaming mode: its forming batch goes at once.
+        s.set_window("f", "t", None);
+        let rest = s.take_startable(5_000);
+        assert_eq!(rest.iter().map(rows).collect::<Vec<_>>(), [vec![2]]);
     }
 }

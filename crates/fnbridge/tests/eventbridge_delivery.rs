@@ -1,7 +1,9 @@
 //! End-to-end tests of how `eventbridge` triggers deliver (delivery.md §3): `errorsTolerance:
-//! NONE` blocking a trigger on an event that ran out of retries and resuming it in order, the
-//! trigger's `Blocked` status across a restart; CloudEvents are posted to the real server and
-//! handlers report what they received through a file in a directory shared with the sandbox.
+//! NONE` blocking a trigger on an event that ran out of retries and resuming it in order (the
+//! `Blocked` status in the API and CLI, across a restart, and after an update), and
+//! `event-streaming` batches cut by count or by time, retried whole, with out-of-range windows
+//! refused. CloudEvents are posted to the real server; handlers report what they received
+//! through a file in a directory shared with the sandbox.
 
 mod common;
 
@@ -140,7 +142,10 @@ fn errors_tolerance_none_blocks_the_trigger_until_the_failing_event_succeeds() {
         .unwrap();
     let table = String::from_utf8_lossy(&cli.stdout);
     assert!(cli.status.success(), "{table}");
-    assert!(table.contains("STATUS") && table.contains("Blocked"), "{table}");
+    assert!(
+        table.contains("STATUS") && table.contains("Blocked"),
+        "{table}"
+    );
 
     for id in ["e2", "e3", "e4", "e5"] {
         post_event(&s, id);
@@ -258,4 +263,190 @@ fn updating_a_blocked_trigger_retries_its_event_at_once_and_all_lets_it_go() {
     assert_eq!(stored["id"], "e1");
     assert_eq!(entries[0]["attempts"], 2);
     assert_eq!(trigger(&s, "ordered", "orders")["status"], "OK");
+}
+
+/// Records each invocation's batch as a JSON line of ids (a CloudEvent's `id`, or `n` of a raw
+/// `data`); fails the first invocation when `FAIL_ONCE` names a file that does not exist yet.
+const BATCHES: &str = r#"
+import json, os
+
+def handler(event, context):
+    batch = json.loads(event)
+    ids = [e["id"] if "specversion" in e else e["n"] for e in batch]
+    with open(os.environ["OUT_FILE"], "a") as f:
+        f.write(json.dumps(ids) + "\n")
+    once = os.environ.get("FAIL_ONCE")
+    if once and not os.path.exists(once):
+        open(once, "w").close()
+        raise RuntimeError("the first try of a batch fails")
+    return "ok"
+"#;
+
+/// Posts `ids` as one CloudEvents batch (one commit, so they are ready together).
+fn post_batch(s: &Server, ids: &[&str]) {
+    let events: Vec<Value> = ids
+        .iter()
+        .map(|id| {
+            json!({"specversion": "1.0", "id": id, "source": "my.stream", "type": "tick",
+                   "data": {"n": id}})
+        })
+        .collect();
+    let r = s
+        .req(reqwest::Method::POST, "/buses/default/events")
+        .header("Content-Type", "application/cloudevents-batch+json")
+        .body(Value::Array(events).to_string())
+        .send()
+        .unwrap();
+    let v = ok_json(r);
+    assert_eq!(v["FailedEntryCount"], 0, "{v}");
+}
+
+fn streaming_config(schema: &str, window: Value, retry: Value) -> Value {
+    json!({"eventRuleFilterPattern": json!({"source": ["my.stream"]}).to_string(),
+        "eventSinkConfig": {"deliveryOption": {"eventSchema": schema}},
+        "runOptions": {"mode": "event-streaming", "errorsTolerance": "ALL",
+                       "batchWindow": window, "retryStrategy": retry}})
+}
+
+/// A streaming function and trigger; returns the server, the batches file and the dirs to keep.
+fn streaming(
+    config: Value,
+    fail_once: bool,
+) -> (
+    Server,
+    std::path::PathBuf,
+    tempfile::TempDir,
+    tempfile::TempDir,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let shared = shared_dir();
+    let out = shared.path().join("batches.txt");
+    let [mflag, mount] = mount_args(shared.path());
+    let s = Server::start_with(dir.path(), &["--retry-base-ms", "20", &mflag, &mount]);
+    let mut env = json!({"OUT_FILE": out.to_str().unwrap()});
+    if fail_once {
+        env["FAIL_ONCE"] = json!(shared.path().join("failed-once").to_str().unwrap());
+    }
+    ok_json(s.deploy(
+        "stream",
+        &[("index.py", BATCHES)],
+        json!({"environmentVariables": env}),
+    ));
+    ok_json(s.post(
+        "/2023-03-30/functions/stream/triggers",
+        &json!({"triggerName": "ticks", "triggerType": "eventbridge",
+                "triggerConfig": config.to_string()}),
+    ));
+    (s, out, dir, shared)
+}
+
+fn batches(path: &Path) -> Vec<Vec<String>> {
+    lines(path)
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn event_streaming_cuts_batches_by_count() {
+    let (s, out, _d, _sh) = streaming(
+        streaming_config(
+            "CloudEvents",
+            json!({"CountBasedWindow": 3, "TimeBasedWindow": 15}),
+            json!({"PushRetryStrategy": "BACKOFF_RETRY"}),
+        ),
+        false,
+    );
+    // Six events ready together: two full batches of three, each a JSON array of the
+    // CloudEvents in the order they were accepted, without waiting for the 15 s window.
+    post_batch(&s, &["a1", "a2", "a3", "a4", "a5", "a6"]);
+    wait_for("two batches", || (batches(&out).len() >= 2).then_some(()));
+    let mut got = batches(&out);
+    got.sort();
+    assert_eq!(got, [["a1", "a2", "a3"], ["a4", "a5", "a6"]]);
+    // Every task of a batch records the one attempt that carried it.
+    let all = tasks(&s, "stream");
+    assert_eq!(all.len(), 6, "{all:?}");
+    wait_for("six succeeded tasks", || {
+        tasks(&s, "stream")
+            .iter()
+            .all(|t| t["status"] == "Succeeded" && t["attempts"] == 1)
+            .then_some(())
+    });
+}
+
+#[test]
+fn event_streaming_cuts_a_batch_by_time_and_delivers_raw_data() {
+    let (s, out, _d, _sh) = streaming(
+        streaming_config(
+            "RawData",
+            json!({"CountBasedWindow": 100, "TimeBasedWindow": 1}),
+            json!({"PushRetryStrategy": "BACKOFF_RETRY"}),
+        ),
+        false,
+    );
+    // Two events never reach the count of 100: the time window cuts their batch.
+    post_batch(&s, &["b1", "b2"]);
+    wait_for("one batch", || (!batches(&out).is_empty()).then_some(()));
+    assert_eq!(
+        batches(&out),
+        [["b1", "b2"]],
+        "RawData: the data objects, in one array"
+    );
+}
+
+#[test]
+fn a_failed_batch_is_retried_whole() {
+    let (s, out, _d, _sh) = streaming(
+        streaming_config(
+            "CloudEvents",
+            json!({"CountBasedWindow": 4, "TimeBasedWindow": 0}),
+            json!({"PushRetryStrategy": "EXPONENTIAL_DECAY_RETRY"}),
+        ),
+        true,
+    );
+    post_batch(&s, &["c1", "c2", "c3", "c4"]);
+    wait_for("four succeeded tasks", || {
+        let t = tasks(&s, "stream");
+        (t.len() == 4 && t.iter().all(|t| t["status"] == "Succeeded")).then_some(())
+    });
+    // The same four events in the failed try and in its retry, and each task shows both.
+    assert_eq!(
+        batches(&out),
+        [["c1", "c2", "c3", "c4"], ["c1", "c2", "c3", "c4"]]
+    );
+    for t in tasks(&s, "stream") {
+        assert_eq!(t["attempts"], 2, "{t}");
+    }
+}
+
+#[test]
+fn out_of_range_batch_windows_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path());
+    ok_json(s.deploy("stream", &[("index.py", BATCHES)], json!({})));
+    for (window, msg) in [
+        (
+            json!({"CountBasedWindow": 10001}),
+            "triggerConfig.runOptions.batchWindow.CountBasedWindow: must be an integer from 1 to 10000, got 10001",
+        ),
+        (
+            json!({"TimeBasedWindow": 16}),
+            "triggerConfig.runOptions.batchWindow.TimeBasedWindow: must be an integer from 0 to 15, got 16",
+        ),
+    ] {
+        let c = streaming_config("CloudEvents", window, json!({}));
+        common::expect_error(
+            s.post(
+                "/2023-03-30/functions/stream/triggers",
+                &json!({"triggerName": "ticks", "triggerType": "eventbridge",
+                        "triggerConfig": c.to_string()}),
+            ),
+            400,
+            "InvalidArgument",
+            msg,
+        );
+    }
+    let v = s.get("/2023-03-30/functions/stream/triggers");
+    assert_eq!(v["triggers"].as_array().map_or(0, |t| t.len()), 0, "{v}");
 }

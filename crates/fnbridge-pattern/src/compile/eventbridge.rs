@@ -71,14 +71,6 @@ fn run_options(c: &Obj<'_>) -> Result<(), ConfigError> {
         return Ok(());
     };
     one_of(&run, "mode", &["event-driven", "event-streaming"])?;
-    if run.opt_str("mode")? == Some("event-streaming") {
-        // Refused rather than accepted and delivered one by one: a handler written for arrays
-        // would break on single events.
-        return Err(ConfigError::new(
-            run.at("mode"),
-            "\"event-streaming\" is not supported yet (use \"event-driven\")",
-        ));
-    }
     one_of(&run, "errorsTolerance", &["NONE", "ALL"])?;
     if let Some(retry) = run.opt_obj("retryStrategy")? {
         one_of(
@@ -196,6 +188,18 @@ mod tests {
         assert_eq!(
             with("retryStrategy", json!({"PushRetryStrategy": "FAST"})),
             "triggerConfig.runOptions.retryStrategy.PushRetryStrategy: must be one of BACKOFF_RETRY, EXPONENTIAL_DECAY_RETRY, got \"FAST\""
+        );
+        let mut streaming = config(p.clone());
+        streaming["runOptions"]["mode"] = json!("event-streaming");
+        streaming["runOptions"]["batchWindow"] =
+            json!({"CountBasedWindow": 10_000, "TimeBasedWindow": 15});
+        assert!(
+            eventbridge(&streaming).is_ok(),
+            "event-streaming is accepted"
+        );
+        assert_eq!(
+            with("mode", json!("batch")),
+            "triggerConfig.runOptions.mode: must be one of event-driven, event-streaming, got \"batch\""
         );
         assert_eq!(
             with("batchWindow", json!({"CountBasedWindow": 0})),
