@@ -1,6 +1,9 @@
 //! Delivery: the scheduling loop that starts attempts from the scheduler's window, the refill
 //! that tops the window up from the store, one attempt of a task and everything its outcome
 //! implies (the attempt record, retry or dead letter, destinations), and the retention loop.
+//! An `eventbridge` trigger adds three things here: a trigger blocked on an event that ran out
+//! of retries (`errorsTolerance: NONE`), `event-streaming` batches (one attempt recorded on every
+//! task of the batch), and dead letters published on a bus in the same commit as the record.
 //!
 //! Cancellation contract: an attempt that started runs to its end; its record is then written
 //! until it commits (a failed write, a full disk say, is retried with backoff, never dropped),
@@ -14,13 +17,14 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use fnbridge_event::limits::MAX_ASYNC_PAYLOAD;
+use fnbridge_event::{BusEvent, EventSource};
 use fnbridge_store::blocks::TriggerBlock;
 use fnbridge_store::tasks::AttemptOutcome;
 use fnbridge_store::{Attempt, NewTask, StoreError, TaskStatus, Tx, now_ms};
 use rand::Rng;
 
 use crate::destination::{DestinationRecord, function_of_arn};
-use crate::engine::{Dispatcher, Inner};
+use crate::engine::{DispatchError, Dispatcher, Inner};
 use crate::ids;
 use crate::policy::{AsyncPolicy, AttemptResult, RetryAction, decide, decide_push};
 use crate::scheduler::{Job, cost_of};
@@ -127,6 +131,86 @@ struct Completion {
     unblock: Option<(String, String)>,
     /// The other tasks of a batch: the same attempt, recorded on each.
     members: Vec<MemberRecord>,
+    /// Where dead letters go instead of fnbridge's queue: an `eventbridge` trigger's
+    /// `deadLetterQueue` bus, and the trigger's ARN they name.
+    dead_letter_bus: Option<(String, String)>,
+}
+
+/// Most bytes of the last error carried by a dead-letter event.
+const DEAD_LETTER_ERROR_MAX: usize = 1024;
+
+/// The CloudEvent a dead-lettered task publishes on its trigger's dead-letter bus: the original
+/// event (same `id`, `source`, `type`, `data`) on that bus, with the error as extension
+/// attributes (`deadletterreason`, `deadlettererror`, `deadlettertrigger`,
+/// `deadletterattempts`). `None` when the event is no longer kept, or was itself a dead letter
+/// (one hop only, so two triggers dead-lettering to each other's bus cannot loop).
+fn dead_letter_event(
+    c: &dyn Tx,
+    task: &fnbridge_store::Task,
+    reason: &str,
+    error: Option<&str>,
+    (bus, trigger_arn): &(String, String),
+) -> Result<Option<BusEvent>, StoreError> {
+    let Some(seq) = task.event_seq else {
+        return Ok(None);
+    };
+    let Some(text) = c.event_body(seq)? else {
+        return Ok(None);
+    };
+    let Ok(serde_json::Value::Object(mut body)) = serde_json::from_str(&text) else {
+        return Ok(None);
+    };
+    if body.contains_key("deadletterreason") {
+        return Ok(None);
+    }
+    let field = |k: &str| {
+        body.get(k)
+            .and_then(|v| v.as_str())
+            .unwrap_or("")
+            .to_string()
+    };
+    let (id, name) = (field("id"), field("type"));
+    let mut error = error.unwrap_or("").to_string();
+    if error.len() > DEAD_LETTER_ERROR_MAX {
+        let mut end = DEAD_LETTER_ERROR_MAX;
+        while !error.is_char_boundary(end) {
+            end -= 1;
+        }
+        error.truncate(end);
+    }
+    body.insert("aliyuneventbusname".into(), bus.as_str().into());
+    body.insert("deadletterreason".into(), reason.into());
+    body.insert("deadlettererror".into(), error.into());
+    body.insert("deadlettertrigger".into(), trigger_arn.as_str().into());
+    body.insert("deadletterattempts".into(), task.attempts.into());
+    Ok(Some(BusEvent {
+        source: EventSource::CloudEvent,
+        id,
+        name,
+        body,
+        s3: None,
+    }))
+}
+
+/// Dead-letters `task`: published on the trigger's dead-letter bus when `publish` (and it can
+/// be), else into fnbridge's dead-letter queue.
+fn dead_letter(
+    c: &dyn Tx,
+    w: &Completion,
+    publish: bool,
+    (task, reason): &(fnbridge_store::Task, &'static str),
+    last_error: Option<&str>,
+    events: &mut Vec<BusEvent>,
+) -> Result<(), StoreError> {
+    if publish
+        && let Some(dl) = &w.dead_letter_bus
+        && let Some(ev) = dead_letter_event(c, task, reason, last_error, dl)?
+    {
+        events.push(ev);
+        return Ok(());
+    }
+    c.dead_letter(task, task.attempts, reason, last_error, w.ended_ms)?;
+    Ok(())
 }
 
 /// A batch member's share of an attempt.
@@ -136,7 +220,12 @@ struct MemberRecord {
     dead: Option<(fnbridge_store::Task, &'static str)>,
 }
 
-fn write_completion(c: &dyn Tx, w: &Completion) -> Result<Option<i64>, StoreError> {
+fn write_completion(
+    c: &dyn Tx,
+    w: &Completion,
+    publish: bool,
+) -> Result<(Option<i64>, Vec<BusEvent>), StoreError> {
+    let mut events = Vec::new();
     match &w.expired {
         Some(msg) => c.finish_task(w.row, TaskStatus::Expired, w.ended_ms, Some(msg))?,
         None => {
@@ -146,19 +235,18 @@ fn write_completion(c: &dyn Tx, w: &Completion) -> Result<Option<i64>, StoreErro
             }
         }
     }
+    if let Some(dead) = &w.dead {
+        let error = w.record.last_error.as_deref();
+        dead_letter(c, w, publish, dead, error, &mut events)?;
+    }
     for m in &w.members {
         match &w.expired {
             Some(msg) => c.finish_task(m.row, TaskStatus::Expired, w.ended_ms, Some(msg))?,
             None => c.record_attempt(m.row, &m.record)?,
         }
-        if let Some((task, reason)) = &m.dead {
-            c.dead_letter(
-                task,
-                task.attempts,
-                reason,
-                m.record.last_error.as_deref(),
-                w.ended_ms,
-            )?;
+        if let Some(dead) = &m.dead {
+            let error = m.record.last_error.as_deref();
+            dead_letter(c, w, publish, dead, error, &mut events)?;
         }
     }
     if let Some(b) = &w.block {
@@ -167,35 +255,49 @@ fn write_completion(c: &dyn Tx, w: &Completion) -> Result<Option<i64>, StoreErro
     if let Some((function, trigger)) = &w.unblock {
         c.delete_block(function, trigger)?;
     }
-    if let Some((task, reason)) = &w.dead {
-        c.dead_letter(
-            task,
-            task.attempts,
-            reason,
-            w.record.last_error.as_deref(),
-            w.ended_ms,
-        )?;
-    }
-    match &w.destination {
+    let dest = match &w.destination {
         Some(t) => match c.insert_task(t) {
-            Ok(row) => Ok(Some(row)),
+            Ok(row) => Some(row),
             // Inserted by an earlier try whose commit reported failure but held.
-            Err(StoreError::Conflict(_)) => Ok(None),
-            Err(e) => Err(e),
+            Err(StoreError::Conflict(_)) => None,
+            Err(e) => return Err(e),
         },
-        None => Ok(None),
-    }
+        None => None,
+    };
+    Ok((dest, events))
 }
 
 /// Writes a completion until it commits; backs off between tries. Returns the row of the
 /// destination task it created, if any, or `None` if shutdown came first.
 async fn commit_completion(inner: &Arc<Inner>, w: Completion) -> Option<Option<i64>> {
+    // Dead letters bound for a bus commit with the record, matched like any published event.
+    let mut publish = w.dead_letter_bus.is_some()
+        && (w.dead.is_some() || w.members.iter().any(|m| m.dead.is_some()));
     let w = Arc::new(w);
     let mut delay = Duration::from_millis(50);
     loop {
         let job = w.clone();
-        match inner.store.write(move |c| write_completion(c, &job)).await {
+        let result = if publish {
+            let d = Dispatcher {
+                inner: inner.clone(),
+            };
+            d.commit_with_events(move |c| write_completion(c, &job, true))
+                .await
+        } else {
+            inner
+                .store
+                .write(move |c| write_completion(c, &job, false).map(|(dest, _)| dest))
+                .await
+                .map_err(DispatchError::from)
+        };
+        match result {
             Ok(dest) => return Some(dest),
+            Err(DispatchError::Backlogged { open }) => {
+                // The bus takes no more now; the record must not wait for it.
+                tracing::warn!(task = %w.request_id, open,
+                    "backlogged: dead letter kept in fnbridge's queue instead of its bus");
+                publish = false;
+            }
             Err(e) => {
                 tracing::error!(task = %w.request_id, error = %e, retry_in_ms = delay.as_millis() as u64,
                     "cannot record the outcome of a delivery; retrying");
@@ -288,6 +390,7 @@ async fn run_job(inner: &Arc<Inner>, mut job: Job) {
             block: None,
             unblock: None,
             members,
+            dead_letter_bus: None,
         };
         finish(inner, &function, rows, w, true).await;
         return;
@@ -480,6 +583,15 @@ async fn run_job(inner: &Arc<Inner>, mut job: Job) {
         let n = 1 + job.members.len() as u64;
         inner.dead_lettered.fetch_add(n, Ordering::Relaxed);
     }
+    let dead_letter_bus = match (action, job.trigger.as_deref()) {
+        (RetryAction::DeadLetter { .. }, Some(trigger)) => {
+            d.dead_letter_bus(&job.function, Some(trigger)).map(|bus| {
+                let arn = format!("{}/triggers/{trigger}", function_arn(&d, &job.function));
+                (bus, arn)
+            })
+        }
+        _ => None,
+    };
     // errorsTolerance NONE: the trigger holds its later events while this one keeps failing,
     // and lets them go once it succeeds (or leaves, say after an update to ALL).
     let mut block = None;
@@ -521,6 +633,7 @@ async fn run_job(inner: &Arc<Inner>, mut job: Job) {
         block,
         unblock,
         members,
+        dead_letter_bus,
     };
     // The running slot is free now; the record is written while others run.
     let final_outcome = !matches!(

@@ -757,6 +757,24 @@ impl Dispatcher {
             .map(|t| PushPolicy::from_options(&RunOptions::from_config(&t.trigger_config)))
     }
 
+    /// The bus the `eventbridge` trigger `trigger` of `function` dead-letters to, if any.
+    pub(crate) fn dead_letter_bus(&self, function: &str, trigger: Option<&str>) -> Option<String> {
+        let trigger = trigger?;
+        let reg = self
+            .inner
+            .registry
+            .read()
+            .unwrap_or_else(|p| p.into_inner());
+        reg.triggers
+            .values()
+            .find(|t| {
+                t.trigger_type == TriggerType::EventBridge
+                    && t.function_name == function
+                    && t.trigger_name == trigger
+            })
+            .and_then(|t| RunOptions::from_config(&t.trigger_config).dead_letter_bus)
+    }
+
     pub(crate) fn policy(&self, function: &str, qualifier: &str) -> AsyncPolicy {
         self.inner
             .registry

@@ -428,6 +428,7 @@ mod tests {
             max_age_s: None,
             tolerate_all: true,
             bus: "default".into(),
+            dead_letter_bus: None,
             batch: None,
         });
         let (at, end) = run_push(&p, &mut || 0.5);

@@ -568,14 +568,17 @@ pub const MAX_OSS_TRIGGERS_PER_BUCKET: usize = 10;
 /// `sourceArn` names the bucket and is required, a bucket has at most
 /// `MAX_OSS_TRIGGERS_PER_BUCKET`, and two triggers of one bucket whose event sets intersect
 /// must not have overlapping key filters (one event would fire both, ambiguously).
-/// An `eventbridge` trigger's bus (`eventBusName`, `default` when absent) must exist.
+/// An `eventbridge` trigger's bus (`eventBusName`, `default` when absent) and its dead-letter
+/// bus (`deadLetterQueue.Arn`), if any, must exist.
 fn check_bus(c: &dyn Tx, t: &TriggerConfig) -> Result<(), RegistryError> {
     if t.trigger_type != TriggerType::EventBridge {
         return Ok(());
     }
-    let bus = RunOptions::from_config(&t.trigger_config).bus;
-    if bus != DEFAULT_BUS && c.get_bus(&bus)?.is_none() {
-        return Err(RegistryError::BusNotFound(bus));
+    let o = RunOptions::from_config(&t.trigger_config);
+    for bus in std::iter::once(o.bus).chain(o.dead_letter_bus) {
+        if bus != DEFAULT_BUS && c.get_bus(&bus)?.is_none() {
+            return Err(RegistryError::BusNotFound(bus));
+        }
     }
     Ok(())
 }
@@ -639,8 +642,10 @@ impl Dispatcher {
                 .all_triggers()?
                 .into_iter()
                 .filter(|t| {
+                    let o = RunOptions::from_config(&t.trigger.trigger_config);
+                    // A rule on the bus, or a trigger dead-lettering to it.
                     t.trigger.trigger_type == TriggerType::EventBridge
-                        && RunOptions::from_config(&t.trigger.trigger_config).bus == name
+                        && (o.bus == name || o.dead_letter_bus.as_deref() == Some(&*name))
                 })
                 .map(|t| format!("{}/{}", t.trigger.function_name, t.trigger.trigger_name))
                 .collect();

@@ -50,6 +50,10 @@ pub struct RunOptions {
     /// The bus whose events the trigger matches: `eventBusName` (a fnbridge extension; FC's
     /// triggers are on `default`), else `default`.
     pub bus: String,
+    /// `deadLetterQueue.Arn` when it names an EventBridge bus
+    /// (`acs:eventbridge:{region}:{account}:eventbus/{name}`): the bus exhausted events are
+    /// published to. Other queues (MNS, RocketMQ, Kafka) are fnbridge's own dead-letter queue.
+    pub dead_letter_bus: Option<String>,
     /// `mode: event-streaming`: events are delivered in batches (a JSON array); `None` for
     /// `event-driven` (one event per invocation, `batchWindow` ignored).
     pub batch: Option<BatchWindow>,
@@ -76,6 +80,9 @@ impl RunOptions {
             max_age_s: retry["MaximumEventAgeInSeconds"].as_u64(),
             tolerate_all: run["errorsTolerance"].as_str() == Some("ALL"),
             bus: c["eventBusName"].as_str().unwrap_or("default").to_string(),
+            dead_letter_bus: run["deadLetterQueue"]["Arn"]
+                .as_str()
+                .and_then(dead_letter_bus),
             batch: (run["mode"].as_str() == Some("event-streaming")).then(|| BatchWindow {
                 count: run["batchWindow"]["CountBasedWindow"]
                     .as_u64()
@@ -86,6 +93,16 @@ impl RunOptions {
             }),
         }
     }
+}
+
+/// The bus an EventBridge bus ARN names: `acs:eventbridge:{region}:{account}:eventbus/{name}`
+/// (`None` for any other ARN).
+pub fn dead_letter_bus(arn: &str) -> Option<String> {
+    let rest = arn.strip_prefix("acs:eventbridge:")?;
+    let mut parts = rest.splitn(3, ':');
+    let (_region, _account, resource) = (parts.next()?, parts.next()?, parts.next()?);
+    let name = resource.strip_prefix("eventbus/")?;
+    (!name.is_empty() && !name.contains('/')).then(|| name.to_string())
 }
 
 #[cfg(test)]
@@ -112,6 +129,19 @@ mod tests {
         assert_eq!((o.max_retries, o.max_age_s), (Some(5), Some(600)));
         assert!(o.tolerate_all);
         assert_eq!(o.batch, None, "batchWindow is ignored by event-driven");
+        assert_eq!(o.dead_letter_bus, None);
+        let dl = RunOptions::from_config(&json!({"runOptions": {"deadLetterQueue":
+            {"Arn": "acs:eventbridge:cn-hangzhou:123:eventbus/dead"}}}));
+        assert_eq!(dl.dead_letter_bus.as_deref(), Some("dead"));
+        assert_eq!(dead_letter_bus("acs:mns:cn-hangzhou:123:/queues/dlq"), None);
+        assert_eq!(
+            dead_letter_bus("acs:eventbridge:cn-hangzhou:123:eventbus/"),
+            None
+        );
+        assert_eq!(
+            dead_letter_bus("acs:eventbridge:cn-hangzhou:123:rule/x"),
+            None
+        );
         let st = RunOptions::from_config(&json!({"runOptions": {"mode": "event-streaming",
             "batchWindow": {"CountBasedWindow": 50, "TimeBasedWindow": 3}}}));
         assert_eq!(

@@ -143,6 +143,13 @@ pub(crate) fn append_event(
     Ok(c.last_insert_rowid())
 }
 
+/// The stored text of the event with sequence `seq`, if it is still kept.
+pub(crate) fn event_body(c: &Connection, seq: i64) -> Result<Option<String>, StoreError> {
+    Ok(c.prepare_cached("SELECT body FROM events WHERE seq = ?1")?
+        .query_row([seq], |r| r.get(0))
+        .optional()?)
+}
+
 pub(crate) fn count_events(c: &Connection) -> Result<i64, StoreError> {
     Ok(c.query_row("SELECT count(*) FROM events", [], |r| r.get(0))?)
 }

@@ -90,6 +90,8 @@ pub trait Tx {
         body: &str,
     ) -> Result<i64, StoreError>;
     fn count_events(&self) -> Result<i64, StoreError>;
+    /// The stored text of event `seq`, while it is kept.
+    fn event_body(&self, seq: i64) -> Result<Option<String>, StoreError>;
     /// Creates a task in state `Enqueued`, due now; returns its row id.
     fn insert_task(&self, t: &NewTask) -> Result<i64, StoreError>;
     /// Number of open tasks, for the backlog limit.
@@ -392,6 +394,9 @@ impl Tx for Connection {
     }
     fn count_events(&self) -> Result<i64, StoreError> {
         crate::tasks::count_events(self)
+    }
+    fn event_body(&self, seq: i64) -> Result<Option<String>, StoreError> {
+        crate::tasks::event_body(self, seq)
     }
     fn insert_task(&self, t: &NewTask) -> Result<i64, StoreError> {
         crate::tasks::insert_task(self, t)

@@ -450,3 +450,110 @@ fn out_of_range_batch_windows_are_refused() {
     let v = s.get("/2023-03-30/functions/stream/triggers");
     assert_eq!(v["triggers"].as_array().map_or(0, |t| t.len()), 0, "{v}");
 }
+
+#[test]
+fn exhausted_events_are_published_on_the_dead_letter_bus_with_their_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path());
+    let failing =
+        "def handler(event, context):\n    raise RuntimeError('downstream unavailable')\n";
+    let echo = "def handler(event, context):\n    return event.decode()\n";
+    ok_json(s.deploy("fails", &[("index.py", failing)], json!({})));
+    ok_json(s.deploy("catcher", &[("index.py", echo)], json!({})));
+    let arn = "acs:eventbridge:cn-hangzhou:1234567890123456:eventbus/dead";
+    let config = json!({"eventRuleFilterPattern": json!({"source": ["my.shop"]}).to_string(),
+        "runOptions": {"errorsTolerance": "ALL", "deadLetterQueue": {"Arn": arn},
+            "retryStrategy": {"PushRetryStrategy": "EXPONENTIAL_DECAY_RETRY",
+                              "MaximumRetryAttempts": 1}}});
+    let create = |s: &Server| {
+        s.post(
+            "/2023-03-30/functions/fails/triggers",
+            &json!({"triggerName": "orders", "triggerType": "eventbridge",
+                    "triggerConfig": config.to_string()}),
+        )
+    };
+    // The dead-letter bus must exist.
+    common::expect_error(
+        create(&s),
+        404,
+        "EventBusNotExist",
+        "event bus 'dead' does not exist",
+    );
+    ok_json(s.post("/buses", &json!({"eventBusName": "dead"})));
+    ok_json(create(&s));
+    // A rule on the dead-letter bus picks the dead letters up by their attributes.
+    let catch = json!({"eventBusName": "dead",
+        "eventRuleFilterPattern": json!({"source": ["my.shop"],
+            "deadletterreason": ["RetriesExhausted"]}).to_string(),
+        "runOptions": {"errorsTolerance": "ALL"}});
+    ok_json(s.post(
+        "/2023-03-30/functions/catcher/triggers",
+        &json!({"triggerName": "dead-letters", "triggerType": "eventbridge",
+                "triggerConfig": catch.to_string()}),
+    ));
+    // A failing rule on the dead-letter bus that dead-letters to that same bus: its dead letter
+    // would come back to it forever, so a dead letter is published once and then kept in
+    // fnbridge's own queue.
+    let looping = json!({"eventBusName": "dead",
+        "eventRuleFilterPattern": json!({"deadletterreason": ["RetriesExhausted"]}).to_string(),
+        "runOptions": {"errorsTolerance": "ALL", "deadLetterQueue": {"Arn": arn},
+            "retryStrategy": {"PushRetryStrategy": "EXPONENTIAL_DECAY_RETRY",
+                              "MaximumRetryAttempts": 0}}});
+    ok_json(s.post(
+        "/2023-03-30/functions/fails/triggers",
+        &json!({"triggerName": "loop", "triggerType": "eventbridge",
+                "triggerConfig": looping.to_string()}),
+    ));
+    // The bus cannot be deleted while a trigger dead-letters to it.
+    let r = s
+        .req(reqwest::Method::DELETE, "/buses/dead")
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 409, "{}", r.text().unwrap());
+
+    post_event(&s, "doomed");
+    let got = wait_for("the dead letter at the catcher", || {
+        let t = tasks(&s, "catcher");
+        let done = t.iter().find(|t| t["status"] == "Succeeded")?;
+        let id = done["taskId"].as_str()?;
+        let full = s.get(&format!("/2023-03-30/functions/catcher/async-tasks/{id}"));
+        serde_json::from_str::<Value>(full["returnPayload"].as_str()?).ok()
+    });
+    assert_eq!(got["id"], "doomed");
+    assert_eq!(got["source"], "my.shop");
+    assert_eq!(got["data"], json!({"n": "doomed"}));
+    assert_eq!(got["aliyuneventbusname"], "dead");
+    assert_eq!(got["deadletterreason"], "RetriesExhausted");
+    assert_eq!(got["deadletterattempts"], 2);
+    assert!(
+        got["deadlettererror"]
+            .as_str()
+            .unwrap()
+            .contains("downstream unavailable"),
+        "{got}"
+    );
+    assert!(
+        got["deadlettertrigger"]
+            .as_str()
+            .unwrap()
+            .ends_with(":functions/fails/triggers/orders"),
+        "{got}"
+    );
+    // The first dead letter went to the bus, not to fnbridge's own queue; the looping rule's
+    // dead letter of it did.
+    let entries = wait_for("the looping rule's dead letter", || {
+        let dlq = s.get("/dlq?functionName=fails");
+        let e = dlq["entries"].as_array().cloned().unwrap_or_default();
+        (!e.is_empty()).then_some(e)
+    });
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert_eq!(entries[0]["triggerName"], "loop");
+    let failed = tasks(&s, "fails");
+    assert_eq!(
+        failed.len(),
+        2,
+        "the original and the looping rule's: {failed:?}"
+    );
+    assert!(failed.iter().all(|t| t["status"] == "Failed"), "{failed:?}");
+    assert_eq!(tasks(&s, "catcher").len(), 1, "one dead letter on the bus");
+}

@@ -81,11 +81,50 @@ fn run_options(c: &Obj<'_>) -> Result<(), ConfigError> {
         int_in(&retry, "MaximumRetryAttempts", 0, 176)?;
         int_in(&retry, "MaximumEventAgeInSeconds", 1, 86_400)?;
     }
+    if let Some(dlq) = run.opt_obj("deadLetterQueue")? {
+        let arn = match dlq.required("Arn")? {
+            Value::String(s) if !s.is_empty() => s,
+            other => {
+                return Err(ConfigError::new(
+                    dlq.at("Arn"),
+                    format!("must be a non-empty string, got {}", type_name(other)),
+                ));
+            }
+        };
+        if arn.starts_with("acs:eventbridge:") && !is_bus_arn(arn) {
+            return Err(ConfigError::new(
+                dlq.at("Arn"),
+                format!(
+                    "an EventBridge dead-letter target is a bus: acs:eventbridge:{{region}}:{{accountId}}:eventbus/{{name}}, got {}",
+                    super::config::quoted(arn)
+                ),
+            ));
+        }
+    }
     if let Some(w) = run.opt_obj("batchWindow")? {
         int_in(&w, "CountBasedWindow", 1, 10_000)?;
         int_in(&w, "TimeBasedWindow", 0, 15)?;
     }
     Ok(())
+}
+
+/// `acs:eventbridge:{region}:{account}:eventbus/{name}`, name 1-127 of `[A-Za-z0-9_.-]`.
+fn is_bus_arn(arn: &str) -> bool {
+    let mut parts = arn.splitn(5, ':');
+    let (Some(_), Some(_), Some(_), Some(_), Some(resource)) = (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) else {
+        return false;
+    };
+    resource.strip_prefix("eventbus/").is_some_and(|n| {
+        (1..=127).contains(&n.len())
+            && n.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+    })
 }
 
 fn one_of(o: &Obj<'_>, key: &str, allowed: &[&str]) -> Result<(), ConfigError> {
@@ -189,6 +228,28 @@ mod tests {
             with("retryStrategy", json!({"PushRetryStrategy": "FAST"})),
             "triggerConfig.runOptions.retryStrategy.PushRetryStrategy: must be one of BACKOFF_RETRY, EXPONENTIAL_DECAY_RETRY, got \"FAST\""
         );
+        assert_eq!(
+            with(
+                "deadLetterQueue",
+                json!({"Arn": "acs:eventbridge:cn-hangzhou:1:eventbus/"})
+            ),
+            "triggerConfig.runOptions.deadLetterQueue.Arn: an EventBridge dead-letter target is a bus: acs:eventbridge:{region}:{accountId}:eventbus/{name}, got \"acs:eventbridge:cn-hangzhou:1:eventbus/\""
+        );
+        assert_eq!(
+            with("deadLetterQueue", json!({"Arn": 5})),
+            "triggerConfig.runOptions.deadLetterQueue.Arn: must be a non-empty string, got a number"
+        );
+        assert_eq!(
+            with("deadLetterQueue", json!({})),
+            "triggerConfig.runOptions.deadLetterQueue.Arn: required"
+        );
+        let mut dlq = config(p.clone());
+        dlq["runOptions"]["deadLetterQueue"] =
+            json!({"Arn": "acs:eventbridge:cn-hangzhou:1234567890123456:eventbus/dead"});
+        assert!(eventbridge(&dlq).is_ok());
+        dlq["runOptions"]["deadLetterQueue"] =
+            json!({"Arn": "acs:mns:cn-hangzhou:1234567890123456:/queues/dlq"});
+        assert!(eventbridge(&dlq).is_ok(), "other queues are kept as given");
         let mut streaming = config(p.clone());
         streaming["runOptions"]["mode"] = json!("event-streaming");
         streaming["runOptions"]["batchWindow"] =
