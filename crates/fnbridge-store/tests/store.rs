@@ -467,3 +467,24 @@ async fn a_trigger_block_keeps_its_holder_and_survives_a_reopen() {
     assert!(!store.write(|c| c.delete_block("f", "t")).await.unwrap());
     assert!(store.read(|c| c.all_blocks()).await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn an_events_text_is_read_back_by_its_sequence() {
+    let (_d, store) = open();
+    let seq = store
+        .write(|c| c.append_event("e1", "cloudevent", "t", 1, r#"{"id":"e1"}"#))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .read(move |c| c.event_body(seq))
+            .await
+            .unwrap()
+            .as_deref(),
+        Some(r#"{"id":"e1"}"#)
+    );
+    assert_eq!(
+        store.read(move |c| c.event_body(seq + 1)).await.unwrap(),
+        None
+    );
+}

@@ -248,8 +248,10 @@ fn updating_a_blocked_trigger_retries_its_event_at_once_and_all_lets_it_go() {
         .send()
         .unwrap(),
     );
-    assert!(
-        updated["status"] == "Blocked" || updated["status"] == "OK",
+    let now_config: Value =
+        serde_json::from_str(updated["triggerConfig"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        now_config["runOptions"]["errorsTolerance"], "ALL",
         "{updated}"
     );
     let entries = wait_for("e1 in the dead-letter queue", || {
