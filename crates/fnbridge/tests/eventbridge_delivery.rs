@@ -1,8 +1,9 @@
 //! End-to-end tests of how `eventbridge` triggers deliver (delivery.md §3): `errorsTolerance:
 //! NONE` blocking a trigger on an event that ran out of retries and resuming it in order (the
 //! `Blocked` status in the API and CLI, across a restart, and after an update), and
-//! `event-streaming` batches cut by count or by time, retried whole, with out-of-range windows
-//! refused. CloudEvents are posted to the real server; handlers report what they received
+//! `event-streaming` batches cut by count or by time, retried whole (and blocking under NONE),
+//! with out-of-range windows refused; dead letters published on a bus with their error.
+//! CloudEvents are posted to the real server; handlers report what they received
 //! through a file in a directory shared with the sandbox.
 
 mod common;
@@ -558,4 +559,67 @@ fn exhausted_events_are_published_on_the_dead_letter_bus_with_their_error() {
     );
     assert!(failed.iter().all(|t| t["status"] == "Failed"), "{failed:?}");
     assert_eq!(tasks(&s, "catcher").len(), 1, "one dead letter on the bus");
+}
+
+/// Records each delivered batch; fails a batch holding `s1` while `FLAG_FILE` does not exist.
+const BATCH_BLOCKER: &str = r#"
+import json, os
+
+def handler(event, context):
+    ids = [e["id"] for e in json.loads(event)]
+    if "s1" in ids and not os.path.exists(os.environ["FLAG_FILE"]):
+        raise RuntimeError("batch with s1 refused")
+    with open(os.environ["OUT_FILE"], "a") as f:
+        f.write(json.dumps(ids) + "\n")
+    return "ok"
+"#;
+
+#[test]
+fn a_failing_streaming_batch_blocks_its_trigger_and_later_events_follow_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let shared = shared_dir();
+    let out = shared.path().join("batches.txt");
+    let flag = shared.path().join("fixed");
+    let [mflag, mount] = mount_args(shared.path());
+    let s = Server::start_with(dir.path(), &["--retry-base-ms", "20", &mflag, &mount]);
+    ok_json(s.deploy(
+        "stream",
+        &[("index.py", BATCH_BLOCKER)],
+        json!({"environmentVariables": {"OUT_FILE": out.to_str().unwrap(),
+                                        "FLAG_FILE": flag.to_str().unwrap()}}),
+    ));
+    let mut config = streaming_config(
+        "CloudEvents",
+        json!({"CountBasedWindow": 3, "TimeBasedWindow": 0}),
+        json!({"PushRetryStrategy": "EXPONENTIAL_DECAY_RETRY", "MaximumRetryAttempts": 0}),
+    );
+    config["runOptions"]["errorsTolerance"] = json!("NONE");
+    ok_json(s.post(
+        "/2023-03-30/functions/stream/triggers",
+        &json!({"triggerName": "ticks", "triggerType": "eventbridge",
+                "triggerConfig": config.to_string()}),
+    ));
+    post_batch(&s, &["s1", "s2", "s3"]);
+    wait_for("the trigger to be blocked", || {
+        (trigger(&s, "stream", "ticks")["status"] == "Blocked").then_some(())
+    });
+    post_batch(&s, &["s4", "s5"]);
+    // The failed batch is retried whole while the later events wait.
+    wait_for("a retry of the failed batch", || {
+        tasks(&s, "stream")
+            .iter()
+            .any(|t| t["attempts"].as_u64() >= Some(2))
+            .then_some(())
+    });
+    assert!(
+        lines(&out).is_empty(),
+        "delivered while blocked: {:?}",
+        lines(&out)
+    );
+    std::fs::write(&flag, "").unwrap();
+    wait_for("two batches", || (batches(&out).len() >= 2).then_some(()));
+    assert_eq!(batches(&out), [vec!["s1", "s2", "s3"], vec!["s4", "s5"]]);
+    wait_for("the block to lift", || {
+        (trigger(&s, "stream", "ticks")["status"] == "OK").then_some(())
+    });
 }
