@@ -63,7 +63,8 @@ struct OnDisk {
     etag: Option<String>,
     last_modified: Option<String>,
     cache_control: Option<String>,
-    expires_ms: i64,
+    /// Lowered by an expiring refresh, like `Cached::expires_ms`.
+    expires_ms: AtomicI64,
 }
 
 impl Drop for OnDisk {
@@ -142,7 +143,7 @@ impl Cache {
             last_modified: on.last_modified.clone(),
             cache_control: on.cache_control.clone(),
             body: Bytes::from(body),
-            expires_ms: AtomicI64::new(on.expires_ms),
+            expires_ms: AtomicI64::new(on.expires_ms.load(Ordering::Relaxed)),
         });
         d.index.invalidate(key).await;
         self.inner.insert(key.to_string(), v.clone()).await;
@@ -208,6 +209,42 @@ impl Cache {
         n
     }
 
+    /// Marks every entry whose key satisfies `pred` expired, in both tiers, so its next
+    /// request revalidates it with the origin (kept when the origin answers 304, replaced
+    /// otherwise); returns how many. Like a purge it bumps the disk tier's generation, so an
+    /// entry on its way from memory to disk meanwhile is dropped rather than kept fresh.
+    pub async fn expire_where(&self, pred: impl Fn(&str) -> bool) -> usize {
+        if let Some(d) = &self.disk {
+            d.generation.fetch_add(1, Ordering::SeqCst);
+        }
+        let mut n = 0;
+        for (k, v) in self.inner.iter() {
+            if pred(&k) {
+                v.expires_ms.store(i64::MIN, Ordering::SeqCst);
+                n += 1;
+            }
+        }
+        if let Some(d) = &self.disk {
+            let _g = d.lock.lock().await;
+            for (k, v) in d.index.iter() {
+                if pred(&k) {
+                    v.expires_ms.store(i64::MIN, Ordering::SeqCst);
+                    n += 1;
+                }
+            }
+        }
+        n
+    }
+
+    /// `remove_where` when `purge`, else `expire_where`.
+    pub async fn refresh_where(&self, purge: bool, pred: impl Fn(&str) -> bool) -> usize {
+        if purge {
+            self.remove_where(pred).await
+        } else {
+            self.expire_where(pred).await
+        }
+    }
+
     /// Bytes held on disk now (after pending evictions run); 0 without a disk tier.
     pub async fn disk_size(&self) -> u64 {
         match &self.disk {
@@ -244,7 +281,7 @@ impl Disk {
             etag: v.etag.clone(),
             last_modified: v.last_modified.clone(),
             cache_control: v.cache_control.clone(),
-            expires_ms: v.expires_ms.load(Ordering::Relaxed),
+            expires_ms: AtomicI64::new(v.expires_ms.load(Ordering::Relaxed)),
         });
         let _g = self.lock.lock().await;
         if self.generation.load(Ordering::SeqCst) == generation {

@@ -408,17 +408,60 @@ fn respond(req_headers: &http::HeaderMap, head: bool, e: &Cached, hit: bool) -> 
     r
 }
 
-/// Streams a bucket object too large to cache.
-async fn pass_through(cdn: &Cdn, bucket: &str, u: &Url, head: bool) -> Response<Body> {
+/// Streams a bucket object too large to cache, answering `If-None-Match` (304) and a single
+/// `Range` (206 from a seek into the object's file, 416 when unsatisfiable) like a cached one.
+async fn pass_through(
+    cdn: &Cdn,
+    bucket: &str,
+    u: &Url,
+    req_headers: &http::HeaderMap,
+    head: bool,
+) -> Response<Body> {
+    use tokio::io::AsyncSeekExt;
     let key = object_key(&u.path);
-    let (rec, file) = match cdn.inner.objects.open_object(bucket, &key).await {
+    let (rec, mut file) = match cdn.inner.objects.open_object(bucket, &key).await {
         Ok(x) => x,
         Err(e) => return text(StatusCode::BAD_GATEWAY, &format!("origin: {e}\n")),
     };
-    let body: Body = if head {
+    let etag = format!("\"{}\"", rec.etag);
+    let inm = req_headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok());
+    let mut status = StatusCode::OK;
+    let (mut start, mut len) = (0u64, rec.size);
+    let mut content_range = None;
+    if inm == Some(etag.as_str()) {
+        status = StatusCode::NOT_MODIFIED;
+        len = 0;
+    } else {
+        match parse_range(
+            req_headers.get(header::RANGE).and_then(|v| v.to_str().ok()),
+            rec.size,
+        ) {
+            Ok(Some((s, e))) => {
+                status = StatusCode::PARTIAL_CONTENT;
+                (start, len) = (s, e - s + 1);
+                content_range = Some(format!("bytes {s}-{e}/{}", rec.size));
+            }
+            Ok(None) => {}
+            Err(Unsatisfiable) => {
+                let mut r = text(StatusCode::RANGE_NOT_SATISFIABLE, "");
+                if let Ok(v) = HeaderValue::from_str(&format!("bytes */{}", rec.size)) {
+                    r.headers_mut().insert(header::CONTENT_RANGE, v);
+                }
+                return r;
+            }
+        }
+    }
+    let body: Body = if head || len == 0 {
         full(Bytes::new())
     } else {
-        let stream = futures::stream::unfold(file, |mut f| async move {
+        if start > 0
+            && let Err(e) = file.seek(std::io::SeekFrom::Start(start)).await
+        {
+            return text(StatusCode::BAD_GATEWAY, &format!("origin: {e}\n"));
+        }
+        let stream = futures::stream::unfold(file.take(len), |mut f| async move {
             let mut buf = vec![0u8; 64 * 1024];
             match f.read(&mut buf).await {
                 Ok(0) => None,
@@ -432,14 +475,22 @@ async fn pass_through(cdn: &Cdn, bucket: &str, u: &Url, head: bool) -> Response<
         BodyExt::boxed(http_body_util::StreamBody::new(stream))
     };
     let mut r = Response::new(body);
+    *r.status_mut() = status;
     let h = r.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&rec.content_type) {
         h.insert(header::CONTENT_TYPE, v);
     }
-    h.insert(header::CONTENT_LENGTH, HeaderValue::from(rec.size));
-    if let Ok(v) = HeaderValue::from_str(&format!("\"{}\"", rec.etag)) {
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    if let Ok(v) = HeaderValue::from_str(&etag) {
         h.insert(header::ETAG, v);
     }
+    if let Ok(v) = HeaderValue::from_str(&http_date(rec.modified_ms)) {
+        h.insert(header::LAST_MODIFIED, v);
+    }
+    if let Some(v) = content_range.and_then(|c| HeaderValue::from_str(&c).ok()) {
+        h.insert(header::CONTENT_RANGE, v);
+    }
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     h.insert("x-cache", HeaderValue::from_static("MISS"));
     r
 }
@@ -488,7 +539,7 @@ pub async fn handle<B>(cdn: &Cdn, req: &Request<B>) -> Response<Body> {
         Err(e) => match &*e {
             NotCached::Response(e) => respond(req.headers(), head, e, false),
             NotCached::Large => match &d.origin {
-                Origin::Bucket(b) => pass_through(cdn, b, &u, head).await,
+                Origin::Bucket(b) => pass_through(cdn, b, &u, req.headers(), head).await,
                 Origin::Http { .. } => text(StatusCode::BAD_GATEWAY, "origin object too large\n"),
             },
             NotCached::Failed(m) => {
