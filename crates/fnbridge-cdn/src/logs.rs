@@ -1,9 +1,9 @@
 //! Offline logs (cdn.md §7): every edge request one line in the 13-field format, appended to a
 //! local file per domain and period and fsynced before the request is answered (so a line of
 //! any answered request survives `kill -9`); when the period has closed, the file is gzipped,
-//! stored in the log bucket under `{domain}/{YYYY_MM_DD}/{name}` (Beijing time), and
-//! `LogFileCreated` is committed with its presigned `filePath`. A restart finishes every file
-//! of a closed period it finds; a period without requests has no file.
+//! stored in the log bucket under `{domain}/{YYYY_MM_DD}/{name}` (Beijing time), its object row
+//! committed in one transaction with `LogFileCreated` (presigned `filePath`). A restart
+//! finishes every file of a closed period it finds; a period without requests has no file.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -310,7 +310,8 @@ fn objects_exists(e: &fnbridge_objectstore::ObjError) -> bool {
     e.code == fnbridge_objectstore::Code::BucketAlreadyExists
 }
 
-/// Gzips a closed period's file into the log bucket, commits `LogFileCreated`, removes it.
+/// Gzips a closed period's file into the log bucket, its object and `LogFileCreated` committed
+/// together, then removes the local file.
 async fn finish(
     cdn: &Cdn,
     cfg: &LogConfig,
@@ -363,18 +364,6 @@ async fn finish(
             ("cdn-end".into(), end_s.to_string()),
         ],
     };
-    objects
-        .commit_put(
-            &cfg.bucket,
-            &key,
-            w,
-            meta,
-            fnbridge_objectstore::events::Op::Put,
-            fnbridge_store::objects::ObjectKind::Normal,
-            &ctx,
-        )
-        .await
-        .map_err(|e| CdnError::internal(format!("log bucket: {e}")))?;
     let now_s = fnbridge_store::now_ms() / 1000;
     let ev = events::event(
         &cdn.inner.cfg.identity,
@@ -384,7 +373,21 @@ async fn finish(
                "filePath": cfg.presign(&key, now_s)}),
         now_s,
     );
-    fnbridge_objectstore::sink::commit(&*cdn.inner.sink, move |_tx| Ok(((), vec![ev]))).await?;
+    // The object row and LogFileCreated in one transaction: no file without its event, no
+    // event naming a file that is not there.
+    objects
+        .commit_put_with_events(
+            &cfg.bucket,
+            &key,
+            w,
+            meta,
+            fnbridge_objectstore::events::Op::Put,
+            fnbridge_store::objects::ObjectKind::Normal,
+            &ctx,
+            vec![ev],
+        )
+        .await
+        .map_err(|e| CdnError::internal(format!("log bucket: {e}")))?;
     // Only now: a crash before this line finishes the file again (same key, the event again).
     tokio::fs::remove_file(path)
         .await

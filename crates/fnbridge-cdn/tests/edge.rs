@@ -1,7 +1,8 @@
 //! The edge against an HTTP origin that counts its requests: a burst of concurrent misses makes
 //! one origin request, `max-age` expiry revalidates with `If-None-Match` (a 304 keeps the
 //! body), `no-store` is never cached, Range and HEAD are served from the cache, stopped and
-//! unknown domains get 403, and a refreshed URL goes back to the origin.
+//! unknown domains get 403, and a refreshed URL goes back to the origin (revalidated without
+//! `Force`, refetched with it).
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -176,7 +177,8 @@ async fn caching_coalescing_revalidation() {
     assert_eq!(get(&cdn, "t.example.com", "/slow", &[]).await.1, "MISS");
     assert_eq!(counts[0].load(Ordering::SeqCst), 2);
 
-    // IgnoreParams purges every query variant of a path; Regex what its pattern matches.
+    // IgnoreParams refreshes every query variant of a path (`/slow` has no validators, so
+    // even an expiring refresh refetches it); Regex what its pattern matches.
     for q in ["/slow?a=1", "/slow?a=2"] {
         get(&cdn, "t.example.com", q, &[]).await;
         assert_eq!(get(&cdn, "t.example.com", q, &[]).await.1, "HIT");
@@ -187,11 +189,20 @@ async fn caching_coalescing_revalidation() {
     assert_eq!(get(&cdn, "t.example.com", "/slow?a=1", &[]).await.1, "MISS");
     assert_eq!(get(&cdn, "t.example.com", "/slow?a=2", &[]).await.1, "MISS");
     assert_eq!(get(&cdn, "t.example.com", "/short", &[]).await.1, "HIT");
+    // Without Force a Regex refresh expires: the next request revalidates with the origin,
+    // whose 304 keeps the entry (a HIT after one origin request); with Force it purges.
+    let before = counts[1].load(Ordering::SeqCst);
     cdn.refresh("t.example.com/sh.*", ObjectType::Regex, false)
         .await
         .unwrap();
-    assert_eq!(get(&cdn, "t.example.com", "/short", &[]).await.1, "MISS");
+    assert_eq!(get(&cdn, "t.example.com", "/short", &[]).await.1, "HIT");
+    assert_eq!(counts[1].load(Ordering::SeqCst), before + 1);
     assert_eq!(get(&cdn, "t.example.com", "/slow?a=1", &[]).await.1, "HIT");
+    cdn.refresh("t.example.com/sh.*", ObjectType::Regex, true)
+        .await
+        .unwrap();
+    assert_eq!(get(&cdn, "t.example.com", "/short", &[]).await.1, "MISS");
+    assert_eq!(counts[1].load(Ordering::SeqCst), before + 2);
     let two = "t.example.com/a\nt.example.com/b";
     let e = cdn
         .refresh(two, ObjectType::Regex, false)
