@@ -21,9 +21,37 @@ pub struct Cached {
     pub body: Bytes,
     /// Unix ms after which the entry must be revalidated; atomically lowered by a refresh.
     pub expires_ms: AtomicI64,
+    /// The response headers above as `HeaderValue`s, built by the first response that needs
+    /// them and cloned (reference counts, no copies) by every later one.
+    pub header_values: std::sync::OnceLock<HeaderValues>,
+}
+
+/// `Content-Type`, `ETag`, `Last-Modified`, `Cache-Control` of an entry, ready to send.
+#[derive(Debug, Default)]
+pub struct HeaderValues {
+    pub content_type: Option<http::HeaderValue>,
+    pub etag: Option<http::HeaderValue>,
+    pub last_modified: Option<http::HeaderValue>,
+    pub cache_control: Option<http::HeaderValue>,
 }
 
 impl Cached {
+    /// The entry's headers, built once.
+    pub fn header_values(&self) -> &HeaderValues {
+        self.header_values.get_or_init(|| {
+            let v = |s: &Option<String>| {
+                s.as_deref()
+                    .and_then(|s| http::HeaderValue::from_str(s).ok())
+            };
+            HeaderValues {
+                content_type: v(&self.content_type),
+                etag: v(&self.etag),
+                last_modified: v(&self.last_modified),
+                cache_control: v(&self.cache_control),
+            }
+        })
+    }
+
     pub fn fresh(&self, now_ms: i64) -> bool {
         self.expires_ms.load(Ordering::Relaxed) > now_ms
     }
@@ -144,6 +172,7 @@ impl Cache {
             cache_control: on.cache_control.clone(),
             body: Bytes::from(body),
             expires_ms: AtomicI64::new(on.expires_ms.load(Ordering::Relaxed)),
+            header_values: Default::default(),
         });
         d.index.invalidate(key).await;
         self.inner.insert(key.to_string(), v.clone()).await;
@@ -303,6 +332,7 @@ mod tests {
             cache_control: None,
             body: Bytes::from(vec![0u8; n]),
             expires_ms: AtomicI64::new(i64::MAX),
+            header_values: Default::default(),
         })
     }
 

@@ -160,6 +160,7 @@ async fn fetch(
                 cache_control: None,
                 body: Bytes::from(buf),
                 expires_ms: AtomicI64::new(now_ms() + cfg.default_ttl.as_millis() as i64),
+                header_values: Default::default(),
             })))
         }
         Origin::Http { host, port } => {
@@ -224,6 +225,7 @@ async fn fetch(
                 cache_control: cc,
                 body: Bytes::from(body),
                 expires_ms: AtomicI64::new(now_ms() + ttl.unwrap_or(0)),
+                header_values: Default::default(),
             });
             match (status, ttl) {
                 (200 | 203 | 204 | 206 | 300 | 301 | 404 | 410, Some(_)) if status == 200 => {
@@ -244,6 +246,7 @@ fn error_entry(status: u16, msg: &'static str) -> Arc<Cached> {
         cache_control: None,
         body: Bytes::from_static(msg.as_bytes()),
         expires_ms: AtomicI64::new(0),
+        header_values: Default::default(),
     })
 }
 
@@ -277,6 +280,7 @@ pub async fn fill(
                     cache_control: e.cache_control.clone(),
                     body: e.body.clone(),
                     expires_ms: AtomicI64::new(now_ms() + ttl),
+                    header_values: Default::default(),
                 });
                 cache.insert(key, renewed.clone()).await;
                 Ok((renewed, false))
@@ -384,16 +388,20 @@ fn respond(req_headers: &http::HeaderMap, head: bool, e: &Cached, hit: bool) -> 
     let mut r = Response::new(if head { full(Bytes::new()) } else { full(body) });
     *r.status_mut() = status;
     let h = r.headers_mut();
-    let mut set = |name: header::HeaderName, v: Option<&str>| {
-        if let Some(v) = v.and_then(|v| HeaderValue::from_str(v).ok()) {
-            h.insert(name, v);
+    let hv = e.header_values();
+    for (name, v) in [
+        (header::CONTENT_TYPE, &hv.content_type),
+        (header::ETAG, &hv.etag),
+        (header::LAST_MODIFIED, &hv.last_modified),
+        (header::CACHE_CONTROL, &hv.cache_control),
+    ] {
+        if let Some(v) = v {
+            h.insert(name, v.clone());
         }
-    };
-    set(header::CONTENT_TYPE, e.content_type.as_deref());
-    set(header::ETAG, e.etag.as_deref());
-    set(header::LAST_MODIFIED, e.last_modified.as_deref());
-    set(header::CACHE_CONTROL, e.cache_control.as_deref());
-    set(header::CONTENT_RANGE, content_range.as_deref());
+    }
+    if let Some(v) = content_range.and_then(|c| HeaderValue::from_str(&c).ok()) {
+        h.insert(header::CONTENT_RANGE, v);
+    }
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     h.insert(
         "x-cache",
@@ -530,7 +538,7 @@ pub async fn handle<B>(cdn: &Cdn, req: &Request<B>) -> Response<Body> {
         path: req.uri().path().to_string(),
         query: req.uri().query().map(str::to_owned),
     };
-    if snap.blocked.contains(&format!("{host}{}", u.path)) {
+    if !snap.blocked.is_empty() && snap.blocked.contains(&format!("{host}{}", u.path)) {
         return text(StatusCode::FORBIDDEN, "this URL is blocked\n");
     }
     drop(snap);
@@ -597,30 +605,37 @@ pub async fn serve(
     }
 }
 
-/// Serves a request and, when offline logs are on, writes its line (durably) before answering.
+/// Serves a request and, when offline logs are on, writes its line to the domain's log file
+/// before answering (fsynced per batch in the background: `logs`).
 pub async fn handle_logged<B>(cdn: &Cdn, req: &Request<B>, remote: SocketAddr) -> Response<Body> {
     let started = std::time::Instant::now();
     let resp = handle(cdn, req).await;
     let Some((logs, _)) = cdn.inner.logs.get() else {
         return resp;
     };
-    let h = |n: &str| req.headers().get(n).and_then(|v| v.to_str().ok());
-    let host = h("host").unwrap_or("-");
-    let domain = host
-        .rsplit_once(':')
-        .map(|(h, _)| h)
-        .unwrap_or(host)
-        .to_ascii_lowercase();
+    let h = |n: header::HeaderName| req.headers().get(n).and_then(|v| v.to_str().ok());
+    let host = h(header::HOST).unwrap_or("-");
+    let host = host.rsplit_once(':').map(|(h, _)| h).unwrap_or(host);
+    let domain: std::borrow::Cow<'_, str> = if host.bytes().any(|b| b.is_ascii_uppercase()) {
+        host.to_ascii_lowercase().into()
+    } else {
+        host.into()
+    };
     // Only requests to domains this CDN serves are logged (a file per domain).
-    if cdn.snapshot().route(&domain).is_none() {
+    if cdn.inner.snapshot.load().route(&domain).is_none() {
         return resp;
     }
+    let path = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/");
     let request_size = req
         .headers()
         .iter()
         .map(|(k, v)| k.as_str().len() + v.len() + 4)
         .sum::<usize>()
-        + req.uri().to_string().len()
+        + path.len()
         + req.method().as_str().len()
         + 12;
     let body_size = http_body::Body::size_hint(resp.body())
@@ -633,37 +648,26 @@ pub async fn handle_logged<B>(cdn: &Cdn, req: &Request<B>, remote: SocketAddr) -
                 .unwrap_or(0)
         });
     let end_ms = now_ms();
-    let url = format!(
-        "http://{domain}{}",
-        req.uri()
-            .path_and_query()
-            .map(|p| p.as_str())
-            .unwrap_or("/")
-    );
     let line = crate::logs::format_line(&crate::logs::Request {
         end_ms,
-        forwarded_for: h("x-forwarded-for"),
-        remote_ip: remote.ip().to_string(),
+        forwarded_for: h(header::HeaderName::from_static("x-forwarded-for")),
+        remote_ip: remote.ip(),
         response_ms: started.elapsed().as_millis() as u64,
-        referer: h("referer"),
+        referer: h(header::REFERER),
         method: req.method().as_str(),
-        url,
+        host: &domain,
+        path,
         status: resp.status().as_u16(),
         request_size: request_size as u64,
         response_size: body_size,
         hit: resp.headers().get("x-cache").is_some_and(|v| v == "HIT"),
-        user_agent: h("user-agent"),
+        user_agent: h(header::USER_AGENT),
         content_type: resp
             .headers()
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok()),
     });
-    logs.write(crate::logs::Line {
-        domain,
-        end_ms,
-        text: line,
-    })
-    .await;
+    logs.write(&domain, end_ms, &line);
     resp
 }
 
