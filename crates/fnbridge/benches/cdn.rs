@@ -13,7 +13,9 @@
 //! (`/dev/shm`), as in ../shared/benchmarks/anchors.md.
 //!
 //! Needs `nginx` and `wrk` on PATH (`apt-get install nginx-light wrk`) and root (nginx workers
-//! run as root to read the temp dir). `CDN_BENCH_SECONDS` (default 5) is each row's window,
+//! run as root to read the temp dir). `CDN_BENCH_SECONDS` (default 4) is each row's window,
+//! `CDN_BENCH_ROUNDS` (3) how many times every row runs (targets interleaved; the median is
+//! reported with the range, as the shared host's load moves figures by tens of percent),
 //! `CDN_BENCH_CONNS` (64) wrk's connections, `CDN_BENCH_THREADS` (1) its threads,
 //! `CDN_BENCH_CACHE_MB` (32) / `CDN_BENCH_DISK_MB` (128) the edges' memory and disk bounds
 //! (nginx gets `max_size` = the disk bound plus the memory bound).
@@ -185,7 +187,7 @@ fn loadavg() -> String {
 }
 
 fn main() {
-    let seconds = format!("{}s", env_usize("CDN_BENCH_SECONDS", 5));
+    let seconds = format!("{}s", env_usize("CDN_BENCH_SECONDS", 4));
     let cache_mb = env_usize("CDN_BENCH_CACHE_MB", 32);
     let disk_mb = env_usize("CDN_BENCH_DISK_MB", 128);
     let tmp = tempfile::tempdir_in("/dev/shm").unwrap();
@@ -275,36 +277,60 @@ fn main() {
         }
     }
 
+    let rounds = env_usize("CDN_BENCH_ROUNDS", 3).max(1);
     println!(
-        "# CDN edge vs nginx proxy_cache: wrk -t{} -c{} -d{seconds}, log on, tmpfs; load average before: {}",
+        "# CDN edge vs nginx proxy_cache: wrk -t{} -c{} -d{seconds}, {rounds} rounds (targets interleaved), log on, tmpfs; load average before: {}",
         env_usize("CDN_BENCH_THREADS", 1),
         env_usize("CDN_BENCH_CONNS", 64),
         loadavg()
     );
-    println!("| row | target | req/s | p50 | p99 | requests | errors |");
-    println!("|---|---|---:|---:|---:|---:|---:|");
     let rows: [(&str, &str, bool); 4] = [
         ("hit 1 KB", "/1k", false),
         ("hit 100 KB", "/100k", false),
         ("miss 1 KB", "/1k", true),
         ("miss 100 KB", "/100k", true),
     ];
-    for (row, path, miss) in rows {
-        for (name, port) in &targets {
-            let url = format!("http://127.0.0.1:{port}{path}");
-            let r = if miss {
-                let n = format!("{nonce}-{name}");
-                wrk(
-                    &format!("http://127.0.0.1:{port}/"),
-                    &seconds,
-                    Some((&script, path, &n)),
-                )
-            } else {
-                wrk(&url, &seconds, None)
-            };
+    // results[row][target]: every round's figures.
+    let mut results: Vec<Vec<Vec<Row>>> = rows
+        .iter()
+        .map(|_| targets.iter().map(|_| Vec::new()).collect())
+        .collect();
+    let mut missed_bytes = vec![0u64; targets.len()];
+    for round in 0..rounds {
+        for (ri, (_, path, miss)) in rows.iter().enumerate() {
+            for (ti, (name, port)) in targets.iter().enumerate() {
+                let r = if *miss {
+                    let n = format!("{nonce}-{name}-{round}");
+                    let r = wrk(
+                        &format!("http://127.0.0.1:{port}/"),
+                        &seconds,
+                        Some((&script, path, &n)),
+                    );
+                    let size = if *path == "/1k" { 1024 } else { 100 * 1024 };
+                    missed_bytes[ti] += r.requests * size;
+                    r
+                } else {
+                    wrk(&format!("http://127.0.0.1:{port}{path}"), &seconds, None)
+                };
+                results[ri][ti].push(r);
+            }
+        }
+    }
+    println!("| row | target | req/s median (min-max) | p50 | p99 | errors |");
+    println!("|---|---|---:|---:|---:|---:|");
+    for (ri, (row, _, _)) in rows.iter().enumerate() {
+        for (ti, (name, _)) in targets.iter().enumerate() {
+            let runs = &mut results[ri][ti];
+            runs.sort_by(|a, b| a.rps.total_cmp(&b.rps));
+            let med = &runs[runs.len() / 2];
+            let errors: u64 = runs.iter().map(|r| r.errors).sum();
             println!(
-                "| {row} | {name} | {:.0} | {} | {} | {} | {} |",
-                r.rps, r.p50, r.p99, r.requests, r.errors
+                "| {row} | {name} | {:.0} ({:.0}-{:.0}) | {} | {} | {errors} |",
+                med.rps,
+                runs[0].rps,
+                runs[runs.len() - 1].rps,
+                med.p50,
+                med.p99
             );
         }
     }
@@ -313,19 +339,22 @@ fn main() {
     let (rss, hwm) = fnb.rss_kb();
     println!();
     println!("load average after: {}", loadavg());
-    println!("| target | bound | on disk | RSS (peak) |");
-    println!("|---|---|---:|---:|");
+    println!("| target | unique misses streamed through | bound | cache on disk after | RSS (peak) |");
+    println!("|---|---:|---|---:|---:|");
+    let mib = |b: u64| b as f64 / 1048576.0;
     println!(
-        "| fnbridge | memory {cache_mb} MiB + disk {disk_mb} MiB | {:.1} MiB | {:.1} MiB ({:.1} MiB) |",
-        du(&data.join("cdn-cache")) as f64 / 1048576.0,
+        "| fnbridge | {:.0} MiB | memory {cache_mb} MiB + disk {disk_mb} MiB | {:.1} MiB | {:.1} MiB ({:.1} MiB) |",
+        mib(missed_bytes[0]),
+        mib(du(&data.join("cdn-cache"))),
         rss as f64 / 1024.0,
         hwm as f64 / 1024.0
     );
-    for (name, _, cache, _) in &nginx_edges {
+    for (i, (name, _, cache, _)) in nginx_edges.iter().enumerate() {
         println!(
-            "| {name} | max_size {} MiB | {:.1} MiB | - |",
+            "| {name} | {:.0} MiB | max_size {} MiB | {:.1} MiB | - |",
+            mib(missed_bytes[i + 1]),
             cache_mb + disk_mb,
-            du(cache) as f64 / 1048576.0
+            mib(du(cache))
         );
     }
     fnb.kill9();
