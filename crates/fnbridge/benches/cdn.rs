@@ -339,7 +339,9 @@ fn main() {
     let (rss, hwm) = fnb.rss_kb();
     println!();
     println!("load average after: {}", loadavg());
-    println!("| target | unique misses streamed through | bound | cache on disk after | RSS (peak) |");
+    println!(
+        "| target | unique misses streamed through | bound | cache on disk after | RSS (peak) |"
+    );
     println!("|---|---:|---|---:|---:|");
     let mib = |b: u64| b as f64 / 1048576.0;
     println!(
