@@ -198,10 +198,11 @@ async fn fetch(
                 h("expires"),
             );
             let status = resp.status().as_u16();
-            if resp.content_length().is_some_and(|n| n > cfg.max_object) {
-                return Err(NotCached::Failed(
-                    "the origin's object is larger than the edge serves".into(),
-                ));
+            // Too large to cache, and the origin said so up front: each request streams it
+            // (`pass_through_http`, with its Range). A body that only turns out too large
+            // while it is read fails below.
+            if status == 200 && resp.content_length().is_some_and(|n| n > cfg.max_object) {
+                return Err(NotCached::Large);
             }
             let mut body = Vec::new();
             while let Some(chunk) = resp
@@ -503,6 +504,85 @@ async fn pass_through(
     r
 }
 
+/// Streams an HTTP origin's object too large to cache: the request goes to the origin with the
+/// client's `Range` and validators, and the origin's status, body and entity headers come back
+/// as they are (206 with `Content-Range`, 304, 416 …).
+async fn pass_through_http(
+    cdn: &Cdn,
+    host: &str,
+    port: u16,
+    u: &Url,
+    req_headers: &http::HeaderMap,
+    head: bool,
+) -> Response<Body> {
+    let url = match &u.query {
+        Some(q) => format!("http://{host}:{port}{}?{q}", u.path),
+        None => format!("http://{host}:{port}{}", u.path),
+    };
+    let method = if head {
+        reqwest::Method::HEAD
+    } else {
+        reqwest::Method::GET
+    };
+    let mut r = cdn
+        .inner
+        .http
+        .request(method, &url)
+        .header("host", u.domain.as_str());
+    for name in [
+        header::RANGE,
+        header::IF_RANGE,
+        header::IF_NONE_MATCH,
+        header::IF_MODIFIED_SINCE,
+    ] {
+        if let Some(v) = req_headers.get(&name) {
+            r = r.header(name, v.clone());
+        }
+    }
+    let resp = match r.send().await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(url = %u.display(), error = %e, "cdn: origin failed");
+            return text(StatusCode::BAD_GATEWAY, "the origin failed\n");
+        }
+    };
+    let status = StatusCode::from_u16(resp.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+    let mut headers = http::HeaderMap::new();
+    for name in [
+        header::CONTENT_TYPE,
+        header::CONTENT_LENGTH,
+        header::CONTENT_RANGE,
+        header::ETAG,
+        header::LAST_MODIFIED,
+        header::CACHE_CONTROL,
+        header::ACCEPT_RANGES,
+    ] {
+        if let Some(v) = resp.headers().get(name.as_str())
+            && let Ok(v) = HeaderValue::from_bytes(v.as_bytes())
+        {
+            headers.insert(name, v);
+        }
+    }
+    let body: Body = if head {
+        full(Bytes::new())
+    } else {
+        let stream = futures::stream::unfold(resp, |mut resp| async move {
+            match resp.chunk().await {
+                Ok(Some(c)) => Some((Ok(hyper::body::Frame::data(c)), resp)),
+                Ok(None) => None,
+                Err(e) => Some((Err(std::io::Error::other(e)), resp)),
+            }
+        });
+        BodyExt::boxed(http_body_util::StreamBody::new(stream))
+    };
+    let mut out = Response::new(body);
+    *out.status_mut() = status;
+    *out.headers_mut() = headers;
+    out.headers_mut()
+        .insert("x-cache", HeaderValue::from_static("MISS"));
+    out
+}
+
 /// Serves one edge request.
 pub async fn handle<B>(cdn: &Cdn, req: &Request<B>) -> Response<Body> {
     let host = req
@@ -548,7 +628,9 @@ pub async fn handle<B>(cdn: &Cdn, req: &Request<B>) -> Response<Body> {
             NotCached::Response(e) => respond(req.headers(), head, e, false),
             NotCached::Large => match &d.origin {
                 Origin::Bucket(b) => pass_through(cdn, b, &u, req.headers(), head).await,
-                Origin::Http { .. } => text(StatusCode::BAD_GATEWAY, "origin object too large\n"),
+                Origin::Http { host, port } => {
+                    pass_through_http(cdn, host, *port, &u, req.headers(), head).await
+                }
             },
             NotCached::Failed(m) => {
                 tracing::warn!(url = %u.display(), error = %m, "cdn: origin failed");
