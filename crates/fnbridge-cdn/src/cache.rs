@@ -21,9 +21,37 @@ pub struct Cached {
     pub body: Bytes,
     /// Unix ms after which the entry must be revalidated; atomically lowered by a refresh.
     pub expires_ms: AtomicI64,
+    /// The response headers above as `HeaderValue`s, built by the first response that needs
+    /// them and cloned (reference counts, no copies) by every later one.
+    pub header_values: std::sync::OnceLock<HeaderValues>,
+}
+
+/// `Content-Type`, `ETag`, `Last-Modified`, `Cache-Control` of an entry, ready to send.
+#[derive(Debug, Default)]
+pub struct HeaderValues {
+    pub content_type: Option<http::HeaderValue>,
+    pub etag: Option<http::HeaderValue>,
+    pub last_modified: Option<http::HeaderValue>,
+    pub cache_control: Option<http::HeaderValue>,
 }
 
 impl Cached {
+    /// The entry's headers, built once.
+    pub fn header_values(&self) -> &HeaderValues {
+        self.header_values.get_or_init(|| {
+            let v = |s: &Option<String>| {
+                s.as_deref()
+                    .and_then(|s| http::HeaderValue::from_str(s).ok())
+            };
+            HeaderValues {
+                content_type: v(&self.content_type),
+                etag: v(&self.etag),
+                last_modified: v(&self.last_modified),
+                cache_control: v(&self.cache_control),
+            }
+        })
+    }
+
     pub fn fresh(&self, now_ms: i64) -> bool {
         self.expires_ms.load(Ordering::Relaxed) > now_ms
     }
@@ -32,9 +60,13 @@ impl Cached {
 /// Keys are `host/path?query`; values shared with the responses that are reading them.
 #[derive(Clone)]
 pub struct Cache {
-    inner: moka::future::Cache<String, Arc<Cached>>,
+    inner: moka::future::Cache<String, Arc<Cached>, Hasher>,
     disk: Option<Arc<Disk>>,
 }
+
+/// The caches' key hasher: foldhash, several times cheaper than SipHash on these short keys;
+/// its per-process random seed keeps keys chosen by clients from colliding on purpose.
+type Hasher = foldhash::fast::RandomState;
 
 /// Fixed per-entry overhead counted besides the body and key (headers, bookkeeping).
 const ENTRY_OVERHEAD: u64 = 256;
@@ -44,7 +76,7 @@ const ENTRY_OVERHEAD: u64 = 256;
 /// index removes its file.
 struct Disk {
     dir: PathBuf,
-    index: moka::future::Cache<String, Arc<OnDisk>>,
+    index: moka::future::Cache<String, Arc<OnDisk>, Hasher>,
     next: AtomicU64,
     /// Bumped by every purge; a memory eviction that started before a purge is not written
     /// (it could bring back what the purge removed).
@@ -63,7 +95,8 @@ struct OnDisk {
     etag: Option<String>,
     last_modified: Option<String>,
     cache_control: Option<String>,
-    expires_ms: i64,
+    /// Lowered by an expiring refresh, like `Cached::expires_ms`.
+    expires_ms: AtomicI64,
 }
 
 impl Drop for OnDisk {
@@ -87,7 +120,7 @@ impl Cache {
                     .weigher(|k: &String, v: &Arc<OnDisk>| {
                         u32::try_from(v.len + k.len() as u64 + ENTRY_OVERHEAD).unwrap_or(u32::MAX)
                     })
-                    .build();
+                    .build_with_hasher(Hasher::default());
                 Some(Arc::new(Disk {
                     dir,
                     index,
@@ -117,7 +150,7 @@ impl Cache {
             });
         }
         Ok(Cache {
-            inner: b.build(),
+            inner: b.build_with_hasher(Hasher::default()),
             disk,
         })
     }
@@ -142,7 +175,8 @@ impl Cache {
             last_modified: on.last_modified.clone(),
             cache_control: on.cache_control.clone(),
             body: Bytes::from(body),
-            expires_ms: AtomicI64::new(on.expires_ms),
+            expires_ms: AtomicI64::new(on.expires_ms.load(Ordering::Relaxed)),
+            header_values: Default::default(),
         });
         d.index.invalidate(key).await;
         self.inner.insert(key.to_string(), v.clone()).await;
@@ -208,6 +242,42 @@ impl Cache {
         n
     }
 
+    /// Marks every entry whose key satisfies `pred` expired, in both tiers, so its next
+    /// request revalidates it with the origin (kept when the origin answers 304, replaced
+    /// otherwise); returns how many. Like a purge it bumps the disk tier's generation, so an
+    /// entry on its way from memory to disk meanwhile is dropped rather than kept fresh.
+    pub async fn expire_where(&self, pred: impl Fn(&str) -> bool) -> usize {
+        if let Some(d) = &self.disk {
+            d.generation.fetch_add(1, Ordering::SeqCst);
+        }
+        let mut n = 0;
+        for (k, v) in self.inner.iter() {
+            if pred(&k) {
+                v.expires_ms.store(i64::MIN, Ordering::SeqCst);
+                n += 1;
+            }
+        }
+        if let Some(d) = &self.disk {
+            let _g = d.lock.lock().await;
+            for (k, v) in d.index.iter() {
+                if pred(&k) {
+                    v.expires_ms.store(i64::MIN, Ordering::SeqCst);
+                    n += 1;
+                }
+            }
+        }
+        n
+    }
+
+    /// `remove_where` when `purge`, else `expire_where`.
+    pub async fn refresh_where(&self, purge: bool, pred: impl Fn(&str) -> bool) -> usize {
+        if purge {
+            self.remove_where(pred).await
+        } else {
+            self.expire_where(pred).await
+        }
+    }
+
     /// Bytes held on disk now (after pending evictions run); 0 without a disk tier.
     pub async fn disk_size(&self) -> u64 {
         match &self.disk {
@@ -231,9 +301,12 @@ impl Disk {
     async fn spill(&self, key: &str, v: &Cached, generation: u64) {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
         let file = self.dir.join(format!("{n:016x}"));
-        if let Err(e) = tokio::fs::write(&file, &v.body).await {
+        // A plain write into the page cache (no fsync: it is a cache), on the task that evicted
+        // the entry: a few microseconds, cheaper than a hand-off to the blocking pool for every
+        // eviction under a stream of misses.
+        if let Err(e) = std::fs::write(&file, &v.body) {
             tracing::warn!(error = %e, "cdn: cannot write to the disk cache");
-            let _ = tokio::fs::remove_file(&file).await;
+            let _ = std::fs::remove_file(&file);
             return;
         }
         let on = Arc::new(OnDisk {
@@ -244,7 +317,7 @@ impl Disk {
             etag: v.etag.clone(),
             last_modified: v.last_modified.clone(),
             cache_control: v.cache_control.clone(),
-            expires_ms: v.expires_ms.load(Ordering::Relaxed),
+            expires_ms: AtomicI64::new(v.expires_ms.load(Ordering::Relaxed)),
         });
         let _g = self.lock.lock().await;
         if self.generation.load(Ordering::SeqCst) == generation {
@@ -266,6 +339,7 @@ mod tests {
             cache_control: None,
             body: Bytes::from(vec![0u8; n]),
             expires_ms: AtomicI64::new(i64::MAX),
+            header_values: Default::default(),
         })
     }
 

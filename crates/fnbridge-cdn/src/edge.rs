@@ -160,6 +160,7 @@ async fn fetch(
                 cache_control: None,
                 body: Bytes::from(buf),
                 expires_ms: AtomicI64::new(now_ms() + cfg.default_ttl.as_millis() as i64),
+                header_values: Default::default(),
             })))
         }
         Origin::Http { host, port } => {
@@ -197,10 +198,11 @@ async fn fetch(
                 h("expires"),
             );
             let status = resp.status().as_u16();
-            if resp.content_length().is_some_and(|n| n > cfg.max_object) {
-                return Err(NotCached::Failed(
-                    "the origin's object is larger than the edge serves".into(),
-                ));
+            // Too large to cache, and the origin said so up front: each request streams it
+            // (`pass_through_http`, with its Range). A body that only turns out too large
+            // while it is read fails below.
+            if status == 200 && resp.content_length().is_some_and(|n| n > cfg.max_object) {
+                return Err(NotCached::Large);
             }
             let mut body = Vec::new();
             while let Some(chunk) = resp
@@ -224,6 +226,7 @@ async fn fetch(
                 cache_control: cc,
                 body: Bytes::from(body),
                 expires_ms: AtomicI64::new(now_ms() + ttl.unwrap_or(0)),
+                header_values: Default::default(),
             });
             match (status, ttl) {
                 (200 | 203 | 204 | 206 | 300 | 301 | 404 | 410, Some(_)) if status == 200 => {
@@ -244,6 +247,7 @@ fn error_entry(status: u16, msg: &'static str) -> Arc<Cached> {
         cache_control: None,
         body: Bytes::from_static(msg.as_bytes()),
         expires_ms: AtomicI64::new(0),
+        header_values: Default::default(),
     })
 }
 
@@ -277,6 +281,7 @@ pub async fn fill(
                     cache_control: e.cache_control.clone(),
                     body: e.body.clone(),
                     expires_ms: AtomicI64::new(now_ms() + ttl),
+                    header_values: Default::default(),
                 });
                 cache.insert(key, renewed.clone()).await;
                 Ok((renewed, false))
@@ -384,16 +389,20 @@ fn respond(req_headers: &http::HeaderMap, head: bool, e: &Cached, hit: bool) -> 
     let mut r = Response::new(if head { full(Bytes::new()) } else { full(body) });
     *r.status_mut() = status;
     let h = r.headers_mut();
-    let mut set = |name: header::HeaderName, v: Option<&str>| {
-        if let Some(v) = v.and_then(|v| HeaderValue::from_str(v).ok()) {
-            h.insert(name, v);
+    let hv = e.header_values();
+    for (name, v) in [
+        (header::CONTENT_TYPE, &hv.content_type),
+        (header::ETAG, &hv.etag),
+        (header::LAST_MODIFIED, &hv.last_modified),
+        (header::CACHE_CONTROL, &hv.cache_control),
+    ] {
+        if let Some(v) = v {
+            h.insert(name, v.clone());
         }
-    };
-    set(header::CONTENT_TYPE, e.content_type.as_deref());
-    set(header::ETAG, e.etag.as_deref());
-    set(header::LAST_MODIFIED, e.last_modified.as_deref());
-    set(header::CACHE_CONTROL, e.cache_control.as_deref());
-    set(header::CONTENT_RANGE, content_range.as_deref());
+    }
+    if let Some(v) = content_range.and_then(|c| HeaderValue::from_str(&c).ok()) {
+        h.insert(header::CONTENT_RANGE, v);
+    }
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     h.insert(
         "x-cache",
@@ -408,17 +417,60 @@ fn respond(req_headers: &http::HeaderMap, head: bool, e: &Cached, hit: bool) -> 
     r
 }
 
-/// Streams a bucket object too large to cache.
-async fn pass_through(cdn: &Cdn, bucket: &str, u: &Url, head: bool) -> Response<Body> {
+/// Streams a bucket object too large to cache, answering `If-None-Match` (304) and a single
+/// `Range` (206 from a seek into the object's file, 416 when unsatisfiable) like a cached one.
+async fn pass_through(
+    cdn: &Cdn,
+    bucket: &str,
+    u: &Url,
+    req_headers: &http::HeaderMap,
+    head: bool,
+) -> Response<Body> {
+    use tokio::io::AsyncSeekExt;
     let key = object_key(&u.path);
-    let (rec, file) = match cdn.inner.objects.open_object(bucket, &key).await {
+    let (rec, mut file) = match cdn.inner.objects.open_object(bucket, &key).await {
         Ok(x) => x,
         Err(e) => return text(StatusCode::BAD_GATEWAY, &format!("origin: {e}\n")),
     };
-    let body: Body = if head {
+    let etag = format!("\"{}\"", rec.etag);
+    let inm = req_headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok());
+    let mut status = StatusCode::OK;
+    let (mut start, mut len) = (0u64, rec.size);
+    let mut content_range = None;
+    if inm == Some(etag.as_str()) {
+        status = StatusCode::NOT_MODIFIED;
+        len = 0;
+    } else {
+        match parse_range(
+            req_headers.get(header::RANGE).and_then(|v| v.to_str().ok()),
+            rec.size,
+        ) {
+            Ok(Some((s, e))) => {
+                status = StatusCode::PARTIAL_CONTENT;
+                (start, len) = (s, e - s + 1);
+                content_range = Some(format!("bytes {s}-{e}/{}", rec.size));
+            }
+            Ok(None) => {}
+            Err(Unsatisfiable) => {
+                let mut r = text(StatusCode::RANGE_NOT_SATISFIABLE, "");
+                if let Ok(v) = HeaderValue::from_str(&format!("bytes */{}", rec.size)) {
+                    r.headers_mut().insert(header::CONTENT_RANGE, v);
+                }
+                return r;
+            }
+        }
+    }
+    let body: Body = if head || len == 0 {
         full(Bytes::new())
     } else {
-        let stream = futures::stream::unfold(file, |mut f| async move {
+        if start > 0
+            && let Err(e) = file.seek(std::io::SeekFrom::Start(start)).await
+        {
+            return text(StatusCode::BAD_GATEWAY, &format!("origin: {e}\n"));
+        }
+        let stream = futures::stream::unfold(file.take(len), |mut f| async move {
             let mut buf = vec![0u8; 64 * 1024];
             match f.read(&mut buf).await {
                 Ok(0) => None,
@@ -432,16 +484,103 @@ async fn pass_through(cdn: &Cdn, bucket: &str, u: &Url, head: bool) -> Response<
         BodyExt::boxed(http_body_util::StreamBody::new(stream))
     };
     let mut r = Response::new(body);
+    *r.status_mut() = status;
     let h = r.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&rec.content_type) {
         h.insert(header::CONTENT_TYPE, v);
     }
-    h.insert(header::CONTENT_LENGTH, HeaderValue::from(rec.size));
-    if let Ok(v) = HeaderValue::from_str(&format!("\"{}\"", rec.etag)) {
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    if let Ok(v) = HeaderValue::from_str(&etag) {
         h.insert(header::ETAG, v);
     }
+    if let Ok(v) = HeaderValue::from_str(&http_date(rec.modified_ms)) {
+        h.insert(header::LAST_MODIFIED, v);
+    }
+    if let Some(v) = content_range.and_then(|c| HeaderValue::from_str(&c).ok()) {
+        h.insert(header::CONTENT_RANGE, v);
+    }
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     h.insert("x-cache", HeaderValue::from_static("MISS"));
     r
+}
+
+/// Streams an HTTP origin's object too large to cache: the request goes to the origin with the
+/// client's `Range` and validators, and the origin's status, body and entity headers come back
+/// as they are (206 with `Content-Range`, 304, 416 …).
+async fn pass_through_http(
+    cdn: &Cdn,
+    host: &str,
+    port: u16,
+    u: &Url,
+    req_headers: &http::HeaderMap,
+    head: bool,
+) -> Response<Body> {
+    let url = match &u.query {
+        Some(q) => format!("http://{host}:{port}{}?{q}", u.path),
+        None => format!("http://{host}:{port}{}", u.path),
+    };
+    let method = if head {
+        reqwest::Method::HEAD
+    } else {
+        reqwest::Method::GET
+    };
+    let mut r = cdn
+        .inner
+        .http
+        .request(method, &url)
+        .header("host", u.domain.as_str());
+    for name in [
+        header::RANGE,
+        header::IF_RANGE,
+        header::IF_NONE_MATCH,
+        header::IF_MODIFIED_SINCE,
+    ] {
+        if let Some(v) = req_headers.get(&name) {
+            r = r.header(name, v.clone());
+        }
+    }
+    let resp = match r.send().await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(url = %u.display(), error = %e, "cdn: origin failed");
+            return text(StatusCode::BAD_GATEWAY, "the origin failed\n");
+        }
+    };
+    let status = StatusCode::from_u16(resp.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+    let mut headers = http::HeaderMap::new();
+    for name in [
+        header::CONTENT_TYPE,
+        header::CONTENT_LENGTH,
+        header::CONTENT_RANGE,
+        header::ETAG,
+        header::LAST_MODIFIED,
+        header::CACHE_CONTROL,
+        header::ACCEPT_RANGES,
+    ] {
+        if let Some(v) = resp.headers().get(name.as_str())
+            && let Ok(v) = HeaderValue::from_bytes(v.as_bytes())
+        {
+            headers.insert(name, v);
+        }
+    }
+    let body: Body = if head {
+        full(Bytes::new())
+    } else {
+        let stream = futures::stream::unfold(resp, |mut resp| async move {
+            match resp.chunk().await {
+                Ok(Some(c)) => Some((Ok(hyper::body::Frame::data(c)), resp)),
+                Ok(None) => None,
+                Err(e) => Some((Err(std::io::Error::other(e)), resp)),
+            }
+        });
+        BodyExt::boxed(http_body_util::StreamBody::new(stream))
+    };
+    let mut out = Response::new(body);
+    *out.status_mut() = status;
+    *out.headers_mut() = headers;
+    out.headers_mut()
+        .insert("x-cache", HeaderValue::from_static("MISS"));
+    out
 }
 
 /// Serves one edge request.
@@ -479,7 +618,7 @@ pub async fn handle<B>(cdn: &Cdn, req: &Request<B>) -> Response<Body> {
         path: req.uri().path().to_string(),
         query: req.uri().query().map(str::to_owned),
     };
-    if snap.blocked.contains(&format!("{host}{}", u.path)) {
+    if !snap.blocked.is_empty() && snap.blocked.contains(&format!("{host}{}", u.path)) {
         return text(StatusCode::FORBIDDEN, "this URL is blocked\n");
     }
     drop(snap);
@@ -488,8 +627,10 @@ pub async fn handle<B>(cdn: &Cdn, req: &Request<B>) -> Response<Body> {
         Err(e) => match &*e {
             NotCached::Response(e) => respond(req.headers(), head, e, false),
             NotCached::Large => match &d.origin {
-                Origin::Bucket(b) => pass_through(cdn, b, &u, head).await,
-                Origin::Http { .. } => text(StatusCode::BAD_GATEWAY, "origin object too large\n"),
+                Origin::Bucket(b) => pass_through(cdn, b, &u, req.headers(), head).await,
+                Origin::Http { host, port } => {
+                    pass_through_http(cdn, host, *port, &u, req.headers(), head).await
+                }
             },
             NotCached::Failed(m) => {
                 tracing::warn!(url = %u.display(), error = %m, "cdn: origin failed");
@@ -546,30 +687,37 @@ pub async fn serve(
     }
 }
 
-/// Serves a request and, when offline logs are on, writes its line (durably) before answering.
+/// Serves a request and, when offline logs are on, writes its line to the domain's log file
+/// before answering (fsynced per batch in the background: `logs`).
 pub async fn handle_logged<B>(cdn: &Cdn, req: &Request<B>, remote: SocketAddr) -> Response<Body> {
     let started = std::time::Instant::now();
     let resp = handle(cdn, req).await;
     let Some((logs, _)) = cdn.inner.logs.get() else {
         return resp;
     };
-    let h = |n: &str| req.headers().get(n).and_then(|v| v.to_str().ok());
-    let host = h("host").unwrap_or("-");
-    let domain = host
-        .rsplit_once(':')
-        .map(|(h, _)| h)
-        .unwrap_or(host)
-        .to_ascii_lowercase();
+    let h = |n: header::HeaderName| req.headers().get(n).and_then(|v| v.to_str().ok());
+    let host = h(header::HOST).unwrap_or("-");
+    let host = host.rsplit_once(':').map(|(h, _)| h).unwrap_or(host);
+    let domain: std::borrow::Cow<'_, str> = if host.bytes().any(|b| b.is_ascii_uppercase()) {
+        host.to_ascii_lowercase().into()
+    } else {
+        host.into()
+    };
     // Only requests to domains this CDN serves are logged (a file per domain).
-    if cdn.snapshot().route(&domain).is_none() {
+    if cdn.inner.snapshot.load().route(&domain).is_none() {
         return resp;
     }
+    let path = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/");
     let request_size = req
         .headers()
         .iter()
         .map(|(k, v)| k.as_str().len() + v.len() + 4)
         .sum::<usize>()
-        + req.uri().to_string().len()
+        + path.len()
         + req.method().as_str().len()
         + 12;
     let body_size = http_body::Body::size_hint(resp.body())
@@ -582,37 +730,26 @@ pub async fn handle_logged<B>(cdn: &Cdn, req: &Request<B>, remote: SocketAddr) -
                 .unwrap_or(0)
         });
     let end_ms = now_ms();
-    let url = format!(
-        "http://{domain}{}",
-        req.uri()
-            .path_and_query()
-            .map(|p| p.as_str())
-            .unwrap_or("/")
-    );
     let line = crate::logs::format_line(&crate::logs::Request {
         end_ms,
-        forwarded_for: h("x-forwarded-for"),
-        remote_ip: remote.ip().to_string(),
+        forwarded_for: h(header::HeaderName::from_static("x-forwarded-for")),
+        remote_ip: remote.ip(),
         response_ms: started.elapsed().as_millis() as u64,
-        referer: h("referer"),
+        referer: h(header::REFERER),
         method: req.method().as_str(),
-        url,
+        host: &domain,
+        path,
         status: resp.status().as_u16(),
         request_size: request_size as u64,
         response_size: body_size,
         hit: resp.headers().get("x-cache").is_some_and(|v| v == "HIT"),
-        user_agent: h("user-agent"),
+        user_agent: h(header::USER_AGENT),
         content_type: resp
             .headers()
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok()),
     });
-    logs.write(crate::logs::Line {
-        domain,
-        end_ms,
-        text: line,
-    })
-    .await;
+    logs.write(&domain, end_ms, &line);
     resp
 }
 

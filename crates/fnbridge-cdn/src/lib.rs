@@ -9,6 +9,7 @@
 //! - `events`: the eight CDN events (events.md §2) as `BusEvent`s.
 //! - `service`: `Cdn`, the one owner of CDN state: domains, tasks, blocks, the edge's snapshot.
 //! - `rpc`: the actions: parameters parsed into an `Action`, then handled into a JSON answer.
+//! - `quota`: call-rate quotas (AddCdnDomain per hour, DescribeCdnDomainLogs per second).
 //! - `cache`: the bounded memory cache with request coalescing.
 //! - `logs`: offline logs: 13-field lines, durable per batch, gzip files per domain and period
 //!   in the log bucket, `LogFileCreated`.
@@ -20,6 +21,7 @@ pub mod edge;
 pub mod error;
 pub mod events;
 pub mod logs;
+pub mod quota;
 pub mod rpc;
 pub mod service;
 

@@ -1,9 +1,11 @@
 //! Offline logs (cdn.md §7): every edge request one line in the 13-field format, appended to a
-//! local file per domain and period and fsynced before the request is answered (so a line of
-//! any answered request survives `kill -9`); when the period has closed, the file is gzipped,
-//! stored in the log bucket under `{domain}/{YYYY_MM_DD}/{name}` (Beijing time), and
-//! `LogFileCreated` is committed with its presigned `filePath`. A restart finishes every file
-//! of a closed period it finds; a period without requests has no file.
+//! local file per domain and period before the request is answered (so a line of any answered
+//! request survives `kill -9`) and fsynced per batch by a background thread (so the line is on
+//! disk shortly after, without the request waiting for it); when the period has closed, the
+//! file is gzipped, stored in the log bucket under `{domain}/{YYYY_MM_DD}/{name}` (Beijing
+//! time), its object row committed in one transaction with `LogFileCreated` (presigned
+//! `filePath`). A restart finishes every file of a closed period it finds; a period without
+//! requests has no file.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -12,16 +14,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use serde_json::json;
-use tokio::sync::{mpsc, oneshot};
 
 use crate::error::CdnError;
 use crate::events;
 use crate::service::Cdn;
-
-/// Lines waiting for the writer; senders wait when it is full (a line is never dropped).
-const QUEUE: usize = 8192;
-/// Lines written per fsync at most.
-const BATCH: usize = 1024;
 
 /// Where and how offline logs are written.
 #[derive(Debug, Clone)]
@@ -41,24 +37,89 @@ pub struct LogConfig {
     pub url_validity: Duration,
 }
 
-/// One line for a domain, at `end_ms`.
-pub struct Line {
-    pub domain: String,
-    pub end_ms: i64,
-    pub text: String,
-}
-
-/// Appends lines; `write` resolves once the line is durable.
+/// Appends lines to the local file of their domain and period. `write` returns once the line
+/// is in the file (written, so it survives a crash of the process); a background thread fsyncs
+/// the files written since its last pass, so each batch of lines is durable on disk shortly
+/// after (one fsync per file per batch, whatever the request rate).
 #[derive(Clone)]
 pub struct LogSender {
-    tx: mpsc::Sender<(Line, oneshot::Sender<()>)>,
+    shared: std::sync::Arc<Shared>,
+}
+
+struct Shared {
+    dir: PathBuf,
+    period: i64,
+    /// Open files by (domain, period start), and the ones written since the last fsync pass.
+    files: std::sync::Mutex<Files>,
+    /// Set by the first write after an fsync pass, which then wakes the syncer (one wake per
+    /// batch, not per line).
+    pending: std::sync::atomic::AtomicBool,
+    wake: std::sync::Condvar,
+    wake_lock: std::sync::Mutex<()>,
+}
+
+#[derive(Default)]
+struct Files {
+    open: HashMap<(String, i64), std::sync::Arc<std::fs::File>>,
+    dirty: Vec<std::sync::Arc<std::fs::File>>,
 }
 
 impl LogSender {
-    pub async fn write(&self, line: Line) {
-        let (done, wait) = oneshot::channel();
-        if self.tx.send((line, done)).await.is_ok() {
-            let _ = wait.await;
+    /// Appends `text` (one line, without its newline) for `domain` at `end_ms`.
+    pub fn write(&self, domain: &str, end_ms: i64, text: &str) {
+        use std::sync::atomic::Ordering;
+        let sh = &*self.shared;
+        let now_s = fnbridge_store::now_ms() / 1000;
+        let end_s = end_ms / 1000;
+        let mut start = end_s - end_s.rem_euclid(sh.period);
+        // A line written after its period ended goes to the current file: the closer may be
+        // reading the old one (it waits a further second, so this check always wins the race).
+        if start + sh.period <= now_s {
+            start = now_s - now_s.rem_euclid(sh.period);
+        }
+        let mut line = Vec::with_capacity(text.len() + 1);
+        line.extend_from_slice(text.as_bytes());
+        line.push(b'\n');
+        {
+            let mut files = sh.files.lock().unwrap_or_else(|p| p.into_inner());
+            let key = (domain.to_string(), start);
+            let f = match files.open.get(&key) {
+                Some(f) => f.clone(),
+                None => {
+                    let path = local_file(&sh.dir, domain, start);
+                    match std::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(&path)
+                    {
+                        Ok(f) => {
+                            let f = std::sync::Arc::new(f);
+                            // Files of closed periods are finished by the closer: stop
+                            // holding them.
+                            let period = sh.period;
+                            files.open.retain(|(_, s), _| s + period > now_s - 1);
+                            files.open.insert(key, f.clone());
+                            f
+                        }
+                        Err(e) => {
+                            tracing::error!(error = %e, path = %path.display(), "cdn: cannot open a log file");
+                            return;
+                        }
+                    }
+                }
+            };
+            // One write(2) of the whole line to an O_APPEND file: lines never interleave.
+            if let Err(e) = (&*f).write_all(&line) {
+                tracing::error!(error = %e, "cdn: cannot write a log line");
+                return;
+            }
+            if !files.dirty.iter().any(|d| std::sync::Arc::ptr_eq(d, &f)) {
+                files.dirty.push(f);
+            }
+        }
+        if !sh.pending.swap(true, Ordering::AcqRel) {
+            let _g = sh.wake_lock.lock().unwrap_or_else(|p| p.into_inner());
+            sh.wake.notify_one();
         }
     }
 }
@@ -74,23 +135,27 @@ pub fn log_time(ms: i64) -> String {
     format!("[{}]", t.format(&f).unwrap_or_default())
 }
 
-/// A field for a quoted position: `-` when empty, quotes escaped away.
-fn quoted(s: Option<&str>) -> String {
+/// Appends a field for a quoted position: `-` when empty, quotes and line breaks left out.
+fn push_quoted(out: &mut String, s: Option<&str>) {
+    out.push('"');
     match s.filter(|s| !s.is_empty()) {
-        Some(s) => format!("\"{}\"", s.replace(['"', '\n', '\r'], "")),
-        None => "\"-\"".into(),
+        Some(s) => out.extend(s.chars().filter(|c| !matches!(c, '"' | '\n' | '\r'))),
+        None => out.push('-'),
     }
+    out.push('"');
 }
 
 /// What a request and its answer contribute to a line.
 pub struct Request<'a> {
     pub end_ms: i64,
     pub forwarded_for: Option<&'a str>,
-    pub remote_ip: String,
+    pub remote_ip: std::net::IpAddr,
     pub response_ms: u64,
     pub referer: Option<&'a str>,
     pub method: &'a str,
-    pub url: String,
+    /// `http://{host}`, then `path`: the requested URL.
+    pub host: &'a str,
+    pub path: &'a str,
     pub status: u16,
     pub request_size: u64,
     pub response_size: u64,
@@ -99,33 +164,56 @@ pub struct Request<'a> {
     pub content_type: Option<&'a str>,
 }
 
-/// The 13 fields of cdn.md §7.1.
+thread_local! {
+    /// The last second `log_time` formatted, and its text: lines of one second share it.
+    static LAST_TIME: std::cell::RefCell<(i64, String)> =
+        const { std::cell::RefCell::new((i64::MIN, String::new())) };
+}
+
+/// The 13 fields of cdn.md §7.1, built in one buffer.
 pub fn format_line(r: &Request<'_>) -> String {
+    use std::fmt::Write as _;
     let mut xff = r
         .forwarded_for
         .unwrap_or("")
         .split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty() && !s.contains(' '));
-    let client = xff.next().map(str::to_owned).unwrap_or(r.remote_ip.clone());
-    let proxy = xff.next().unwrap_or("-").to_owned();
-    format!(
-        "{} {} {} {} {} \"{} {}\" {} {} {} {} {} {} {}",
-        log_time(r.end_ms),
-        client,
-        proxy,
-        r.response_ms,
-        quoted(r.referer),
-        r.method,
-        r.url.replace(['"', ' '], ""),
+    let mut out = String::with_capacity(256);
+    LAST_TIME.with(|t| {
+        let mut t = t.borrow_mut();
+        let sec = r.end_ms.div_euclid(1000);
+        if t.0 != sec {
+            *t = (sec, log_time(r.end_ms));
+        }
+        out.push_str(&t.1);
+    });
+    out.push(' ');
+    match xff.next() {
+        Some(c) => out.push_str(c),
+        None => {
+            let _ = write!(out, "{}", r.remote_ip);
+        }
+    }
+    out.push(' ');
+    out.push_str(xff.next().unwrap_or("-"));
+    let _ = write!(out, " {} ", r.response_ms);
+    push_quoted(&mut out, r.referer);
+    let _ = write!(out, " \"{} http://{}", r.method, r.host);
+    out.extend(r.path.chars().filter(|c| !matches!(c, '"' | ' ')));
+    let _ = write!(
+        out,
+        "\" {} {} {} {} ",
         r.status,
         r.request_size,
         r.response_size,
-        if r.hit { "HIT" } else { "MISS" },
-        quoted(r.user_agent),
-        quoted(r.content_type),
-        r.remote_ip,
-    )
+        if r.hit { "HIT" } else { "MISS" }
+    );
+    push_quoted(&mut out, r.user_agent);
+    out.push(' ');
+    push_quoted(&mut out, r.content_type);
+    let _ = write!(out, " {}", r.remote_ip);
+    out
 }
 
 /// Beijing-time parts of Unix seconds.
@@ -188,78 +276,51 @@ fn local_file(dir: &Path, domain: &str, start_s: i64) -> PathBuf {
     dir.join(format!("{domain}@{start_s}.log"))
 }
 
-/// Starts the writer and the closer; returns the sender the edge writes through.
+/// Starts the syncer and the closer; returns the sender the edge writes through.
 pub fn start(cdn: Cdn, cfg: LogConfig) -> std::io::Result<LogSender> {
     std::fs::create_dir_all(&cfg.dir)?;
-    let (tx, rx) = mpsc::channel(QUEUE);
-    let dir = cfg.dir.clone();
-    let period = cfg.period_s.max(1);
+    let shared = std::sync::Arc::new(Shared {
+        dir: cfg.dir.clone(),
+        period: cfg.period_s.max(1),
+        files: Default::default(),
+        pending: Default::default(),
+        wake: Default::default(),
+        wake_lock: Default::default(),
+    });
+    let sh = shared.clone();
     std::thread::Builder::new()
-        .name("cdn-log-writer".into())
-        .spawn(move || writer(rx, dir, period))?;
+        .name("cdn-log-sync".into())
+        .spawn(move || syncer(&sh))?;
     tokio::spawn(closer(cdn, cfg));
-    Ok(LogSender { tx })
+    Ok(LogSender { shared })
 }
 
-/// Appends batches of lines and fsyncs every file a batch touched before acknowledging it.
-/// A blocking thread: file writes and fsyncs would stall the runtime's workers.
-fn writer(mut rx: mpsc::Receiver<(Line, oneshot::Sender<()>)>, dir: PathBuf, period: i64) {
-    let mut open: HashMap<PathBuf, std::fs::File> = HashMap::new();
-    while let Some(first) = rx.blocking_recv() {
-        let mut batch = vec![first];
-        while batch.len() < BATCH {
-            match rx.try_recv() {
-                Ok(x) => batch.push(x),
-                Err(_) => break,
+/// How long the syncer gathers writes before an fsync pass: a line is on disk at most about
+/// this long (plus the fsync) after its request was answered.
+const SYNC_EVERY: std::time::Duration = std::time::Duration::from_millis(5);
+
+/// Fsyncs the files written since its last pass, one pass per batch of writes. A blocking
+/// thread: fsyncs would stall the runtime's workers.
+fn syncer(sh: &Shared) {
+    use std::sync::atomic::Ordering;
+    loop {
+        {
+            let mut g = sh.wake_lock.lock().unwrap_or_else(|p| p.into_inner());
+            while !sh.pending.load(Ordering::Acquire) {
+                g = sh.wake.wait(g).unwrap_or_else(|p| p.into_inner());
             }
         }
-        let mut touched = Vec::new();
-        let now_s = fnbridge_store::now_ms() / 1000;
-        let current = now_s - now_s.rem_euclid(period);
-        for (line, _) in &batch {
-            let end_s = line.end_ms / 1000;
-            let mut start = end_s - end_s.rem_euclid(period);
-            // A line that reaches the writer after its period ended goes to the current file:
-            // the closer may be reading the old one, and a line appended to it then would be
-            // lost (the closer waits a further second, so this check always wins the race).
-            if start + period <= now_s {
-                start = current;
-            }
-            let path = local_file(&dir, &line.domain, start);
-            if !open.contains_key(&path) {
-                match std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(&path)
-                {
-                    Ok(f) => {
-                        open.insert(path.clone(), f);
-                    }
-                    Err(e) => {
-                        tracing::error!(error = %e, path = %path.display(), "cdn: cannot open a log file");
-                        continue;
-                    }
-                }
-            }
-            if let Some(f) = open.get_mut(&path) {
-                let _ = f.write_all(format!("{}\n", line.text).as_bytes());
-                touched.push(path);
-            }
-        }
-        touched.sort();
-        touched.dedup();
-        for p in &touched {
-            if let Some(f) = open.get(p)
-                && let Err(e) = f.sync_data()
-            {
+        // Gather the batch: lines written in the next moment share this pass's fsync (one
+        // pass per SYNC_EVERY at most, however many requests).
+        std::thread::sleep(SYNC_EVERY);
+        // Writes from here on wake the next pass.
+        sh.pending.store(false, Ordering::Release);
+        let dirty = std::mem::take(&mut sh.files.lock().unwrap_or_else(|p| p.into_inner()).dirty);
+        for f in dirty {
+            if let Err(e) = f.sync_data() {
                 tracing::error!(error = %e, "cdn: log fsync failed");
             }
         }
-        for (_, done) in batch {
-            let _ = done.send(());
-        }
-        // Files of periods that have closed are finished by the closer; stop holding them.
-        open.retain(|p, _| period_start(p).is_some_and(|s| s + period > now_s - 1));
     }
 }
 
@@ -310,7 +371,8 @@ fn objects_exists(e: &fnbridge_objectstore::ObjError) -> bool {
     e.code == fnbridge_objectstore::Code::BucketAlreadyExists
 }
 
-/// Gzips a closed period's file into the log bucket, commits `LogFileCreated`, removes it.
+/// Gzips a closed period's file into the log bucket, its object and `LogFileCreated` committed
+/// together, then removes the local file.
 async fn finish(
     cdn: &Cdn,
     cfg: &LogConfig,
@@ -363,18 +425,6 @@ async fn finish(
             ("cdn-end".into(), end_s.to_string()),
         ],
     };
-    objects
-        .commit_put(
-            &cfg.bucket,
-            &key,
-            w,
-            meta,
-            fnbridge_objectstore::events::Op::Put,
-            fnbridge_store::objects::ObjectKind::Normal,
-            &ctx,
-        )
-        .await
-        .map_err(|e| CdnError::internal(format!("log bucket: {e}")))?;
     let now_s = fnbridge_store::now_ms() / 1000;
     let ev = events::event(
         &cdn.inner.cfg.identity,
@@ -384,7 +434,21 @@ async fn finish(
                "filePath": cfg.presign(&key, now_s)}),
         now_s,
     );
-    fnbridge_objectstore::sink::commit(&*cdn.inner.sink, move |_tx| Ok(((), vec![ev]))).await?;
+    // The object row and LogFileCreated in one transaction: no file without its event, no
+    // event naming a file that is not there.
+    objects
+        .commit_put_with_events(
+            &cfg.bucket,
+            &key,
+            w,
+            meta,
+            fnbridge_objectstore::events::Op::Put,
+            fnbridge_store::objects::ObjectKind::Normal,
+            &ctx,
+            vec![ev],
+        )
+        .await
+        .map_err(|e| CdnError::internal(format!("log bucket: {e}")))?;
     // Only now: a crash before this line finishes the file again (same key, the event again).
     tokio::fs::remove_file(path)
         .await
@@ -401,11 +465,12 @@ mod tests {
         let l = format_line(&Request {
             end_ms: 1_433_786_289_000,
             forwarded_for: Some("10.10.10.10, 2.2.2.2"),
-            remote_ip: "1.1.1.1".into(),
+            remote_ip: "1.1.1.1".parse().unwrap(),
             response_ms: 1542,
             referer: None,
             method: "GET",
-            url: "http://www.aliyun.com/index.html".into(),
+            host: "www.aliyun.com",
+            path: "/index.html",
             status: 200,
             request_size: 191,
             response_size: 2830,

@@ -355,6 +355,7 @@ impl Action {
                 since,
                 until,
             } => {
+                cdn.admit_describe_logs()?;
                 let d = cdn.domain(&domain).await?;
                 let now = fnbridge_store::now_ms();
                 let until = until.unwrap_or(now);

@@ -16,6 +16,7 @@ use crate::cache::Cache;
 use crate::domain::{Origin, check_domain, parse_sources};
 use crate::error::CdnError;
 use crate::events::{self, Identity};
+use crate::quota::CallWindow;
 
 /// Settings the binary passes in.
 #[derive(Debug, Clone)]
@@ -38,6 +39,12 @@ pub struct CdnConfig {
     pub daily_push: usize,
     /// Deadline of an origin request.
     pub origin_timeout: Duration,
+    /// AddCdnDomain calls admitted per hour (Alibaba's default: 100), every call counted.
+    pub add_domain_per_hour: usize,
+    /// DescribeCdnDomainLogs calls admitted per second (cdn.md §6: 100).
+    pub describe_logs_per_second: usize,
+    /// The clock call-rate quotas read (Unix ms); tests put a fake one here.
+    pub clock: fn() -> i64,
 }
 
 impl CdnConfig {
@@ -53,6 +60,9 @@ impl CdnConfig {
             daily_dirs: 100,
             daily_push: 10_000,
             origin_timeout: Duration::from_secs(30),
+            add_domain_per_hour: 100,
+            describe_logs_per_second: 100,
+            clock: now_ms,
         }
     }
 }
@@ -203,6 +213,8 @@ pub(crate) struct Inner {
     pub(crate) http: reqwest::Client,
     /// The offline-log writer and its settings, once started.
     pub(crate) logs: std::sync::OnceLock<(crate::logs::LogSender, crate::logs::LogConfig)>,
+    add_domain_calls: CallWindow,
+    describe_logs_calls: CallWindow,
 }
 
 fn now_s() -> i64 {
@@ -230,11 +242,21 @@ impl Cdn {
                 sink,
                 cache: Cache::with_disk(cfg.cache_bytes, cfg.disk_cache.clone())
                     .map_err(|e| CdnError::internal(format!("disk cache: {e}")))?,
-                cfg,
                 snapshot: ArcSwap::from_pointee(Snapshot::default()),
                 write_lock: tokio::sync::Mutex::new(()),
                 http,
                 logs: std::sync::OnceLock::new(),
+                add_domain_calls: CallWindow::new(
+                    "AddCdnDomain",
+                    cfg.add_domain_per_hour,
+                    3_600_000,
+                ),
+                describe_logs_calls: CallWindow::new(
+                    "DescribeCdnDomainLogs",
+                    cfg.describe_logs_per_second,
+                    1000,
+                ),
+                cfg,
             }),
         };
         cdn.reload().await?;
@@ -296,6 +318,13 @@ impl Cdn {
         }
         out.sort_by_key(|(_, s, _, _)| *s);
         Ok(out)
+    }
+
+    /// Admits a DescribeCdnDomainLogs call within its per-second quota.
+    pub fn admit_describe_logs(&self) -> Result<(), CdnError> {
+        self.inner
+            .describe_logs_calls
+            .admit((self.inner.cfg.clock)())
     }
 
     pub fn config(&self) -> &CdnConfig {
@@ -365,6 +394,10 @@ impl Cdn {
         sources: &str,
         scope: Option<&str>,
     ) -> Result<(), CdnError> {
+        // Every call counts against the hourly quota, refused ones too.
+        self.inner
+            .add_domain_calls
+            .admit((self.inner.cfg.clock)())?;
         let name = check_domain(name)?;
         if !matches!(cdn_type, "web" | "download" | "video") {
             return Err(CdnError::invalid(
@@ -526,14 +559,15 @@ impl Cdn {
         Ok(groups)
     }
 
-    /// Refreshes (purges) what `object_path` names; returns the task ids, one per domain.
-    /// `force` is accepted: fnbridge purges in every case, so the next request goes to the
-    /// origin.
+    /// Refreshes what `object_path` names; returns the task ids, one per domain (cdn.md §3).
+    /// A `File` is purged (its next request goes to the origin). For the other types `force`
+    /// decides: `true` purges everything in range; `false` marks it expired, so each entry is
+    /// revalidated with the origin on its next request (kept on 304, refetched if changed).
     pub async fn refresh(
         &self,
         object_path: &str,
         object_type: ObjectType,
-        _force: bool,
+        force: bool,
     ) -> Result<Vec<i64>, CdnError> {
         let max = match object_type {
             ObjectType::File | ObjectType::IgnoreParams => MAX_REFRESH_URLS,
@@ -560,8 +594,9 @@ impl Cdn {
                 }
             }
         }
-        // Daily quota checked inside the write, below; purging first is harmless if it is then
-        // refused (a purge only costs a later miss).
+        // Daily quota checked inside the write, below; refreshing first is harmless if it is
+        // then refused (a refresh only costs a later miss or revalidation).
+        let purge = force || object_type == ObjectType::File;
         let cache = &self.inner.cache;
         for (domain, urls) in &groups {
             for u in urls {
@@ -569,12 +604,12 @@ impl Cdn {
                     ObjectType::File => cache.remove(&u.key()).await,
                     ObjectType::Directory => {
                         let p = format!("{domain}{}", u.path);
-                        cache.remove_where(|k| k.starts_with(&p)).await;
+                        cache.refresh_where(purge, |k| k.starts_with(&p)).await;
                     }
                     ObjectType::IgnoreParams => {
                         let p = format!("{domain}{}", u.path);
                         cache
-                            .remove_where(|k| k.split('?').next() == Some(p.as_str()))
+                            .refresh_where(purge, |k| k.split('?').next() == Some(p.as_str()))
                             .await;
                     }
                     ObjectType::Regex => {}
@@ -584,7 +619,7 @@ impl Cdn {
         for (domain, re) in &regexes {
             let p = format!("{domain}/");
             cache
-                .remove_where(|k| {
+                .refresh_where(purge, |k| {
                     k.strip_prefix(&p).is_some_and(|rest| {
                         re.is_match(&format!("/{}", rest.split('?').next().unwrap_or("")))
                     })

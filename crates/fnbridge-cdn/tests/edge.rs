@@ -1,7 +1,9 @@
 //! The edge against an HTTP origin that counts its requests: a burst of concurrent misses makes
 //! one origin request, `max-age` expiry revalidates with `If-None-Match` (a 304 keeps the
 //! body), `no-store` is never cached, Range and HEAD are served from the cache, stopped and
-//! unknown domains get 403, and a refreshed URL goes back to the origin.
+//! unknown domains get 403, and a refreshed URL goes back to the origin (revalidated without
+//! `Force`, refetched with it). An object too large to cache is streamed with the client's Range
+//! and validators passed to the origin.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -176,7 +178,8 @@ async fn caching_coalescing_revalidation() {
     assert_eq!(get(&cdn, "t.example.com", "/slow", &[]).await.1, "MISS");
     assert_eq!(counts[0].load(Ordering::SeqCst), 2);
 
-    // IgnoreParams purges every query variant of a path; Regex what its pattern matches.
+    // IgnoreParams refreshes every query variant of a path (`/slow` has no validators, so
+    // even an expiring refresh refetches it); Regex what its pattern matches.
     for q in ["/slow?a=1", "/slow?a=2"] {
         get(&cdn, "t.example.com", q, &[]).await;
         assert_eq!(get(&cdn, "t.example.com", q, &[]).await.1, "HIT");
@@ -187,11 +190,20 @@ async fn caching_coalescing_revalidation() {
     assert_eq!(get(&cdn, "t.example.com", "/slow?a=1", &[]).await.1, "MISS");
     assert_eq!(get(&cdn, "t.example.com", "/slow?a=2", &[]).await.1, "MISS");
     assert_eq!(get(&cdn, "t.example.com", "/short", &[]).await.1, "HIT");
+    // Without Force a Regex refresh expires: the next request revalidates with the origin,
+    // whose 304 keeps the entry (a HIT after one origin request); with Force it purges.
+    let before = counts[1].load(Ordering::SeqCst);
     cdn.refresh("t.example.com/sh.*", ObjectType::Regex, false)
         .await
         .unwrap();
-    assert_eq!(get(&cdn, "t.example.com", "/short", &[]).await.1, "MISS");
+    assert_eq!(get(&cdn, "t.example.com", "/short", &[]).await.1, "HIT");
+    assert_eq!(counts[1].load(Ordering::SeqCst), before + 1);
     assert_eq!(get(&cdn, "t.example.com", "/slow?a=1", &[]).await.1, "HIT");
+    cdn.refresh("t.example.com/sh.*", ObjectType::Regex, true)
+        .await
+        .unwrap();
+    assert_eq!(get(&cdn, "t.example.com", "/short", &[]).await.1, "MISS");
+    assert_eq!(counts[1].load(Ordering::SeqCst), before + 2);
     let two = "t.example.com/a\nt.example.com/b";
     let e = cdn
         .refresh(two, ObjectType::Regex, false)
@@ -232,4 +244,129 @@ async fn caching_coalescing_revalidation() {
     cdn.set_online("t.example.com", false).await.unwrap();
     assert_eq!(get(&cdn, "t.example.com", "/slow", &[]).await.0, 403);
     assert_eq!(get(&cdn, "other.example.com", "/slow", &[]).await.0, 403);
+}
+
+/// An origin serving `/big`: 5000 bytes, ETag "big", one `bytes=a-b` / `bytes=a-` range (206),
+/// 304 on a matching If-None-Match.
+async fn big_origin() -> (u16, Bytes) {
+    let body: Bytes = (0..5000u32)
+        .map(|i| (i % 251) as u8)
+        .collect::<Vec<_>>()
+        .into();
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = l.local_addr().unwrap().port();
+    let b = body.clone();
+    tokio::spawn(async move {
+        loop {
+            let (s, _) = l.accept().await.unwrap();
+            let b = b.clone();
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+                    let b = b.clone();
+                    async move {
+                        let r = Response::builder()
+                            .header("etag", "\"big\"")
+                            .header("content-type", "application/octet-stream");
+                        let h = |n: &str| req.headers().get(n).and_then(|v| v.to_str().ok());
+                        let resp = if h("if-none-match") == Some("\"big\"") {
+                            r.status(304).body(Full::new(Bytes::new()))
+                        } else if let Some(spec) = h("range").and_then(|r| r.strip_prefix("bytes="))
+                        {
+                            let (a, e) = spec.split_once('-').unwrap();
+                            let a: usize = a.parse().unwrap();
+                            let e: usize = if e.is_empty() {
+                                b.len() - 1
+                            } else {
+                                e.parse().unwrap()
+                            };
+                            r.status(206)
+                                .header("content-range", format!("bytes {a}-{e}/{}", b.len()))
+                                .body(Full::new(b.slice(a..=e)))
+                        } else {
+                            r.body(Full::new(b))
+                        };
+                        Ok::<_, Infallible>(resp.unwrap())
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(s), svc)
+                    .await;
+            });
+        }
+    });
+    (port, body)
+}
+
+/// An HTTP origin's object larger than the edge caches is streamed with the client's Range and
+/// validators passed to the origin (it used to be refused with 502).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_http_objects_stream_with_range() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = fnbridge_store::Store::open(&dir.path().join("db")).unwrap();
+    let sink = Arc::new(fnbridge_objectstore::LogOnlySink(store.clone()));
+    let objects = fnbridge_objectstore::ObjectStore::open(
+        store.clone(),
+        &dir.path().join("objects"),
+        sink.clone(),
+        fnbridge_objectstore::Identity {
+            region: "cn-hangzhou".into(),
+            account_id: "1".into(),
+            cos_region: "ap-guangzhou".into(),
+        },
+        Default::default(),
+    )
+    .await
+    .unwrap();
+    let mut cfg = CdnConfig::new(Identity {
+        region: "cn-hangzhou".into(),
+        account_id: "1".into(),
+    });
+    cfg.max_object = 1000;
+    let cdn = Cdn::open(store, objects, sink, cfg).await.unwrap();
+    let (port, body) = big_origin().await;
+    let sources = format!(r#"[{{"content":"127.0.0.1","type":"ipaddr","port":{port}}}]"#);
+    cdn.add_domain("big.example.com", "web", &sources, None)
+        .await
+        .unwrap();
+
+    for _ in 0..2 {
+        let (status, xc, got) = get(&cdn, "big.example.com", "/big", &[]).await;
+        assert_eq!((status, xc.as_str()), (200, "MISS"), "never cached");
+        assert_eq!(got, body);
+    }
+    let (status, _, got) = get(
+        &cdn,
+        "big.example.com",
+        "/big",
+        &[("range", "bytes=100-199")],
+    )
+    .await;
+    assert_eq!(status, 206);
+    assert_eq!(got, body.slice(100..200));
+    let (status, _, got) = get(&cdn, "big.example.com", "/big", &[("range", "bytes=4990-")]).await;
+    assert_eq!((status, &got[..]), (206, &body[4990..]));
+    let (status, _, got) = get(
+        &cdn,
+        "big.example.com",
+        "/big",
+        &[("if-none-match", "\"big\"")],
+    )
+    .await;
+    assert_eq!((status, got.len()), (304, 0));
+
+    // The headers come through too.
+    let req = Request::get("/big")
+        .header("host", "big.example.com")
+        .header("range", "bytes=0-9")
+        .body(())
+        .unwrap();
+    let resp = fnbridge_cdn::edge::handle(&cdn, &req).await;
+    let h = |n: &str| {
+        resp.headers()
+            .get(n)
+            .map(|v| v.to_str().unwrap().to_string())
+    };
+    assert_eq!(h("content-range").as_deref(), Some("bytes 0-9/5000"));
+    assert_eq!(h("etag").as_deref(), Some("\"big\""));
+    assert_eq!(h("content-length").as_deref(), Some("10"));
 }

@@ -316,6 +316,24 @@ impl ObjectStore {
         kind: ObjectKind,
         ctx: &ReqCtx,
     ) -> Result<ObjectRecord, ObjError> {
+        self.commit_put_with_events(bucket, key, w, meta, op, kind, ctx, Vec::new())
+            .await
+    }
+
+    /// `commit_put`, with `extra` events of the caller (a CDN's `LogFileCreated`) committed in
+    /// the same transaction as the object row and its own events: both or neither.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn commit_put_with_events(
+        &self,
+        bucket: &str,
+        key: &str,
+        w: Written,
+        meta: PutMeta,
+        op: Op,
+        kind: ObjectKind,
+        ctx: &ReqCtx,
+        extra: Vec<fnbridge_event::BusEvent>,
+    ) -> Result<ObjectRecord, ObjError> {
         let rec = ObjectRecord {
             bucket: bucket.to_string(),
             key: key.to_string(),
@@ -331,7 +349,7 @@ impl ObjectStore {
             kind,
             modified_ms: now_ms(),
         };
-        let r = self.put_record(rec, op, None, ctx).await;
+        let r = self.put_record(rec, op, None, ctx, extra).await;
         if r.is_err() {
             self.inner.data.remove(&w.data_id).await;
         }
@@ -346,6 +364,7 @@ impl ObjectStore {
         op: Op,
         expect_prev: Option<Option<String>>,
         ctx: &ReqCtx,
+        extra: Vec<fnbridge_event::BusEvent>,
     ) -> Result<ObjectRecord, ObjError> {
         let identity = self.inner.identity.clone();
         let ctx = ctx.clone();
@@ -362,7 +381,7 @@ impl ObjectStore {
             }
             let old = tx.put_object(&r)?;
             let delta = r.size as i64 - old.as_ref().map(|o| o.size as i64).unwrap_or(0);
-            let events = bus_events(
+            let mut events = bus_events(
                 &identity,
                 &Change {
                     op,
@@ -378,6 +397,7 @@ impl ObjectStore {
                     time_ms: r.modified_ms,
                 },
             );
+            events.extend(extra);
             Ok((Ok(old.map(|o| o.data_id)), events))
         })
         .await?;
@@ -609,7 +629,9 @@ impl ObjectStore {
             modified_ms: now_ms(),
         };
         let expect = current.map(|c| c.data_id);
-        let r = self.put_record(rec, Op::Append, Some(expect), ctx).await;
+        let r = self
+            .put_record(rec, Op::Append, Some(expect), ctx, Vec::new())
+            .await;
         if r.is_err() {
             self.inner.data.remove(&w.data_id).await;
         }

@@ -395,6 +395,10 @@ pub struct ServeArgs {
     /// Base URL presigned log URLs point to (default: the object store's address).
     #[arg(long, env = "FNBRIDGE_CDN_LOG_ENDPOINT")]
     pub cdn_log_endpoint: Option<String>,
+    /// AddCdnDomain calls admitted per hour (sliding window; every call counts), as Alibaba's
+    /// default quota.
+    #[arg(long, default_value_t = 100)]
+    pub cdn_add_domain_per_hour: usize,
 }
 
 #[derive(Subcommand, Debug)]
@@ -810,8 +814,9 @@ pub enum CdnCmd {
     /// Manage accelerated domains.
     #[command(subcommand)]
     Domain(CdnDomainCmd),
-    /// Purge cached URLs (one per argument, `example.com/path`); the next request goes to
-    /// the origin.
+    /// Refresh cached URLs (one per argument, `example.com/path`): a File is purged (the next
+    /// request goes to the origin); other types are marked expired (revalidated with the
+    /// origin on the next request), or purged with --force.
     Refresh {
         /// URLs, or directories ending with '/' with --type Directory.
         #[arg(required = true)]
@@ -819,6 +824,9 @@ pub enum CdnCmd {
         /// File, Directory, Regex or IgnoreParams.
         #[arg(long = "type", default_value = "File")]
         object_type: String,
+        /// Purge what a Directory, Regex or IgnoreParams refresh names instead of expiring it.
+        #[arg(long)]
+        force: bool,
     },
     /// Fetch URLs into the cache ahead of requests.
     Push {

@@ -126,13 +126,18 @@ pub(super) fn cdn(c: &Client, g: &Global, cmd: CdnCmd) -> anyhow::Result<i32> {
                 done(&format!("deleted domain {domain}"), &v);
             }
         },
-        CdnCmd::Refresh { urls, object_type } => {
+        CdnCmd::Refresh {
+            urls,
+            object_type,
+            force,
+        } => {
             let v = cdn_call(
                 c,
                 "RefreshObjectCaches",
                 &[
                     ("ObjectPath", &urls.join("\n")),
                     ("ObjectType", &object_type),
+                    ("Force", if force { "true" } else { "false" }),
                 ],
             )?;
             done(

@@ -38,6 +38,7 @@ pub async fn start(
     cfg.default_ttl = Duration::from_secs(args.cdn_default_ttl_s);
     cfg.cache_bytes = args.cdn_cache_mb.max(1) << 20;
     cfg.max_object = (cfg.cache_bytes / 8).clamp(1, 64 << 20);
+    cfg.add_domain_per_hour = args.cdn_add_domain_per_hour;
     if args.cdn_disk_cache_mb > 0 {
         cfg.disk_cache = Some((data.join("cdn-cache"), args.cdn_disk_cache_mb << 20));
     }

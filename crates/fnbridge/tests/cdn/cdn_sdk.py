@@ -134,7 +134,7 @@ for p in ("/dir/b.txt", "/dir/c.txt"):
     edge(p)
     assert edge(p).headers["X-Cache"] == "HIT"
 r = c.refresh_object_caches(cdn.RefreshObjectCachesRequest(
-    object_path=f"http://{DOMAIN}/dir/", object_type="Directory"))
+    object_path=f"http://{DOMAIN}/dir/", object_type="Directory", force=True))
 dir_task = r.body.refresh_task_id
 assert edge("/dir/b.txt").headers["X-Cache"] == "MISS"
 assert edge("/dir/c.txt").headers["X-Cache"] == "MISS"
