@@ -621,30 +621,18 @@ impl ObjectStore {
         S: Stream<Item = Result<Bytes, E>> + Send,
         E: std::fmt::Display + Send,
     {
-        check_key(key)?;
-        self.bucket(bucket).await?;
-        let _one_at_a_time = self.append_lock(bucket, key).lock().await;
-        let current = match self.head(bucket, key).await {
-            Ok(r) => Some(r),
-            Err(e) if e.code == Code::NoSuchKey => None,
-            Err(e) => return Err(e),
+        let one_at_a_time = self.append_lock(bucket, key).lock().await;
+        let current = match self.append_check(bucket, key, position).await {
+            Ok(c) => c,
+            Err(e) => {
+                drop(one_at_a_time);
+                // A small refused body is read and dropped, so the client keeps its keep-alive
+                // connection (an unread body makes the server close it).
+                drain(body, 64 << 10).await;
+                return Err(e);
+            }
         };
         let len = current.as_ref().map(|c| c.size).unwrap_or(0);
-        if let Some(c) = &current
-            && (c.kind != ObjectKind::Appendable || fnbridge_store::objects::is_inline(&c.data_id))
-        {
-            return Err(ObjError::new(
-                Code::ObjectNotAppendable,
-                "the object was not created by AppendObject",
-            ));
-        }
-        if position != len {
-            return Err(ObjError::new(
-                Code::PositionNotEqualToLength,
-                format!("position {position} is not the object's length {len}"),
-            )
-            .with_header("x-oss-next-append-position", len.to_string()));
-        }
         // The appended part alone is bounded by what is left of the object limit.
         let limit = self.inner.limits.max_object_bytes.saturating_sub(len);
         let Some(c) = current else {
@@ -702,6 +690,39 @@ impl ObjectStore {
         // the next append.
         self.put_record(rec, Op::Append, Some(Some((c.data_id, len))), None, ctx)
             .await
+    }
+
+    /// The object an append at `position` extends (`None`: it creates it), or why it cannot.
+    async fn append_check(
+        &self,
+        bucket: &str,
+        key: &str,
+        position: u64,
+    ) -> Result<Option<ObjectRecord>, ObjError> {
+        check_key(key)?;
+        self.bucket(bucket).await?;
+        let current = match self.head(bucket, key).await {
+            Ok(r) => Some(r),
+            Err(e) if e.code == Code::NoSuchKey => None,
+            Err(e) => return Err(e),
+        };
+        let len = current.as_ref().map(|c| c.size).unwrap_or(0);
+        if let Some(c) = &current
+            && (c.kind != ObjectKind::Appendable || fnbridge_store::objects::is_inline(&c.data_id))
+        {
+            return Err(ObjError::new(
+                Code::ObjectNotAppendable,
+                "the object was not created by AppendObject",
+            ));
+        }
+        if position != len {
+            return Err(ObjError::new(
+                Code::PositionNotEqualToLength,
+                format!("position {position} is not the object's length {len}"),
+            )
+            .with_header("x-oss-next-append-position", len.to_string()));
+        }
+        Ok(current)
     }
 
     /// The lock appends to `bucket/key` take (one of a fixed set, by hash).
@@ -1111,6 +1132,22 @@ impl ObjectStore {
                 Ok(())
             }
             None => Err(no_upload(upload_id)),
+        }
+    }
+}
+
+/// Reads and drops a body, up to a little past `max` bytes.
+async fn drain<S, E>(body: S, max: u64)
+where
+    S: Stream<Item = Result<Bytes, E>>,
+{
+    use futures::StreamExt;
+    let mut body = std::pin::pin!(body);
+    let mut n = 0u64;
+    while n <= max {
+        match body.next().await {
+            Some(Ok(b)) => n += b.len() as u64,
+            _ => break,
         }
     }
 }

@@ -94,6 +94,7 @@ assert r.status_code == 403 and "AccessDenied" in r.text and "expired" in r.text
 # Multi-delete (encoding-type=url) of the odd keys: each deleted, and named back as sent.
 res = c.delete_multiple_objects(oss.DeleteMultipleObjectsRequest(bucket="ossbk", objects=[
     oss.DeleteObject(key=k) for k in keys + ["v2/mp ü.bin", "v2/copy 日本+.txt"]]))
+assert res.encoding_type == "url", res.encoding_type
 assert sorted(d.key for d in res.deleted_objects) == sorted(keys + ["v2/mp ü.bin", "v2/copy 日本+.txt"]), \
     [d.key for d in res.deleted_objects]
 assert c.list_objects_v2(oss.ListObjectsV2Request(bucket="ossbk", prefix="v2/")).contents in (None, [])
