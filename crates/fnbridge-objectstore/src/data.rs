@@ -245,7 +245,11 @@ impl DataDir {
             f.flush().await?;
             // The data and the directory entry, synced side by side (two journal commits
             // that the file system may merge).
-            let dir = self.path(&data_id).parent().map(Path::to_path_buf).unwrap_or_default();
+            let dir = self
+                .path(&data_id)
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_default();
             let (a, b) = tokio::join!(f.sync_data(), sync_dir(dir));
             a.and(b)
         }

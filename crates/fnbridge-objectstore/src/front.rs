@@ -683,7 +683,11 @@ fn url_encode_keys(text: &str) -> String {
     match out.find("<DeleteResult>") {
         Some(i) => {
             let at = i + "<DeleteResult>".len();
-            format!("{}<EncodingType>url</EncodingType>{}", &out[..at], &out[at..])
+            format!(
+                "{}<EncodingType>url</EncodingType>{}",
+                &out[..at],
+                &out[at..]
+            )
         }
         None => out,
     }

@@ -296,8 +296,15 @@ impl ObjectStore {
         S: Stream<Item = Result<Bytes, E>>,
         E: std::fmt::Display,
     {
-        self.write_data_inline(bucket, key, body, limit, hashes, self.inner.limits.inline_max_bytes)
-            .await
+        self.write_data_inline(
+            bucket,
+            key,
+            body,
+            limit,
+            hashes,
+            self.inner.limits.inline_max_bytes,
+        )
+        .await
     }
 
     /// Streams a part's body into a new data file (parts are always files: completing an
@@ -314,7 +321,8 @@ impl ObjectStore {
         S: Stream<Item = Result<Bytes, E>>,
         E: std::fmt::Display,
     {
-        self.write_data_inline(bucket, key, body, limit, hashes, 0).await
+        self.write_data_inline(bucket, key, body, limit, hashes, 0)
+            .await
     }
 
     async fn write_data_inline<S, E>(

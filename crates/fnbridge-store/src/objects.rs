@@ -279,7 +279,11 @@ fn drop_inline(c: &Connection, data_id: &str) -> Result<(), StoreError> {
 }
 
 /// Stores an object's bytes inline under `data_id` (which must start with `INLINE_PREFIX`).
-pub(crate) fn put_object_data(c: &Connection, data_id: &str, bytes: &[u8]) -> Result<(), StoreError> {
+pub(crate) fn put_object_data(
+    c: &Connection,
+    data_id: &str,
+    bytes: &[u8],
+) -> Result<(), StoreError> {
     if !is_inline(data_id) {
         return Err(StoreError::Writer(format!(
             "inline object data ids start with '{INLINE_PREFIX}', not '{data_id}'"
@@ -291,11 +295,15 @@ pub(crate) fn put_object_data(c: &Connection, data_id: &str, bytes: &[u8]) -> Re
 }
 
 /// The inline bytes of a data id.
-pub(crate) fn get_object_data(c: &Connection, data_id: &str) -> Result<Option<Vec<u8>>, StoreError> {
-    Ok(c
-        .prepare_cached("SELECT bytes FROM object_data WHERE data_id = ?1")?
-        .query_row([data_id], |r| r.get(0))
-        .optional()?)
+pub(crate) fn get_object_data(
+    c: &Connection,
+    data_id: &str,
+) -> Result<Option<Vec<u8>>, StoreError> {
+    Ok(
+        c.prepare_cached("SELECT bytes FROM object_data WHERE data_id = ?1")?
+            .query_row([data_id], |r| r.get(0))
+            .optional()?,
+    )
 }
 
 pub(crate) fn delete_object(

@@ -455,10 +455,7 @@ async fn inline_object_bytes_live_and_die_with_their_row() {
         })
         .await
         .unwrap();
-    let got = store
-        .read(|c| c.get_object_data("inline-1"))
-        .await
-        .unwrap();
+    let got = store.read(|c| c.get_object_data("inline-1")).await.unwrap();
     assert_eq!(got.as_deref(), Some(&b"one"[..]));
     // Overwritten by a file-backed object: the inline bytes are dropped in that commit.
     let old = store
@@ -470,10 +467,7 @@ async fn inline_object_bytes_live_and_die_with_their_row() {
         store.read(|c| c.get_object_data("inline-1")).await.unwrap(),
         None
     );
-    store
-        .write(|c| c.delete_object("b", "gone"))
-        .await
-        .unwrap();
+    store.write(|c| c.delete_object("b", "gone")).await.unwrap();
     assert_eq!(
         store.read(|c| c.get_object_data("inline-2")).await.unwrap(),
         None

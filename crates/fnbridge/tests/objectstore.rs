@@ -447,24 +447,41 @@ fn cli_bucket_cp_ls_rm() {
         &["cp", "oss://cli-copy/c/a b+ü.bin", back2.to_str().unwrap()],
     );
     assert!(std::fs::read(&back2).unwrap() == big, "copied bytes differ");
-    let c = cli_json(&s, &["cp", "-r", "oss://cli-test/tree/", "oss://cli-copy/t2"]);
+    let c = cli_json(
+        &s,
+        &["cp", "-r", "oss://cli-test/tree/", "oss://cli-copy/t2"],
+    );
     let to: Vec<&str> = c["copied"]
         .as_array()
         .unwrap()
         .iter()
         .map(|o| o["to"].as_str().unwrap())
         .collect();
-    assert_eq!(to, ["oss://cli-copy/t2/sub/y.txt", "oss://cli-copy/t2/x.txt"], "{c}");
+    assert_eq!(
+        to,
+        ["oss://cli-copy/t2/sub/y.txt", "oss://cli-copy/t2/x.txt"],
+        "{c}"
+    );
     let copy_back = work.path().join("y.txt");
     cli_ok(
         &s,
-        &["cp", "oss://cli-copy/t2/sub/y.txt", copy_back.to_str().unwrap()],
+        &[
+            "cp",
+            "oss://cli-copy/t2/sub/y.txt",
+            copy_back.to_str().unwrap(),
+        ],
     );
     assert_eq!(std::fs::read_to_string(&copy_back).unwrap(), "yy");
     let (code, _, err) = cli(&s, &["cp", "oss://cli-test/nope", "oss://cli-copy/x"]);
     assert_eq!(code, 2);
-    assert!(err.contains("NoSuchKey") && err.contains("oss://cli-test/nope"), "{err}");
-    let (code, _, err) = cli(&s, &["cp", "oss://cli-test/dir/big.bin", "oss://no-such-bucket/x"]);
+    assert!(
+        err.contains("NoSuchKey") && err.contains("oss://cli-test/nope"),
+        "{err}"
+    );
+    let (code, _, err) = cli(
+        &s,
+        &["cp", "oss://cli-test/dir/big.bin", "oss://no-such-bucket/x"],
+    );
     assert_eq!(code, 2);
     assert!(err.contains("NoSuchBucket"), "{err}");
     let rm = cli_json(&s, &["rm", "-r", "oss://cli-copy/"]);
