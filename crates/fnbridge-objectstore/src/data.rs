@@ -224,7 +224,9 @@ impl DataDir {
             return Err(e);
         }
         let (md5, crc64): ([u8; 16], u64) = (md5.finalize().into(), crc.finalize());
-        if file.is_none() && size <= inline {
+        // `inline == 0` asks for a file whatever the size (parts, appendable objects), an
+        // empty one included.
+        if file.is_none() && inline > 0 && size <= inline {
             return Ok(Written {
                 data_id: format!("{}{}", fnbridge_store::objects::INLINE_PREFIX, fresh_id()),
                 inline: Some(Bytes::from(buf)),

@@ -12,6 +12,11 @@ def chunk(n):
 
 if step == "first":
     b.create_bucket()
+    # An empty first append makes an empty appendable object, which takes the next append.
+    assert b.append_object("empty first", 0, b"").next_position == 0
+    assert b.append_object("empty first", 0, b"abc").next_position == 3
+    assert b.get_object("empty first").read() == b"abc"
+    b.delete_object("empty first")
     r = b.append_object(KEY, 0, chunk(0))
     assert r.next_position == len(chunk(0)), r.next_position
     print("ok")

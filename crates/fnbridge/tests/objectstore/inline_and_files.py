@@ -46,6 +46,14 @@ p2 = s3.upload_part_copy(Bucket=B, Key="mp", UploadId=up, PartNumber=2,
 s3.complete_multipart_upload(Bucket=B, Key="mp", UploadId=up, MultipartUpload={"Parts": [
     {"PartNumber": 1, "ETag": p1}, {"PartNumber": 2, "ETag": p2}]})
 assert s3.get_object(Bucket=B, Key="mp")["Body"].read() == large * 2 + edge[:1000]
+# An empty last part is a file like any part.
+up = s3.create_multipart_upload(Bucket=B, Key="mp0")["UploadId"]
+q1 = s3.upload_part(Bucket=B, Key="mp0", UploadId=up, PartNumber=1, Body=large * 2)["ETag"]
+q2 = s3.upload_part(Bucket=B, Key="mp0", UploadId=up, PartNumber=2, Body=b"")["ETag"]
+s3.complete_multipart_upload(Bucket=B, Key="mp0", UploadId=up, MultipartUpload={"Parts": [
+    {"PartNumber": 1, "ETag": q1}, {"PartNumber": 2, "ETag": q2}]})
+assert s3.get_object(Bucket=B, Key="mp0")["Body"].read() == large * 2
+s3.delete_object(Bucket=B, Key="mp0")
 # Overwrites both ways.
 s3.put_object(Bucket=B, Key="small", Body=large)
 assert s3.get_object(Bucket=B, Key="small")["Body"].read() == large
