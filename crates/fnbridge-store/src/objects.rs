@@ -266,14 +266,13 @@ pub(crate) fn put_object(
     Ok(old)
 }
 
-/// Deletes inline bytes no object names any more.
+/// Deletes the inline bytes of a row that was replaced or deleted. Every write of bytes gets a
+/// fresh data id (a copy too), so no other row names them, and no scan of `objects` (which
+/// has no index on `data_id`) is needed to know.
 fn drop_inline(c: &Connection, data_id: &str) -> Result<(), StoreError> {
     if is_inline(data_id) {
-        c.prepare_cached(
-            "DELETE FROM object_data WHERE data_id = ?1
-             AND NOT EXISTS (SELECT 1 FROM objects WHERE data_id = ?1)",
-        )?
-        .execute([data_id])?;
+        c.prepare_cached("DELETE FROM object_data WHERE data_id = ?1")?
+            .execute([data_id])?;
     }
     Ok(())
 }
