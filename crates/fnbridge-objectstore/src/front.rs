@@ -4,8 +4,8 @@
 //! their own signature module, translated to their S3 form (headers `x-oss-`/`x-cos-` to
 //! `x-amz-`, virtual host to path style, signature parameters dropped), served by the same
 //! s3s service, and their responses translated back (request-id and metadata header names, OSS
-//! upper-case ETags, the dialect's error body). OSS AppendObject, which S3 lacks, is served
-//! here directly.
+//! upper-case ETags, the dialect's error body, URL-encoded keys in a multi-delete answer to
+//! `encoding-type=url`). OSS AppendObject, which S3 lacks, is served here directly.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
