@@ -4,8 +4,8 @@
 //! their own signature module, translated to their S3 form (headers `x-oss-`/`x-cos-` to
 //! `x-amz-`, virtual host to path style, signature parameters dropped), served by the same
 //! s3s service, and their responses translated back (request-id and metadata header names, OSS
-//! upper-case ETags, the dialect's error body). OSS AppendObject, which S3 lacks, is served
-//! here directly.
+//! upper-case ETags, the dialect's error body, URL-encoded keys in a multi-delete answer to
+//! `encoding-type=url`). OSS AppendObject, which S3 lacks, is served here directly.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -413,6 +413,14 @@ impl Endpoint {
             req.headers_mut().remove("content-md5");
         }
         let list = parts.method == http::Method::GET && bucket.is_some() && key.is_none();
+        // OSS multi-delete with `encoding-type=url`: the request's keys are plain XML (as oss2
+        // and alibabacloud-oss-v2 send them); the answer's keys are URL-encoded.
+        let url_deleted = d == Dialect::Oss
+            && parts.method == http::Method::POST
+            && query.iter().any(|(k, _)| k == "delete")
+            && query
+                .iter()
+                .any(|(k, v)| k == "encoding-type" && v.eq_ignore_ascii_case("url"));
         let buckets = parts.method == http::Method::GET && bucket.is_none();
         req.extensions_mut().insert(info);
         let resp = match self.inner.s3s.call(req).await {
@@ -425,8 +433,15 @@ impl Endpoint {
                 );
             }
         };
-        self.translate(d, resp, &rid, list, buckets.then_some(host.as_str()))
-            .await
+        self.translate(
+            d,
+            resp,
+            &rid,
+            list,
+            url_deleted,
+            buckets.then_some(host.as_str()),
+        )
+        .await
     }
 
     /// An S3 response in the OSS or COS dialect.
@@ -436,6 +451,7 @@ impl Endpoint {
         resp: Response<Body>,
         rid: &str,
         list: bool,
+        url_deleted: bool,
         buckets_on: Option<&str>,
     ) -> Response<Body> {
         let (mut parts, mut body) = resp.into_parts();
@@ -491,6 +507,9 @@ impl Endpoint {
                 .replace(" xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"", "");
             if list {
                 text = text.replace("</ETag>", "</ETag><Type>Normal</Type>");
+            }
+            if url_deleted {
+                text = url_encode_keys(&text);
             }
             if let Some(host) = buckets_on {
                 // oss2's ListBuckets wants each bucket's location and endpoints.
@@ -640,6 +659,38 @@ fn xml_field(text: &str, name: &str) -> Option<String> {
     let start = text.find(&open)? + open.len();
     let end = text[start..].find(&close)? + start;
     Some(xml_unescape(&text[start..end]))
+}
+
+/// A multi-delete answer with its `<Key>`s URL-encoded and `<EncodingType>url` added, as OSS
+/// answers `encoding-type=url` (oss2 and alibabacloud-oss-v2 decode the keys when it is there).
+fn url_encode_keys(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 64);
+    let mut rest = text;
+    while let Some(i) = rest.find("<Key>") {
+        let start = i + "<Key>".len();
+        let Some(len) = rest[start..].find("</Key>") else {
+            break;
+        };
+        out.push_str(&rest[..start]);
+        let key = xml_unescape(&rest[start..start + len]);
+        out.push_str(
+            &percent_encoding::utf8_percent_encode(&key, percent_encoding::NON_ALPHANUMERIC)
+                .to_string(),
+        );
+        rest = &rest[start + len..];
+    }
+    out.push_str(rest);
+    match out.find("<DeleteResult>") {
+        Some(i) => {
+            let at = i + "<DeleteResult>".len();
+            format!(
+                "{}<EncodingType>url</EncodingType>{}",
+                &out[..at],
+                &out[at..]
+            )
+        }
+        None => out,
+    }
 }
 
 fn xml_unescape(s: &str) -> String {

@@ -21,6 +21,12 @@ pub struct Limits {
     pub max_buckets: usize,
     /// Open connections to the object-store listener.
     pub max_connections: usize,
+    /// Objects up to this size are stored inline in the metadata database, so their PUT is
+    /// one (group-)commit instead of a file sync, a directory sync and a commit: 64 KiB. It
+    /// bounds the bytes a PUT holds in memory before its commit and keeps each row's overflow
+    /// chain short; above it the copy through the WAL (and again at checkpoint) costs more
+    /// than the two syncs it saves. Parts and appendable objects are always files.
+    pub inline_max_bytes: u64,
 }
 
 impl Default for Limits {
@@ -35,6 +41,7 @@ impl Default for Limits {
             max_delete_keys: 1000,
             max_buckets: 1000,
             max_connections: 1024,
+            inline_max_bytes: 64 << 10,
         }
     }
 }

@@ -512,7 +512,7 @@ impl S3 for S3Service {
         let (sb, sk) = copy_source(&i.copy_source)?;
         crate::store::check_key(&i.key)?;
         self.store.bucket(&i.bucket).await?;
-        let (src, w) = self.store.copy_data(&sb, &sk, None).await?;
+        let (src, w) = self.store.copy_data(&sb, &sk, None, false).await?;
         let replace = i
             .metadata_directive
             .as_ref()
@@ -704,7 +704,7 @@ impl S3 for S3Service {
         });
         let w = self
             .store
-            .write_data(
+            .write_part_data(
                 &i.bucket,
                 &upload.key,
                 body,
@@ -768,7 +768,7 @@ impl S3 for S3Service {
             }
             None => None,
         };
-        let (_, w) = self.store.copy_data(&sb, &sk, range).await?;
+        let (_, w) = self.store.copy_data(&sb, &sk, range, true).await?;
         let part = self
             .store
             .commit_part(&upload, n, w, Op::UploadPartCopy, &c)

@@ -2,9 +2,9 @@
 //! append), on files (`data`) and metadata in the store, each change committed with its events
 //! through the `EventSink`.
 //!
-//! A write goes: check the request, stream the bytes to a new file (fsynced, renamed), then one
-//! metadata transaction that re-checks what it depends on, writes the row and records the
-//! events. The files a commit made unreachable are removed after it; a crash in between leaves
+//! A write goes: check the request, stream the bytes in (small ones kept in memory, larger ones
+//! to a new file, synced), then one metadata transaction that re-checks what it depends on,
+//! stores small bytes inline, writes the row and records the events. The files a commit made unreachable are removed after it; a crash in between leaves
 //! them to the start-up sweep. A crash before the commit leaves a file and no row, no event.
 
 use std::collections::HashSet;
@@ -17,7 +17,7 @@ use futures::Stream;
 use md5::{Digest, Md5};
 
 use crate::checksum::Hashers;
-use crate::data::{DataDir, WriteError, Written};
+use crate::data::{DataDir, ObjectData, WriteError, Written};
 use crate::error::{Code, ObjError};
 use crate::events::{Change, Identity, Op, bus_events};
 use crate::limits::Limits;
@@ -60,6 +60,8 @@ struct Inner {
     sink: Arc<dyn EventSink>,
     identity: Identity,
     limits: Limits,
+    /// Appends to one object run one at a time (they write into its file in place).
+    append_locks: Vec<tokio::sync::Mutex<()>>,
 }
 
 impl From<SinkError> for ObjError {
@@ -185,6 +187,7 @@ impl ObjectStore {
                 sink,
                 identity,
                 limits,
+                append_locks: (0..64).map(|_| tokio::sync::Mutex::new(())).collect(),
             }),
         })
     }
@@ -279,7 +282,8 @@ impl ObjectStore {
 
     // ---- objects ----
 
-    /// Streams a body into a new data file (not yet an object: `commit_put` makes it one).
+    /// Streams a body in (not yet an object: `commit_put` makes it one); up to
+    /// `Limits::inline_max_bytes` it stays in memory to be stored inline.
     pub async fn write_data<S, E>(
         &self,
         bucket: &str,
@@ -292,10 +296,52 @@ impl ObjectStore {
         S: Stream<Item = Result<Bytes, E>>,
         E: std::fmt::Display,
     {
+        self.write_data_inline(
+            bucket,
+            key,
+            body,
+            limit,
+            hashes,
+            self.inner.limits.inline_max_bytes,
+        )
+        .await
+    }
+
+    /// Streams a part's body into a new data file (parts are always files: completing an
+    /// upload joins their files).
+    pub async fn write_part_data<S, E>(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: S,
+        limit: u64,
+        hashes: Hashers,
+    ) -> Result<Written, ObjError>
+    where
+        S: Stream<Item = Result<Bytes, E>>,
+        E: std::fmt::Display,
+    {
+        self.write_data_inline(bucket, key, body, limit, hashes, 0)
+            .await
+    }
+
+    async fn write_data_inline<S, E>(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: S,
+        limit: u64,
+        hashes: Hashers,
+        inline: u64,
+    ) -> Result<Written, ObjError>
+    where
+        S: Stream<Item = Result<Bytes, E>>,
+        E: std::fmt::Display,
+    {
         check_key(key)?;
         // Fail before reading the body when the bucket is missing.
         self.bucket(bucket).await?;
-        Ok(self.inner.data.write(body, limit, hashes).await?)
+        Ok(self.inner.data.write(body, limit, hashes, inline).await?)
     }
 
     /// Drops a data file that will not be committed (a checksum mismatch, say).
@@ -349,20 +395,22 @@ impl ObjectStore {
             kind,
             modified_ms: now_ms(),
         };
-        let r = self.put_record(rec, op, None, ctx, extra).await;
+        let r = self.put_record(rec, op, None, w.inline, ctx, extra).await;
         if r.is_err() {
             self.inner.data.remove(&w.data_id).await;
         }
         r
     }
 
-    /// Commits an object row; with `expect_prev` the current object must still be the one
-    /// with that data id (appends), else `PositionNotEqualToLength`.
+    /// Commits an object row (and its `inline` bytes); with `expect_prev` the current object
+    /// must still be the one with that data id and size (appends), else
+    /// `PositionNotEqualToLength`.
     async fn put_record(
         &self,
         rec: ObjectRecord,
         op: Op,
-        expect_prev: Option<Option<String>>,
+        expect_prev: Option<Option<(String, u64)>>,
+        inline: Option<Bytes>,
         ctx: &ReqCtx,
         extra: Vec<fnbridge_event::BusEvent>,
     ) -> Result<ObjectRecord, ObjError> {
@@ -374,10 +422,15 @@ impl ObjectStore {
                 return Ok((Err(Code::NoSuchBucket), vec![]));
             }
             if let Some(expected) = &expect_prev {
-                let cur = tx.get_object(&r.bucket, &r.key)?.map(|o| o.data_id);
+                let cur = tx
+                    .get_object(&r.bucket, &r.key)?
+                    .map(|o| (o.data_id, o.size));
                 if &cur != expected {
                     return Ok((Err(Code::PositionNotEqualToLength), vec![]));
                 }
+            }
+            if let Some(bytes) = &inline {
+                tx.put_object_data(&r.data_id, bytes)?;
             }
             let old = tx.put_object(&r)?;
             let delta = r.size as i64 - old.as_ref().map(|o| o.size as i64).unwrap_or(0);
@@ -429,18 +482,51 @@ impl ObjectStore {
         obj.ok_or_else(|| no_key(key))
     }
 
-    /// An object and its open data file. A concurrent overwrite may remove the file between
-    /// reading the row and opening it; then the row is read again (once open, the bytes stay
-    /// readable whatever happens to the name).
+    /// An object and its bytes, open for reading: its inline bytes (read with the row), or
+    /// its open data file. A concurrent overwrite may remove the file between reading the row
+    /// and opening it; then the row is read again (once open, the bytes stay readable whatever
+    /// happens to the name).
     pub async fn open_object(
         &self,
         bucket: &str,
         key: &str,
-    ) -> Result<(ObjectRecord, tokio::fs::File), ObjError> {
+    ) -> Result<(ObjectRecord, ObjectData), ObjError> {
         for _ in 0..3 {
-            let rec = self.head(bucket, key).await?;
+            let (b, k) = (bucket.to_string(), key.to_string());
+            let (has_bucket, obj) = self
+                .inner
+                .store
+                .read(move |tx| {
+                    let Some(rec) = tx.get_object(&b, &k)? else {
+                        return Ok((tx.get_bucket(&b)?.is_some(), None));
+                    };
+                    let inline = if fnbridge_store::objects::is_inline(&rec.data_id) {
+                        Some(tx.get_object_data(&rec.data_id)?.ok_or_else(|| {
+                            StoreError::Corrupt(format!(
+                                "the inline bytes of {b}/{k} ({}) are missing",
+                                rec.data_id
+                            ))
+                        })?)
+                    } else {
+                        None
+                    };
+                    Ok((true, Some((rec, inline))))
+                })
+                .await?;
+            if !has_bucket {
+                return Err(no_bucket(bucket));
+            }
+            let Some((rec, inline)) = obj else {
+                return Err(no_key(key));
+            };
+            if let Some(bytes) = inline {
+                return Ok((rec, ObjectData::inline(bytes.into())));
+            }
             match self.inner.data.open_file(&rec.data_id).await {
-                Ok(f) => return Ok((rec, f)),
+                Ok(f) => {
+                    let len = rec.size;
+                    return Ok((rec, ObjectData::file(f, len)));
+                }
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
                 Err(e) => {
                     return Err(ObjError::new(
@@ -506,25 +592,32 @@ impl ObjectStore {
         Ok(keys)
     }
 
-    /// Copies an object's bytes into a new data file (the source may be overwritten or deleted
-    /// meanwhile; the copy is of the bytes opened).
+    /// Copies an object's bytes (the source may be overwritten or deleted meanwhile; the copy
+    /// is of the bytes opened): into a new file for a part, else inline when small enough.
     pub async fn copy_data(
         &self,
         src_bucket: &str,
         src_key: &str,
         range: Option<std::ops::Range<u64>>,
+        for_part: bool,
     ) -> Result<(ObjectRecord, Written), ObjError> {
         let (rec, file) = self.open_object(src_bucket, src_key).await?;
+        let inline = if for_part {
+            0
+        } else {
+            self.inner.limits.inline_max_bytes
+        };
         let w = self
-            .write_file_range(file, range.unwrap_or(0..rec.size))
+            .write_file_range(file, range.unwrap_or(0..rec.size), inline)
             .await?;
         Ok((rec, w))
     }
 
     async fn write_file_range(
         &self,
-        mut file: tokio::fs::File,
+        mut file: ObjectData,
         range: std::ops::Range<u64>,
+        inline: u64,
     ) -> Result<Written, ObjError> {
         use tokio::io::AsyncSeekExt;
         file.seek(std::io::SeekFrom::Start(range.start))
@@ -534,13 +627,15 @@ impl ObjectStore {
         Ok(self
             .inner
             .data
-            .write(stream, u64::MAX, Hashers::default())
+            .write(stream, u64::MAX, Hashers::default(), inline)
             .await?)
     }
 
-    /// OSS AppendObject: `position` must be the object's length (0 creates it); the result is
-    /// a new file of the old bytes and the appended ones, committed only if no other write
-    /// replaced the object meanwhile.
+    /// OSS AppendObject: `position` must be the object's length (0 creates it). The first
+    /// append writes a new file; later ones write only their bytes at the end of it (after
+    /// cutting whatever a failed append left past the object), sync it, and commit the new
+    /// length, CRC-64 (combined from the old one and the new bytes') and ETag, only if no
+    /// other write replaced the object meanwhile. Appends to one object run one at a time.
     pub async fn append<S, E>(
         &self,
         bucket: &str,
@@ -554,6 +649,84 @@ impl ObjectStore {
         S: Stream<Item = Result<Bytes, E>> + Send,
         E: std::fmt::Display + Send,
     {
+        let one_at_a_time = self.append_lock(bucket, key).lock().await;
+        let current = match self.append_check(bucket, key, position).await {
+            Ok(c) => c,
+            Err(e) => {
+                drop(one_at_a_time);
+                // A small refused body is read and dropped, so the client keeps its keep-alive
+                // connection (an unread body makes the server close it).
+                drain(body, 64 << 10).await;
+                return Err(e);
+            }
+        };
+        let len = current.as_ref().map(|c| c.size).unwrap_or(0);
+        // The appended part alone is bounded by what is left of the object limit.
+        let limit = self.inner.limits.max_object_bytes.saturating_sub(len);
+        let Some(c) = current else {
+            let w = self
+                .inner
+                .data
+                .write(body, limit, Hashers::default(), 0)
+                .await?;
+            let rec = ObjectRecord {
+                bucket: bucket.to_string(),
+                key: key.to_string(),
+                data_id: w.data_id.clone(),
+                size: w.size,
+                etag: hex::encode(w.md5),
+                crc64: w.crc64,
+                content_type: meta
+                    .content_type
+                    .unwrap_or_else(|| "application/octet-stream".into()),
+                meta: meta.meta,
+                kind: ObjectKind::Appendable,
+                modified_ms: now_ms(),
+            };
+            let r = self
+                .put_record(rec, Op::Append, Some(None), None, ctx, Vec::new())
+                .await;
+            if r.is_err() {
+                self.inner.data.remove(&w.data_id).await;
+            }
+            return r;
+        };
+        let added = match self.inner.data.append(&c.data_id, len, body, limit).await {
+            Ok(a) => a,
+            // Replaced or deleted since it was read, and its file removed.
+            Err(WriteError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(ObjError::new(
+                    Code::PositionNotEqualToLength,
+                    "the object changed while appending: position is not its length",
+                ));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        // Not the MD5 of the whole object (OSS's ETag of an appendable object is not either):
+        // the MD5 of the previous ETag's bytes and the appended bytes' MD5.
+        let mut md5 = Md5::new();
+        md5.update(hex::decode(&c.etag).unwrap_or_else(|_| c.etag.clone().into_bytes()));
+        md5.update(added.md5);
+        let rec = ObjectRecord {
+            size: len + added.size,
+            etag: hex::encode(md5.finalize()),
+            crc64: crate::checksum::crc64_combine(c.crc64, added.crc64, added.size),
+            modified_ms: now_ms(),
+            ..c.clone()
+        };
+        // A failed commit leaves the new bytes past the recorded length: unread, and cut by
+        // the next append.
+        self.put_record(rec, Op::Append, Some(Some((c.data_id, len))), None, ctx, Vec::new())
+            .await
+    }
+
+    /// The object an append at `position` extends (`None`: it creates it), or why it cannot.
+    async fn append_check(
+        &self,
+        bucket: &str,
+        key: &str,
+        position: u64,
+    ) -> Result<Option<ObjectRecord>, ObjError> {
         check_key(key)?;
         self.bucket(bucket).await?;
         let current = match self.head(bucket, key).await {
@@ -563,7 +736,7 @@ impl ObjectStore {
         };
         let len = current.as_ref().map(|c| c.size).unwrap_or(0);
         if let Some(c) = &current
-            && c.kind != ObjectKind::Appendable
+            && (c.kind != ObjectKind::Appendable || fnbridge_store::objects::is_inline(&c.data_id))
         {
             return Err(ObjError::new(
                 Code::ObjectNotAppendable,
@@ -577,65 +750,16 @@ impl ObjectStore {
             )
             .with_header("x-oss-next-append-position", len.to_string()));
         }
-        let limit = self.inner.limits.max_object_bytes.saturating_sub(len);
-        use futures::StreamExt;
-        let old_bytes = match &current {
-            Some(c) => {
-                let f = self
-                    .inner
-                    .data
-                    .open_file(&c.data_id)
-                    .await
-                    .map_err(WriteError::from)?;
-                crate::data::tokio_util_like::limited(f, c.size)
-                    .map(|r| r.map_err(|e| e.to_string()))
-                    .boxed()
-            }
-            None => futures::stream::empty().boxed(),
-        };
-        // The appended part alone is bounded by what is left of the object limit.
-        let mut appended = 0u64;
-        let new_bytes = body.map(move |r| {
-            let b = r.map_err(|e| e.to_string())?;
-            appended += b.len() as u64;
-            if appended > limit {
-                return Err(format!("the object would exceed {limit} more bytes"));
-            }
-            Ok(b)
-        });
-        let w = self
-            .inner
-            .data
-            .write(old_bytes.chain(new_bytes), u64::MAX, Hashers::default())
-            .await?;
-        let (content_type, user_meta) = match &current {
-            Some(c) => (c.content_type.clone(), c.meta.clone()),
-            None => (
-                meta.content_type
-                    .unwrap_or_else(|| "application/octet-stream".into()),
-                meta.meta,
-            ),
-        };
-        let rec = ObjectRecord {
-            bucket: bucket.to_string(),
-            key: key.to_string(),
-            data_id: w.data_id.clone(),
-            size: w.size,
-            etag: hex::encode(w.md5),
-            crc64: w.crc64,
-            content_type,
-            meta: user_meta,
-            kind: ObjectKind::Appendable,
-            modified_ms: now_ms(),
-        };
-        let expect = current.map(|c| c.data_id);
-        let r = self
-            .put_record(rec, Op::Append, Some(expect), ctx, Vec::new())
-            .await;
-        if r.is_err() {
-            self.inner.data.remove(&w.data_id).await;
-        }
-        r
+        Ok(current)
+    }
+
+    /// The lock appends to `bucket/key` take (one of a fixed set, by hash).
+    fn append_lock(&self, bucket: &str, key: &str) -> &tokio::sync::Mutex<()> {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (bucket, key).hash(&mut h);
+        let locks = &self.inner.append_locks;
+        &locks[(h.finish() % locks.len() as u64) as usize]
     }
 
     /// One page of a listing: keys starting with `prefix` after `after`; with a delimiter,
@@ -1036,6 +1160,22 @@ impl ObjectStore {
                 Ok(())
             }
             None => Err(no_upload(upload_id)),
+        }
+    }
+}
+
+/// Reads and drops a body, up to a little past `max` bytes.
+async fn drain<S, E>(body: S, max: u64)
+where
+    S: Stream<Item = Result<Bytes, E>>,
+{
+    use futures::StreamExt;
+    let mut body = std::pin::pin!(body);
+    let mut n = 0u64;
+    while n <= max {
+        match body.next().await {
+            Some(Ok(b)) => n += b.len() as u64,
+            _ => break,
         }
     }
 }

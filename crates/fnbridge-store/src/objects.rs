@@ -1,6 +1,9 @@
 //! Object-store metadata: buckets, objects, multipart uploads and their parts. The bytes live in
-//! files named by `data_id` (the object store crate owns them); a row here is what makes an
-//! object exist, so a file without a row is garbage and a row always names a complete file.
+//! files named by `data_id` (the object store crate owns them), or, for small objects, inline
+//! in `object_data` under a data id starting with `INLINE_PREFIX`, written in the same
+//! transaction as the object's row. A row here is what makes an object exist, so a file without
+//! a row is garbage and a row always names complete bytes; an inline blob is deleted in the
+//! transaction that drops the last row naming it.
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde::{Deserialize, Serialize};
@@ -82,6 +85,22 @@ pub struct Part {
     pub crc64: u64,
     pub modified_ms: i64,
 }
+
+/// Data ids of bytes stored inline in `object_data` start with this (file ids are hex).
+pub const INLINE_PREFIX: &str = "inline-";
+
+/// True when a data id names inline bytes rather than a file.
+pub fn is_inline(data_id: &str) -> bool {
+    data_id.starts_with(INLINE_PREFIX)
+}
+
+/// Small objects' bytes, kept in the database so a small PUT is one commit (schema 6).
+pub(crate) const DATA_SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS object_data(
+    data_id TEXT PRIMARY KEY,
+    bytes BLOB NOT NULL
+);
+"#;
 
 pub(crate) const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS buckets(
@@ -239,7 +258,51 @@ pub(crate) fn put_object(
         o.kind.as_str(),
         o.modified_ms
     ])?;
+    if let Some(old) = &old
+        && old.data_id != o.data_id
+    {
+        drop_inline(c, &old.data_id)?;
+    }
     Ok(old)
+}
+
+/// Deletes the inline bytes of a row that was replaced or deleted. Every write of bytes gets a
+/// fresh data id (a copy too), so no other row names them, and no scan of `objects` (which
+/// has no index on `data_id`) is needed to know.
+fn drop_inline(c: &Connection, data_id: &str) -> Result<(), StoreError> {
+    if is_inline(data_id) {
+        c.prepare_cached("DELETE FROM object_data WHERE data_id = ?1")?
+            .execute([data_id])?;
+    }
+    Ok(())
+}
+
+/// Stores an object's bytes inline under `data_id` (which must start with `INLINE_PREFIX`).
+pub(crate) fn put_object_data(
+    c: &Connection,
+    data_id: &str,
+    bytes: &[u8],
+) -> Result<(), StoreError> {
+    if !is_inline(data_id) {
+        return Err(StoreError::Writer(format!(
+            "inline object data ids start with '{INLINE_PREFIX}', not '{data_id}'"
+        )));
+    }
+    c.prepare_cached("INSERT OR REPLACE INTO object_data(data_id, bytes) VALUES (?1, ?2)")?
+        .execute(params![data_id, bytes])?;
+    Ok(())
+}
+
+/// The inline bytes of a data id.
+pub(crate) fn get_object_data(
+    c: &Connection,
+    data_id: &str,
+) -> Result<Option<Vec<u8>>, StoreError> {
+    Ok(
+        c.prepare_cached("SELECT bytes FROM object_data WHERE data_id = ?1")?
+            .query_row([data_id], |r| r.get(0))
+            .optional()?,
+    )
 }
 
 pub(crate) fn delete_object(
@@ -248,11 +311,12 @@ pub(crate) fn delete_object(
     key: &str,
 ) -> Result<Option<ObjectRecord>, StoreError> {
     let old = get_object(c, bucket, key)?;
-    if old.is_some() {
+    if let Some(o) = &old {
         c.execute(
             "DELETE FROM objects WHERE bucket = ?1 AND key = ?2",
             params![bucket, key],
         )?;
+        drop_inline(c, &o.data_id)?;
     }
     Ok(old)
 }

@@ -257,6 +257,12 @@ pub trait Tx {
     ) -> Result<Vec<ObjectRecord>, StoreError>;
     /// Every data file an object or part names (the start-up sweep keeps only these).
     fn all_data_ids(&self) -> Result<Vec<String>, StoreError>;
+    /// Stores a small object's bytes under an inline data id (`objects::INLINE_PREFIX`), to be
+    /// named by the object row written in the same transaction. Replacing or deleting the last
+    /// row naming it deletes the bytes.
+    fn put_object_data(&self, data_id: &str, bytes: &[u8]) -> Result<(), StoreError>;
+    /// The bytes of an inline data id.
+    fn get_object_data(&self, data_id: &str) -> Result<Option<Vec<u8>>, StoreError>;
     fn create_upload(&self, u: &Upload) -> Result<(), StoreError>;
     fn get_upload(&self, upload_id: &str) -> Result<Option<Upload>, StoreError>;
     /// Removes an upload and its parts, returning the parts.
@@ -644,6 +650,12 @@ impl Tx for Connection {
     }
     fn all_data_ids(&self) -> Result<Vec<String>, StoreError> {
         crate::objects::all_data_ids(self)
+    }
+    fn put_object_data(&self, data_id: &str, bytes: &[u8]) -> Result<(), StoreError> {
+        crate::objects::put_object_data(self, data_id, bytes)
+    }
+    fn get_object_data(&self, data_id: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        crate::objects::get_object_data(self, data_id)
     }
     fn create_upload(&self, u: &Upload) -> Result<(), StoreError> {
         crate::objects::create_upload(self, u)

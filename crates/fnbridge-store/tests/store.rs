@@ -487,4 +487,105 @@ async fn an_events_text_is_read_back_by_its_sequence() {
         store.read(move |c| c.event_body(seq + 1)).await.unwrap(),
         None
     );
+
+fn object(key: &str, data_id: &str) -> fnbridge_store::objects::ObjectRecord {
+    fnbridge_store::objects::ObjectRecord {
+        bucket: "b".into(),
+        key: key.into(),
+        data_id: data_id.into(),
+        size: 3,
+        etag: "e".into(),
+        crc64: u64::MAX,
+        content_type: "text/plain".into(),
+        meta: vec![],
+        kind: fnbridge_store::objects::ObjectKind::Normal,
+        modified_ms: 1,
+    }
+}
+
+/// Inline bytes are written with their row and go with the last row that names them: replaced
+/// by another object, or deleted. A file-backed object's id has no inline bytes.
+#[tokio::test]
+async fn inline_object_bytes_live_and_die_with_their_row() {
+    let (_d, store) = open();
+    store
+        .write(|c| {
+            c.create_bucket(&fnbridge_store::objects::Bucket {
+                name: "b".into(),
+                created_ms: 1,
+            })?;
+            c.put_object_data("inline-1", b"one")?;
+            c.put_object(&object("k", "inline-1"))?;
+            c.put_object_data("inline-2", b"two")?;
+            c.put_object(&object("gone", "inline-2"))
+        })
+        .await
+        .unwrap();
+    let got = store.read(|c| c.get_object_data("inline-1")).await.unwrap();
+    assert_eq!(got.as_deref(), Some(&b"one"[..]));
+    // Overwritten by a file-backed object: the inline bytes are dropped in that commit.
+    let old = store
+        .write(|c| c.put_object(&object("k", "0123abcd")))
+        .await
+        .unwrap();
+    assert_eq!(old.unwrap().data_id, "inline-1");
+    assert_eq!(
+        store.read(|c| c.get_object_data("inline-1")).await.unwrap(),
+        None
+    );
+    store.write(|c| c.delete_object("b", "gone")).await.unwrap();
+    assert_eq!(
+        store.read(|c| c.get_object_data("inline-2")).await.unwrap(),
+        None
+    );
+    // Only inline ids are accepted for inline bytes.
+    let err = store
+        .write(|c| c.put_object_data("0123abcd", b"x"))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("inline-"), "{err}");
+}
+
+/// A version-5 database (objects all in files) migrates to 6: its objects stay as they were and
+/// small objects can then be stored inline.
+#[tokio::test]
+async fn a_version_5_database_gains_inline_object_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db.sqlite");
+    {
+        let store = Store::open(&path).unwrap();
+        store
+            .write(|c| {
+                c.create_bucket(&fnbridge_store::objects::Bucket {
+                    name: "b".into(),
+                    created_ms: 1,
+                })?;
+                c.put_object(&object("old", "00ff00ff"))
+            })
+            .await
+            .unwrap();
+        store.close();
+    }
+    {
+        // Back to what version 5 had: no object_data table.
+        let c = rusqlite::Connection::open(&path).unwrap();
+        c.execute_batch("DROP TABLE object_data; PRAGMA user_version = 5;")
+            .unwrap();
+    }
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.read(|c| c.schema_version()).await.unwrap(), 6);
+    let old = store.read(|c| c.get_object("b", "old")).await.unwrap();
+    assert_eq!(old.unwrap().data_id, "00ff00ff");
+    store
+        .write(|c| {
+            c.put_object_data("inline-x", b"abc")?;
+            c.put_object(&object("new", "inline-x"))
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        store.read(|c| c.get_object_data("inline-x")).await.unwrap(),
+        Some(b"abc".to_vec())
+    );
+    assert_eq!(fnbridge_store::SCHEMA_VERSION, 6);
 }

@@ -19,7 +19,7 @@ def client():
                         config=Config(s3={"addressing_style": "path"}, signature_version="s3v4", retries={"max_attempts": 1},
                                       max_pool_connections=1))
 
-def worker(i, op, size, start_at, seconds, q):
+def worker(i, op, size, start, seconds, ready, q):
     c = client()
     body = os.urandom(size)
     key = f"obj-{size}"
@@ -30,6 +30,12 @@ def worker(i, op, size, start_at, seconds, q):
             c.get_object(Bucket=bucket, Key=key)["Body"].read()
     for n in range(5):  # warm-up: connection, credentials, first-call paths
         one(-n - 1)
+    # The window opens once every process has warmed up (on a loaded machine, starting Python
+    # and boto3 in 8 processes can take longer than any fixed delay).
+    ready.put(i)
+    while start.value == 0:
+        time.sleep(0.001)
+    start_at = start.value
     while time.time() < start_at:
         time.sleep(0.001)
     lat, n = [], 0
@@ -51,11 +57,14 @@ if mode == "prep":
     print("ok")
 elif mode == "load":
     op, size, procs, seconds = rest[0], int(rest[1]), int(rest[2]), float(rest[3])
-    q = mp.Queue()
-    start_at = time.time() + 1.5 + 0.15 * procs
-    ps = [mp.Process(target=worker, args=(i, op, size, start_at, seconds, q)) for i in range(procs)]
+    q, ready = mp.Queue(), mp.Queue()
+    start = mp.Value("d", 0.0)
+    ps = [mp.Process(target=worker, args=(i, op, size, start, seconds, ready, q)) for i in range(procs)]
     for p in ps:
         p.start()
+    for _ in ps:
+        ready.get()
+    start.value = time.time() + 0.1
     lat = []
     for _ in ps:
         lat += q.get()

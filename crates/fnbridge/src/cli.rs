@@ -101,7 +101,8 @@ pub enum Command {
     Role(Client<RoleCmd>),
     /// Create, list and delete object-store buckets.
     Bucket(OssClient<BucketCmd>),
-    /// Copy files to or from the object store: `cp FILE oss://bucket/key`, `cp oss://bucket/key FILE`.
+    /// Copy files to or from the object store: `cp FILE oss://bucket/key`, `cp oss://bucket/key FILE`,
+    /// or within it on the server: `cp oss://a/key oss://b/key2`.
     Cp(CpArgs),
     /// List buckets (no argument) or the objects under `oss://bucket/prefix`.
     Ls(LsArgs),
@@ -171,7 +172,7 @@ pub enum BucketCmd {
 pub struct CpArgs {
     #[command(flatten)]
     pub oss: OssGlobal,
-    /// Source: a local path or oss://bucket/key.
+    /// Source: a local path or oss://bucket/key (both paths may be oss:// URLs).
     pub from: String,
     /// Destination: a local path or oss://bucket/key; a trailing '/' (or an existing
     /// directory) keeps the source's file name.

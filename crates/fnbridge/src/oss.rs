@@ -1,4 +1,5 @@
-//! The object-store commands (`bucket`, `cp`, `ls`, `rm`): an S3 client that signs with SigV4,
+//! The object-store commands (`bucket`, `cp` (upload, download, or server-side copy between two
+//! `oss://` URLs), `ls`, `rm`): an S3 client that signs with SigV4,
 //! as `aws s3` does, so the CLI goes through the same door, keys and checks as every other
 //! client. Its key is the user's (`--access-key-id`/`--access-key-secret` or the environment), or
 //! one the CLI creates once with the admin token (`POST /keys`) and keeps, mode 0600, in the data
@@ -95,6 +96,7 @@ fn hmac(key: &[u8], msg: &str) -> Vec<u8> {
 /// The `Authorization` value of a SigV4 request signed over host, x-amz-content-sha256 and
 /// x-amz-date. `path` is already encoded; `query` pairs are encoded and sorted here.
 #[allow(clippy::too_many_arguments)] // SigV4's own inputs, each a string: a struct would only rename them
+#[cfg(test)]
 pub fn sigv4(
     ak: &str,
     sk: &str,
@@ -104,6 +106,32 @@ pub fn sigv4(
     query: &[(String, String)],
     payload_hash: &str,
     amz_date: &str,
+) -> String {
+    sigv4_with(
+        ak,
+        sk,
+        method,
+        host,
+        path,
+        query,
+        payload_hash,
+        amz_date,
+        None,
+    )
+}
+
+/// `sigv4`, also signing `x-amz-copy-source` when given (a server-side copy).
+#[allow(clippy::too_many_arguments)]
+fn sigv4_with(
+    ak: &str,
+    sk: &str,
+    method: &str,
+    host: &str,
+    path: &str,
+    query: &[(String, String)],
+    payload_hash: &str,
+    amz_date: &str,
+    copy_source: Option<&str>,
 ) -> String {
     let region = "us-east-1";
     let date = &amz_date[..amz_date.len().min(8)];
@@ -117,9 +145,15 @@ pub fn sigv4(
         .map(|(k, v)| format!("{k}={v}"))
         .collect::<Vec<_>>()
         .join("&");
-    let signed = "host;x-amz-content-sha256;x-amz-date";
+    let (signed, copy_line) = match copy_source {
+        Some(c) => (
+            "host;x-amz-content-sha256;x-amz-copy-source;x-amz-date",
+            format!("x-amz-copy-source:{c}\n"),
+        ),
+        None => ("host;x-amz-content-sha256;x-amz-date", String::new()),
+    };
     let canonical = format!(
-        "{method}\n{path}\n{canonical_query}\nhost:{host}\nx-amz-content-sha256:{payload_hash}\nx-amz-date:{amz_date}\n\n{signed}\n{payload_hash}"
+        "{method}\n{path}\n{canonical_query}\nhost:{host}\nx-amz-content-sha256:{payload_hash}\n{copy_line}x-amz-date:{amz_date}\n\n{signed}\n{payload_hash}"
     );
     let scope = format!("{date}/{region}/s3/aws4_request");
     let to_sign = format!(
@@ -213,6 +247,19 @@ impl Oss {
         query: &[(String, String)],
         has_body: bool,
     ) -> RequestBuilder {
+        self.request_with(method, bucket, key, query, has_body, None)
+    }
+
+    /// `request`, with a signed `x-amz-copy-source` when given.
+    fn request_with(
+        &self,
+        method: Method,
+        bucket: &str,
+        key: &str,
+        query: &[(String, String)],
+        has_body: bool,
+        copy_source: Option<&str>,
+    ) -> RequestBuilder {
         let mut path = String::from("/");
         if !bucket.is_empty() {
             path.push_str(&enc(bucket, false));
@@ -228,7 +275,7 @@ impl Oss {
             EMPTY_SHA256
         };
         let date = amz_now();
-        let auth = sigv4(
+        let auth = sigv4_with(
             &self.ak,
             &self.sk,
             method.as_str(),
@@ -237,6 +284,7 @@ impl Oss {
             query,
             payload,
             &date,
+            copy_source,
         );
         let mut url = format!("{}{}", self.endpoint, path);
         if !query.is_empty() {
@@ -247,11 +295,41 @@ impl Oss {
             url.push('?');
             url.push_str(&q.join("&"));
         }
-        self.http
+        let rb = self
+            .http
             .request(method, url)
             .header("x-amz-date", date)
             .header("x-amz-content-sha256", payload)
-            .header("authorization", auth)
+            .header("authorization", auth);
+        match copy_source {
+            Some(c) => rb.header("x-amz-copy-source", c),
+            None => rb,
+        }
+    }
+
+    /// Copies an object on the server (S3 CopyObject: the bytes never leave it), returning its
+    /// size.
+    fn copy(&self, from: &Url, to: &Url) -> anyhow::Result<u64> {
+        let what = || {
+            format!(
+                "cannot copy oss://{}/{} to oss://{}/{}",
+                from.bucket, from.key, to.bucket, to.key
+            )
+        };
+        let source = format!("/{}/{}", enc(&from.bucket, false), enc(&from.key, true));
+        self.send(
+            self.request_with(Method::PUT, &to.bucket, &to.key, &[], false, Some(&source))
+                .header("content-length", 0),
+        )
+        .with_context(what)?;
+        let head = self.send(self.request(Method::HEAD, &to.bucket, &to.key, &[], false))?;
+        let len = head
+            .headers()
+            .get("content-length")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        Ok(len)
     }
 
     /// Sends and fails on any status >= 400 with the store's error code and message.
@@ -621,8 +699,44 @@ pub fn cp(a: &CpArgs) -> anyhow::Result<i32> {
     let progress = !a.no_progress && !g.json;
     let mut copied: Vec<Value> = Vec::new();
     match (parse_url(&a.from), parse_url(&a.to)) {
-        (Some(_), Some(_)) => {
-            bail!("copying between two oss:// URLs is not supported: download then upload")
+        (Some(from), Some(to)) => {
+            s.check_bucket(&to.bucket)?;
+            if a.recursive {
+                let prefix = &from.key;
+                let base = if to.key.is_empty() || to.key.ends_with('/') {
+                    to.key.clone()
+                } else {
+                    format!("{}/", to.key)
+                };
+                for o in s.list(&from.bucket, prefix, None)?.0 {
+                    let Some(k) = o["key"].as_str() else { continue };
+                    let rel = k
+                        .strip_prefix(prefix.as_str())
+                        .unwrap_or(k)
+                        .trim_start_matches('/');
+                    let src = Url {
+                        bucket: from.bucket.clone(),
+                        key: k.to_string(),
+                    };
+                    let dest = Url {
+                        bucket: to.bucket.clone(),
+                        key: format!("{base}{rel}"),
+                    };
+                    let n = s.copy(&src, &dest)?;
+                    copied.push(copy_done(g, &src, &dest, n));
+                }
+            } else {
+                if from.key.is_empty() {
+                    bail!("'{}' names a bucket: add --recursive", a.from);
+                }
+                let mut dest = to.clone();
+                if dest.key.is_empty() || dest.key.ends_with('/') {
+                    dest.key
+                        .push_str(from.key.rsplit('/').next().unwrap_or(&from.key));
+                }
+                let n = s.copy(&from, &dest)?;
+                copied.push(copy_done(g, &from, &dest, n));
+            }
         }
         (None, None) => bail!("one of the two paths must be an oss://bucket/key URL"),
         (None, Some(to)) => {
@@ -706,6 +820,18 @@ pub fn cp(a: &CpArgs) -> anyhow::Result<i32> {
         output::json(&json!({ "copied": copied }));
     }
     Ok(0)
+}
+
+/// Prints one server-side copy for people, returns it for `--json`.
+fn copy_done(g: &Global, from: &Url, to: &Url, bytes: u64) -> Value {
+    let (from, to) = (
+        format!("oss://{}/{}", from.bucket, from.key),
+        format!("oss://{}/{}", to.bucket, to.key),
+    );
+    if !g.json {
+        outln!("copy: {from} -> {to} ({bytes} bytes)");
+    }
+    json!({"from": from, "to": to, "bytes": bytes})
 }
 
 /// Prints one copy for people, returns it for `--json`.

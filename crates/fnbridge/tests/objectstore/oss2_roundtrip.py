@@ -42,6 +42,7 @@ p2 = b.upload_part(key, up, 2, data[200 * 1024:])
 b.complete_multipart_upload(key, up, [oss2.models.PartInfo(1, p1.etag), oss2.models.PartInfo(2, p2.etag)])
 assert b.get_object(key).read() == data
 # alibabacloud-oss-v2 (V4 signatures) on the same bucket.
+import datetime, time, requests
 import alibabacloud_oss_v2 as oss
 cfg = oss.config.load_default()
 cfg.credentials_provider = oss.credentials.StaticCredentialsProvider(os.environ["FNB_AK"], os.environ["FNB_SK"])
@@ -49,10 +50,52 @@ cfg.region = "cn-hangzhou"
 cfg.endpoint = ep
 cfg.use_path_style = True
 c = oss.Client(cfg)
-for k in ["v2/a b+c.txt", "v2/ü/ñ.txt"]:
-    c.put_object(oss.PutObjectRequest(bucket="ossbk", key=k, body=b"v2 data"))
-    assert c.get_object(oss.GetObjectRequest(bucket="ossbk", key=k)).body.read() == b"v2 data"
+# Keys with '/', spaces, '+', '%', non-ASCII.
+keys = ["v2/a b+c.txt", "v2/ü/ñ.txt", "v2/日本/語 x.txt", "v2/pct%20lit.txt", "v2/sub/deep/k+1"]
+for k in keys:
+    c.put_object(oss.PutObjectRequest(bucket="ossbk", key=k, body=b"v2 data " + k.encode()))
+    assert c.get_object(oss.GetObjectRequest(bucket="ossbk", key=k)).body.read() == b"v2 data " + k.encode(), k
+    r = c.get_object(oss.GetObjectRequest(bucket="ossbk", key=k, range_header="bytes=3-6"))
+    assert r.body.read() == b"data" and r.status_code == 206, (k, r.status_code)
+    assert r.content_range == f"bytes 3-6/{8 + len(k.encode())}", r.content_range
 res = c.list_objects_v2(oss.ListObjectsV2Request(bucket="ossbk", prefix="v2/"))
-assert [o.key for o in res.contents] == ["v2/a b+c.txt", "v2/ü/ñ.txt"], [o.key for o in res.contents]
-c.delete_object(oss.DeleteObjectRequest(bucket="ossbk", key="v2/a b+c.txt"))
+assert [o.key for o in res.contents] == sorted(keys, key=lambda k: k.encode()), [o.key for o in res.contents]
+# Delimiter and pagination, one entry a page, through the SDK's paginator.
+pages = list(c.list_objects_v2_paginator(limit=1).iter_page(
+    oss.ListObjectsV2Request(bucket="ossbk", prefix="v2/", delimiter="/")))
+got = [([o.key for o in p.contents or []], [cp.prefix for cp in p.common_prefixes or []]) for p in pages]
+assert got == [(["v2/a b+c.txt"], []), (["v2/pct%20lit.txt"], []), ([], ["v2/sub/"]), ([], ["v2/ü/"]),
+               ([], ["v2/日本/"])], got
+# Multipart: two parts, the first at the minimum size.
+data = os.urandom(100 * 1024 + 7)
+up = c.initiate_multipart_upload(oss.InitiateMultipartUploadRequest(bucket="ossbk", key="v2/mp ü.bin"))
+parts = []
+for n, chunk in [(1, data[:100 * 1024]), (2, data[100 * 1024:])]:
+    r = c.upload_part(oss.UploadPartRequest(bucket="ossbk", key="v2/mp ü.bin", upload_id=up.upload_id,
+                                            part_number=n, body=chunk))
+    parts.append(oss.UploadPart(part_number=n, etag=r.etag))
+r = c.complete_multipart_upload(oss.CompleteMultipartUploadRequest(
+    bucket="ossbk", key="v2/mp ü.bin", upload_id=up.upload_id,
+    complete_multipart_upload=oss.CompleteMultipartUpload(parts=parts)))
+assert r.key == "v2/mp ü.bin", r.key
+assert c.get_object(oss.GetObjectRequest(bucket="ossbk", key="v2/mp ü.bin")).body.read() == data
+# Copy, across keys with the same odd characters.
+c.copy_object(oss.CopyObjectRequest(bucket="ossbk", key="v2/copy 日本+.txt", source_bucket="ossbk",
+                                    source_key="v2/日本/語 x.txt"))
+assert c.get_object(oss.GetObjectRequest(bucket="ossbk", key="v2/copy 日本+.txt")).body.read() == \
+    b"v2 data " + "v2/日本/語 x.txt".encode()
+# A presigned GET works, then expires.
+pre = c.presign(oss.GetObjectRequest(bucket="ossbk", key="v2/a b+c.txt"), expires=datetime.timedelta(seconds=2))
+r = requests.get(pre.url)
+assert r.status_code == 200 and r.content == b"v2 data v2/a b+c.txt", (r.status_code, r.text)
+time.sleep(3)
+r = requests.get(pre.url)
+assert r.status_code == 403 and "AccessDenied" in r.text and "expired" in r.text.lower(), (r.status_code, r.text)
+# Multi-delete (encoding-type=url) of the odd keys: each deleted, and named back as sent.
+res = c.delete_multiple_objects(oss.DeleteMultipleObjectsRequest(bucket="ossbk", objects=[
+    oss.DeleteObject(key=k) for k in keys + ["v2/mp ü.bin", "v2/copy 日本+.txt"]]))
+assert res.encoding_type == "url", res.encoding_type
+assert sorted(d.key for d in res.deleted_objects) == sorted(keys + ["v2/mp ü.bin", "v2/copy 日本+.txt"]), \
+    [d.key for d in res.deleted_objects]
+assert c.list_objects_v2(oss.ListObjectsV2Request(bucket="ossbk", prefix="v2/")).contents in (None, [])
 print("ok")
