@@ -487,6 +487,7 @@ async fn an_events_text_is_read_back_by_its_sequence() {
         store.read(move |c| c.event_body(seq + 1)).await.unwrap(),
         None
     );
+}
 
 fn object(key: &str, data_id: &str) -> fnbridge_store::objects::ObjectRecord {
     fnbridge_store::objects::ObjectRecord {
