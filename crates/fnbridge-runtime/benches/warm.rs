@@ -200,6 +200,8 @@ fn function(name: &str, code: &Path) -> Arc<FunctionSpec> {
         pre_stop: None,
         instance_concurrency: 1,
         custom: None,
+        credentials_in_env: true,
+        credentials_in_request: true,
     })
 }
 

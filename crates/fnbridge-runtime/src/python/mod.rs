@@ -325,6 +325,7 @@ impl PythonInstance {
         };
         let logged = self.logs.arm(section, &inv.request_id);
         let started = Instant::now();
+        let with_credentials = self.spec.credentials_in_request;
         let ctrl = &mut self.ctrl;
         let rbuf = &mut self.rbuf;
         let exchange = async {
@@ -332,6 +333,7 @@ impl PythonInstance {
             let mut frame = request_head(
                 kind,
                 inv,
+                with_credentials,
                 payload.len() as u32,
                 if inline { payload.len() } else { 0 },
             );
