@@ -26,6 +26,7 @@
 //! because fnbridge must reach into it (see `net`).
 
 mod cgroup;
+mod dns;
 mod net;
 mod seccomp;
 
@@ -42,6 +43,8 @@ use tokio::process::Command;
 pub(crate) use cgroup::Cgroup;
 use cgroup::CgroupRoot;
 pub(crate) use cgroup::counter as oom_counter;
+use dns::DnsStub;
+pub use dns::Public;
 pub(crate) use net::NetNs;
 use net::{ApiProxy, Slirp};
 
@@ -90,6 +93,8 @@ pub struct Service {
     pub env: String,
     /// Its listen address on the host.
     pub addr: SocketAddr,
+    /// The Alibaba Cloud endpoint names it answers for inside sandboxes (`dns`), on port 80.
+    pub public: Option<Public>,
 }
 
 impl Service {
@@ -167,6 +172,7 @@ pub(crate) struct Jail {
     pub(crate) cgroup: Option<Cgroup>,
     slirp: Option<Slirp>,
     _proxies: Vec<ApiProxy>,
+    _dns: Option<DnsStub>,
     /// Each service's environment variable and its address inside the sandbox.
     pub(crate) services_inside: Vec<(String, SocketAddr)>,
 }
@@ -337,7 +343,18 @@ impl Sandbox {
             jail._proxies
                 .push(ApiProxy::start(listener, service.target()));
             jail.services_inside.push((service.env.clone(), inside));
+            // Its public endpoint names resolve here (`dns`): plain http on port 80, unless
+            // the function itself listens on 80 (any address: it may bind 0.0.0.0).
+            if let Some(public) = service.public
+                && reserved_port != Some(80)
+            {
+                let listener = ns.listen(SocketAddr::from((public.addr(), 80)))?;
+                jail._proxies
+                    .push(ApiProxy::start(listener, service.target()));
+            }
         }
+        let public: Vec<Public> = self.cfg.services.iter().filter_map(|s| s.public).collect();
+        jail._dns = Some(DnsStub::start(&ns, &public, self.slirp.is_some())?);
         if let Some(slirp) = &self.slirp {
             jail.slirp = Some(Slirp::start(slirp, &ns)?);
         }
@@ -567,7 +584,7 @@ fn base_entries() -> Vec<BaseEntry> {
     out
 }
 
-/// Writes the generated `/etc` files: the sandbox's users, a hosts file, and slirp4netns' DNS.
+/// Writes the generated `/etc` files: the sandbox's users, a hosts file, and the DNS stub.
 fn write_etc(dir: &Path) -> std::io::Result<Vec<(PathBuf, &'static str)>> {
     std::fs::create_dir_all(dir)?;
     let files: [(&'static str, String); 5] = [
@@ -582,7 +599,8 @@ fn write_etc(dir: &Path) -> std::io::Result<Vec<(PathBuf, &'static str)>> {
             "hosts",
             "127.0.0.1 localhost fc-instance\n::1 localhost ip6-localhost ip6-loopback\n".into(),
         ),
-        ("resolv.conf", "nameserver 10.0.2.3\n".into()),
+        // The sandbox's own stub (`dns`), which forwards to slirp4netns' 10.0.2.3.
+        ("resolv.conf", "nameserver 127.0.0.1\n".into()),
         ("hostname", "fc-instance\n".into()),
     ];
     let mut out = Vec::new();
