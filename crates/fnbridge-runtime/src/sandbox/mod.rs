@@ -15,7 +15,9 @@
 //! joins the instance's memory cgroup (`cgroup`) and its network namespace (`net`), so the
 //! limits hold from the first instruction. bwrap's own reaper is PID 1 of the namespace: when
 //! fnbridge kills bwrap (or dies, PR_SET_PDEATHSIG), PID 1 dies and the kernel kills every
-//! process of the namespace, `setsid` grandchildren included.
+//! process of the namespace, `setsid` grandchildren included. The network half of a jail
+//! (namespace, proxies, name server, slirp4netns) does not depend on the function, so a few are
+//! made ahead of time (`Nets`, `SPARE_NETWORKS`) and a new instance takes one.
 //!
 //! Why these tools: bubblewrap is the well-kept, small, setuid-free sandbox tool of Flatpak; it
 //! does mounts and namespaces with years of review behind it, which hand-written `clone` and
@@ -148,9 +150,9 @@ pub(crate) struct Sandbox {
     cfg: SandboxConfig,
     bwrap: PathBuf,
     setpriv: PathBuf,
-    slirp: Option<PathBuf>,
     filters: seccomp::Filters,
-    host_net: Arc<OwnedFd>,
+    /// Makes network namespaces, and keeps a few spare ones ready.
+    nets: Arc<Nets>,
     cgroups: Option<CgroupRoot>,
     /// Generated `/etc` files, bound read-only into every sandbox.
     etc: Vec<(PathBuf, &'static str)>,
@@ -235,13 +237,19 @@ impl Sandbox {
         };
         let etc = write_etc(&work_dir.join("sandbox-etc"))
             .map_err(|e| format!("cannot write the sandbox's /etc files: {e}"))?;
+        let nets = Arc::new(Nets {
+            host_net,
+            services: cfg.services.clone(),
+            slirp,
+            spares: std::sync::Mutex::new(Vec::new()),
+            refilling: std::sync::atomic::AtomicBool::new(false),
+        });
         let sandbox = Sandbox {
             cfg,
             bwrap,
             setpriv,
-            slirp,
             filters,
-            host_net,
+            nets,
             cgroups,
             etc,
             base: base_entries(),
@@ -304,9 +312,11 @@ impl Sandbox {
     }
 
     /// Prepares an instance's cgroup (limited to `memory_mb`, if cgroups are available) and
-    /// network namespace (with the API proxy and, if allowed, the outside network).
-    /// `reserved_port` is the port the instance itself will listen on, which the API proxy must
-    /// keep clear of.
+    /// network namespace (with the API proxies, the name server and, if allowed, the outside
+    /// network). `reserved_port` is the port the instance itself will listen on, which the
+    /// proxies must keep clear of. A networked jail comes from the spare pool when one fits
+    /// (made ahead of time, its slirp4netns already up), which is then refilled in the
+    /// background; else it is made here.
     pub(crate) async fn jail(
         &self,
         name: &str,
@@ -320,45 +330,27 @@ impl Sandbox {
             }
             _ => None,
         };
-        let ns = Arc::new(NetNs::create(&self.host_net)?);
-        let mut jail = Jail {
-            net: Some(Arc::clone(&ns)),
-            cgroup,
-            ..Jail::default()
-        };
         if !with_network {
-            return Ok(jail);
+            let ns = Arc::new(NetNs::create(&self.nets.host_net)?);
+            return Ok(Jail {
+                net: Some(ns),
+                cgroup,
+                ..Jail::default()
+            });
         }
-        let mut taken: Vec<u16> = reserved_port.into_iter().collect();
-        for service in &self.cfg.services {
-            let mut port = service.addr.port();
-            // The function's own port wins (FC's 9000 is also fnbridge's default port), and
-            // two services never share one.
-            while taken.contains(&port) {
-                port = if port == u16::MAX { 1024 } else { port + 1 };
-            }
-            taken.push(port);
-            let inside = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-            let listener = ns.listen(inside)?;
-            jail._proxies
-                .push(ApiProxy::start(listener, service.target()));
-            jail.services_inside.push((service.env.clone(), inside));
-            // Its public endpoint names resolve here (`dns`): plain http on port 80, unless
-            // the function itself listens on 80 (any address: it may bind 0.0.0.0).
-            if let Some(public) = service.public
-                && reserved_port != Some(80)
-            {
-                let listener = ns.listen(SocketAddr::from((public.addr(), 80)))?;
-                jail._proxies
-                    .push(ApiProxy::start(listener, service.target()));
-            }
-        }
-        let public: Vec<Public> = self.cfg.services.iter().filter_map(|s| s.public).collect();
-        jail._dns = Some(DnsStub::start(&ns, &public, self.slirp.is_some())?);
-        if let Some(slirp) = &self.slirp {
-            jail.slirp = Some(Slirp::start(slirp, &ns)?);
-        }
-        Ok(jail)
+        let net = match self.nets.take_spare(reserved_port) {
+            Some(net) => net,
+            None => self.nets.make(reserved_port)?,
+        };
+        self.nets.refill();
+        Ok(Jail {
+            net: Some(Arc::clone(&net.ns)),
+            cgroup,
+            slirp: net.slirp,
+            _proxies: net.proxies,
+            _dns: net.dns,
+            services_inside: net.services_inside,
+        })
     }
 
     /// The command that runs `program args` in the sandbox of `jail`, with exactly `env`, the
@@ -524,6 +516,127 @@ impl Sandbox {
         // The memfds must stay open until the spawn; the command owns them until it is dropped.
         cmd_keep(&mut cmd, [eperm, enosys]);
         Ok(cmd)
+    }
+}
+
+/// Networked jails ready ahead of time: a new instance takes one instead of waiting for a
+/// namespace, its proxies, its name server and a slirp4netns (a fork and exec of the server)
+/// to be made. Bounded by `SPARE_NETWORKS`; each spare's processes die with it.
+const SPARE_NETWORKS: usize = 2;
+
+/// The network half of a jail.
+#[derive(Debug)]
+struct NetParts {
+    ns: Arc<NetNs>,
+    slirp: Option<Slirp>,
+    proxies: Vec<ApiProxy>,
+    dns: Option<DnsStub>,
+    services_inside: Vec<(String, SocketAddr)>,
+    /// Every TCP port its proxies listen on (any address), which the instance cannot use.
+    ports: Vec<u16>,
+}
+
+#[derive(Debug)]
+struct Nets {
+    host_net: Arc<OwnedFd>,
+    services: Vec<Service>,
+    slirp: Option<PathBuf>,
+    spares: std::sync::Mutex<Vec<NetParts>>,
+    refilling: std::sync::atomic::AtomicBool,
+}
+
+impl Nets {
+    /// A spare whose proxies leave `reserved_port` free.
+    fn take_spare(&self, reserved_port: Option<u16>) -> Option<NetParts> {
+        let mut spares = self.spares.lock().unwrap_or_else(|p| p.into_inner());
+        let i = spares
+            .iter()
+            .position(|n| reserved_port.is_none_or(|p| !n.ports.contains(&p)))?;
+        Some(spares.swap_remove(i))
+    }
+
+    /// Tops the spares up to `SPARE_NETWORKS` in a task of its own, one refill at a time; a
+    /// failure is logged and leaves the pool short. Not on the blocking pool: slirp4netns dies
+    /// with the thread that started it (PR_SET_PDEATHSIG), and blocking threads come and go.
+    fn refill(self: &Arc<Self>) {
+        use std::sync::atomic::Ordering;
+        if self.refilling.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            self.refilling.store(false, Ordering::Release);
+            return;
+        };
+        let nets = Arc::clone(self);
+        rt.spawn(async move {
+            loop {
+                tokio::task::yield_now().await;
+                let short =
+                    nets.spares.lock().unwrap_or_else(|p| p.into_inner()).len() < SPARE_NETWORKS;
+                if !short {
+                    break;
+                }
+                match nets.make(None) {
+                    Ok(n) => nets
+                        .spares
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .push(n),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot make a spare sandbox network");
+                        break;
+                    }
+                }
+            }
+            nets.refilling.store(false, Ordering::Release);
+        });
+    }
+
+    /// A namespace with a proxy per service (at its own port, moved up past `reserved_port`
+    /// and each other), the public-name proxies on port 80 and the name server, and
+    /// slirp4netns where allowed.
+    fn make(&self, reserved_port: Option<u16>) -> std::io::Result<NetParts> {
+        let ns = Arc::new(NetNs::create(&self.host_net)?);
+        let mut net = NetParts {
+            ns: Arc::clone(&ns),
+            slirp: None,
+            proxies: Vec::new(),
+            dns: None,
+            services_inside: Vec::new(),
+            ports: Vec::new(),
+        };
+        let mut taken: Vec<u16> = reserved_port.into_iter().collect();
+        for service in &self.services {
+            let mut port = service.addr.port();
+            // The function's own port wins (FC's 9000 is also fnbridge's default port), and
+            // two services never share one.
+            while taken.contains(&port) {
+                port = if port == u16::MAX { 1024 } else { port + 1 };
+            }
+            taken.push(port);
+            net.ports.push(port);
+            let inside = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+            let listener = ns.listen(inside)?;
+            net.proxies
+                .push(ApiProxy::start(listener, service.target()));
+            net.services_inside.push((service.env.clone(), inside));
+            // Its public endpoint names resolve here (`dns`): plain http on port 80, unless
+            // the function itself listens on 80 (any address: it may bind 0.0.0.0).
+            if let Some(public) = service.public
+                && reserved_port != Some(80)
+            {
+                let listener = ns.listen(SocketAddr::from((public.addr(), 80)))?;
+                net.proxies
+                    .push(ApiProxy::start(listener, service.target()));
+                net.ports.push(80);
+            }
+        }
+        let public: Vec<Public> = self.services.iter().filter_map(|s| s.public).collect();
+        net.dns = Some(DnsStub::start(&ns, &public, self.slirp.is_some())?);
+        if let Some(slirp) = &self.slirp {
+            net.slirp = Some(Slirp::start(slirp, &ns)?);
+        }
+        Ok(net)
     }
 }
 
