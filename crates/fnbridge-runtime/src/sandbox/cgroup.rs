@@ -139,6 +139,30 @@ impl Drop for CgroupRoot {
 }
 
 impl Cgroup {
+    /// Sets the memory limit (and no swap), as `CgroupRoot::instance` does; for a cgroup made
+    /// ahead of its instance. v1 wants `memsw` at least the limit at every step, so when it is
+    /// below the new limit it is raised first.
+    pub(crate) fn set_limit(&self, limit_bytes: u64) -> io::Result<()> {
+        let limit = limit_bytes.to_string();
+        match self.version {
+            Version::V1 => {
+                let memsw = self.dir.join("memory.memsw.limit_in_bytes");
+                if std::fs::write(self.dir.join("memory.limit_in_bytes"), &limit).is_err() {
+                    std::fs::write(&memsw, &limit)?;
+                    std::fs::write(self.dir.join("memory.limit_in_bytes"), &limit)?;
+                }
+                // Absent without swap accounting; the limit above then holds alone.
+                let _ = std::fs::write(&memsw, &limit);
+                Ok(())
+            }
+            Version::V2 => {
+                std::fs::write(self.dir.join("memory.max"), &limit)?;
+                let _ = std::fs::write(self.dir.join("memory.swap.max"), "0");
+                Ok(())
+            }
+        }
+    }
+
     /// How many processes the kernel's OOM killer has killed in it.
     pub(crate) fn oom_kills(&self) -> u64 {
         let file = match self.version {
@@ -296,6 +320,11 @@ mod tests {
         assert_eq!(cg.oom_source(), (cg.dir.join("memory.events"), "oom_kill"));
         assert!(cg.procs_path().to_bytes().ends_with(b"/i1/cgroup.procs"));
         assert!(root.instance("i1", 1).is_err(), "a name in use is refused");
+        cg.set_limit(256 << 20).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(cg.dir.join("memory.max")).unwrap(),
+            (256u64 << 20).to_string()
+        );
     }
 
     /// A v2 mount where our cgroup cannot hand the memory controller down: no cgroup, with
@@ -362,6 +391,14 @@ mod tests {
         )
         .unwrap();
         assert_eq!(cg.oom_kills(), 4);
+        cg.set_limit(32 << 20).unwrap();
+        for f in ["memory.limit_in_bytes", "memory.memsw.limit_in_bytes"] {
+            assert_eq!(
+                std::fs::read_to_string(cg.dir.join(f)).unwrap(),
+                (32u64 << 20).to_string(),
+                "{f}"
+            );
+        }
     }
 
     #[test]

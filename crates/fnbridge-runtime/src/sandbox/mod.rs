@@ -17,7 +17,12 @@
 //! fnbridge kills bwrap (or dies, PR_SET_PDEATHSIG), PID 1 dies and the kernel kills every
 //! process of the namespace, `setsid` grandchildren included. The network half of a jail
 //! (namespace, proxies, name server, slirp4netns) does not depend on the function, so a few are
-//! made ahead of time (`Nets`, `SPARE_NETWORKS`) and a new instance takes one.
+//! made ahead of time (`Nets`, `SPARE_NETWORKS`) and a new instance takes one. Python workers
+//! go one step further (`Zygotes`): bwrap itself is started ahead in a spare jail, already in
+//! its cgroup (joining a v1 memory cgroup waits for an RCU grace period, ~10 ms) and network
+//! namespace, blocked reading its options from `--args`; the instance sends them (its binds,
+//! environment, and its command through `FNBRIDGE_EXEC` for a fixed `sh -c`, since bwrap reads
+//! only options there) and sets the cgroup's limit.
 //!
 //! Why these tools: bubblewrap is the well-kept, small, setuid-free sandbox tool of Flatpak; it
 //! does mounts and namespaces with years of review behind it, which hand-written `clone` and
@@ -153,7 +158,9 @@ pub(crate) struct Sandbox {
     filters: seccomp::Filters,
     /// Makes network namespaces, and keeps a few spare ones ready.
     nets: Arc<Nets>,
-    cgroups: Option<CgroupRoot>,
+    /// Bwraps waiting in spare jails for Python workers.
+    zygotes: Arc<Zygotes>,
+    cgroups: Option<Arc<CgroupRoot>>,
     /// Generated `/etc` files, bound read-only into every sandbox.
     etc: Vec<(PathBuf, &'static str)>,
     /// Parts of the host's root bound (or linked) into every sandbox.
@@ -244,12 +251,23 @@ impl Sandbox {
             spares: std::sync::Mutex::new(Vec::new()),
             refilling: std::sync::atomic::AtomicBool::new(false),
         });
+        let cgroups = cgroups.map(Arc::new);
+        let zygotes = Arc::new(Zygotes {
+            nets: Arc::clone(&nets),
+            cgroups: cgroups.clone(),
+            bwrap: bwrap.clone(),
+            as_user: as_sandbox_user(&setpriv),
+            filters: filters.clone(),
+            pool: std::sync::Mutex::new(Vec::new()),
+            refilling: std::sync::atomic::AtomicBool::new(false),
+        });
         let sandbox = Sandbox {
             cfg,
             bwrap,
             setpriv,
             filters,
             nets,
+            zygotes,
             cgroups,
             etc,
             base: base_entries(),
@@ -365,6 +383,22 @@ impl Sandbox {
     ) -> std::io::Result<Command> {
         let eperm = memfd(&self.filters.eperm)?;
         let enosys = memfd(&self.filters.enosys)?;
+        let mut a = self.options(binds, [eperm.as_raw_fd(), enosys.as_raw_fd()]);
+        a.extend(as_sandbox_user(&self.setpriv));
+        a.push(program.into());
+        a.extend(args.iter().map(OsString::from));
+        let mut cmd = Command::new(&self.bwrap);
+        cmd.args(&a).env_clear().envs(env);
+        enter_jail(&mut cmd, jail, vec![eperm.as_raw_fd(), enosys.as_raw_fd()]);
+        // The memfds must stay open until the spawn; the command owns them until it is dropped.
+        cmd_keep(&mut cmd, vec![eperm, enosys]);
+        Ok(cmd)
+    }
+
+    /// bwrap's options: the namespaces, the base filesystem, `binds` and the seccomp filters at
+    /// fds `seccomp` (as the child has them).
+    fn options(&self, binds: &[Bind], seccomp: [std::os::fd::RawFd; 2]) -> Vec<OsString> {
+        let [eperm, enosys] = seccomp;
         let mut a: Vec<OsString> = Vec::with_capacity(96);
         let mut push = |items: &[&str]| a.extend(items.iter().map(OsString::from));
         push(&[
@@ -466,56 +500,277 @@ impl Sandbox {
             "--chdir".into(),
             if has_code { CODE_DIR } else { "/tmp" }.into(),
             "--add-seccomp-fd".into(),
-            eperm.as_raw_fd().to_string().into(),
+            eperm.to_string().into(),
             "--add-seccomp-fd".into(),
-            enosys.as_raw_fd().to_string().into(),
-            "--".into(),
-            (&self.setpriv).into(),
-            format!("--reuid={SANDBOX_ID}").into(),
-            format!("--regid={SANDBOX_ID}").into(),
-            "--clear-groups".into(),
-            "--inh-caps=-all".into(),
-            "--bounding-set=-all".into(),
-            "--".into(),
-            program.into(),
+            enosys.to_string().into(),
         ]);
-        a.extend(args.iter().map(OsString::from));
+        a
+    }
+}
 
-        let mut cmd = Command::new(&self.bwrap);
-        cmd.args(&a).env_clear().envs(env);
-        let netns = jail.net.as_ref().map(|n| n.fd());
-        let cgroup = jail.cgroup.as_ref().map(Cgroup::procs_path);
-        let inherit = [eperm.as_raw_fd(), enosys.as_raw_fd()];
-        // SAFETY: the closure makes only async-signal-safe calls (open, write, setns, fcntl,
-        // prctl, getppid, _exit) and allocates nothing: the paths were prepared above.
-        let parent = unsafe { libc::getpid() };
-        unsafe {
-            cmd.pre_exec(move || {
-                if let Some(procs) = &cgroup {
-                    cgroup::join(procs)?;
+/// The command's start: `-- setpriv` to the sandbox uid, no capabilities, `--`.
+fn as_sandbox_user(setpriv: &Path) -> Vec<OsString> {
+    vec![
+        "--".into(),
+        setpriv.into(),
+        format!("--reuid={SANDBOX_ID}").into(),
+        format!("--regid={SANDBOX_ID}").into(),
+        "--clear-groups".into(),
+        "--inh-caps=-all".into(),
+        "--bounding-set=-all".into(),
+        "--".into(),
+    ]
+}
+
+impl Sandbox {
+    /// A bwrap already started in a spare jail (its cgroup joined, its namespace entered),
+    /// waiting for its arguments, for a Python worker; `None` when none is ready (the caller
+    /// then uses `jail` and `command`). The pool is refilled in the background. Joining a v1
+    /// memory cgroup waits for an RCU grace period (about 10 ms on a loaded machine): that wait,
+    /// the namespace and slirp4netns are paid ahead of time, not by the cold start.
+    pub(crate) fn take_waiting(&self, memory_mb: u32) -> Option<Waiting> {
+        let w = {
+            let mut pool = self.zygotes.pool.lock().unwrap_or_else(|p| p.into_inner());
+            pool.pop()
+        };
+        self.zygotes.refill();
+        let mut w = w?;
+        // A failed limit (a v1 cgroup refuses one below its usage; nothing runs yet) drops it.
+        if let Some(cg) = &w.jail.cgroup
+            && memory_mb > 0
+            && cg.set_limit(u64::from(memory_mb) * 1024 * 1024).is_err()
+        {
+            return None;
+        }
+        if memory_mb == 0 {
+            w.jail.cgroup = None;
+        }
+        Some(w)
+    }
+}
+
+/// A started bwrap blocked reading its arguments (`--args`): its jail, process, and the
+/// Python worker's control socket and log pipe (stdin; stdout and stderr).
+#[derive(Debug)]
+pub(crate) struct Waiting {
+    pub(crate) jail: Jail,
+    child: tokio::process::Child,
+    ctrl: std::os::unix::net::UnixStream,
+    log: std::io::PipeReader,
+    args: std::io::PipeWriter,
+    seccomp: [std::os::fd::RawFd; 2],
+}
+
+impl Waiting {
+    /// Sends the options (`env` as `--setenv`, the program and its arguments in `EXEC_VAR`, then
+    /// what `command` would pass) and lets it run: its jail, process, control socket and log
+    /// pipe.
+    pub(crate) fn launch(
+        self,
+        sandbox: &Sandbox,
+        program: &Path,
+        args: &[String],
+        env: &BTreeMap<String, String>,
+        binds: &[Bind],
+    ) -> std::io::Result<(
+        Jail,
+        tokio::process::Child,
+        std::os::unix::net::UnixStream,
+        std::io::PipeReader,
+    )> {
+        use std::os::unix::ffi::OsStrExt;
+        let mut data: Vec<u8> = Vec::with_capacity(8192);
+        let mut push = |arg: &[u8]| -> std::io::Result<()> {
+            if arg.contains(&0) {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    "an argument or environment variable holds a NUL byte",
+                ));
+            }
+            data.extend_from_slice(arg);
+            data.push(0);
+            Ok(())
+        };
+        for (k, v) in env {
+            push(b"--setenv")?;
+            push(k.as_bytes())?;
+            push(v.as_bytes())?;
+        }
+        let mut exec = shell_quote(program.as_os_str().as_bytes());
+        for a in args {
+            exec.push(b' ');
+            exec.extend(shell_quote(a.as_bytes()));
+        }
+        push(b"--setenv")?;
+        push(EXEC_VAR.as_bytes())?;
+        push(&exec)?;
+        for a in sandbox.options(binds, self.seccomp) {
+            push(a.as_bytes())?;
+        }
+        let mut w = self.args;
+        // bwrap reads it all before anything else; the pipe closes with `w`.
+        w.write_all(&data)?;
+        drop(w);
+        Ok((self.jail, self.child, self.ctrl, self.log))
+    }
+}
+
+/// bwrap takes only options from `--args`, so a waiting bwrap's command is fixed: a shell that
+/// runs what this variable holds (set by `--setenv` in the options), without it in the
+/// environment.
+const EXEC_VAR: &str = "FNBRIDGE_EXEC";
+const EXEC_SCRIPT: &str = r#"c=$FNBRIDGE_EXEC; unset FNBRIDGE_EXEC; eval "exec $c""#;
+
+/// `s` as one word for `sh`: in single quotes, each `'` as `'\''`.
+fn shell_quote(s: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(s.len() + 2);
+    out.push(b'\'');
+    for &b in s {
+        if b == b'\'' {
+            out.extend_from_slice(b"'\\''");
+        } else {
+            out.push(b);
+        }
+    }
+    out.push(b'\'');
+    out
+}
+
+/// Bwraps waiting in spare jails (`Sandbox::take_waiting`), at most `SPARE_ZYGOTES`.
+const SPARE_ZYGOTES: usize = 2;
+
+#[derive(Debug)]
+struct Zygotes {
+    nets: Arc<Nets>,
+    cgroups: Option<Arc<CgroupRoot>>,
+    bwrap: PathBuf,
+    /// `-- setpriv … --`, as `Sandbox::as_sandbox_user`.
+    as_user: Vec<OsString>,
+    filters: seccomp::Filters,
+    pool: std::sync::Mutex<Vec<Waiting>>,
+    refilling: std::sync::atomic::AtomicBool,
+}
+
+/// Every memory limit a waiting bwrap gets before its instance sets the real one; nothing runs
+/// in it meanwhile but bwrap blocked on a read.
+const PLACEHOLDER_LIMIT: u64 = 256 * 1024 * 1024;
+
+impl Zygotes {
+    /// As `Nets::refill`, for waiting bwraps.
+    fn refill(self: &Arc<Self>) {
+        use std::sync::atomic::Ordering;
+        if self.refilling.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            self.refilling.store(false, Ordering::Release);
+            return;
+        };
+        let z = Arc::clone(self);
+        rt.spawn(async move {
+            loop {
+                tokio::task::yield_now().await;
+                let short = z.pool.lock().unwrap_or_else(|p| p.into_inner()).len() < SPARE_ZYGOTES;
+                if !short {
+                    break;
                 }
-                if let Some(fd) = netns
-                    && libc::setns(fd, libc::CLONE_NEWNET) != 0
-                {
-                    return Err(std::io::Error::last_os_error());
-                }
-                for fd in inherit {
-                    if libc::fcntl(fd, libc::F_SETFD, 0) != 0 {
-                        return Err(std::io::Error::last_os_error());
+                match z.make() {
+                    Ok(w) => z.pool.lock().unwrap_or_else(|p| p.into_inner()).push(w),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot start a spare sandbox");
+                        break;
                     }
                 }
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) != 0 {
+            }
+            z.refilling.store(false, Ordering::Release);
+        });
+    }
+
+    fn make(&self) -> std::io::Result<Waiting> {
+        let net = self.nets.make(None)?;
+        let cgroup = match &self.cgroups {
+            Some(root) => {
+                Some(root.instance(&format!("spare-{}", unique_suffix()), PLACEHOLDER_LIMIT)?)
+            }
+            None => None,
+        };
+        let jail = Jail {
+            net: Some(Arc::clone(&net.ns)),
+            cgroup,
+            slirp: net.slirp,
+            _proxies: net.proxies,
+            _dns: net.dns,
+            services_inside: net.services_inside,
+        };
+        let eperm = memfd(&self.filters.eperm)?;
+        let enosys = memfd(&self.filters.enosys)?;
+        let (args_r, args_w) = std::io::pipe()?;
+        let (ours, theirs) = std::os::unix::net::UnixStream::pair()?;
+        let (log_r, log_w) = std::io::pipe()?;
+        let seccomp = [eperm.as_raw_fd(), enosys.as_raw_fd()];
+        let mut cmd = Command::new(&self.bwrap);
+        cmd.arg("--args")
+            .arg(args_r.as_raw_fd().to_string())
+            .args(&self.as_user)
+            .args(["/bin/sh", "-c", EXEC_SCRIPT])
+            .env_clear()
+            .stdin(std::process::Stdio::from(OwnedFd::from(theirs)))
+            .stdout(std::process::Stdio::from(log_w.try_clone()?))
+            .stderr(std::process::Stdio::from(log_w))
+            .process_group(0)
+            .kill_on_drop(true);
+        enter_jail(
+            &mut cmd,
+            &jail,
+            vec![eperm.as_raw_fd(), enosys.as_raw_fd(), args_r.as_raw_fd()],
+        );
+        let child = cmd.spawn()?;
+        // Our copies close here (the child has its own): the memfds, the read end.
+        drop(cmd);
+        drop((eperm, enosys, args_r));
+        Ok(Waiting {
+            jail,
+            child,
+            ctrl: ours,
+            log: log_r,
+            args: args_w,
+            seccomp,
+        })
+    }
+}
+
+/// Sets up the child of `cmd` (bwrap) for `jail`: between fork and exec it joins the jail's
+/// cgroup and network namespace, keeps `inherit` open across the exec, dies with the server
+/// (PR_SET_PDEATHSIG, and at once if the server is already gone).
+fn enter_jail(cmd: &mut Command, jail: &Jail, inherit: Vec<std::os::fd::RawFd>) {
+    let netns = jail.net.as_ref().map(|n| n.fd());
+    let cgroup = jail.cgroup.as_ref().map(Cgroup::procs_path);
+    // SAFETY: the closure makes only async-signal-safe calls (open, write, setns, fcntl,
+    // prctl, getppid, _exit) and allocates nothing: the paths were prepared above.
+    let parent = unsafe { libc::getpid() };
+    unsafe {
+        cmd.pre_exec(move || {
+            if let Some(procs) = &cgroup {
+                cgroup::join(procs)?;
+            }
+            if let Some(fd) = netns
+                && libc::setns(fd, libc::CLONE_NEWNET) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            for &fd in &inherit {
+                if libc::fcntl(fd, libc::F_SETFD, 0) != 0 {
                     return Err(std::io::Error::last_os_error());
                 }
-                if libc::getppid() != parent {
-                    libc::_exit(1);
-                }
-                Ok(())
-            });
-        }
-        // The memfds must stay open until the spawn; the command owns them until it is dropped.
-        cmd_keep(&mut cmd, [eperm, enosys]);
-        Ok(cmd)
+            }
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            if libc::getppid() != parent {
+                libc::_exit(1);
+            }
+            Ok(())
+        });
     }
 }
 
@@ -744,7 +999,7 @@ fn memfd(data: &[u8]) -> std::io::Result<OwnedFd> {
 }
 
 /// Ties `fds` to the command's lifetime: they are closed when the command is dropped.
-fn cmd_keep(cmd: &mut Command, fds: [OwnedFd; 2]) {
+fn cmd_keep(cmd: &mut Command, fds: Vec<OwnedFd>) {
     // SAFETY: the closure does nothing in the child; it only owns the fds.
     unsafe {
         cmd.pre_exec(move || {
@@ -767,4 +1022,28 @@ fn find_program(name: &str, path_var: Option<&str>) -> Option<PathBuf> {
         }
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shell_quote_makes_one_word_of_anything() {
+        assert_eq!(shell_quote(b"plain"), b"'plain'".to_vec());
+        assert_eq!(shell_quote(b"it's"), b"'it'\\''s'".to_vec());
+        assert_eq!(shell_quote(b""), b"''".to_vec());
+        // What sh makes of it is the original bytes, one argument.
+        for s in ["{\"a\": \"b c\"}", "it's $HOME `x` \\n", "'", "a b\nc"] {
+            let out = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(format!(
+                    "printf '%s' {}",
+                    String::from_utf8(shell_quote(s.as_bytes())).unwrap()
+                ))
+                .output()
+                .unwrap();
+            assert_eq!(String::from_utf8(out.stdout).unwrap(), s);
+        }
+    }
 }
