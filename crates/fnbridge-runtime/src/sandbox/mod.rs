@@ -160,6 +160,8 @@ pub(crate) struct Sandbox {
     nets: Arc<Nets>,
     /// Bwraps waiting in spare jails for Python workers.
     zygotes: Arc<Zygotes>,
+    /// Wakes the spares thread (made on first use); dropping it ends the thread.
+    refills: std::sync::Mutex<Option<std::sync::mpsc::SyncSender<()>>>,
     cgroups: Option<Arc<CgroupRoot>>,
     /// Generated `/etc` files, bound read-only into every sandbox.
     etc: Vec<(PathBuf, &'static str)>,
@@ -249,7 +251,6 @@ impl Sandbox {
             services: cfg.services.clone(),
             slirp,
             spares: std::sync::Mutex::new(Vec::new()),
-            refilling: std::sync::atomic::AtomicBool::new(false),
         });
         let cgroups = cgroups.map(Arc::new);
         let zygotes = Arc::new(Zygotes {
@@ -259,7 +260,6 @@ impl Sandbox {
             as_user: as_sandbox_user(&setpriv),
             filters: filters.clone(),
             pool: std::sync::Mutex::new(Vec::new()),
-            refilling: std::sync::atomic::AtomicBool::new(false),
         });
         let sandbox = Sandbox {
             cfg,
@@ -268,12 +268,54 @@ impl Sandbox {
             filters,
             nets,
             zygotes,
+            refills: std::sync::Mutex::new(None),
             cgroups,
             etc,
             base: base_entries(),
         };
         sandbox.probe()?;
         Ok(sandbox)
+    }
+
+    /// Asks the spares thread to top both pools up. The thread is the sandbox's own and lives
+    /// as long as it: the spare processes die with the thread that started them
+    /// (PR_SET_PDEATHSIG), so neither the blocking pool (whose threads come and go) nor a
+    /// runtime worker (which a spawn would hold up for the cgroup join) may start them.
+    fn refill(&self) {
+        let mut tx = self.refills.lock().unwrap_or_else(|p| p.into_inner());
+        if tx.is_none() {
+            let Ok(rt) = tokio::runtime::Handle::try_current() else {
+                return;
+            };
+            let (send, recv) = std::sync::mpsc::sync_channel::<()>(1);
+            let (nets, zygotes) = (Arc::clone(&self.nets), Arc::clone(&self.zygotes));
+            let spawned = std::thread::Builder::new()
+                .name("sandbox-spares".into())
+                .spawn(move || {
+                    // Proxies and name servers run as tasks of the server's runtime.
+                    let _rt = rt.enter();
+                    while recv.recv().is_ok() {
+                        // The thread must outlive the processes it started: a panic in a
+                        // refill is logged, not let through.
+                        let filled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                            zygotes.fill();
+                            nets.fill();
+                        }));
+                        if filled.is_err() {
+                            tracing::error!("a sandbox spares refill panicked");
+                        }
+                    }
+                });
+            if let Err(e) = spawned {
+                tracing::warn!(error = %e, "cannot start the sandbox's spares thread");
+                return;
+            }
+            *tx = Some(send);
+        }
+        if let Some(tx) = tx.as_ref() {
+            // Full: a refill is already asked for.
+            let _ = tx.try_send(());
+        }
     }
 
     pub(crate) fn has_cgroups(&self) -> bool {
@@ -360,7 +402,7 @@ impl Sandbox {
             Some(net) => net,
             None => self.nets.make(reserved_port)?,
         };
-        self.nets.refill();
+        self.refill();
         Ok(Jail {
             net: Some(Arc::clone(&net.ns)),
             cgroup,
@@ -529,21 +571,21 @@ impl Sandbox {
     /// memory cgroup waits for an RCU grace period (about 10 ms on a loaded machine): that wait,
     /// the namespace and slirp4netns are paid ahead of time, not by the cold start.
     pub(crate) fn take_waiting(&self, memory_mb: u32) -> Option<Waiting> {
+        // Unlimited memory: a waiting bwrap's cgroup already has a (placeholder) limit.
+        if memory_mb == 0 && self.cgroups.is_some() {
+            return None;
+        }
         let w = {
             let mut pool = self.zygotes.pool.lock().unwrap_or_else(|p| p.into_inner());
             pool.pop()
         };
-        self.zygotes.refill();
-        let mut w = w?;
+        self.refill();
+        let w = w?;
         // A failed limit (a v1 cgroup refuses one below its usage; nothing runs yet) drops it.
         if let Some(cg) = &w.jail.cgroup
-            && memory_mb > 0
             && cg.set_limit(u64::from(memory_mb) * 1024 * 1024).is_err()
         {
             return None;
-        }
-        if memory_mb == 0 {
-            w.jail.cgroup = None;
         }
         Some(w)
     }
@@ -648,7 +690,6 @@ struct Zygotes {
     as_user: Vec<OsString>,
     filters: seccomp::Filters,
     pool: std::sync::Mutex<Vec<Waiting>>,
-    refilling: std::sync::atomic::AtomicBool,
 }
 
 /// Every memory limit a waiting bwrap gets before its instance sets the real one; nothing runs
@@ -656,34 +697,17 @@ struct Zygotes {
 const PLACEHOLDER_LIMIT: u64 = 256 * 1024 * 1024;
 
 impl Zygotes {
-    /// As `Nets::refill`, for waiting bwraps.
-    fn refill(self: &Arc<Self>) {
-        use std::sync::atomic::Ordering;
-        if self.refilling.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        let Ok(rt) = tokio::runtime::Handle::try_current() else {
-            self.refilling.store(false, Ordering::Release);
-            return;
-        };
-        let z = Arc::clone(self);
-        rt.spawn(async move {
-            loop {
-                tokio::task::yield_now().await;
-                let short = z.pool.lock().unwrap_or_else(|p| p.into_inner()).len() < SPARE_ZYGOTES;
-                if !short {
-                    break;
-                }
-                match z.make() {
-                    Ok(w) => z.pool.lock().unwrap_or_else(|p| p.into_inner()).push(w),
-                    Err(e) => {
-                        tracing::warn!(error = %e, "cannot start a spare sandbox");
-                        break;
-                    }
+    /// As `Nets::fill`, for waiting bwraps.
+    fn fill(&self) {
+        while self.pool.lock().unwrap_or_else(|p| p.into_inner()).len() < SPARE_ZYGOTES {
+            match self.make() {
+                Ok(w) => self.pool.lock().unwrap_or_else(|p| p.into_inner()).push(w),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot start a spare sandbox");
+                    return;
                 }
             }
-            z.refilling.store(false, Ordering::Release);
-        });
+        }
     }
 
     fn make(&self) -> std::io::Result<Waiting> {
@@ -797,7 +821,6 @@ struct Nets {
     services: Vec<Service>,
     slirp: Option<PathBuf>,
     spares: std::sync::Mutex<Vec<NetParts>>,
-    refilling: std::sync::atomic::AtomicBool,
 }
 
 impl Nets {
@@ -810,41 +833,22 @@ impl Nets {
         Some(spares.swap_remove(i))
     }
 
-    /// Tops the spares up to `SPARE_NETWORKS` in a task of its own, one refill at a time; a
-    /// failure is logged and leaves the pool short. Not on the blocking pool: slirp4netns dies
-    /// with the thread that started it (PR_SET_PDEATHSIG), and blocking threads come and go.
-    fn refill(self: &Arc<Self>) {
-        use std::sync::atomic::Ordering;
-        if self.refilling.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        let Ok(rt) = tokio::runtime::Handle::try_current() else {
-            self.refilling.store(false, Ordering::Release);
-            return;
-        };
-        let nets = Arc::clone(self);
-        rt.spawn(async move {
-            loop {
-                tokio::task::yield_now().await;
-                let short =
-                    nets.spares.lock().unwrap_or_else(|p| p.into_inner()).len() < SPARE_NETWORKS;
-                if !short {
-                    break;
-                }
-                match nets.make(None) {
-                    Ok(n) => nets
-                        .spares
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .push(n),
-                    Err(e) => {
-                        tracing::warn!(error = %e, "cannot make a spare sandbox network");
-                        break;
-                    }
+    /// Tops the spares up to `SPARE_NETWORKS`; a failure is logged and leaves the pool short.
+    /// Runs on the sandbox's spares thread (`Sandbox::refill`).
+    fn fill(&self) {
+        while self.spares.lock().unwrap_or_else(|p| p.into_inner()).len() < SPARE_NETWORKS {
+            match self.make(None) {
+                Ok(n) => self
+                    .spares
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(n),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot make a spare sandbox network");
+                    return;
                 }
             }
-            nets.refilling.store(false, Ordering::Release);
-        });
+        }
     }
 
     /// A namespace with a proxy per service (at its own port, moved up past `reserved_port`
