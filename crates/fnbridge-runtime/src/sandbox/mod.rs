@@ -17,7 +17,7 @@
 //! fnbridge kills bwrap (or dies, PR_SET_PDEATHSIG), PID 1 dies and the kernel kills every
 //! process of the namespace, `setsid` grandchildren included. The network half of a jail
 //! (namespace, proxies, name server, slirp4netns) does not depend on the function, so a few are
-//! made ahead of time (`Nets`, `SPARE_NETWORKS`) and a new instance takes one. Python workers
+//! made ahead of time (`Nets`, `SandboxConfig::spares`) and a new instance takes one. Python workers
 //! go one step further (`Zygotes`): bwrap itself is started ahead in a spare jail, already in
 //! its cgroup (joining a v1 memory cgroup waits for an RCU grace period, ~10 ms) and network
 //! namespace, blocked reading its options from `--args`; the instance sends them (its binds,
@@ -91,6 +91,9 @@ pub struct SandboxConfig {
     /// Host directories the operator shares with every instance (as FC mounts NAS), at the
     /// same path inside.
     pub mounts: Vec<SharedMount>,
+    /// Jails made ahead of time, of each kind (networks; bwraps waiting for a Python worker):
+    /// each holds a network namespace and an idle slirp4netns. 0 makes every jail on demand.
+    pub spares: usize,
 }
 
 /// One of fnbridge's services, as instances reach it.
@@ -145,6 +148,7 @@ impl Default for SandboxConfig {
             services: Vec::new(),
             cgroup_mount: PathBuf::from("/sys/fs/cgroup"),
             mounts: Vec::new(),
+            spares: 2,
         }
     }
 }
@@ -251,6 +255,7 @@ impl Sandbox {
             services: cfg.services.clone(),
             slirp,
             spares: std::sync::Mutex::new(Vec::new()),
+            target: cfg.spares,
         });
         let cgroups = cgroups.map(Arc::new);
         let zygotes = Arc::new(Zygotes {
@@ -260,6 +265,7 @@ impl Sandbox {
             as_user: as_sandbox_user(&setpriv),
             filters: filters.clone(),
             pool: std::sync::Mutex::new(Vec::new()),
+            target: cfg.spares,
         });
         let sandbox = Sandbox {
             cfg,
@@ -282,6 +288,9 @@ impl Sandbox {
     /// (PR_SET_PDEATHSIG), so neither the blocking pool (whose threads come and go) nor a
     /// runtime worker (which a spawn would hold up for the cgroup join) may start them.
     fn refill(&self) {
+        if self.cfg.spares == 0 {
+            return;
+        }
         let mut tx = self.refills.lock().unwrap_or_else(|p| p.into_inner());
         if tx.is_none() {
             let Ok(rt) = tokio::runtime::Handle::try_current() else {
@@ -678,8 +687,7 @@ fn shell_quote(s: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Bwraps waiting in spare jails (`Sandbox::take_waiting`), at most `SPARE_ZYGOTES`.
-const SPARE_ZYGOTES: usize = 2;
+/// Bwraps waiting in spare jails (`Sandbox::take_waiting`), at most `SandboxConfig::spares`.
 
 #[derive(Debug)]
 struct Zygotes {
@@ -690,6 +698,7 @@ struct Zygotes {
     as_user: Vec<OsString>,
     filters: seccomp::Filters,
     pool: std::sync::Mutex<Vec<Waiting>>,
+    target: usize,
 }
 
 /// Every memory limit a waiting bwrap gets before its instance sets the real one; nothing runs
@@ -699,7 +708,7 @@ const PLACEHOLDER_LIMIT: u64 = 256 * 1024 * 1024;
 impl Zygotes {
     /// As `Nets::fill`, for waiting bwraps.
     fn fill(&self) {
-        while self.pool.lock().unwrap_or_else(|p| p.into_inner()).len() < SPARE_ZYGOTES {
+        while self.pool.lock().unwrap_or_else(|p| p.into_inner()).len() < self.target {
             match self.make() {
                 Ok(w) => self.pool.lock().unwrap_or_else(|p| p.into_inner()).push(w),
                 Err(e) => {
@@ -798,12 +807,10 @@ fn enter_jail(cmd: &mut Command, jail: &Jail, inherit: Vec<std::os::fd::RawFd>) 
     }
 }
 
-/// Networked jails ready ahead of time: a new instance takes one instead of waiting for a
-/// namespace, its proxies, its name server and a slirp4netns (a fork and exec of the server)
-/// to be made. Bounded by `SPARE_NETWORKS`; each spare's processes die with it.
-const SPARE_NETWORKS: usize = 2;
-
-/// The network half of a jail.
+/// The network half of a jail. `Nets` keeps some ready ahead of time: a new instance takes one
+/// instead of waiting for a namespace, its proxies, its name server and a slirp4netns (a fork
+/// and exec of the server) to be made. Bounded by `SandboxConfig::spares`; each spare's
+/// processes die with it.
 #[derive(Debug)]
 struct NetParts {
     ns: Arc<NetNs>,
@@ -821,6 +828,7 @@ struct Nets {
     services: Vec<Service>,
     slirp: Option<PathBuf>,
     spares: std::sync::Mutex<Vec<NetParts>>,
+    target: usize,
 }
 
 impl Nets {
@@ -833,10 +841,10 @@ impl Nets {
         Some(spares.swap_remove(i))
     }
 
-    /// Tops the spares up to `SPARE_NETWORKS`; a failure is logged and leaves the pool short.
+    /// Tops the spares up to `target`; a failure is logged and leaves the pool short.
     /// Runs on the sandbox's spares thread (`Sandbox::refill`).
     fn fill(&self) {
-        while self.spares.lock().unwrap_or_else(|p| p.into_inner()).len() < SPARE_NETWORKS {
+        while self.spares.lock().unwrap_or_else(|p| p.into_inner()).len() < self.target {
             match self.make(None) {
                 Ok(n) => self
                     .spares
