@@ -536,8 +536,18 @@ impl Endpoint {
                 );
             }
         };
-        self.translate(d, resp, &rid, list, buckets.then_some(host.as_str()))
-            .await
+        // COS error bodies name the resource (`bucket-appid.cos.region.myqcloud.com/key`); its
+        // SDK cannot read an error without it.
+        let resource = format!("{host}{}", parts.uri.path());
+        self.translate(
+            d,
+            resp,
+            &rid,
+            list,
+            buckets.then_some(host.as_str()),
+            &resource,
+        )
+        .await
     }
 
     /// An S3 response in the OSS or COS dialect.
@@ -548,6 +558,7 @@ impl Endpoint {
         rid: &str,
         list: bool,
         buckets_on: Option<&str>,
+        resource: &str,
     ) -> Response<Body> {
         let (mut parts, mut body) = resp.into_parts();
         let mut headers = HeaderMap::new();
@@ -583,7 +594,12 @@ impl Endpoint {
             let code = xml_field(&text, "Code").unwrap_or_else(|| "InternalError".into());
             let message = xml_field(&text, "Message").unwrap_or_default();
             let code = dialect_code(d, &code);
-            let xml = error_xml(&code, &message, rid, &[]);
+            let extra: &[(&str, &str)] = if d == Dialect::Cos {
+                &[("Resource", resource)]
+            } else {
+                &[]
+            };
+            let xml = error_xml(&code, &message, rid, extra);
             parts
                 .headers
                 .insert("content-type", HeaderValue::from_static("application/xml"));
@@ -809,6 +825,15 @@ fn error_response(d: Dialect, e: &ObjError, rid: &str) -> Response<Body> {
     }
     if let Some(k) = &e.key {
         extra.push(("Key", k.as_str()));
+    }
+    // COS's SDK reads no error without a Resource.
+    let resource = match (&e.bucket, &e.key) {
+        (Some(b), Some(k)) => format!("{b}/{k}"),
+        (Some(b), None) => b.clone(),
+        _ => "/".to_owned(),
+    };
+    if d == Dialect::Cos {
+        extra.push(("Resource", resource.as_str()));
     }
     let xml = error_xml(&code, &e.message, rid, &extra);
     let mut r = Response::new(Body::from(xml));
