@@ -114,7 +114,15 @@ pub(crate) async fn rpc(State(state): State<AppState>, req: Request) -> Response
     };
     if let Some(principal) = principal {
         let cfg = state.dispatcher.config();
-        let resource = format!("acs:cdn:*:{}:domain/*", cfg.account_id);
+        // CDN's RAM resource: the domain the action names, else every domain.
+        let domain = p
+            .iter()
+            .rev()
+            .find(|(k, _)| k == "DomainName")
+            .map(|(_, v)| v.as_str())
+            .filter(|v| !v.is_empty() && !v.contains(','))
+            .unwrap_or("*");
+        let resource = format!("acs:cdn:*:{}:domain/{domain}", cfg.account_id);
         if let Err(e) = principal.authorize(&format!("cdn:{action}"), &resource) {
             return error_response(&CdnError::new(403, "Forbidden.RAM", e.to_string()), &rid);
         }

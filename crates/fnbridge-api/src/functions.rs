@@ -131,6 +131,9 @@ pub(crate) fn to_json(f: &FunctionConfig, region: &str, account: &str) -> Value 
     if let Some(i) = f.internet_access {
         o.insert("internetAccess".into(), json!(i));
     }
+    if let Some(d) = f.disable_inject_credentials {
+        o.insert("disableInjectCredentials".into(), json!(d.as_str()));
+    }
     if let Some(c) = &f.custom_runtime_config {
         o.insert("customRuntimeConfig".into(), json!(c));
     }
@@ -274,12 +277,13 @@ fn merge(
             Err(e) => errors.push(e),
         }
     }
-    if let Some(d) = &input.disable_inject_credentials
-        && !["None", "Env", "Request", "All"].contains(&d.as_str())
-    {
-        errors.push(format!(
-            "disableInjectCredentials: '{d}' must be one of None, Env, Request, All"
-        ));
+    if let Some(d) = &input.disable_inject_credentials {
+        match fnbridge_event::DisableInjectCredentials::parse(d) {
+            Some(d) => f.disable_inject_credentials = Some(d),
+            None => errors.push(format!(
+                "disableInjectCredentials: '{d}' must be one of None, Env, Request, All"
+            )),
+        }
     }
     if let Some(lc) = input.instance_lifecycle_config {
         match hook("instanceLifecycleConfig.initializer", lc.initializer) {
@@ -532,6 +536,7 @@ pub(crate) async fn create(
         disk_size: None,
         role: None,
         internet_access: None,
+        disable_inject_credentials: None,
         initializer: None,
         pre_stop: None,
         custom_runtime_config: None,

@@ -634,6 +634,51 @@ impl Auth {
         )
     }
 
+    /// Whether the verified holder of `access_key_id` (and `token`) may do `action` on
+    /// `resource`, for the built-in services that verify their own signatures (the object
+    /// store): an account key may do anything; STS credentials what their role's policy
+    /// allows, read from the store now, so a policy change applies to the next request.
+    /// Blocking: one indexed read for STS credentials, none for account keys.
+    pub fn authorize_key(
+        &self,
+        access_key_id: &str,
+        token: Option<&str>,
+        action: &str,
+        resource: &str,
+    ) -> Result<(), AuthError> {
+        if !access_key_id.starts_with("STS.") {
+            return Ok(());
+        }
+        let token = token.ok_or(AuthError::MissingHeader("security token"))?;
+        let (role, _) = sts::verify(
+            &self.inner.key,
+            &self.inner.cfg.account_id,
+            access_key_id,
+            token,
+            SystemTime::now(),
+        )
+        .map_err(|e| match e {
+            sts::TokenError::Expired => AuthError::ExpiredSecurityToken,
+            sts::TokenError::Invalid => {
+                AuthError::BadSecurityToken("not issued by this server for this key")
+            }
+        })?;
+        let r = role.clone();
+        let stored = self
+            .inner
+            .store
+            .read_blocking(move |c| c.get_role(&r))?
+            .ok_or(AuthError::BadSecurityToken("its role no longer exists"))?;
+        let policy = Policy::parse(&stored.policy)
+            .map_err(|e| StoreError::Corrupt(format!("role '{role}': {e}")))?;
+        Principal::Role {
+            role: stored.name,
+            access_key_id: access_key_id.to_owned(),
+            policy: Arc::new(policy),
+        }
+        .authorize(action, resource)
+    }
+
     /// The secret of `access_key_id` before its token is looked at (S3's SigV4 checks the
     /// signature first; the token is then checked with `secret_for`). For STS key ids the
     /// secret follows from the id alone; an account key must exist.

@@ -492,6 +492,8 @@ impl Dispatcher {
                 timeout: Duration::from_secs(h.timeout as u64),
             }),
             custom: config.custom_runtime_config.as_ref().map(custom_runtime),
+            credentials_in_env: config.credentials_in_env(),
+            credentials_in_request: config.credentials_in_request(),
         });
         Arc::new(FunctionEntry { config, spec })
     }

@@ -270,6 +270,9 @@ pub struct FunctionConfig {
     /// `customRuntimeConfig` (custom runtimes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub custom_runtime_config: Option<CustomRuntimeConfig>,
+    /// `disableInjectCredentials`: where the role's credentials are left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disable_inject_credentials: Option<DisableInjectCredentials>,
     /// FC settings fnbridge accepts, keeps and echoes but does not act on (`vpcConfig`,
     /// `logConfig`, `tags`, ...), by their FC name, so code written for FC deploys unchanged.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -283,7 +286,59 @@ pub struct FunctionConfig {
     pub last_modified_time: String,
 }
 
+/// FC's `disableInjectCredentials`: `Env` leaves the role's credentials out of the
+/// `ALIBABA_CLOUD_*` variables, `Request` out of `context.credentials` and the `x-fc-*` key
+/// headers, `All` out of both; `None` (the default) injects them everywhere.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DisableInjectCredentials {
+    None,
+    Env,
+    Request,
+    All,
+}
+
+impl DisableInjectCredentials {
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "None" => Self::None,
+            "Env" => Self::Env,
+            "Request" => Self::Request,
+            "All" => Self::All,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "None",
+            Self::Env => "Env",
+            Self::Request => "Request",
+            Self::All => "All",
+        }
+    }
+
+    /// Whether the credentials go into the environment.
+    pub fn env(self) -> bool {
+        matches!(self, Self::None | Self::Request)
+    }
+
+    /// Whether the credentials go into each request (context, headers).
+    pub fn request(self) -> bool {
+        matches!(self, Self::None | Self::Env)
+    }
+}
+
 impl FunctionConfig {
+    /// Whether the role's credentials go into the environment.
+    pub fn credentials_in_env(&self) -> bool {
+        self.disable_inject_credentials.is_none_or(|d| d.env())
+    }
+
+    /// Whether the role's credentials go into each request.
+    pub fn credentials_in_request(&self) -> bool {
+        self.disable_inject_credentials.is_none_or(|d| d.request())
+    }
+
     pub fn is_python(&self) -> bool {
         self.runtime.is_python()
     }

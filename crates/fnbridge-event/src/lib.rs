@@ -25,8 +25,8 @@ pub mod trigger;
 pub use bus::BusEvent;
 pub use envelope::{Envelope, EnvelopeError, SourceEvent};
 pub use function::{
-    AsyncConfig, CustomRuntimeConfig, Destination, DestinationConfig, FunctionConfig,
-    HealthCheckConfig, LifecycleHook, Runtime,
+    AsyncConfig, CustomRuntimeConfig, Destination, DestinationConfig, DisableInjectCredentials,
+    FunctionConfig, HealthCheckConfig, LifecycleHook, Runtime,
 };
 pub use source::EventSource;
 pub use trigger::{TriggerConfig, TriggerType};

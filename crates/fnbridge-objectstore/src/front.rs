@@ -5,7 +5,10 @@
 //! `x-amz-`, virtual host to path style, signature parameters dropped), served by the same
 //! s3s service, and their responses translated back (request-id and metadata header names, OSS
 //! upper-case ETags, the dialect's error body, URL-encoded keys in a multi-delete answer to
-//! `encoding-type=url`). OSS AppendObject, which S3 lacks, is served here directly.
+//! `encoding-type=url`). OSS AppendObject, which S3 lacks, is served here directly. Every
+//! operation, whatever its dialect, is then authorized as its OSS RAM action on its resource
+//! (`ram`) for the caller (STS credentials: their role's policy), in s3s's access hook
+//! (`Access`), before it runs.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -18,10 +21,13 @@ use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, Uri};
 use hyper::body::Incoming;
 use s3s::Body;
 use s3s::auth::{S3Auth, SecretKey};
+use s3s::dto::{CopyObjectInput, DeleteObjectsInput, UploadPartCopyInput};
 use s3s::host::{S3Host, VirtualHost};
-use s3s::{S3Result, s3_error};
+use s3s::path::S3Path;
+use s3s::{S3Request, S3Result, s3_error};
 
 use crate::error::{Code, ObjError};
+use crate::ram;
 use crate::s3::S3Service;
 use crate::secrets::SecretLookup;
 use crate::sig::{self, ReqView};
@@ -43,6 +49,15 @@ pub struct RequestInfo {
     pub dialect: Dialect,
     /// The request was verified by the front (OSS, COS); s3s sees it unsigned.
     pub verified: bool,
+    /// Who signed it, once verified (by the front, or by s3s for SigV4).
+    pub caller: Option<Caller>,
+}
+
+/// The access key (and STS token) a request was signed with.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub access_key_id: String,
+    pub security_token: Option<String>,
 }
 
 /// A request id: 24 upper-case hex characters, as OSS spells them.
@@ -123,17 +138,74 @@ impl S3Auth for Auth {
     }
 }
 
-struct Access(Arc<dyn SecretLookup>);
+struct Access {
+    secrets: Arc<dyn SecretLookup>,
+    identity: crate::events::Identity,
+}
+
+impl Access {
+    /// Refuses with AccessDenied (403) what the caller's policy does not allow.
+    fn allow(
+        &self,
+        caller: Option<&Caller>,
+        action: &str,
+        target: ram::Target<'_>,
+    ) -> S3Result<()> {
+        let Some(c) = caller else {
+            return Err(s3_error!(AccessDenied, "the request is not signed"));
+        };
+        let resource = ram::resource(&self.identity, target);
+        self.secrets
+            .authorize(
+                &c.access_key_id,
+                c.security_token.as_deref(),
+                action,
+                &resource,
+            )
+            .map_err(|why| s3_error!(AccessDenied, "{}", why))
+    }
+
+    fn caller<T>(req: &S3Request<T>) -> Option<Caller> {
+        req.extensions
+            .get::<RequestInfo>()
+            .and_then(|i| i.caller.clone())
+    }
+
+    /// A copy reads its source: `oss:GetObject` on it too.
+    fn copy_source(&self, caller: Option<&Caller>, cs: &s3s::dto::CopySource) -> S3Result<()> {
+        match cs {
+            s3s::dto::CopySource::Bucket { bucket, key, .. } => {
+                self.allow(caller, "oss:GetObject", ram::Target::Object(bucket, key))
+            }
+            _ => Err(s3_error!(
+                InvalidArgument,
+                "copy sources must name a bucket and key"
+            )),
+        }
+    }
+}
 
 #[async_trait::async_trait]
 impl s3s::access::S3Access for Access {
     async fn check(&self, cx: &mut s3s::access::S3AccessContext<'_>) -> S3Result<()> {
-        if cx
+        let action = ram::action(cx.s3_op().name());
+        let path: (Option<String>, Option<String>) = match cx.s3_path() {
+            S3Path::Root => (None, None),
+            S3Path::Bucket { bucket } => (Some(bucket.to_string()), None),
+            S3Path::Object { bucket, key } => (Some(bucket.to_string()), Some(key.to_string())),
+        };
+        let target = match &path {
+            (Some(b), Some(k)) => ram::Target::Object(b, k),
+            (Some(b), None) => ram::Target::Bucket(b),
+            _ => ram::Target::Service,
+        };
+        if let Some(caller) = cx
             .extensions_mut()
             .get::<RequestInfo>()
-            .is_some_and(|i| i.verified)
+            .filter(|i| i.verified)
+            .and_then(|i| i.caller.clone())
         {
-            return Ok(());
+            return self.allow(Some(&caller), &action, target);
         }
         let Some(c) = cx.credentials() else {
             return Err(s3_error!(
@@ -154,11 +226,40 @@ impl s3s::access::S3Access for Access {
                         .map(sig::decode)
                 })
             });
-        if self.0.secret(&ak, token.as_deref()).is_none() {
+        if self.secrets.secret(&ak, token.as_deref()).is_none() {
             return Err(s3_error!(
                 InvalidAccessKeyId,
                 "the security token does not match the access key"
             ));
+        }
+        let caller = Caller {
+            access_key_id: ak,
+            security_token: token,
+        };
+        self.allow(Some(&caller), &action, target)?;
+        if let Some(i) = cx.extensions_mut().get_mut::<RequestInfo>() {
+            i.caller = Some(caller);
+        }
+        Ok(())
+    }
+
+    async fn copy_object(&self, req: &mut S3Request<CopyObjectInput>) -> S3Result<()> {
+        self.copy_source(Self::caller(req).as_ref(), &req.input.copy_source)
+    }
+
+    async fn upload_part_copy(&self, req: &mut S3Request<UploadPartCopyInput>) -> S3Result<()> {
+        self.copy_source(Self::caller(req).as_ref(), &req.input.copy_source)
+    }
+
+    /// The request was authorized on the bucket; each key is an `oss:DeleteObject` of its own.
+    async fn delete_objects(&self, req: &mut S3Request<DeleteObjectsInput>) -> S3Result<()> {
+        let caller = Self::caller(req);
+        for o in &req.input.delete.objects {
+            self.allow(
+                caller.as_ref(),
+                "oss:DeleteObject",
+                ram::Target::Object(&req.input.bucket, &o.key),
+            )?;
         }
         Ok(())
     }
@@ -191,7 +292,10 @@ impl Endpoint {
             store: store.clone(),
         });
         b.set_auth(Auth(secrets.clone()));
-        b.set_access(Access(secrets.clone()));
+        b.set_access(Access {
+            secrets: secrets.clone(),
+            identity: store.identity().clone(),
+        });
         b.set_host(Host(domains.clone()));
         let mut config = s3s::config::S3Config::default();
         config.xml_max_body_size = store.limits().max_xml_bytes;
@@ -218,6 +322,7 @@ impl Endpoint {
             source_ip: remote.ip().to_string(),
             dialect,
             verified: false,
+            caller: None,
         };
         let mut resp = match dialect {
             Dialect::S3 => {
@@ -313,15 +418,22 @@ impl Endpoint {
             }
             _ => sig::cos::verify(&view, secrets),
         };
-        if let Err(e) = verified {
-            let e = match (&bucket, &key) {
-                (_, Some(k)) => e.with_key(k),
-                (Some(b), None) => e.with_bucket(b),
-                _ => e,
-            };
-            return error_response(d, &e, &rid);
-        }
+        let verified = match verified {
+            Ok(v) => v,
+            Err(e) => {
+                let e = match (&bucket, &key) {
+                    (_, Some(k)) => e.with_key(k),
+                    (Some(b), None) => e.with_bucket(b),
+                    _ => e,
+                };
+                return error_response(d, &e, &rid);
+            }
+        };
         info.verified = true;
+        info.caller = Some(Caller {
+            access_key_id: verified.access_key_id,
+            security_token: verified.security_token,
+        });
         let query = view.query();
         // OSS AppendObject has no S3 form: served here.
         if d == Dialect::Oss
@@ -433,6 +545,9 @@ impl Endpoint {
                 );
             }
         };
+        // COS error bodies name the resource (`bucket-appid.cos.region.myqcloud.com/key`); its
+        // SDK cannot read an error without it.
+        let resource = format!("{host}{}", parts.uri.path());
         self.translate(
             d,
             resp,
@@ -440,6 +555,7 @@ impl Endpoint {
             list,
             url_deleted,
             buckets.then_some(host.as_str()),
+            &resource,
         )
         .await
     }
@@ -453,6 +569,7 @@ impl Endpoint {
         list: bool,
         url_deleted: bool,
         buckets_on: Option<&str>,
+        resource: &str,
     ) -> Response<Body> {
         let (mut parts, mut body) = resp.into_parts();
         let mut headers = HeaderMap::new();
@@ -488,7 +605,12 @@ impl Endpoint {
             let code = xml_field(&text, "Code").unwrap_or_else(|| "InternalError".into());
             let message = xml_field(&text, "Message").unwrap_or_default();
             let code = dialect_code(d, &code);
-            let xml = error_xml(&code, &message, rid, &[]);
+            let extra: &[(&str, &str)] = if d == Dialect::Cos {
+                &[("Resource", resource)]
+            } else {
+                &[]
+            };
+            let xml = error_xml(&code, &message, rid, extra);
             parts
                 .headers
                 .insert("content-type", HeaderValue::from_static("application/xml"));
@@ -545,6 +667,25 @@ impl Endpoint {
                 rid,
             );
         };
+        // AppendObject is `oss:PutObject` (it never reaches s3s's access hook).
+        if let Some(c) = &info.caller {
+            let resource = ram::resource(
+                self.inner.store.identity(),
+                ram::Target::Object(&bucket, &key),
+            );
+            if let Err(why) = self.inner.secrets.authorize(
+                &c.access_key_id,
+                c.security_token.as_deref(),
+                "oss:PutObject",
+                &resource,
+            ) {
+                return error_response(
+                    Dialect::Oss,
+                    &ObjError::new(Code::AccessDenied, why).with_key(&key),
+                    rid,
+                );
+            }
+        }
         let position = query
             .iter()
             .find(|(k, _)| k == "position")
@@ -730,6 +871,15 @@ fn error_response(d: Dialect, e: &ObjError, rid: &str) -> Response<Body> {
     }
     if let Some(k) = &e.key {
         extra.push(("Key", k.as_str()));
+    }
+    // COS's SDK reads no error without a Resource.
+    let resource = match (&e.bucket, &e.key) {
+        (Some(b), Some(k)) => format!("{b}/{k}"),
+        (Some(b), None) => b.clone(),
+        _ => "/".to_owned(),
+    };
+    if d == Dialect::Cos {
+        extra.push(("Resource", resource.as_str()));
     }
     let xml = error_xml(&code, &e.message, rid, &extra);
     let mut r = Response::new(Body::from(xml));

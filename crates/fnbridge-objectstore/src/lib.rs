@@ -11,6 +11,7 @@
 //! - `sink`: `EventSink`, through which a change commits with its events.
 //! - `secrets`: `SecretLookup`, how signatures find their secret.
 //! - `sig`: the OSS V1, OSS V4 and COS signature verifiers.
+//! - `ram`: the OSS RAM action and resource of each operation, for role policies.
 //! - `s3`: the s3s `S3` implementation over `ObjectStore`.
 //! - `front`: the listener: dialect by signature, OSS/COS verification and translation, the
 //!   bounded accept loop.
@@ -22,6 +23,7 @@ pub mod error;
 pub mod events;
 pub mod front;
 pub mod limits;
+pub mod ram;
 pub mod s3;
 pub mod secrets;
 pub mod sig;

@@ -1,5 +1,7 @@
 //! `SecretLookup`: the object store asks it for the secret of an access key id (and STS token)
-//! to check a request's signature. The binary supplies it; the store keeps no secrets.
+//! to check a request's signature, and whether that caller may do an operation's RAM action on
+//! its resource (STS credentials: what their role's policy allows). The binary supplies it; the
+//! store keeps no secrets and no policies.
 
 /// A secret to verify signatures with. Never logged (its `Debug` hides the value).
 #[derive(Clone)]
@@ -20,6 +22,21 @@ pub trait SecretLookup: Send + Sync + 'static {
     /// The secret of `access_key_id` whatever token it needs: for SigV4, where s3s checks the
     /// signature before the token is looked at (the token is then checked with `secret`).
     fn secret_of(&self, access_key_id: &str) -> Option<Secret>;
+
+    /// Whether the caller, whose signature has been verified, may do `action`
+    /// (`oss:PutObject`) on `resource` (`acs:oss:{region}:{account}:{bucket}/{key}`). `Err`
+    /// holds why not, for the AccessDenied message. Account keys may do anything; the
+    /// default allows everything (fixed key lists have no roles).
+    fn authorize(
+        &self,
+        access_key_id: &str,
+        security_token: Option<&str>,
+        action: &str,
+        resource: &str,
+    ) -> Result<(), String> {
+        let _ = (access_key_id, security_token, action, resource);
+        Ok(())
+    }
 }
 
 /// A fixed list of long-term keys.

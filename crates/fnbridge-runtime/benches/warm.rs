@@ -1,7 +1,8 @@
 //! Warm and cold invoke latency of a no-op Python handler through `Runtime::invoke`, against
 //! the same handler called in a plain Python loop and a bare `python3 -c` start.
 //!
-//! Run: `cargo bench -p fnbridge-runtime --bench warm` (figures in BENCH_RESULTS.md).
+//! Run: `cargo bench -p fnbridge-runtime --bench warm` (figures in BENCHMARKS.md);
+//! `FNBRIDGE_BENCH_COLD=N` interleaves N cold starts of each kind (default 15).
 
 use std::path::Path;
 use std::process::Command;
@@ -125,7 +126,18 @@ async fn run() {
         cold.push(t.elapsed());
         runtime.retire(&spec.function_name);
     }
-    // The sandbox's share of a cold start: the same starts, interleaved, with and without it.
+    // The sandbox's share of a cold start: the same starts, interleaved, with it (spare jails
+    // as configured by default), with it but no spare jails, and without it.
+    let no_spares = Runtime::new(RuntimeConfig {
+        work_dir: dir.path().join("work-no-spares"),
+        max_instances_per_function: 2,
+        sandbox: SandboxConfig {
+            spares: 0,
+            ..SandboxConfig::default()
+        },
+        ..RuntimeConfig::default()
+    })
+    .unwrap();
     let plain = Runtime::new(RuntimeConfig {
         work_dir: dir.path().join("work-plain"),
         max_instances_per_function: 2,
@@ -136,9 +148,17 @@ async fn run() {
         ..RuntimeConfig::default()
     })
     .unwrap();
-    let (mut with, mut without) = (Vec::new(), Vec::new());
-    for i in 0..COLD_STARTS {
-        for (rt, out) in [(&runtime, &mut with), (&plain, &mut without)] {
+    let (mut with, mut bare_jails, mut without) = (Vec::new(), Vec::new(), Vec::new());
+    let pairs: usize = std::env::var("FNBRIDGE_BENCH_COLD")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(COLD_STARTS);
+    for i in 0..pairs {
+        for (rt, out) in [
+            (&runtime, &mut with),
+            (&no_spares, &mut bare_jails),
+            (&plain, &mut without),
+        ] {
             let spec = function(&format!("pair-{i}"), &code);
             let t = Instant::now();
             let o = rt.invoke(&spec, invocation(i)).await.unwrap();
@@ -148,15 +168,20 @@ async fn run() {
         }
     }
     let (s50, smax) = percentiles(&mut with);
+    let (n50, nmax) = percentiles(&mut bare_jails);
     let (p50, pmax) = percentiles(&mut without);
     println!(
-        "cold start, interleaved: sandboxed p50 {} ms (max {} ms), unsandboxed p50 {} ms (max {} ms), added p50 {:.1} ms",
+        "cold start, interleaved x{pairs}: sandboxed p50 {} ms (max {} ms), sandboxed without spare jails p50 {} ms (max {} ms), unsandboxed p50 {} ms (max {} ms); added p50 {:.1} ms (without spare jails {:.1} ms)",
         ms(s50),
         ms(smax),
+        ms(n50),
+        ms(nmax),
         ms(p50),
         ms(pmax),
-        (s50.as_secs_f64() - p50.as_secs_f64()) * 1000.0
+        (s50.as_secs_f64() - p50.as_secs_f64()) * 1000.0,
+        (n50.as_secs_f64() - p50.as_secs_f64()) * 1000.0
     );
+    no_spares.shutdown().await;
     plain.shutdown().await;
     let mut bare = time_process(&python, &["-c", "pass"], &code);
     let import = format!(
@@ -200,6 +225,8 @@ fn function(name: &str, code: &Path) -> Arc<FunctionSpec> {
         pre_stop: None,
         instance_concurrency: 1,
         custom: None,
+        credentials_in_env: true,
+        credentials_in_request: true,
     })
 }
 

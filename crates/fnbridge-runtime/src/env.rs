@@ -41,6 +41,13 @@ pub(crate) fn instance_environment(
         first.version_id.as_str()
     };
     let code = code_dir.to_string_lossy().into_owned();
+    // `disableInjectCredentials` Env/All: the variables exist, empty.
+    let none = crate::spec::Credentials::default();
+    let creds = if spec.credentials_in_env {
+        &first.credentials
+    } else {
+        &none
+    };
     let system = [
         ("FC_FUNC_CODE_PATH", code),
         ("FC_ACCOUNT_ID", host.cfg.account_id.clone()),
@@ -56,18 +63,12 @@ pub(crate) fn instance_environment(
         ("FC_HANDLER", spec.handler.clone()),
         ("FC_MEMORY_SIZE", spec.memory_mb.to_string()),
         ("FC_TIMEOUT", whole_seconds(spec.timeout).to_string()),
-        (
-            "ALIBABA_CLOUD_ACCESS_KEY_ID",
-            first.credentials.access_key_id.clone(),
-        ),
+        ("ALIBABA_CLOUD_ACCESS_KEY_ID", creds.access_key_id.clone()),
         (
             "ALIBABA_CLOUD_ACCESS_KEY_SECRET",
-            first.credentials.access_key_secret.clone(),
+            creds.access_key_secret.clone(),
         ),
-        (
-            "ALIBABA_CLOUD_SECURITY_TOKEN",
-            first.credentials.security_token.clone(),
-        ),
+        ("ALIBABA_CLOUD_SECURITY_TOKEN", creds.security_token.clone()),
     ];
     env.extend(system.into_iter().map(|(k, v)| (k.to_owned(), v)));
     for (name, addr) in services {

@@ -53,7 +53,8 @@
 //! - `memwatch`: sampling custom-runtime instances' resident memory against their limit.
 //! - `process`: process groups, killed on drop and at shutdown; noticing a leader's exit.
 //! - `sandbox`: bubblewrap, setpriv and seccomp for every instance; `sandbox::net` its network
-//!   namespace, API proxy and slirp4netns; `sandbox::cgroup` its memory cgroup.
+//!   namespace, API proxy and slirp4netns; `sandbox::dns` its name server, which points Alibaba
+//!   Cloud's endpoint names at fnbridge's services; `sandbox::cgroup` its memory cgroup.
 
 mod config;
 mod custom;
@@ -75,5 +76,5 @@ pub use error::RuntimeError;
 pub use outcome::{FunctionError, InvokeOutcome};
 pub use python::check_python_handler;
 pub use runtime::Runtime;
-pub use sandbox::{CODE_DIR, SandboxConfig, Service, SharedMount};
+pub use sandbox::{CODE_DIR, Public, SandboxConfig, Service, SharedMount};
 pub use spec::{Credentials, CustomRuntime, FunctionSpec, HealthCheck, Hook, Invocation};

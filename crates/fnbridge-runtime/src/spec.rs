@@ -35,6 +35,12 @@ pub struct FunctionSpec {
     /// `customRuntimeConfig` for the `custom*` runtimes; `None` means all defaults (run
     /// `./bootstrap`, no health check). Ignored by Python runtimes.
     pub custom: Option<CustomRuntime>,
+    /// Whether the invocation's credentials go into the `ALIBABA_CLOUD_*` variables
+    /// (`disableInjectCredentials` not `Env`/`All`).
+    pub credentials_in_env: bool,
+    /// Whether they go into each request: `context.credentials`, the `x-fc-*` key headers
+    /// (`disableInjectCredentials` not `Request`/`All`).
+    pub credentials_in_request: bool,
 }
 
 impl Default for FunctionSpec {
@@ -54,6 +60,8 @@ impl Default for FunctionSpec {
             pre_stop: None,
             instance_concurrency: 1,
             custom: None,
+            credentials_in_env: true,
+            credentials_in_request: true,
         }
     }
 }

@@ -980,3 +980,39 @@ fn servers_do_not_outlive_the_thread_that_started_them() {
     let _ = std::fs::remove_dir_all(dir);
     assert!(gone, "server {pid} outlived the thread that started it");
 }
+
+/// `disableInjectCredentials`: `Request` sends the `x-fc-*` key headers empty and keeps the
+/// environment's; `Env` the other way round.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_are_left_out_where_the_function_says() {
+    let fx = runtime();
+    for (name, in_env, in_request) in [("no-request", true, false), ("no-env", false, true)] {
+        let spec = server(&fx, name, |s| {
+            s.credentials_in_env = in_env;
+            s.credentials_in_request = in_request;
+        });
+        let out = fx
+            .runtime
+            .invoke(&spec, invocation("r-creds", "x"))
+            .await
+            .unwrap();
+        assert_eq!(out.error, None, "{}", text(&out.body));
+        let v = json(&out.body);
+        let (h, env) = (&v["headers"], &v["env"]);
+        let sent = |x: &serde_json::Value, k: &str| x[k].as_str().is_some_and(|s| !s.is_empty());
+        for k in [
+            "x-fc-access-key-id",
+            "x-fc-access-key-secret",
+            "x-fc-security-token",
+        ] {
+            assert_eq!(sent(h, k), in_request, "{name} {k}: {h}");
+        }
+        for k in [
+            "ALIBABA_CLOUD_ACCESS_KEY_ID",
+            "ALIBABA_CLOUD_ACCESS_KEY_SECRET",
+            "ALIBABA_CLOUD_SECURITY_TOKEN",
+        ] {
+            assert_eq!(sent(env, k), in_env, "{name} {k}: {env}");
+        }
+    }
+}

@@ -234,3 +234,44 @@ async fn two_instances_of_a_custom_runtime_both_listen_on_9000() {
     assert_ne!(a.instance_id, b.instance_id, "two instances");
     assert_eq!(fx.runtime.instance_count("port"), 2);
 }
+
+const ENV_AND_ARGV: &str = r#"
+import json, os, sys
+def handler(event, context):
+    return json.dumps({"uid": os.getuid(), "env": sorted(os.environ), "argv": sys.argv[0:1],
+                       "cwd": os.getcwd(), "code": context.function.name})
+"#;
+
+/// Instances started from a bwrap that waited in a spare jail (the second and later ones) look
+/// exactly like one started directly: same uid, environment names, arguments and directory,
+/// and nothing of how it was started (`FNBRIDGE_EXEC`) left in the environment.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_from_spare_jails_are_the_same_as_fresh_ones() {
+    let fx = runtime_sandboxed(true, |_| {});
+    let mut seen = Vec::new();
+    for name in ["first", "second", "third"] {
+        let spec = fx.function(name, ENV_AND_ARGV);
+        let out = fx
+            .runtime
+            .invoke(&spec, invocation("r", "{}"))
+            .await
+            .unwrap();
+        assert_eq!(out.error, None, "{}\n{}", text(&out.body), out.log);
+        let v: serde_json::Value = serde_json::from_str(text(&out.body)).unwrap();
+        assert_eq!(v["uid"], 65534, "{v}");
+        assert_eq!(v["code"], name, "{v}");
+        assert_eq!(v["argv"][0], "/var/fc/runtime/bootstrap.py", "{v}");
+        assert_eq!(v["cwd"], "/code", "{v}");
+        assert!(
+            !v["env"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|k| k == "FNBRIDGE_EXEC"),
+            "{v}"
+        );
+        seen.push(v["env"].clone());
+    }
+    assert_eq!(seen[0], seen[1]);
+    assert_eq!(seen[1], seen[2]);
+}

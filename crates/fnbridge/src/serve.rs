@@ -10,7 +10,7 @@ use anyhow::Context;
 use fnbridge_api::{AppState, router};
 use fnbridge_auth::{Auth, AuthConfig, MasterKey};
 use fnbridge_dispatch::{Backoff, DispatchConfig, Dispatcher, Limits, ids};
-use fnbridge_runtime::{Runtime, RuntimeConfig, SandboxConfig, Service};
+use fnbridge_runtime::{Public, Runtime, RuntimeConfig, SandboxConfig, Service};
 use fnbridge_store::Store;
 use fnbridge_store::retention::Retention;
 
@@ -154,11 +154,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let mut services = vec![Service {
         env: "FNBRIDGE_API_ENDPOINT".into(),
         addr,
+        public: Some(Public::Api),
     }];
     if let Some(l) = &oss_listener {
         services.push(Service {
             env: "FNBRIDGE_OSS_ENDPOINT".into(),
             addr: l.local_addr()?,
+            public: Some(Public::ObjectStore),
         });
     }
     let runtime = start_runtime(&args, &data, services)?;

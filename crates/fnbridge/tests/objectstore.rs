@@ -313,6 +313,60 @@ def handler(event, context):
     assert_eq!(invoke("anonymous"), "no credentials");
 }
 
+/// A role's STS credentials, handed to a function and used from outside with boto3 (S3 SigV4,
+/// header and presigned) and cos-python-sdk-v5 (COS): held to the role's policy by the S3 and
+/// COS fronts as by the OSS one (`sandbox.rs` covers oss2 from inside a handler).
+#[test]
+fn sts_credentials_are_held_to_the_role_policy_over_s3_and_cos() {
+    let Some(py) = python() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(dir.path());
+    ok_json(s.post(
+        "/roles",
+        &json!({"roleName": "reader", "policy": {"Version": "1", "Statement": [
+            {"Effect": "Allow", "Action": ["oss:GetObject"],
+             "Resource": ["acs:oss:*:*:pol-a/*", "acs:oss:*:*:pola-1250000000/*"]}]}}),
+    ));
+    let code = r#"
+import json
+def handler(event, context):
+    c = context.credentials
+    return json.dumps([c.access_key_id, c.access_key_secret, c.security_token])
+"#;
+    ok_json(s.deploy(
+        "creds",
+        &[("index.py", code)],
+        json!({"role": "acs:ram::1234567890123456:role/reader", "timeout": 60}),
+    ));
+    let r = s
+        .req(
+            reqwest::Method::POST,
+            "/2023-03-30/functions/creds/invocations",
+        )
+        .body("{}")
+        .send()
+        .unwrap();
+    let creds: Vec<String> = serde_json::from_str(&r.text().unwrap()).unwrap();
+    let (ak, sk) = KEY.with(|k| k.borrow().clone()).unwrap();
+    let out = Command::new(&py)
+        .arg(repo().join("crates/fnbridge/tests/objectstore/sts_policy.py"))
+        .arg(&s.oss)
+        .env("FNB_AK", ak)
+        .env("FNB_SK", sk)
+        .env("STS_AK", &creds[0])
+        .env("STS_SK", &creds[1])
+        .env("STS_TOKEN", &creds[2])
+        .env("NO_PROXY", "")
+        .output()
+        .expect("run python");
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("ok"),
+        "sts_policy.py failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// Runs the `fnbridge` binary against `s` (its admin token found in the data dir, as a user on
 /// the server's machine has it); returns status, stdout and stderr.
 fn cli(s: &Server, args: &[&str]) -> (i32, String, String) {

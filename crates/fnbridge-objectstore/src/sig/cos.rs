@@ -125,6 +125,7 @@ pub fn verify(r: &ReqView<'_>, secrets: &dyn SecretLookup) -> Result<Verified, O
     }
     Ok(Verified {
         access_key_id: ak.to_string(),
+        security_token: token,
     })
 }
 

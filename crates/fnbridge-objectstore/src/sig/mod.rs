@@ -74,6 +74,8 @@ pub fn decode(s: &str) -> String {
 #[derive(Debug, Clone)]
 pub struct Verified {
     pub access_key_id: String,
+    /// The STS token sent with it (`None` for an account key).
+    pub security_token: Option<String>,
 }
 
 pub(crate) fn mismatch(string_to_sign: &str) -> ObjError {

@@ -194,6 +194,7 @@ pub fn verify_header(r: &ReqView<'_>, secrets: &dyn SecretLookup) -> Result<Veri
     }
     Ok(Verified {
         access_key_id: ak.trim().to_string(),
+        security_token: token.map(str::to_string),
     })
 }
 
@@ -216,7 +217,10 @@ pub fn verify_query(r: &ReqView<'_>, secrets: &dyn SecretLookup) -> Result<Verif
     if !same(&sign(&secret.0, &sts), &sig) {
         return Err(mismatch(&sts));
     }
-    Ok(Verified { access_key_id: ak })
+    Ok(Verified {
+        access_key_id: ak,
+        security_token: token,
+    })
 }
 
 #[cfg(test)]

@@ -136,6 +136,7 @@ fn check(
     }
     Ok(Verified {
         access_key_id: ak.to_string(),
+        security_token: token.map(str::to_string),
     })
 }
 

@@ -745,7 +745,13 @@ impl CustomInstance {
 
     fn request_headers(&self, inv: &Invocation, kind: Call, path: &str) -> HeaderMap {
         let mut h = self.headers.clone();
-        let c = &inv.credentials;
+        // `disableInjectCredentials` Request/All: the headers are sent, empty.
+        let none = crate::spec::Credentials::default();
+        let c = if self.spec.credentials_in_request {
+            &inv.credentials
+        } else {
+            &none
+        };
         for (name, value) in [
             ("x-fc-request-id", inv.request_id.as_str()),
             ("x-fc-access-key-id", c.access_key_id.as_str()),

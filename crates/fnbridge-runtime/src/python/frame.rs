@@ -10,7 +10,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use serde::Serialize;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
-use crate::spec::Invocation;
+use crate::spec::{Credentials, Invocation};
 
 /// Largest result a handler may return (runtime.md §8); the bootstrap turns a larger one into
 /// an error, so a bigger frame means the worker is broken.
@@ -41,9 +41,16 @@ struct Header<'a> {
 pub(crate) fn request_head(
     kind: Request,
     inv: &Invocation,
+    with_credentials: bool,
     payload_len: u32,
     reserve: usize,
 ) -> Vec<u8> {
+    let none = Credentials::default();
+    let c = if with_credentials {
+        &inv.credentials
+    } else {
+        &none
+    };
     let header = Header {
         t: match kind {
             Request::Invoke => "i",
@@ -51,9 +58,9 @@ pub(crate) fn request_head(
             Request::PreStop => "s",
         },
         id: &inv.request_id,
-        ak: &inv.credentials.access_key_id,
-        sk: &inv.credentials.access_key_secret,
-        st: &inv.credentials.security_token,
+        ak: &c.access_key_id,
+        sk: &c.access_key_secret,
+        st: &c.security_token,
         q: &inv.qualifier,
         v: &inv.version_id,
     };
@@ -139,7 +146,7 @@ mod tests {
             version_id: String::new(),
             credentials: Credentials::default(),
         };
-        let head = request_head(Request::Invoke, &inv, 2, 2);
+        let head = request_head(Request::Invoke, &inv, true, 2, 2);
         let header_len = u32::from_be_bytes(head[..4].try_into().unwrap()) as usize;
         assert_eq!(u32::from_be_bytes(head[4..8].try_into().unwrap()), 2);
         assert_eq!(head.len(), 8 + header_len);

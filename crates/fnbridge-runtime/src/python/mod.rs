@@ -132,67 +132,88 @@ impl PythonInstance {
         host.layers.ensure(it, host.sandbox.clone());
         let layer = host.layers.wait_ready(it.minor, LAYER_WAIT).await;
         let code_dir = std::path::absolute(&spec.code_dir).map_err(fail)?;
-        let (ours, theirs) = std::os::unix::net::UnixStream::pair().map_err(fail)?;
-        let (log_reader, log_writer) = std::io::pipe().map_err(fail)?;
         let mut jail = Jail::default();
-        let mut cmd = match &host.sandbox {
-            Some(sandbox) => {
-                jail = sandbox
-                    .jail(&launch.instance_id, spec.memory_mb, None, true)
-                    .await
-                    .map_err(fail)?;
-                let paths = env::Paths {
-                    code: Path::new(CODE_DIR),
-                    layer: layer.as_ref().map(|_| Path::new(LAYER_PATH)),
-                    // The cgroup limits resident memory exactly; RLIMIT_AS only without it.
-                    rlimit: jail.cgroup.is_none(),
-                };
-                let mut binds = vec![
-                    Bind::ro(&code_dir, CODE_DIR),
-                    Bind::ro(&host.bootstrap, BOOTSTRAP_PATH),
-                ];
-                binds.extend(interpreter_binds(it));
-                if let Some(layer) = &layer {
-                    binds.push(Bind::ro(layer, LAYER_PATH));
-                }
-                let args = vec![
-                    "-u".to_owned(),
-                    BOOTSTRAP_PATH.to_owned(),
-                    env::bootstrap_config(launch, &paths),
-                ];
-                let environment = env::environment(launch, &paths, &jail.services_inside);
-                sandbox
-                    .command(&jail, &it.executable, &args, &environment, &binds)
-                    .map_err(fail)?
+        // What a sandboxed worker is given, for the jail it runs in.
+        let sandboxed = |jail: &Jail| {
+            let paths = env::Paths {
+                code: Path::new(CODE_DIR),
+                layer: layer.as_ref().map(|_| Path::new(LAYER_PATH)),
+                // The cgroup limits resident memory exactly; RLIMIT_AS only without it.
+                rlimit: jail.cgroup.is_none(),
+            };
+            let mut binds = vec![
+                Bind::ro(&code_dir, CODE_DIR),
+                Bind::ro(&host.bootstrap, BOOTSTRAP_PATH),
+            ];
+            binds.extend(interpreter_binds(it));
+            if let Some(layer) = &layer {
+                binds.push(Bind::ro(layer, LAYER_PATH));
             }
-            None => {
-                let paths = env::Paths {
-                    code: &code_dir,
-                    layer: layer.as_deref(),
-                    rlimit: true,
-                };
-                let mut cmd = Command::new(&it.executable);
-                cmd.arg("-u")
-                    .arg(&host.bootstrap)
-                    .arg(env::bootstrap_config(launch, &paths))
-                    .env_clear()
-                    .envs(env::environment(
-                        launch,
-                        &paths,
-                        &host.cfg.sandbox.services_on_host(),
-                    ))
-                    .current_dir(&code_dir);
-                cmd
-            }
+            let args = vec![
+                "-u".to_owned(),
+                BOOTSTRAP_PATH.to_owned(),
+                env::bootstrap_config(launch, &paths),
+            ];
+            let environment = env::environment(launch, &paths, &jail.services_inside);
+            (binds, args, environment)
         };
-        cmd.stdin(Stdio::from(OwnedFd::from(theirs)))
-            .stdout(Stdio::from(log_writer.try_clone().map_err(fail)?))
-            .stderr(Stdio::from(log_writer))
-            .process_group(0)
-            .kill_on_drop(true);
-        let child = cmd.spawn().map_err(fail)?;
-        // Closes our copies of the worker's ends, so end of stream on either means it is gone.
-        drop(cmd);
+        let waiting = host
+            .sandbox
+            .as_ref()
+            .and_then(|s| Some((s, s.take_waiting(spec.memory_mb)?)));
+        let (child, ours, log_reader) = if let Some((sandbox, waiting)) = waiting {
+            // A bwrap already waiting in its jail: only its arguments are left to send.
+            let (binds, args, environment) = sandboxed(&waiting.jail);
+            let (j, child, ours, log) = waiting
+                .launch(sandbox, &it.executable, &args, &environment, &binds)
+                .map_err(fail)?;
+            jail = j;
+            (child, ours, log)
+        } else {
+            let (ours, theirs) = std::os::unix::net::UnixStream::pair().map_err(fail)?;
+            let (log_reader, log_writer) = std::io::pipe().map_err(fail)?;
+            let mut cmd = match &host.sandbox {
+                Some(sandbox) => {
+                    jail = sandbox
+                        .jail(&launch.instance_id, spec.memory_mb, None, true)
+                        .await
+                        .map_err(fail)?;
+                    let (binds, args, environment) = sandboxed(&jail);
+                    sandbox
+                        .command(&jail, &it.executable, &args, &environment, &binds)
+                        .map_err(fail)?
+                }
+                None => {
+                    let paths = env::Paths {
+                        code: &code_dir,
+                        layer: layer.as_deref(),
+                        rlimit: true,
+                    };
+                    let mut cmd = Command::new(&it.executable);
+                    cmd.arg("-u")
+                        .arg(&host.bootstrap)
+                        .arg(env::bootstrap_config(launch, &paths))
+                        .env_clear()
+                        .envs(env::environment(
+                            launch,
+                            &paths,
+                            &host.cfg.sandbox.services_on_host(),
+                        ))
+                        .current_dir(&code_dir);
+                    cmd
+                }
+            };
+            cmd.stdin(Stdio::from(OwnedFd::from(theirs)))
+                .stdout(Stdio::from(log_writer.try_clone().map_err(fail)?))
+                .stderr(Stdio::from(log_writer))
+                .process_group(0)
+                .kill_on_drop(true);
+            let child = cmd.spawn().map_err(fail)?;
+            // Closes our copies of the worker's ends, so end of stream on either means it is
+            // gone.
+            drop(cmd);
+            (child, ours, log_reader)
+        };
         let pid = child.id().and_then(|p| i32::try_from(p).ok()).unwrap_or(0);
         let group = ProcessGroup::register(pid, &host.live);
 
@@ -325,6 +346,7 @@ impl PythonInstance {
         };
         let logged = self.logs.arm(section, &inv.request_id);
         let started = Instant::now();
+        let with_credentials = self.spec.credentials_in_request;
         let ctrl = &mut self.ctrl;
         let rbuf = &mut self.rbuf;
         let exchange = async {
@@ -332,6 +354,7 @@ impl PythonInstance {
             let mut frame = request_head(
                 kind,
                 inv,
+                with_credentials,
                 payload.len() as u32,
                 if inline { payload.len() } else { 0 },
             );

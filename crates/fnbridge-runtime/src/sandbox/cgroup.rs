@@ -10,6 +10,9 @@
 //!
 //! A child joins its cgroup itself, between fork and exec, by writing `0` to `cgroup.procs`:
 //! so not one page of the instance is allocated outside it.
+//!
+//! The file handling of both versions is tested against a temporary directory standing in for
+//! `/sys/fs/cgroup` (the kernel's files are plain files there).
 
 use std::ffi::CString;
 use std::io;
@@ -44,14 +47,20 @@ impl CgroupRoot {
     pub(crate) fn create(mount: &Path, name: &str) -> Result<CgroupRoot, String> {
         let own = std::fs::read_to_string("/proc/self/cgroup")
             .map_err(|e| format!("cannot read /proc/self/cgroup: {e}"))?;
+        Self::create_in(mount, &own, name)
+    }
+
+    /// `create`, given the text of `/proc/self/cgroup` (tests use a temporary directory for
+    /// the mount).
+    fn create_in(mount: &Path, own: &str, name: &str) -> Result<CgroupRoot, String> {
         let (version, base) = if mount.join("memory/memory.limit_in_bytes").is_file() {
-            let rel = own_path(&own, |controllers| {
+            let rel = own_path(own, |controllers| {
                 controllers.split(',').any(|c| c == "memory")
             })
             .ok_or("no memory controller in /proc/self/cgroup")?;
             (Version::V1, mount.join("memory").join(rel))
         } else if mount.join("cgroup.controllers").is_file() {
-            let rel = own_path(&own, str::is_empty).ok_or("no unified hierarchy entry")?;
+            let rel = own_path(own, str::is_empty).ok_or("no unified hierarchy entry")?;
             (Version::V2, mount.join(rel))
         } else {
             return Err(format!(
@@ -130,6 +139,30 @@ impl Drop for CgroupRoot {
 }
 
 impl Cgroup {
+    /// Sets the memory limit (and no swap), as `CgroupRoot::instance` does; for a cgroup made
+    /// ahead of its instance. v1 wants `memsw` at least the limit at every step, so when it is
+    /// below the new limit it is raised first.
+    pub(crate) fn set_limit(&self, limit_bytes: u64) -> io::Result<()> {
+        let limit = limit_bytes.to_string();
+        match self.version {
+            Version::V1 => {
+                let memsw = self.dir.join("memory.memsw.limit_in_bytes");
+                if std::fs::write(self.dir.join("memory.limit_in_bytes"), &limit).is_err() {
+                    std::fs::write(&memsw, &limit)?;
+                    std::fs::write(self.dir.join("memory.limit_in_bytes"), &limit)?;
+                }
+                // Absent without swap accounting; the limit above then holds alone.
+                let _ = std::fs::write(&memsw, &limit);
+                Ok(())
+            }
+            Version::V2 => {
+                std::fs::write(self.dir.join("memory.max"), &limit)?;
+                let _ = std::fs::write(self.dir.join("memory.swap.max"), "0");
+                Ok(())
+            }
+        }
+    }
+
     /// How many processes the kernel's OOM killer has killed in it.
     pub(crate) fn oom_kills(&self) -> u64 {
         let file = match self.version {
@@ -236,6 +269,136 @@ mod tests {
             Some("process_api/abc")
         );
         assert_eq!(own_path(text, str::is_empty).as_deref(), Some("user.slice"));
+    }
+
+    /// A temporary directory standing in for a cgroup v2 mount (`cgroup.controllers` at the
+    /// top, `cgroup.subtree_control` in our cgroup): the server's directory is made in our
+    /// cgroup with the memory controller handed down, an instance gets `memory.max` and no
+    /// swap, and its OOM kills are read from `memory.events`.
+    #[test]
+    fn v2_files_are_written_and_read_where_the_kernel_has_them() {
+        let mount = tempfile::tempdir().unwrap();
+        let m = mount.path();
+        std::fs::write(
+            m.join("cgroup.controllers"),
+            "cpu io memory pids
+",
+        )
+        .unwrap();
+        std::fs::create_dir_all(m.join("system.slice/fnbridge.service")).unwrap();
+        let own_dir = m.join("system.slice/fnbridge.service");
+        std::fs::write(own_dir.join("cgroup.subtree_control"), "").unwrap();
+        let own = "0::/system.slice/fnbridge.service
+";
+        let root = CgroupRoot::create_in(m, own, "fnbridge-test").unwrap();
+        assert_eq!(root.version, Version::V2);
+        assert_eq!(root.dir, own_dir.join("fnbridge-test"));
+        assert_eq!(
+            std::fs::read_to_string(own_dir.join("cgroup.subtree_control")).unwrap(),
+            "+memory"
+        );
+        assert_eq!(
+            std::fs::read_to_string(root.dir.join("cgroup.subtree_control")).unwrap(),
+            "+memory"
+        );
+        let cg = root.instance("i1", 128 << 20).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(cg.dir.join("memory.max")).unwrap(),
+            (128u64 << 20).to_string()
+        );
+        assert_eq!(
+            std::fs::read_to_string(cg.dir.join("memory.swap.max")).unwrap(),
+            "0"
+        );
+        assert_eq!(cg.oom_kills(), 0, "no memory.events yet");
+        std::fs::write(
+            cg.dir.join("memory.events"),
+            "low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\noom_group_kill 0\n",
+        )
+        .unwrap();
+        assert_eq!(cg.oom_kills(), 1);
+        assert_eq!(cg.oom_source(), (cg.dir.join("memory.events"), "oom_kill"));
+        assert!(cg.procs_path().to_bytes().ends_with(b"/i1/cgroup.procs"));
+        assert!(root.instance("i1", 1).is_err(), "a name in use is refused");
+        cg.set_limit(256 << 20).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(cg.dir.join("memory.max")).unwrap(),
+            (256u64 << 20).to_string()
+        );
+    }
+
+    /// A v2 mount where our cgroup cannot hand the memory controller down: no cgroup, with
+    /// the reason.
+    #[test]
+    fn v2_without_delegation_is_refused_with_the_reason() {
+        let mount = tempfile::tempdir().unwrap();
+        let m = mount.path();
+        std::fs::write(
+            m.join("cgroup.controllers"),
+            "memory
+",
+        )
+        .unwrap();
+        // The kernel refuses the write (here: it is a directory, so the write fails).
+        std::fs::create_dir_all(m.join("user.slice/cgroup.subtree_control")).unwrap();
+        let e = CgroupRoot::create_in(
+            m,
+            "0::/user.slice
+",
+            "fnbridge-x",
+        )
+        .unwrap_err();
+        assert!(e.contains("memory controller"), "{e}");
+        let none = tempfile::tempdir().unwrap();
+        let e = CgroupRoot::create_in(
+            none.path(),
+            "0::/
+",
+            "fnbridge-x",
+        )
+        .unwrap_err();
+        assert!(e.contains("no memory cgroup hierarchy"), "{e}");
+    }
+
+    /// v1: `memory.limit_in_bytes` (and `memory.memsw.limit_in_bytes`) and `memory.oom_control`.
+    #[test]
+    fn v1_files_are_written_and_read_where_the_kernel_has_them() {
+        let mount = tempfile::tempdir().unwrap();
+        let m = mount.path();
+        std::fs::create_dir_all(m.join("memory/docker/abc")).unwrap();
+        std::fs::write(
+            m.join("memory/memory.limit_in_bytes"),
+            "9223372036854771712",
+        )
+        .unwrap();
+        let root = CgroupRoot::create_in(
+            m,
+            "4:memory:/docker/abc
+0::/
+",
+            "fnbridge-v1",
+        )
+        .unwrap();
+        assert_eq!(root.version, Version::V1);
+        let cg = root.instance("i", 64 << 20).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(cg.dir.join("memory.limit_in_bytes")).unwrap(),
+            (64u64 << 20).to_string()
+        );
+        std::fs::write(
+            cg.dir.join("memory.oom_control"),
+            "oom_kill_disable 0\noom_kill 4\n",
+        )
+        .unwrap();
+        assert_eq!(cg.oom_kills(), 4);
+        cg.set_limit(32 << 20).unwrap();
+        for f in ["memory.limit_in_bytes", "memory.memsw.limit_in_bytes"] {
+            assert_eq!(
+                std::fs::read_to_string(cg.dir.join(f)).unwrap(),
+                (32u64 << 20).to_string(),
+                "{f}"
+            );
+        }
     }
 
     #[test]

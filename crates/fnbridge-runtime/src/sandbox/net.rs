@@ -86,6 +86,13 @@ impl NetNs {
             .await
     }
 
+    /// A UDP socket bound to `addr` inside the namespace.
+    pub(crate) fn udp(&self, addr: SocketAddr) -> io::Result<tokio::net::UdpSocket> {
+        let socket = self.enter(|| std::net::UdpSocket::bind(addr))?;
+        socket.set_nonblocking(true)?;
+        tokio::net::UdpSocket::from_std(socket)
+    }
+
     /// A listener on `addr` inside the namespace.
     pub(crate) fn listen(&self, addr: SocketAddr) -> io::Result<TcpListener> {
         let listener = self.enter(|| std::net::TcpListener::bind(addr))?;

@@ -70,6 +70,8 @@ impl Fixture {
             pre_stop: None,
             instance_concurrency: 1,
             custom: None,
+            credentials_in_env: true,
+            credentials_in_request: true,
         };
         tweak(&mut spec);
         Arc::new(spec)

@@ -31,7 +31,8 @@ impl EventSink for DispatchSink {
 }
 
 /// The keys the object store accepts: the account's access keys (`fnbridge key create`) and the
-/// STS credentials functions with a role get in `context.credentials`.
+/// STS credentials functions with a role get in `context.credentials`, the latter only for what
+/// their role's policy allows.
 struct Keys(fnbridge_auth::Auth);
 
 impl SecretLookup for Keys {
@@ -41,6 +42,18 @@ impl SecretLookup for Keys {
 
     fn secret_of(&self, access_key_id: &str) -> Option<Secret> {
         self.0.secret_of(access_key_id).map(Secret)
+    }
+
+    fn authorize(
+        &self,
+        access_key_id: &str,
+        security_token: Option<&str>,
+        action: &str,
+        resource: &str,
+    ) -> Result<(), String> {
+        self.0
+            .authorize_key(access_key_id, security_token, action, resource)
+            .map_err(|e| e.to_string())
     }
 }
 
