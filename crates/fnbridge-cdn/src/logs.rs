@@ -384,7 +384,8 @@ async fn finish(
                "filePath": cfg.presign(&key, now_s)}),
         now_s,
     );
-    fnbridge_objectstore::sink::commit(&*cdn.inner.sink, move |_tx| Ok(((), vec![ev]))).await?;
+    let evs = events::with_cloud_events(&cdn.inner.cfg.identity, vec![ev], now_s * 1000);
+    fnbridge_objectstore::sink::commit(&*cdn.inner.sink, move |_tx| Ok(((), evs))).await?;
     // Only now: a crash before this line finishes the file again (same key, the event again).
     tokio::fs::remove_file(path)
         .await
