@@ -208,7 +208,7 @@ mod tests {
             account_id: "123".into(),
         };
         let native = status_event(&id, true, "example.com", 1521180769);
-        let all = with_cloud_events(&id, vec![native.clone()], 1521180770_123);
+        let all = with_cloud_events(&id, vec![native.clone()], 1_521_180_770_123);
         assert_eq!(all.len(), 2);
         assert_eq!(all[0], native);
         let c = Value::Object(all[1].body.clone());

@@ -878,99 +878,7 @@ impl Dispatcher {
             .store
             .write(move |c| {
                 let (value, events) = f(c)?;
-                let now = now_ms();
-                let mut jobs = Vec::new();
-                for ev in events {
-                    let text = Serialized::from_map(&ev.body);
-                    // An object-store event always parses; a failure would be a bug, and
-                    // skipping its deliveries is better than refusing the change.
-                    let matched = inner.matcher.matches_serialized(&text).unwrap_or_else(|e| {
-                        tracing::error!(error = %e, "object event cannot be matched");
-                        Vec::new()
-                    });
-                    let body = text.into_string();
-                    let mut tasks = Vec::new();
-                    {
-                        let reg = inner.registry.read().unwrap_or_else(|p| p.into_inner());
-                        for id in matched {
-                            let Some(t) = reg.triggers.get(&id) else {
-                                continue;
-                            };
-                            if !is_trigger_for(t.trigger_type, ev.source) {
-                                continue;
-                            }
-                            let shape = if t.trigger_type == TriggerType::EventBridge {
-                                let o = RunOptions::from_config(&t.trigger_config);
-                                // A trigger sees the events of its own bus only.
-                                let bus = ev
-                                    .body
-                                    .get("aliyuneventbusname")
-                                    .and_then(|v| v.as_str())
-                                    .unwrap_or("default");
-                                if !o.enabled || o.bus != bus {
-                                    continue;
-                                }
-                                match o.schema {
-                                    EventSchema::RawData => Shape::RawData,
-                                    EventSchema::CloudEvents => Shape::Native,
-                                }
-                            } else if t
-                                .trigger_config
-                                .get("payloadFormat")
-                                .and_then(|v| v.as_str())
-                                == Some("s3")
-                            {
-                                Shape::S3
-                            } else {
-                                Shape::Native
-                            };
-                            tasks.push((
-                                t.function_name.clone(),
-                                t.qualifier.clone(),
-                                t.trigger_name.clone(),
-                                shape,
-                            ));
-                        }
-                    }
-                    // OSS events are the bus's record of every change; a COS record is only
-                    // stored when a trigger wants it.
-                    if tasks.is_empty() && ev.source != EventSource::Oss {
-                        continue;
-                    }
-                    let seq =
-                        c.append_event(&ev.id, ev.source.wire_name(), &ev.name, now, &body)?;
-                    let native = Bytes::from(ev.payload(&body));
-                    for (function_name, qualifier, trigger_name, shape) in tasks {
-                        // OSS payloads are rebuilt from the event log; other shapes are kept
-                        // with the task.
-                        let (stored, payload) = match (&ev.s3, shape) {
-                            (_, Shape::RawData) => {
-                                let p = ev.raw_data();
-                                (Some(p.clone().into_bytes()), Bytes::from(p))
-                            }
-                            (Some(rec), Shape::S3) => {
-                                let p = fnbridge_event::bus::records_payload(
-                                    &serde_json::to_string(rec).unwrap_or_default(),
-                                );
-                                (Some(p.clone().into_bytes()), Bytes::from(p))
-                            }
-                            _ if ev.source == EventSource::Oss => (None, native.clone()),
-                            _ => (Some(native.to_vec()), native.clone()),
-                        };
-                        let t = NewTask {
-                            task_id: ids::request_id(),
-                            function_name,
-                            qualifier,
-                            trigger_name: Some(trigger_name),
-                            event_seq: Some(seq),
-                            payload: stored,
-                            created_ms: now,
-                            hops: 0,
-                        };
-                        let row = c.insert_task(&t)?;
-                        jobs.push(Job::new(row, t, payload));
-                    }
-                }
+                let jobs = plan_bus_events(&inner, c, events)?;
                 Ok((value, jobs))
             })
             .await?;
@@ -1144,4 +1052,107 @@ fn custom_runtime(c: &CustomRuntimeConfig) -> CustomRuntime {
         port: c.port.unwrap_or(d.port),
         health_check,
     }
+}
+
+/// Inside a write transaction: matches each bus event, appends it to the event log (an OSS event
+/// always, another only when a trigger wants it) and inserts its tasks. Returns the jobs to admit
+/// once the transaction has committed.
+pub(crate) fn plan_bus_events(
+    inner: &Inner,
+    c: &dyn Tx,
+    events: Vec<BusEvent>,
+) -> Result<Vec<Job>, StoreError> {
+    let now = now_ms();
+    let mut jobs = Vec::new();
+    for ev in events {
+        let text = Serialized::from_map(&ev.body);
+        // An object-store event always parses; a failure would be a bug, and
+        // skipping its deliveries is better than refusing the change.
+        let matched = inner.matcher.matches_serialized(&text).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "object event cannot be matched");
+            Vec::new()
+        });
+        let body = text.into_string();
+        let mut tasks = Vec::new();
+        {
+            let reg = inner.registry.read().unwrap_or_else(|p| p.into_inner());
+            for id in matched {
+                let Some(t) = reg.triggers.get(&id) else {
+                    continue;
+                };
+                if !is_trigger_for(t.trigger_type, ev.source) {
+                    continue;
+                }
+                let shape = if t.trigger_type == TriggerType::EventBridge {
+                    let o = RunOptions::from_config(&t.trigger_config);
+                    // A trigger sees the events of its own bus only.
+                    let bus = ev
+                        .body
+                        .get("aliyuneventbusname")
+                        .and_then(|v| v.as_str())
+                        .unwrap_or("default");
+                    if !o.enabled || o.bus != bus {
+                        continue;
+                    }
+                    match o.schema {
+                        EventSchema::RawData => Shape::RawData,
+                        EventSchema::CloudEvents => Shape::Native,
+                    }
+                } else if t
+                    .trigger_config
+                    .get("payloadFormat")
+                    .and_then(|v| v.as_str())
+                    == Some("s3")
+                {
+                    Shape::S3
+                } else {
+                    Shape::Native
+                };
+                tasks.push((
+                    t.function_name.clone(),
+                    t.qualifier.clone(),
+                    t.trigger_name.clone(),
+                    shape,
+                ));
+            }
+        }
+        // OSS events are the bus's record of every change; a COS record is only
+        // stored when a trigger wants it.
+        if tasks.is_empty() && ev.source != EventSource::Oss {
+            continue;
+        }
+        let seq = c.append_event(&ev.id, ev.source.wire_name(), &ev.name, now, &body)?;
+        let native = Bytes::from(ev.payload(&body));
+        for (function_name, qualifier, trigger_name, shape) in tasks {
+            // OSS payloads are rebuilt from the event log; other shapes are kept
+            // with the task.
+            let (stored, payload) = match (&ev.s3, shape) {
+                (_, Shape::RawData) => {
+                    let p = ev.raw_data();
+                    (Some(p.clone().into_bytes()), Bytes::from(p))
+                }
+                (Some(rec), Shape::S3) => {
+                    let p = fnbridge_event::bus::records_payload(
+                        &serde_json::to_string(rec).unwrap_or_default(),
+                    );
+                    (Some(p.clone().into_bytes()), Bytes::from(p))
+                }
+                _ if ev.source == EventSource::Oss => (None, native.clone()),
+                _ => (Some(native.to_vec()), native.clone()),
+            };
+            let t = NewTask {
+                task_id: ids::request_id(),
+                function_name,
+                qualifier,
+                trigger_name: Some(trigger_name),
+                event_seq: Some(seq),
+                payload: stored,
+                created_ms: now,
+                hops: 0,
+            };
+            let row = c.insert_task(&t)?;
+            jobs.push(Job::new(row, t, payload));
+        }
+    }
+    Ok(jobs)
 }

@@ -8,6 +8,8 @@
 //!   role's, from `fnbridge_auth::Auth`), shutdown.
 //! - `cloudevents`: custom CloudEvents put on a bus (`Dispatcher::put_events`), each checked,
 //!   per-entry results.
+//! - `fc_events`: the `acs.fc` CloudEvents of function lifecycle changes, committed by the
+//!   registry service with the change.
 //! - `scheduler`: the bounded window of open tasks: per-function queues, one timer structure,
 //!   round-robin starts within running limits, spills and refills from the store.
 //! - `delivery`: the scheduling loop, refills, one attempt and its record (retried until it
@@ -22,6 +24,7 @@ pub mod cloudevents;
 mod delivery;
 pub mod destination;
 mod engine;
+pub mod fc_events;
 pub mod ids;
 pub mod policy;
 pub mod registry;

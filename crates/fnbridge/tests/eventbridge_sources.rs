@@ -8,7 +8,7 @@ mod common;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{BIN, Server, ok_json};
+use common::{BIN, Server, ok_json, zip_b64};
 use serde_json::{Value, json};
 
 const ECHO: &str = "def handler(event, context):\n    return event.decode()\n";
@@ -116,10 +116,7 @@ fn a_cdn_refresh_reaches_an_eventbridge_trigger_as_the_acs_cdn_cloudevent() {
     let d = "eb.example.com";
     cli(&s, &["cdn", "domain", "add", d, "--origin", "127.0.0.1:9"]);
     cli(&s, &["cdn", "domain", "stop", d]);
-    let r = cli(
-        &s,
-        &["cdn", "refresh", &format!("{d}/v/a.mp4"), "--json"],
-    );
+    let r = cli(&s, &["cdn", "refresh", &format!("{d}/v/a.mp4"), "--json"]);
     let task: Value = serde_json::from_str(&r).unwrap();
     let task_id: i64 = task["RefreshTaskId"].as_str().unwrap().parse().unwrap();
 
@@ -174,7 +171,10 @@ fn a_cdn_refresh_reaches_an_eventbridge_trigger_as_the_acs_cdn_cloudevent() {
     assert_eq!(p["taskId"], task_id);
     assert_eq!(p["objectType"], "File");
     assert_eq!(p["objectPath"], json!(["/v/a.mp4"]));
-    assert!(p["createTime"].is_i64() && p["completeTime"].is_i64(), "{p}");
+    assert!(
+        p["createTime"].is_i64() && p["completeTime"].is_i64(),
+        "{p}"
+    );
     assert!(data["eventTime"].as_str().unwrap().ends_with("+08:00"));
 
     // RawData: exactly the native event.
@@ -188,4 +188,98 @@ fn a_cdn_refresh_reaches_an_eventbridge_trigger_as_the_acs_cdn_cloudevent() {
         .collect();
     life.sort();
     assert_eq!(life, ["cdn:CdnDomainAdded", "cdn:CdnDomainStopped"]);
+}
+
+#[test]
+fn function_lifecycle_changes_reach_an_eventbridge_trigger_as_acs_fc_cloudevents() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path());
+    ok_json(s.deploy("watcher", &[("index.py", ECHO)], json!({})));
+    eb_trigger(
+        &s,
+        "watcher",
+        "fc",
+        json!({"source": ["acs.fc"],
+               "subject": [{"prefix": "acs:fc:cn-hangzhou:1234567890123456:functions/app"}]}),
+        "CloudEvents",
+    );
+    // Created, updated (a second deploy of the same name), a version, deleted.
+    ok_json(s.deploy(
+        "app",
+        &[("index.py", ECHO)],
+        json!({"environmentVariables": {"SECRET_TOKEN": "do-not-publish"}}),
+    ));
+    ok_json(
+        s.req(reqwest::Method::PUT, "/2023-03-30/functions/app")
+            .json(&json!({"code": {"zipFile": zip_b64(&[("index.py", "def handler(e, c):\n    return 'v2'\n")])}}))
+            .send()
+            .unwrap(),
+    );
+    let v = ok_json(s.post(
+        "/2023-03-30/functions/app/versions",
+        &json!({"description": "first"}),
+    ));
+    let r = s
+        .req(
+            reqwest::Method::DELETE,
+            "/2023-03-30/functions/app/versions/1",
+        )
+        .send()
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.text().unwrap());
+    let r = s
+        .req(reqwest::Method::DELETE, "/2023-03-30/functions/app")
+        .send()
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.text().unwrap());
+
+    let got = payloads(&s, "watcher", 4);
+    assert_eq!(got.len(), 4, "{got:?}");
+    let mut sorted: Vec<&str> = got.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    sorted.sort();
+    assert_eq!(
+        sorted,
+        [
+            "fc:Function:CreateSuccess",
+            "fc:Function:DeleteSuccess",
+            "fc:Function:UpdateSuccess",
+            "fc:Version:PublishSuccess"
+        ]
+    );
+    for e in &got {
+        assert_eq!(e["source"], "acs.fc");
+        assert_eq!(e["specversion"], "1.0");
+        assert_eq!(
+            e["subject"],
+            "acs:fc:cn-hangzhou:1234567890123456:functions/app"
+        );
+        assert_eq!(e["aliyuneventbusname"], "default");
+        assert_eq!(e["aliyunaccountid"], "1234567890123456");
+        assert_eq!(e["aliyunregionid"], "cn-hangzhou");
+        assert_eq!(e["datacontenttype"], "application/json;charset=utf-8");
+        assert_eq!(e["id"], e["data"]["requestId"]);
+        assert_eq!(e["data"]["functionName"], "app");
+        assert_eq!(e["data"]["functionArn"], e["subject"]);
+        assert_eq!(e["data"]["eventSource"], "acs:fc");
+        assert_eq!(e["data"]["runtime"], "python3.10");
+        // The environment never leaves in an event.
+        assert!(!e.to_string().contains("do-not-publish"), "{e}");
+        let action = match e["type"].as_str().unwrap() {
+            "fc:Function:CreateSuccess" => "CreateFunction",
+            "fc:Function:UpdateSuccess" => "UpdateFunction",
+            "fc:Function:DeleteSuccess" => "DeleteFunction",
+            _ => "PublishFunctionVersion",
+        };
+        assert_eq!(e["data"]["eventName"], action);
+    }
+    let published = got
+        .iter()
+        .find(|e| e["type"] == "fc:Version:PublishSuccess")
+        .unwrap();
+    assert_eq!(published["data"]["versionId"], v["versionId"]);
+    assert_eq!(published["data"]["description"], "first");
+    // The watcher's own creation came before its trigger: only `app` is seen.
+    let ids: std::collections::HashSet<&str> =
+        got.iter().map(|e| e["id"].as_str().unwrap()).collect();
+    assert_eq!(ids.len(), 4);
 }
