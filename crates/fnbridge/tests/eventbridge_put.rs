@@ -117,3 +117,79 @@ fn the_sdk_raises_with_the_servers_code_for_refused_put_events() {
         ["err-4"]
     );
 }
+
+#[test]
+fn kill_9_during_put_events_from_four_clients_loses_no_acknowledged_event() {
+    let py = python();
+    let dir = tempfile::tempdir().unwrap();
+    let (mut s, key) = start(dir.path());
+    ok_json(s.deploy("orders", &[("index.py", ECHO)], json!({})));
+    shop_trigger(&s, "orders");
+
+    let acks = tempfile::tempdir().unwrap();
+    let script = common::repo().join("crates/fnbridge/tests/eventbridge/crash_put_events.py");
+    let endpoint = s.base.trim_start_matches("http://").to_string();
+    let clients: Vec<std::process::Child> = (0..4)
+        .map(|i| {
+            std::process::Command::new(&py)
+                .arg(&script)
+                .args([&endpoint, acks.path().to_str().unwrap(), &i.to_string()])
+                .env("FNB_AK", &key.0)
+                .env("FNB_SK", &key.1)
+                .env("NO_PROXY", "*")
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let acked_of = |i: usize| -> Vec<String> {
+        std::fs::read_to_string(acks.path().join(format!("acked-{i}")))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    };
+    // Kill once every client has some batches acknowledged, so the kill lands mid-stream.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while (0..4).any(|i| acked_of(i).len() < 50) {
+        assert!(Instant::now() < deadline, "the clients made no progress");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    s.kill9();
+    for mut c in clients {
+        c.wait().unwrap();
+    }
+    let acked: Vec<String> = (0..4).flat_map(acked_of).collect();
+    s.restart();
+
+    // Every acknowledged event has its delivery; nothing was delivered that no client sent.
+    let ids = delivered_ids(&s, "orders", acked.len(), Duration::from_secs(240));
+    let mut per_id: std::collections::BTreeMap<&str, usize> = Default::default();
+    for id in &ids {
+        *per_id.entry(id.as_str()).or_default() += 1;
+    }
+    for id in &acked {
+        assert!(
+            per_id.contains_key(id.as_str()),
+            "acknowledged event {id} has no delivery"
+        );
+    }
+    for id in per_id.keys() {
+        let (c, n) = id
+            .strip_prefix('c')
+            .and_then(|r| r.split_once('-'))
+            .unwrap_or_else(|| panic!("a delivery of an event no client sent: {id}"));
+        assert!(c.parse::<u8>().unwrap() < 4 && n.parse::<u64>().is_ok(), "{id}");
+    }
+    // The SDK does not resend, so an event is stored, and delivered, once; those committed but
+    // not acknowledged (the kill came before the answer) are the only extras.
+    let duplicates: usize = per_id.values().map(|n| n - 1).sum();
+    let unacknowledged = per_id.len() - acked.len();
+    eprintln!(
+        "acknowledged {}, stored {}, committed but unacknowledged {unacknowledged}, duplicate deliveries {duplicates}",
+        acked.len(),
+        per_id.len()
+    );
+    assert_eq!(duplicates, 0, "an event was stored twice");
+    assert!(acked.len() >= 200, "{} acknowledged", acked.len());
+}
