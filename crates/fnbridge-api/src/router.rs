@@ -22,8 +22,8 @@ use tracing::Instrument;
 use crate::deadline::DeadlineBody;
 use crate::error::{ApiError, ErrorBody};
 use crate::{
-    aliases, async_config, bus, cdn, dlq, events, functions, identity, invoke, tasks, testing,
-    triggers, versions,
+    aliases, archives, async_config, bus, cdn, dlq, events, functions, identity, invoke, tasks,
+    testing, triggers, versions,
 };
 
 /// EventBridge's PutEvents, as its SDK calls it; its errors are rendered in EventBridge's shape
@@ -136,6 +136,17 @@ pub fn router(state: AppState) -> Router {
         .route("/buses", post(bus::create).get(bus::list))
         .route("/test-event-pattern", post(bus::test_pattern))
         .route("/buses/{bus}", get(bus::get).delete(bus::delete))
+        .route("/archives", post(archives::create).get(archives::list))
+        .route(
+            "/archives/{name}",
+            get(archives::get).delete(archives::delete),
+        )
+        .route(
+            "/replays",
+            post(archives::start).get(archives::list_replays),
+        )
+        .route("/replays/{name}", get(archives::get_replay))
+        .route("/replays/{name}/cancel", post(archives::cancel_replay))
         .route("/stats", get(stats))
         .route("/dlq", get(dlq::list))
         .route("/dlq/{id}", get(dlq::get).delete(dlq::delete))

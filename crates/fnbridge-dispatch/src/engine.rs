@@ -153,6 +153,8 @@ pub(crate) struct Inner {
     pub(crate) succeeded: AtomicU64,
     pub(crate) failed_attempts: AtomicU64,
     pub(crate) dead_lettered: AtomicU64,
+    /// The archives (bus and pattern) every committed CloudEvent is checked against.
+    pub(crate) archives: crate::archive::Archives,
 }
 
 /// The delivery engine. Cheap to clone.
@@ -230,12 +232,13 @@ impl Dispatcher {
             succeeded: AtomicU64::new(0),
             failed_attempts: AtomicU64::new(0),
             dead_lettered: AtomicU64::new(0),
+            archives: RwLock::new(Vec::new()),
         });
         let d = Dispatcher { inner };
         // The registry is loaded whole; open tasks are not: the scheduler learns which functions
         // have some and refills its window from the store, so start-up does not grow with the
         // backlog.
-        let (functions, versions, aliases, triggers, configs, open, backlogged) = store
+        let (functions, versions, aliases, triggers, configs, open, backlogged, archives) = store
             .read(|c| {
                 Ok((
                     c.list_functions("", "", usize::MAX >> 1)?,
@@ -245,9 +248,14 @@ impl Dispatcher {
                     c.all_async_configs()?,
                     c.count_open()?,
                     c.functions_with_open_tasks()?,
+                    c.list_archives()?,
                 ))
             })
             .await?;
+        *d.inner.archives.write().unwrap_or_else(|p| p.into_inner()) = archives
+            .iter()
+            .filter_map(crate::archive::ArchiveRule::new)
+            .collect();
         for f in functions {
             d.cache_function(f);
         }
@@ -292,6 +300,7 @@ impl Dispatcher {
         d.remove_orphaned_code().await;
         tokio::spawn(crate::delivery::run_loop(d.inner.clone()));
         tokio::spawn(crate::delivery::retention_loop(d.inner.clone()));
+        d.resume_replays().await?;
         Ok(d)
     }
 
@@ -377,7 +386,7 @@ impl Dispatcher {
 
     /// Refuses new work when the backlog is at its limit: an honest 503, never an
     /// acknowledgement the server cannot keep.
-    fn check_backlog(&self, adding: u64) -> Result<(), DispatchError> {
+    pub(crate) fn check_backlog(&self, adding: u64) -> Result<(), DispatchError> {
         if self.inner.stopping.load(Ordering::Acquire) {
             return Err(DispatchError::ShuttingDown);
         }
@@ -1062,6 +1071,18 @@ pub(crate) fn plan_bus_events(
     c: &dyn Tx,
     events: Vec<BusEvent>,
 ) -> Result<Vec<Job>, StoreError> {
+    plan_bus_events_for(inner, c, events, &[])
+}
+
+/// [`plan_bus_events`] for the `eventbridge` triggers named in `rules` (`function/trigger`)
+/// only, or every trigger when `rules` is empty (a replay into chosen rules). A CloudEvent that
+/// is not a replay is also copied into each archive of its bus whose pattern it matches.
+pub(crate) fn plan_bus_events_for(
+    inner: &Inner,
+    c: &dyn Tx,
+    events: Vec<BusEvent>,
+    rules: &[String],
+) -> Result<Vec<Job>, StoreError> {
     let now = now_ms();
     let mut jobs = Vec::new();
     for ev in events {
@@ -1073,6 +1094,9 @@ pub(crate) fn plan_bus_events(
             Vec::new()
         });
         let body = text.into_string();
+        if ev.source == EventSource::CloudEvent && !ev.body.contains_key("aliyunreplayname") {
+            archive_copy(inner, c, &ev, &body, now)?;
+        }
         let mut tasks = Vec::new();
         {
             let reg = inner.registry.read().unwrap_or_else(|p| p.into_inner());
@@ -1081,6 +1105,13 @@ pub(crate) fn plan_bus_events(
                     continue;
                 };
                 if !is_trigger_for(t.trigger_type, ev.source) {
+                    continue;
+                }
+                if !rules.is_empty()
+                    && !rules
+                        .iter()
+                        .any(|r| *r == format!("{}/{}", t.function_name, t.trigger_name))
+                {
                     continue;
                 }
                 let shape = if t.trigger_type == TriggerType::EventBridge {
@@ -1155,4 +1186,30 @@ pub(crate) fn plan_bus_events(
         }
     }
     Ok(jobs)
+}
+
+/// Copies a committed CloudEvent into every archive of its bus whose pattern it matches.
+fn archive_copy(
+    inner: &Inner,
+    c: &dyn Tx,
+    ev: &BusEvent,
+    body: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    let archives = inner.archives.read().unwrap_or_else(|p| p.into_inner());
+    if archives.is_empty() {
+        return Ok(());
+    }
+    let bus = ev
+        .body
+        .get("aliyuneventbusname")
+        .and_then(|v| v.as_str())
+        .unwrap_or("default");
+    let time_ms = crate::archive::event_time_ms(&ev.body, now);
+    for a in archives.iter().filter(|a| a.bus == bus) {
+        if a.pattern.matches(body.as_bytes()).unwrap_or(false) {
+            c.append_archive_event(&a.name, time_ms, now, body)?;
+        }
+    }
+    Ok(())
 }

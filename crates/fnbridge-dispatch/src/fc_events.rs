@@ -80,7 +80,10 @@ pub fn event(
         data.insert("handler".into(), c.handler.clone().into());
         data.insert("codeChecksum".into(), c.code_checksum.clone().into());
         data.insert("codeSize".into(), c.code_size.into());
-        data.insert("lastModifiedTime".into(), c.last_modified_time.clone().into());
+        data.insert(
+            "lastModifiedTime".into(),
+            c.last_modified_time.clone().into(),
+        );
     }
     if let Some((v, description)) = version {
         data.insert("versionId".into(), v.to_string().into());

@@ -6,6 +6,8 @@
 //! - `engine`: the `Dispatcher`: registry caches, qualifier resolution, ingest and async
 //!   invocations (durable, then admitted to the scheduler), each invocation's credentials (its
 //!   role's, from `fnbridge_auth::Auth`), shutdown.
+//! - `archive`: event archives (matching CloudEvents copied in the commit that publishes them)
+//!   and replays (an archived time range published again, page by page, with its progress).
 //! - `cloudevents`: custom CloudEvents put on a bus (`Dispatcher::put_events`), each checked,
 //!   per-entry results.
 //! - `fc_events`: the `acs.fc` CloudEvents of function lifecycle changes, committed by the
@@ -20,6 +22,7 @@
 //! - `destination`: the payload sent to `onSuccess`/`onFailure` destinations.
 //! - `ids`: request, task and function ids in FC's shapes.
 
+pub mod archive;
 pub mod cloudevents;
 mod delivery;
 pub mod destination;

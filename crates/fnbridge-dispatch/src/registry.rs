@@ -61,6 +61,14 @@ pub enum RegistryError {
         rules: usize,
         names: String,
     },
+    #[error("archive '{0}' does not exist")]
+    ArchiveNotFound(String),
+    #[error("archive '{0}' already exists")]
+    ArchiveAlreadyExists(String),
+    #[error("replay '{0}' does not exist")]
+    ReplayNotFound(String),
+    #[error("replay '{0}' already exists")]
+    ReplayAlreadyExists(String),
     #[error("AsyncConfig for {function}:{qualifier} does not exist.")]
     AsyncConfigNotFound { function: String, qualifier: String },
     /// A request that is well-formed but breaks a rule (a limit, a loop, nothing to publish).
@@ -280,20 +288,21 @@ impl Dispatcher {
         let _order = self.registry_lock().await;
         let stored = f.clone();
         let ev = self.fc_event(Lifecycle::Updated, &f.function_name, Some(&f), None);
-        let unused = self.write_with_events(move |c| {
-            let name = &stored.function_name;
-            let Some(old) = c.get_function(name)? else {
-                return Err(RegistryError::FunctionNotFound(name.clone()));
-            };
-            c.update_function(&stored)?;
-            // Published versions keep their code: only an unreferenced revision is removed.
-            let kept = old.revision == stored.revision
-                || c.list_versions(name)?
-                    .iter()
-                    .any(|v| v.config.revision == old.revision);
-            Ok(((!kept).then_some(old.revision), vec![ev]))
-        })
-        .await?;
+        let unused = self
+            .write_with_events(move |c| {
+                let name = &stored.function_name;
+                let Some(old) = c.get_function(name)? else {
+                    return Err(RegistryError::FunctionNotFound(name.clone()));
+                };
+                c.update_function(&stored)?;
+                // Published versions keep their code: only an unreferenced revision is removed.
+                let kept = old.revision == stored.revision
+                    || c.list_versions(name)?
+                        .iter()
+                        .any(|v| v.config.revision == old.revision);
+                Ok(((!kept).then_some(old.revision), vec![ev]))
+            })
+            .await?;
         self.cache_function(f);
         Ok(Updated {
             unused_revision: unused,

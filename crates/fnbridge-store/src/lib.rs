@@ -17,9 +17,11 @@
 //! - `logs`: function logs per invocation, and saved test events.
 //! - `objects`: object-store metadata: buckets, objects, multipart uploads and parts.
 //! - `buses`: custom event buses.
+//! - `archives`: event archives (copies of a bus's matching events) and replays with their progress.
 //! - `cdn`: CDN domains, refresh/push/block tasks and blocked URLs.
 //! - `error`: `StoreError`.
 
+pub mod archives;
 pub mod buses;
 pub mod cdn;
 mod db;

@@ -179,7 +179,10 @@ fn kill_9_during_put_events_from_four_clients_loses_no_acknowledged_event() {
             .strip_prefix('c')
             .and_then(|r| r.split_once('-'))
             .unwrap_or_else(|| panic!("a delivery of an event no client sent: {id}"));
-        assert!(c.parse::<u8>().unwrap() < 4 && n.parse::<u64>().is_ok(), "{id}");
+        assert!(
+            c.parse::<u8>().unwrap() < 4 && n.parse::<u64>().is_ok(),
+            "{id}"
+        );
     }
     // The SDK does not resend, so an event is stored, and delivered, once; those committed but
     // not acknowledged (the kill came before the answer) are the only extras.
