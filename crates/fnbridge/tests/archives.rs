@@ -299,3 +299,113 @@ fn bad_archive_and_replay_requests_are_refused_naming_the_field() {
         "'a'",
     );
 }
+
+/// Runs the CLI against `s`; returns (exit code, stdout, stderr).
+fn cli(s: &Server, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(BIN)
+        .args(args)
+        .args(["--endpoint", &s.base, "--token", &s.token])
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+fn cli_json(s: &Server, args: &[&str]) -> Value {
+    let mut all = args.to_vec();
+    all.push("--json");
+    let (code, out, err) = cli(s, &all);
+    assert_eq!(code, 0, "fnbridge {args:?}: {out}{err}");
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
+}
+
+#[test]
+fn the_cli_archives_and_replays_an_hour() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path());
+    ok_json(s.deploy("orders", &[("index.py", ECHO)], json!({})));
+    shop_trigger(&s, "orders");
+    let a = cli_json(
+        &s,
+        &[
+            "archive",
+            "create",
+            "shop",
+            "--pattern",
+            r#"{"source":["my.shop"]}"#,
+            "--retention-days",
+            "30",
+        ],
+    );
+    assert_eq!(a["retentionDays"], 30);
+    let batch = json!([
+        event("h1", "2026-11-26T10:15:00Z", "my.shop"),
+        event("h2", "2026-11-26T10:45:00Z", "my.shop"),
+        event("l1", "2026-11-26T11:15:00Z", "my.shop"),
+    ]);
+    let r = s
+        .req(reqwest::Method::POST, "/buses/default/events")
+        .header("Content-Type", "application/cloudevents-batch+json")
+        .body(batch.to_string())
+        .send()
+        .unwrap();
+    assert_eq!(ok_json(r)["FailedEntryCount"], 0);
+    delivered(&s, "orders", 3);
+    assert_eq!(cli_json(&s, &["archive", "get", "shop"])["eventCount"], 3);
+    let (code, text, _) = cli(&s, &["archive", "list"]);
+    assert_eq!(code, 0);
+    assert!(
+        text.contains("shop") && text.contains("RETENTION DAYS"),
+        "{text}"
+    );
+
+    // `replay start` waits for the end and prints the final state.
+    let r = cli_json(
+        &s,
+        &[
+            "replay",
+            "start",
+            "hour",
+            "--archive",
+            "shop",
+            "--start",
+            "2026-11-26T10:00:00Z",
+            "--end",
+            "2026-11-26T11:00:00Z",
+            "--rule",
+            "orders/shop",
+        ],
+    );
+    assert_eq!(r["state"], "COMPLETED", "{r}");
+    assert_eq!(r["eventsDone"], 2);
+    assert_eq!(r["eventsTotal"], 2);
+    assert_eq!(r["rules"], json!(["orders/shop"]));
+    assert_eq!(by_replay(&delivered(&s, "orders", 5))["hour"], ["h1", "h2"]);
+    let (code, text, _) = cli(&s, &["replay", "get", "hour"]);
+    assert_eq!(code, 0);
+    assert!(
+        text.contains("COMPLETED") && text.contains("eventsDone"),
+        "{text}"
+    );
+    let (_, text, _) = cli(&s, &["replay", "list"]);
+    assert!(
+        text.contains("hour") && text.contains("COMPLETED"),
+        "{text}"
+    );
+
+    // Refusals exit non-zero with the server's words.
+    let (code, _, err) = cli(&s, &["replay", "cancel", "hour"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("not RUNNING"), "{err}");
+    let (code, _, err) = cli(&s, &["archive", "create", "bad", "--pattern", "{not json"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("--pattern"), "{err}");
+    let (code, _, _) = cli(&s, &["archive", "delete", "shop"]);
+    assert_eq!(code, 0);
+    let (code, _, err) = cli(&s, &["archive", "get", "shop"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("ArchiveNotExist"), "{err}");
+}
