@@ -414,7 +414,10 @@ fn the_cli_archives_and_replays_an_hour() {
 fn a_replay_killed_mid_way_resumes_after_restart_without_repeats_or_gaps() {
     let dir = tempfile::tempdir().unwrap();
     // A small backlog bound makes the replay wait for deliveries, so the kill lands mid-way.
-    let mut s = Server::start_with(dir.path(), &["--retry-base-ms", "20", "--max-backlog", "250"]);
+    let mut s = Server::start_with(
+        dir.path(),
+        &["--retry-base-ms", "20", "--max-backlog", "250"],
+    );
     ok_json(s.post(
         "/archives",
         &json!({"archiveName": "all", "eventPattern": {"source": ["my.shop"]}}),
@@ -458,7 +461,10 @@ fn a_replay_killed_mid_way_resumes_after_restart_without_repeats_or_gaps() {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let r = s.get("/replays/r");
-        assert_eq!(r["state"], "RUNNING", "the replay ended before the kill: {r}");
+        assert_eq!(
+            r["state"], "RUNNING",
+            "the replay ended before the kill: {r}"
+        );
         if r["eventsDone"].as_u64().unwrap() >= 300 {
             break;
         }
@@ -488,7 +494,9 @@ fn a_replay_killed_mid_way_resumes_after_restart_without_repeats_or_gaps() {
         for t in v["asyncTasks"].as_array().unwrap() {
             let e: Value = serde_json::from_str(t["taskPayload"].as_str().unwrap()).unwrap();
             assert_eq!(e["aliyunreplayname"], "r");
-            *per_id.entry(e["id"].as_str().unwrap().to_string()).or_default() += 1;
+            *per_id
+                .entry(e["id"].as_str().unwrap().to_string())
+                .or_default() += 1;
         }
         match v["nextToken"].as_str() {
             Some(t) if !t.is_empty() => token = t.to_string(),
@@ -496,5 +504,8 @@ fn a_replay_killed_mid_way_resumes_after_restart_without_repeats_or_gaps() {
         }
     }
     assert_eq!(per_id.len(), n as usize);
-    assert!(per_id.values().all(|&c| c == 1), "an event was replayed twice");
+    assert!(
+        per_id.values().all(|&c| c == 1),
+        "an event was replayed twice"
+    );
 }
