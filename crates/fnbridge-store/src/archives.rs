@@ -320,3 +320,16 @@ pub(crate) fn list_replays(c: &Connection) -> Result<Vec<Replay>, StoreError> {
         .collect::<Result<Vec<_>, _>>()?;
     Ok(rows)
 }
+
+/// Removes up to `batch` replays that ended before `cutoff_ms` (running ones are kept).
+pub(crate) fn prune_replays(
+    c: &Connection,
+    cutoff_ms: i64,
+    batch: usize,
+) -> Result<usize, StoreError> {
+    Ok(c.prepare_cached(
+        "DELETE FROM replays WHERE name IN (
+             SELECT name FROM replays WHERE ended_ms IS NOT NULL AND ended_ms < ?1 LIMIT ?2)",
+    )?
+    .execute(params![cutoff_ms, batch as i64])?)
+}

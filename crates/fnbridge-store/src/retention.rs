@@ -23,11 +23,13 @@ pub struct Pruned {
     pub logs: usize,
     /// Archived events past their archive's retention.
     pub archived: usize,
+    /// Replays that ended longer ago than finished tasks are kept.
+    pub replays: usize,
 }
 
 impl Pruned {
     pub fn total(&self) -> usize {
-        self.tasks + self.events + self.logs + self.archived
+        self.tasks + self.events + self.logs + self.archived + self.replays
     }
 }
 
@@ -79,10 +81,12 @@ pub(crate) fn prune(
         )?
         .execute(params![cutoff, batch as i64])?;
     let archived = crate::archives::prune_archives(c, now_ms, batch)?;
+    let replays = crate::archives::prune_replays(c, cutoff, batch)?;
     Ok(Pruned {
         tasks: ids.len(),
         events,
         logs,
         archived,
+        replays,
     })
 }
