@@ -61,6 +61,8 @@ pub enum RegistryError {
         rules: usize,
         names: String,
     },
+    #[error("event bus '{bus}' has archive(s) {names}; delete them first")]
+    BusHasArchives { bus: String, names: String },
     #[error("archive '{0}' does not exist")]
     ArchiveNotFound(String),
     #[error("archive '{0}' already exists")]
@@ -98,6 +100,7 @@ where
 impl Dispatcher {
     /// Like [`write`], and the bus events `f` returns are matched and committed with their
     /// tasks in the same transaction (`acs.fc` lifecycle events), admitted after the commit.
+    /// Not refused at the backlog limit: a registry change is never held back by the queue.
     async fn write_with_events<T, F>(&self, f: F) -> Result<T, RegistryError>
     where
         T: Send + 'static,
@@ -670,8 +673,8 @@ impl Dispatcher {
         Ok(bus)
     }
 
-    /// Deletes a custom bus; refused while an `eventbridge` trigger (a rule) names it, checked
-    /// in the same transaction as the delete.
+    /// Deletes a custom bus; refused while an `eventbridge` trigger (a rule) or an archive names
+    /// it, checked in the same transaction as the delete.
     pub async fn delete_bus(&self, name: &str) -> Result<(), RegistryError> {
         let _order = self.registry_lock().await;
         let name = name.to_string();
@@ -698,6 +701,18 @@ impl Dispatcher {
                     bus: name,
                     rules: rules.len(),
                     names: rules.join(", "),
+                });
+            }
+            let archives: Vec<String> = c
+                .list_archives()?
+                .into_iter()
+                .filter(|a| a.bus == name)
+                .map(|a| a.name)
+                .collect();
+            if !archives.is_empty() {
+                return Err(RegistryError::BusHasArchives {
+                    bus: name,
+                    names: archives.join(", "),
                 });
             }
             c.delete_bus(&name)?;

@@ -287,6 +287,31 @@ fn bad_archive_and_replay_requests_are_refused_naming_the_field() {
         "'r'",
     );
     assert_eq!(wait_replay(&s, "r")["eventsTotal"], 0);
+    // A bus with an archive is not deleted until the archive is.
+    ok_json(post("/buses", json!({"eventBusName": "orders"})));
+    ok_json(post(
+        "/archives",
+        json!({"archiveName": "of-orders", "eventBusName": "orders",
+               "eventPattern": {"source": ["x"]}}),
+    ));
+    expect_error(
+        s.req(reqwest::Method::DELETE, "/buses/orders")
+            .send()
+            .unwrap(),
+        409,
+        "EventBusNotEmpty",
+        "archive(s) of-orders",
+    );
+    let r = s
+        .req(reqwest::Method::DELETE, "/archives/of-orders")
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let r = s
+        .req(reqwest::Method::DELETE, "/buses/orders")
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 204);
     let r = s
         .req(reqwest::Method::DELETE, "/archives/a")
         .send()
