@@ -186,6 +186,11 @@ impl From<RegistryError> for ApiError {
             RegistryError::BusNotFound(_) => ApiError::not_found("EventBusNotExist", m),
             RegistryError::BusAlreadyExists(_) => ApiError::conflict("EventBusAlreadyExist", m),
             RegistryError::BusNotEmpty { .. } => ApiError::conflict("EventBusNotEmpty", m),
+            RegistryError::BusHasArchives { .. } => ApiError::conflict("EventBusNotEmpty", m),
+            RegistryError::ArchiveNotFound(_) => ApiError::not_found("ArchiveNotExist", m),
+            RegistryError::ArchiveAlreadyExists(_) => ApiError::conflict("ArchiveAlreadyExist", m),
+            RegistryError::ReplayNotFound(_) => ApiError::not_found("ReplayNotExist", m),
+            RegistryError::ReplayAlreadyExists(_) => ApiError::conflict("ReplayAlreadyExist", m),
             RegistryError::Store(s) => s.into(),
         }
     }

@@ -144,6 +144,38 @@ pub(crate) fn action_for(
             "eventbridge:DeleteEventBus",
             format!("acs:eventbridge:{region}:{account}:eventbus/{bus}"),
         ),
+        ("POST", ["archives"]) => (
+            "eventbridge:CreateArchive",
+            format!("acs:eventbridge:{region}:{account}:archive/*"),
+        ),
+        ("GET", ["archives"]) => (
+            "eventbridge:ListArchives",
+            format!("acs:eventbridge:{region}:{account}:archive/*"),
+        ),
+        ("GET", ["archives", name]) => (
+            "eventbridge:DescribeArchive",
+            format!("acs:eventbridge:{region}:{account}:archive/{name}"),
+        ),
+        ("DELETE", ["archives", name]) => (
+            "eventbridge:DeleteArchive",
+            format!("acs:eventbridge:{region}:{account}:archive/{name}"),
+        ),
+        ("POST", ["replays"]) => (
+            "eventbridge:StartReplay",
+            format!("acs:eventbridge:{region}:{account}:replay/*"),
+        ),
+        ("GET", ["replays"]) => (
+            "eventbridge:ListReplays",
+            format!("acs:eventbridge:{region}:{account}:replay/*"),
+        ),
+        ("GET", ["replays", name]) => (
+            "eventbridge:DescribeReplay",
+            format!("acs:eventbridge:{region}:{account}:replay/{name}"),
+        ),
+        ("POST", ["replays", name, "cancel"]) => (
+            "eventbridge:CancelReplay",
+            format!("acs:eventbridge:{region}:{account}:replay/{name}"),
+        ),
         ("POST", ["buses", bus, "events"]) => (
             "eventbridge:PutEvents",
             format!("acs:eventbridge:{region}:{account}:eventbus/{bus}"),

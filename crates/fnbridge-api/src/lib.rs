@@ -16,11 +16,13 @@
 //! - `code`: code packages: base64 zip decoding, CRC-64 checksums, safe unpacking.
 //! - `testing`: saved test events, templates, and the function log.
 //! - `deps`: `requirements.txt` installed into the code directory with pip at deploy time.
+//! - `archives`: event archives and replays (`/archives`, `/replays`).
 //! - `functions`, `versions`, `aliases`, `triggers`, `invoke`, `async_config`, `tasks`, `events`,
 //!   `dlq`: one module per
 //!   resource, each a set of handlers.
 
 mod aliases;
+mod archives;
 mod async_config;
 mod body;
 mod bus;

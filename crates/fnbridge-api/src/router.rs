@@ -1,6 +1,7 @@
 //! The route table and the middleware every request passes: a request id (`x-fc-request-id`)
 //! with a tracing span carrying it, a deadline on reading the body, a panic guard,
-//! authentication (`identity::authenticate`), and rendering of `ApiError`s into FC's error body.
+//! authentication (`identity::authenticate`), and rendering of `ApiError`s into FC's error body
+//! (EventBridge's lower-case one on PutEvents).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -21,9 +22,13 @@ use tracing::Instrument;
 use crate::deadline::DeadlineBody;
 use crate::error::{ApiError, ErrorBody};
 use crate::{
-    aliases, async_config, bus, cdn, dlq, events, functions, identity, invoke, tasks, testing,
-    triggers, versions,
+    aliases, archives, async_config, bus, cdn, dlq, events, functions, identity, invoke, tasks,
+    testing, triggers, versions,
 };
+
+/// EventBridge's PutEvents, as its SDK calls it; its errors are rendered in EventBridge's shape
+/// `{"code","message","requestId"}`, every other route's in FC's `{"Code","Message","RequestId"}`.
+const PUT_EVENTS: &str = "/openapi/putEvents";
 
 /// Everything a handler needs.
 #[derive(Clone)]
@@ -126,11 +131,22 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(cdn::rpc).post(cdn::rpc))
         .route("/events", post(events::put))
         .route("/events/explain", post(events::explain))
-        .route("/openapi/putEvents", post(bus::put_events))
+        .route(PUT_EVENTS, post(bus::put_events))
         .route("/buses/{bus}/events", post(bus::post_binding))
         .route("/buses", post(bus::create).get(bus::list))
         .route("/test-event-pattern", post(bus::test_pattern))
         .route("/buses/{bus}", get(bus::get).delete(bus::delete))
+        .route("/archives", post(archives::create).get(archives::list))
+        .route(
+            "/archives/{name}",
+            get(archives::get).delete(archives::delete),
+        )
+        .route(
+            "/replays",
+            post(archives::start).get(archives::list_replays),
+        )
+        .route("/replays/{name}", get(archives::get_replay))
+        .route("/replays/{name}/cancel", post(archives::cancel_replay))
         .route("/stats", get(stats))
         .route("/dlq", get(dlq::list))
         .route("/dlq/{id}", get(dlq::get).delete(dlq::delete))
@@ -224,6 +240,16 @@ async fn request_id(State(edge): State<Edge>, req: Request, next: Next) -> Respo
 #[derive(Debug, Clone)]
 pub(crate) struct RequestId(pub String);
 
+/// The error body of a request to `path`: EventBridge's lower-case one on PutEvents (its SDK
+/// reads `code`, `message` and `requestId`), FC's everywhere else.
+fn error_body(path: &str, code: &str, message: &str, id: &str) -> serde_json::Value {
+    if path == PUT_EVENTS {
+        serde_json::json!({"code": code, "message": message, "requestId": id})
+    } else {
+        serde_json::json!({"Code": code, "Message": message, "RequestId": id})
+    }
+}
+
 async fn respond(edge: Edge, id: String, mut req: Request, next: Next) -> Response {
     req.extensions_mut().insert(RequestId(id.clone()));
     let (method, path) = (req.method().clone(), req.uri().path().to_owned());
@@ -250,7 +276,7 @@ async fn respond(edge: Edge, id: String, mut req: Request, next: Next) -> Respon
     if let Some(err) = resp.extensions_mut().remove::<ErrorBody>() {
         let status = resp.status();
         let retry_after = resp.headers().get(header::RETRY_AFTER).cloned();
-        let body = serde_json::json!({"Code": err.code, "Message": err.message, "RequestId": id});
+        let body = error_body(&path, err.code, &err.message, &id);
         resp = (
             status,
             [(header::CONTENT_TYPE, "application/json")],
@@ -261,11 +287,12 @@ async fn respond(edge: Edge, id: String, mut req: Request, next: Next) -> Respon
             resp.headers_mut().insert(header::RETRY_AFTER, v);
         }
     } else if resp.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        let body = serde_json::json!({
-            "Code": "EntityTooLarge",
-            "Message": format!("payload size exceeds maximum allowed size ({MAX_API_BODY} bytes)"),
-            "RequestId": id
-        });
+        let body = error_body(
+            &path,
+            "EntityTooLarge",
+            &format!("payload size exceeds maximum allowed size ({MAX_API_BODY} bytes)"),
+            &id,
+        );
         resp = (
             StatusCode::BAD_REQUEST,
             [(header::CONTENT_TYPE, "application/json")],

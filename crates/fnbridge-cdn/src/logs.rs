@@ -445,7 +445,7 @@ async fn finish(
             fnbridge_objectstore::events::Op::Put,
             fnbridge_store::objects::ObjectKind::Normal,
             &ctx,
-            vec![ev],
+            events::with_cloud_events(&cdn.inner.cfg.identity, vec![ev], now_s * 1000),
         )
         .await
         .map_err(|e| CdnError::internal(format!("log bucket: {e}")))?;

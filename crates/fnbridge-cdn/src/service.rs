@@ -368,7 +368,8 @@ impl Cdn {
         Ok(())
     }
 
-    /// Runs a change with its events in one transaction, then refreshes the snapshot.
+    /// Runs a change with its events (each CDN event also as its `acs.cdn` CloudEvent) in one
+    /// transaction, then refreshes the snapshot.
     async fn commit<T, F>(&self, f: F) -> Result<T, CdnError>
     where
         T: Send + 'static,
@@ -380,6 +381,10 @@ impl Cdn {
             + 'static,
     {
         let _g = self.inner.write_lock.lock().await;
+        let id = self.inner.cfg.identity.clone();
+        let f = move |tx: &dyn fnbridge_store::Tx| {
+            f(tx).map(|(v, evs)| (v, events::with_cloud_events(&id, evs, now_ms())))
+        };
         let v = fnbridge_objectstore::sink::commit(&*self.inner.sink, f).await?;
         self.reload().await?;
         Ok(v)

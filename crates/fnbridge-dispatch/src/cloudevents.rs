@@ -32,8 +32,8 @@ pub struct EntryResult {
 /// (`specversion` "1.0"), the optional ones strings, `data` and `data_base64` not both, the
 /// bus extension (when given) naming `bus`, the size bound. Returns the event with the bus and
 /// publish extensions set.
-pub fn check(event: &Value, bus: &str, now_iso: &str) -> Result<Map<String, Value>, String> {
-    let Value::Object(m) = event else {
+pub fn check(event: Value, bus: &str, now_iso: &str) -> Result<Map<String, Value>, String> {
+    let Value::Object(mut m) = event else {
         return Err("a CloudEvent must be a json object".into());
     };
     for key in ["id", "source", "specversion", "type"] {
@@ -73,17 +73,37 @@ pub fn check(event: &Value, bus: &str, now_iso: &str) -> Result<Map<String, Valu
             "aliyuneventbusname: {v} is not the bus the event was put on (\"{bus}\")"
         ));
     }
-    let mut out = m.clone();
-    out.insert("aliyuneventbusname".into(), Value::String(bus.into()));
-    out.entry("aliyunpublishtime")
+    m.insert("aliyuneventbusname".into(), Value::String(bus.into()));
+    m.entry("aliyunpublishtime")
         .or_insert_with(|| Value::String(now_iso.into()));
-    let size = serde_json::to_string(&out).map(|s| s.len()).unwrap_or(0);
+    let out = m;
+    let size = serialized_len(&out);
     if size > MAX_EVENT_BYTES {
         return Err(format!(
             "the event is {size} bytes, more than {MAX_EVENT_BYTES}"
         ));
     }
     Ok(out)
+}
+
+/// Bytes of `m` as compact JSON, counted without building the text.
+fn serialized_len(m: &Map<String, Value>) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut c = Count(0);
+    match serde_json::to_writer(&mut c, m) {
+        Ok(()) => c.0,
+        // Cannot happen for a map of JSON values; counted as too large rather than accepted.
+        Err(_) => usize::MAX,
+    }
 }
 
 impl Dispatcher {
@@ -110,7 +130,7 @@ impl Dispatcher {
         }
         let mut results = Vec::with_capacity(events.len());
         let mut accepted = Vec::new();
-        for ev in &events {
+        for ev in events {
             let event_id = ev
                 .get("id")
                 .and_then(Value::as_str)
@@ -161,30 +181,36 @@ mod tests {
     #[test]
     fn required_attributes_and_bus() {
         let ok = json!({"id": "1", "source": "app", "specversion": "1.0", "type": "t", "data": {"a": 1}});
-        let m = check(&ok, "default", "2026-11-26T00:00:00.000Z").unwrap();
+        let m = check(ok.clone(), "default", "2026-11-26T00:00:00.000Z").unwrap();
         assert_eq!(m["aliyuneventbusname"], "default");
         assert_eq!(m["aliyunpublishtime"], "2026-11-26T00:00:00.000Z");
         for key in ["id", "source", "specversion", "type"] {
             let mut e = ok.clone();
             e.as_object_mut().unwrap().remove(key);
             assert_eq!(
-                check(&e, "default", "").unwrap_err(),
+                check(e, "default", "").unwrap_err(),
                 format!("{key}: required attribute is missing")
             );
         }
         let mut e = ok.clone();
         e["specversion"] = json!("0.3");
         assert!(
-            check(&e, "default", "")
+            check(e, "default", "")
                 .unwrap_err()
                 .starts_with("specversion")
         );
         let mut e = ok.clone();
         e["aliyuneventbusname"] = json!("other");
-        assert!(check(&e, "default", "").is_err());
+        assert!(check(e, "default", "").is_err());
         let mut e = ok.clone();
         e["data_base64"] = json!("eA==");
-        assert!(check(&e, "default", "").is_err());
-        assert!(check(&json!([1]), "default", "").is_err());
+        assert!(check(e, "default", "").is_err());
+        assert!(check(json!([1]), "default", "").is_err());
+        // The size bound counts the event as stored, extensions included.
+        let big = json!({"id": "1", "source": "s", "specversion": "1.0", "type": "t",
+                         "data": "x".repeat(MAX_EVENT_BYTES)});
+        assert!(check(big, "default", "").unwrap_err().contains("more than"));
+        let m = check(ok, "default", "").unwrap();
+        assert_eq!(serialized_len(&m), serde_json::to_string(&m).unwrap().len());
     }
 }

@@ -153,6 +153,8 @@ pub(crate) struct Inner {
     pub(crate) succeeded: AtomicU64,
     pub(crate) failed_attempts: AtomicU64,
     pub(crate) dead_lettered: AtomicU64,
+    /// The archives (bus and pattern) every committed CloudEvent is checked against.
+    pub(crate) archives: crate::archive::Archives,
 }
 
 /// The delivery engine. Cheap to clone.
@@ -230,12 +232,13 @@ impl Dispatcher {
             succeeded: AtomicU64::new(0),
             failed_attempts: AtomicU64::new(0),
             dead_lettered: AtomicU64::new(0),
+            archives: RwLock::new(Vec::new()),
         });
         let d = Dispatcher { inner };
         // The registry is loaded whole; open tasks are not: the scheduler learns which functions
         // have some and refills its window from the store, so start-up does not grow with the
         // backlog.
-        let (functions, versions, aliases, triggers, configs, open, backlogged, blocks) = store
+        let (functions, versions, aliases, triggers, configs, open, backlogged, blocks, archives) = store
             .read(|c| {
                 Ok((
                     c.list_functions("", "", usize::MAX >> 1)?,
@@ -246,6 +249,7 @@ impl Dispatcher {
                     c.count_open()?,
                     c.functions_with_open_tasks()?,
                     c.all_blocks()?,
+                    c.list_archives()?,
                 ))
             })
             .await?;
@@ -255,6 +259,10 @@ impl Dispatcher {
                 .sched
                 .block(&Arc::from(b.function_name), &b.trigger_name, b.task_row);
         }
+        *d.inner.archives.write().unwrap_or_else(|p| p.into_inner()) = archives
+            .iter()
+            .filter_map(crate::archive::ArchiveRule::new)
+            .collect();
         for f in functions {
             d.cache_function(f);
         }
@@ -302,6 +310,7 @@ impl Dispatcher {
         d.remove_orphaned_code().await;
         tokio::spawn(crate::delivery::run_loop(d.inner.clone()));
         tokio::spawn(crate::delivery::retention_loop(d.inner.clone()));
+        d.resume_replays().await?;
         Ok(d)
     }
 
@@ -387,7 +396,7 @@ impl Dispatcher {
 
     /// Refuses new work when the backlog is at its limit: an honest 503, never an
     /// acknowledgement the server cannot keep.
-    fn check_backlog(&self, adding: u64) -> Result<(), DispatchError> {
+    pub(crate) fn check_backlog(&self, adding: u64) -> Result<(), DispatchError> {
         if self.inner.stopping.load(Ordering::Acquire) {
             return Err(DispatchError::ShuttingDown);
         }
@@ -927,99 +936,7 @@ impl Dispatcher {
             .store
             .write(move |c| {
                 let (value, events) = f(c)?;
-                let now = now_ms();
-                let mut jobs = Vec::new();
-                for ev in events {
-                    let text = Serialized::from_map(&ev.body);
-                    // An object-store event always parses; a failure would be a bug, and
-                    // skipping its deliveries is better than refusing the change.
-                    let matched = inner.matcher.matches_serialized(&text).unwrap_or_else(|e| {
-                        tracing::error!(error = %e, "object event cannot be matched");
-                        Vec::new()
-                    });
-                    let body = text.into_string();
-                    let mut tasks = Vec::new();
-                    {
-                        let reg = inner.registry.read().unwrap_or_else(|p| p.into_inner());
-                        for id in matched {
-                            let Some(t) = reg.triggers.get(&id) else {
-                                continue;
-                            };
-                            if !is_trigger_for(t.trigger_type, ev.source) {
-                                continue;
-                            }
-                            let shape = if t.trigger_type == TriggerType::EventBridge {
-                                let o = RunOptions::from_config(&t.trigger_config);
-                                // A trigger sees the events of its own bus only.
-                                let bus = ev
-                                    .body
-                                    .get("aliyuneventbusname")
-                                    .and_then(|v| v.as_str())
-                                    .unwrap_or("default");
-                                if !o.enabled || o.bus != bus {
-                                    continue;
-                                }
-                                match o.schema {
-                                    EventSchema::RawData => Shape::RawData,
-                                    EventSchema::CloudEvents => Shape::Native,
-                                }
-                            } else if t
-                                .trigger_config
-                                .get("payloadFormat")
-                                .and_then(|v| v.as_str())
-                                == Some("s3")
-                            {
-                                Shape::S3
-                            } else {
-                                Shape::Native
-                            };
-                            tasks.push((
-                                t.function_name.clone(),
-                                t.qualifier.clone(),
-                                t.trigger_name.clone(),
-                                shape,
-                            ));
-                        }
-                    }
-                    // OSS events are the bus's record of every change; a COS record is only
-                    // stored when a trigger wants it.
-                    if tasks.is_empty() && ev.source != EventSource::Oss {
-                        continue;
-                    }
-                    let seq =
-                        c.append_event(&ev.id, ev.source.wire_name(), &ev.name, now, &body)?;
-                    let native = Bytes::from(ev.payload(&body));
-                    for (function_name, qualifier, trigger_name, shape) in tasks {
-                        // OSS payloads are rebuilt from the event log; other shapes are kept
-                        // with the task.
-                        let (stored, payload) = match (&ev.s3, shape) {
-                            (_, Shape::RawData) => {
-                                let p = ev.raw_data();
-                                (Some(p.clone().into_bytes()), Bytes::from(p))
-                            }
-                            (Some(rec), Shape::S3) => {
-                                let p = fnbridge_event::bus::records_payload(
-                                    &serde_json::to_string(rec).unwrap_or_default(),
-                                );
-                                (Some(p.clone().into_bytes()), Bytes::from(p))
-                            }
-                            _ if ev.source == EventSource::Oss => (None, native.clone()),
-                            _ => (Some(native.to_vec()), native.clone()),
-                        };
-                        let t = NewTask {
-                            task_id: ids::request_id(),
-                            function_name,
-                            qualifier,
-                            trigger_name: Some(trigger_name),
-                            event_seq: Some(seq),
-                            payload: stored,
-                            created_ms: now,
-                            hops: 0,
-                        };
-                        let row = c.insert_task(&t)?;
-                        jobs.push(Job::new(row, t, payload));
-                    }
-                }
+                let jobs = plan_bus_events(&inner, c, events)?;
                 Ok((value, jobs))
             })
             .await?;
@@ -1193,4 +1110,155 @@ fn custom_runtime(c: &CustomRuntimeConfig) -> CustomRuntime {
         port: c.port.unwrap_or(d.port),
         health_check,
     }
+}
+
+/// Inside a write transaction: matches each bus event, appends it to the event log (an OSS event
+/// always, another only when a trigger wants it) and inserts its tasks. Returns the jobs to admit
+/// once the transaction has committed.
+pub(crate) fn plan_bus_events(
+    inner: &Inner,
+    c: &dyn Tx,
+    events: Vec<BusEvent>,
+) -> Result<Vec<Job>, StoreError> {
+    plan_bus_events_for(inner, c, events, &[])
+}
+
+/// [`plan_bus_events`] for the `eventbridge` triggers named in `rules` (`function/trigger`)
+/// only, or every trigger when `rules` is empty (a replay into chosen rules). A CloudEvent that
+/// is not a replay is also copied into each archive of its bus whose pattern it matches.
+pub(crate) fn plan_bus_events_for(
+    inner: &Inner,
+    c: &dyn Tx,
+    events: Vec<BusEvent>,
+    rules: &[String],
+) -> Result<Vec<Job>, StoreError> {
+    let now = now_ms();
+    let mut jobs = Vec::new();
+    for ev in events {
+        let text = Serialized::from_map(&ev.body);
+        // An object-store event always parses; a failure would be a bug, and
+        // skipping its deliveries is better than refusing the change.
+        let matched = inner.matcher.matches_serialized(&text).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "object event cannot be matched");
+            Vec::new()
+        });
+        let body = text.into_string();
+        if ev.source == EventSource::CloudEvent && !ev.body.contains_key("aliyunreplayname") {
+            archive_copy(inner, c, &ev, &body, now)?;
+        }
+        let mut tasks = Vec::new();
+        {
+            let reg = inner.registry.read().unwrap_or_else(|p| p.into_inner());
+            for id in matched {
+                let Some(t) = reg.triggers.get(&id) else {
+                    continue;
+                };
+                if !is_trigger_for(t.trigger_type, ev.source) {
+                    continue;
+                }
+                if !rules.is_empty()
+                    && !rules
+                        .iter()
+                        .any(|r| *r == format!("{}/{}", t.function_name, t.trigger_name))
+                {
+                    continue;
+                }
+                let shape = if t.trigger_type == TriggerType::EventBridge {
+                    let o = RunOptions::from_config(&t.trigger_config);
+                    // A trigger sees the events of its own bus only.
+                    let bus = ev
+                        .body
+                        .get("aliyuneventbusname")
+                        .and_then(|v| v.as_str())
+                        .unwrap_or("default");
+                    if !o.enabled || o.bus != bus {
+                        continue;
+                    }
+                    match o.schema {
+                        EventSchema::RawData => Shape::RawData,
+                        EventSchema::CloudEvents => Shape::Native,
+                    }
+                } else if t
+                    .trigger_config
+                    .get("payloadFormat")
+                    .and_then(|v| v.as_str())
+                    == Some("s3")
+                {
+                    Shape::S3
+                } else {
+                    Shape::Native
+                };
+                tasks.push((
+                    t.function_name.clone(),
+                    t.qualifier.clone(),
+                    t.trigger_name.clone(),
+                    shape,
+                ));
+            }
+        }
+        // OSS events are the bus's record of every change; a COS record is only
+        // stored when a trigger wants it.
+        if tasks.is_empty() && ev.source != EventSource::Oss {
+            continue;
+        }
+        let seq = c.append_event(&ev.id, ev.source.wire_name(), &ev.name, now, &body)?;
+        let native = Bytes::from(ev.payload(&body));
+        for (function_name, qualifier, trigger_name, shape) in tasks {
+            // OSS payloads are rebuilt from the event log; other shapes are kept
+            // with the task.
+            let (stored, payload) = match (&ev.s3, shape) {
+                (_, Shape::RawData) => {
+                    let p = ev.raw_data();
+                    (Some(p.clone().into_bytes()), Bytes::from(p))
+                }
+                (Some(rec), Shape::S3) => {
+                    let p = fnbridge_event::bus::records_payload(
+                        &serde_json::to_string(rec).unwrap_or_default(),
+                    );
+                    (Some(p.clone().into_bytes()), Bytes::from(p))
+                }
+                _ if ev.source == EventSource::Oss => (None, native.clone()),
+                _ => (Some(native.to_vec()), native.clone()),
+            };
+            let t = NewTask {
+                task_id: ids::request_id(),
+                function_name,
+                qualifier,
+                trigger_name: Some(trigger_name),
+                event_seq: Some(seq),
+                payload: stored,
+                created_ms: now,
+                hops: 0,
+            };
+            let row = c.insert_task(&t)?;
+            jobs.push(Job::new(row, t, payload));
+        }
+    }
+    Ok(jobs)
+}
+
+/// Copies a committed CloudEvent into every archive of its bus whose pattern it matches.
+fn archive_copy(
+    inner: &Inner,
+    c: &dyn Tx,
+    ev: &BusEvent,
+    body: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    let archives = inner.archives.read().unwrap_or_else(|p| p.into_inner());
+    if archives.is_empty() {
+        return Ok(());
+    }
+    let bus = ev
+        .body
+        .get("aliyuneventbusname")
+        .and_then(|v| v.as_str())
+        .unwrap_or("default");
+    let time_ms = crate::archive::event_time_ms(&ev.body, now);
+    for a in archives.iter().filter(|a| a.bus == bus) {
+        if a.pattern.matches(body.as_bytes()).unwrap_or(false) {
+            c.append_archive_event(&a.name, time_ms, now, body)?;
+        }
+    }
+    Ok(())
 }

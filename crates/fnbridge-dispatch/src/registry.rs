@@ -22,7 +22,9 @@ use fnbridge_store::{Store, StoreError, now_ms};
 
 use crate::cloudevents::DEFAULT_BUS;
 use crate::destination::function_of_arn;
-use crate::engine::Dispatcher;
+use crate::engine::{Dispatcher, plan_bus_events};
+use crate::fc_events::{self, Lifecycle};
+use fnbridge_event::BusEvent;
 
 /// Why a registry change was refused. Each variant is one FC error code at the API edge.
 #[derive(Debug, thiserror::Error)]
@@ -59,6 +61,16 @@ pub enum RegistryError {
         rules: usize,
         names: String,
     },
+    #[error("event bus '{bus}' has archive(s) {names}; delete them first")]
+    BusHasArchives { bus: String, names: String },
+    #[error("archive '{0}' does not exist")]
+    ArchiveNotFound(String),
+    #[error("archive '{0}' already exists")]
+    ArchiveAlreadyExists(String),
+    #[error("replay '{0}' does not exist")]
+    ReplayNotFound(String),
+    #[error("replay '{0}' already exists")]
+    ReplayAlreadyExists(String),
     #[error("AsyncConfig for {function}:{qualifier} does not exist.")]
     AsyncConfigNotFound { function: String, qualifier: String },
     /// A request that is well-formed but breaks a rule (a limit, a loop, nothing to publish).
@@ -83,6 +95,49 @@ where
             Err(rule) => Ok(Err(rule)),
         })
         .await?
+}
+
+impl Dispatcher {
+    /// Like [`write`], and the bus events `f` returns are matched and committed with their
+    /// tasks in the same transaction (`acs.fc` lifecycle events), admitted after the commit.
+    /// Not refused at the backlog limit: a registry change is never held back by the queue.
+    async fn write_with_events<T, F>(&self, f: F) -> Result<T, RegistryError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&dyn Tx) -> Result<(T, Vec<BusEvent>), RegistryError> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        let (value, jobs) = self
+            .store()
+            .write(move |c| match f(c) {
+                Ok((v, events)) => Ok(Ok((v, plan_bus_events(&inner, c, events)?))),
+                Err(RegistryError::Store(e)) => Err(e),
+                Err(rule) => Ok(Err(rule)),
+            })
+            .await??;
+        self.admit(jobs);
+        Ok(value)
+    }
+
+    /// The `acs.fc` event of a lifecycle change of `function`.
+    fn fc_event(
+        &self,
+        what: Lifecycle,
+        function: &str,
+        config: Option<&FunctionConfig>,
+        version: Option<(u64, &str)>,
+    ) -> BusEvent {
+        let cfg = &self.inner.cfg;
+        fc_events::event(
+            &cfg.region,
+            &cfg.account_id,
+            what,
+            function,
+            config,
+            version,
+            fnbridge_store::now_ms(),
+        )
+    }
 }
 
 fn function_exists(c: &dyn Tx, function: &str) -> Result<(), RegistryError> {
@@ -216,14 +271,15 @@ impl Dispatcher {
     pub async fn create_function(&self, f: FunctionConfig) -> Result<(), RegistryError> {
         let _order = self.registry_lock().await;
         let stored = f.clone();
-        write(self.store(), move |c| {
+        let ev = self.fc_event(Lifecycle::Created, &f.function_name, Some(&f), None);
+        self.write_with_events(move |c| {
             if c.get_function(&stored.function_name)?.is_some() {
                 return Err(RegistryError::FunctionAlreadyExists(
                     stored.function_name.clone(),
                 ));
             }
             c.insert_function(&stored)?;
-            Ok(())
+            Ok(((), vec![ev]))
         })
         .await?;
         self.cache_function(f);
@@ -234,20 +290,22 @@ impl Dispatcher {
     pub async fn update_function(&self, f: FunctionConfig) -> Result<Updated, RegistryError> {
         let _order = self.registry_lock().await;
         let stored = f.clone();
-        let unused = write(self.store(), move |c| {
-            let name = &stored.function_name;
-            let Some(old) = c.get_function(name)? else {
-                return Err(RegistryError::FunctionNotFound(name.clone()));
-            };
-            c.update_function(&stored)?;
-            // Published versions keep their code: only an unreferenced revision is removed.
-            let kept = old.revision == stored.revision
-                || c.list_versions(name)?
-                    .iter()
-                    .any(|v| v.config.revision == old.revision);
-            Ok((!kept).then_some(old.revision))
-        })
-        .await?;
+        let ev = self.fc_event(Lifecycle::Updated, &f.function_name, Some(&f), None);
+        let unused = self
+            .write_with_events(move |c| {
+                let name = &stored.function_name;
+                let Some(old) = c.get_function(name)? else {
+                    return Err(RegistryError::FunctionNotFound(name.clone()));
+                };
+                c.update_function(&stored)?;
+                // Published versions keep their code: only an unreferenced revision is removed.
+                let kept = old.revision == stored.revision
+                    || c.list_versions(name)?
+                        .iter()
+                        .any(|v| v.config.revision == old.revision);
+                Ok(((!kept).then_some(old.revision), vec![ev]))
+            })
+            .await?;
         self.cache_function(f);
         Ok(Updated {
             unused_revision: unused,
@@ -259,10 +317,11 @@ impl Dispatcher {
     pub async fn delete_function(&self, name: &str) -> Result<(), RegistryError> {
         let _order = self.registry_lock().await;
         let n = name.to_string();
-        write(self.store(), move |c| {
-            if c.get_function(&n)?.is_none() {
+        let me = self.clone();
+        self.write_with_events(move |c| {
+            let Some(old) = c.get_function(&n)? else {
                 return Err(RegistryError::FunctionNotFound(n));
-            }
+            };
             let triggers = c.count_triggers(&n)?;
             if triggers > 0 {
                 return Err(RegistryError::FunctionNotEmpty {
@@ -271,7 +330,8 @@ impl Dispatcher {
                 });
             }
             c.delete_function(&n)?;
-            Ok(())
+            let ev = me.fc_event(Lifecycle::Deleted, &n, Some(&old), None);
+            Ok(((), vec![ev]))
         })
         .await?;
         self.uncache_function(name);
@@ -288,7 +348,8 @@ impl Dispatcher {
     ) -> Result<Version, RegistryError> {
         let _order = self.registry_lock().await;
         let f = function.to_string();
-        let v = write(self.store(), move |c| {
+        let me = self.clone();
+        let v = self.write_with_events(move |c| {
             let Some(latest) = c.get_function(&f)? else {
                 return Err(RegistryError::FunctionNotFound(f));
             };
@@ -300,7 +361,14 @@ impl Dispatcher {
                     last.version_id
                 )));
             }
-            Ok(c.publish_version(&f, &description, &created, &latest)?)
+            let v = c.publish_version(&f, &description, &created, &latest)?;
+            let ev = me.fc_event(
+                Lifecycle::VersionPublished,
+                &f,
+                Some(&v.config),
+                Some((v.version_id, &v.description)),
+            );
+            Ok((v, vec![ev]))
         })
         .await?;
         self.cache_version(&v);
@@ -624,8 +692,8 @@ impl Dispatcher {
         Ok(bus)
     }
 
-    /// Deletes a custom bus; refused while an `eventbridge` trigger (a rule) names it, checked
-    /// in the same transaction as the delete.
+    /// Deletes a custom bus; refused while an `eventbridge` trigger (a rule) or an archive names
+    /// it, checked in the same transaction as the delete.
     pub async fn delete_bus(&self, name: &str) -> Result<(), RegistryError> {
         let _order = self.registry_lock().await;
         let name = name.to_string();
@@ -654,6 +722,18 @@ impl Dispatcher {
                     bus: name,
                     rules: rules.len(),
                     names: rules.join(", "),
+                });
+            }
+            let archives: Vec<String> = c
+                .list_archives()?
+                .into_iter()
+                .filter(|a| a.bus == name)
+                .map(|a| a.name)
+                .collect();
+            if !archives.is_empty() {
+                return Err(RegistryError::BusHasArchives {
+                    bus: name,
+                    names: archives.join(", "),
                 });
             }
             c.delete_bus(&name)?;

@@ -133,7 +133,7 @@ CREATE TABLE IF NOT EXISTS roles(
 
 /// The schema version this build writes (`PRAGMA user_version`). Databases of an older version
 /// are migrated at open by `MIGRATIONS`; a newer one is refused.
-pub const SCHEMA_VERSION: i64 = 6;
+pub const SCHEMA_VERSION: i64 = 7;
 
 /// `MIGRATIONS[n]` brings a database from version `n` to `n + 1`. Version 0 is the first
 /// release's layout (no version stamped).
@@ -209,6 +209,8 @@ const MIGRATIONS: &[&str] = &[
     crate::buses::SCHEMA,
     // 5 -> 6: small objects' bytes inline (existing objects keep their files).
     crate::objects::DATA_SCHEMA,
+    // 6 -> 7: event archives and replays.
+    crate::archives::SCHEMA,
 ];
 
 /// Brings the schema to `SCHEMA_VERSION`: a new database gets the current layout, an older one
@@ -227,12 +229,13 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
     )?;
     if existing == 0 {
         conn.execute_batch(&format!(
-            "BEGIN; {SCHEMA} {} {} {} {} {} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;",
+            "BEGIN; {SCHEMA} {} {} {} {} {} {} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;",
             crate::objects::SCHEMA,
             crate::objects::DATA_SCHEMA,
             crate::cdn::SCHEMA,
             crate::buses::SCHEMA,
-            crate::blocks::SCHEMA
+            crate::blocks::SCHEMA,
+            crate::archives::SCHEMA
         ))?;
         return Ok(());
     }

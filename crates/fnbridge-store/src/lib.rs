@@ -18,9 +18,11 @@
 //! - `objects`: object-store metadata: buckets, objects, multipart uploads and parts.
 //! - `buses`: custom event buses.
 //! - `blocks`: `eventbridge` triggers held by an event that ran out of retries.
+//! - `archives`: event archives (copies of a bus's matching events) and replays with their progress.
 //! - `cdn`: CDN domains, refresh/push/block tasks and blocked URLs.
 //! - `error`: `StoreError`.
 
+pub mod archives;
 pub mod blocks;
 pub mod buses;
 pub mod cdn;

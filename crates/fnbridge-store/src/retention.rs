@@ -21,11 +21,15 @@ pub struct Pruned {
     pub tasks: usize,
     pub events: usize,
     pub logs: usize,
+    /// Archived events past their archive's retention.
+    pub archived: usize,
+    /// Replays that ended longer ago than finished tasks are kept.
+    pub replays: usize,
 }
 
 impl Pruned {
     pub fn total(&self) -> usize {
-        self.tasks + self.events + self.logs
+        self.tasks + self.events + self.logs + self.archived + self.replays
     }
 }
 
@@ -76,9 +80,13 @@ pub(crate) fn prune(
             "DELETE FROM logs WHERE id IN (SELECT id FROM logs WHERE time_ms < ?1 ORDER BY time_ms LIMIT ?2)",
         )?
         .execute(params![cutoff, batch as i64])?;
+    let archived = crate::archives::prune_archives(c, now_ms, batch)?;
+    let replays = crate::archives::prune_replays(c, cutoff, batch)?;
     Ok(Pruned {
         tasks: ids.len(),
         events,
         logs,
+        archived,
+        replays,
     })
 }

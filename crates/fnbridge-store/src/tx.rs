@@ -7,6 +7,7 @@ use fnbridge_event::{AsyncConfig, FunctionConfig, TriggerConfig};
 use rusqlite::Connection;
 
 use crate::StoreError;
+use crate::archives::{Archive, ArchivedEvent, Replay};
 use crate::blocks::TriggerBlock;
 use crate::buses::EventBus;
 use crate::cdn::{CdnDomain, CdnTask, CdnTaskFilter};
@@ -235,6 +236,44 @@ pub trait Tx {
     fn delete_block(&self, function: &str, trigger: &str) -> Result<bool, StoreError>;
     /// Every blocked trigger.
     fn all_blocks(&self) -> Result<Vec<TriggerBlock>, StoreError>;
+    // ---- archives and replays (`archives`) ----
+    /// Inserts an archive; `Conflict` if the name is taken.
+    fn insert_archive(&self, a: &Archive) -> Result<(), StoreError>;
+    fn get_archive(&self, name: &str) -> Result<Option<Archive>, StoreError>;
+    /// Every archive, by name.
+    fn list_archives(&self) -> Result<Vec<Archive>, StoreError>;
+    /// Deletes an archive with the events it kept.
+    fn delete_archive(&self, name: &str) -> Result<bool, StoreError>;
+    fn append_archive_event(
+        &self,
+        archive: &str,
+        time_ms: i64,
+        archived_ms: i64,
+        body: &str,
+    ) -> Result<(), StoreError>;
+    /// (events, bytes) of `archive` with event time in `[start_ms, end_ms)`.
+    fn archive_stats(
+        &self,
+        archive: &str,
+        start_ms: i64,
+        end_ms: i64,
+    ) -> Result<(u64, u64), StoreError>;
+    /// Up to `limit` events of `archive` in `[start_ms, end_ms)` after `(time, id)`, in order.
+    fn archive_page(
+        &self,
+        archive: &str,
+        start_ms: i64,
+        end_ms: i64,
+        after: (i64, i64),
+        limit: usize,
+    ) -> Result<Vec<ArchivedEvent>, StoreError>;
+    /// Inserts a replay; `Conflict` if the name is taken.
+    fn insert_replay(&self, r: &Replay) -> Result<(), StoreError>;
+    /// Writes a replay's state, counts and cursor.
+    fn update_replay(&self, r: &Replay) -> Result<bool, StoreError>;
+    fn get_replay(&self, name: &str) -> Result<Option<Replay>, StoreError>;
+    /// Every replay, newest first.
+    fn list_replays(&self) -> Result<Vec<Replay>, StoreError>;
     // ---- object store metadata (`objects`) ----
     /// Creates a bucket; false if the name is taken.
     fn create_bucket(&self, b: &Bucket) -> Result<bool, StoreError>;
@@ -562,6 +601,57 @@ impl Tx for Connection {
     }
     fn all_blocks(&self) -> Result<Vec<TriggerBlock>, StoreError> {
         crate::blocks::all_blocks(self)
+    }
+    fn insert_archive(&self, a: &Archive) -> Result<(), StoreError> {
+        crate::archives::insert_archive(self, a)
+    }
+    fn get_archive(&self, name: &str) -> Result<Option<Archive>, StoreError> {
+        crate::archives::get_archive(self, name)
+    }
+    fn list_archives(&self) -> Result<Vec<Archive>, StoreError> {
+        crate::archives::list_archives(self)
+    }
+    fn delete_archive(&self, name: &str) -> Result<bool, StoreError> {
+        crate::archives::delete_archive(self, name)
+    }
+    fn append_archive_event(
+        &self,
+        archive: &str,
+        time_ms: i64,
+        archived_ms: i64,
+        body: &str,
+    ) -> Result<(), StoreError> {
+        crate::archives::append_archive_event(self, archive, time_ms, archived_ms, body)
+    }
+    fn archive_stats(
+        &self,
+        archive: &str,
+        start_ms: i64,
+        end_ms: i64,
+    ) -> Result<(u64, u64), StoreError> {
+        crate::archives::archive_stats(self, archive, start_ms, end_ms)
+    }
+    fn archive_page(
+        &self,
+        archive: &str,
+        start_ms: i64,
+        end_ms: i64,
+        after: (i64, i64),
+        limit: usize,
+    ) -> Result<Vec<ArchivedEvent>, StoreError> {
+        crate::archives::archive_page(self, archive, start_ms, end_ms, after, limit)
+    }
+    fn insert_replay(&self, r: &Replay) -> Result<(), StoreError> {
+        crate::archives::insert_replay(self, r)
+    }
+    fn update_replay(&self, r: &Replay) -> Result<bool, StoreError> {
+        crate::archives::update_replay(self, r)
+    }
+    fn get_replay(&self, name: &str) -> Result<Option<Replay>, StoreError> {
+        crate::archives::get_replay(self, name)
+    }
+    fn list_replays(&self) -> Result<Vec<Replay>, StoreError> {
+        crate::archives::list_replays(self)
     }
     fn schema_version(&self) -> Result<i64, StoreError> {
         Ok(self.pragma_query_value(None, "user_version", |r| r.get(0))?)

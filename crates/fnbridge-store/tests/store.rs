@@ -276,6 +276,136 @@ async fn retention_prunes_finished_tasks_and_unneeded_events_only() {
     assert_eq!(left[0].task_id, "t4");
 }
 
+/// Archives keep events in (time, id) order for paging, count them per range, lose them past
+/// their retention (by when they were archived) or with the archive; replays store their
+/// progress and go once ended longer ago than finished tasks are kept.
+#[tokio::test]
+async fn archives_page_by_time_and_are_pruned_by_retention() {
+    use fnbridge_store::archives::{Archive, Replay};
+    let (_d, store) = open();
+    let day = 86_400_000i64;
+    store
+        .write(move |c| {
+            for (name, days) in [("week", 7), ("ever", 0)] {
+                c.insert_archive(&Archive {
+                    name: name.into(),
+                    bus: "default".into(),
+                    pattern: "{}".into(),
+                    description: String::new(),
+                    retention_days: days,
+                    created_ms: 1,
+                })?;
+            }
+            // Event times out of order; archived at day 0 and day 10.
+            for (i, t) in [(0, 300), (1, 100), (2, 200), (3, 200)] {
+                let archived = if i == 3 { 10 * day } else { 0 };
+                c.append_archive_event("week", t, archived, &format!("{{\"n\":{i}}}"))?;
+                c.append_archive_event("ever", t, archived, "{}")?;
+            }
+            Ok(())
+        })
+        .await
+        .unwrap();
+    assert!(
+        store
+            .write(|c| c.insert_archive(&Archive {
+                name: "week".into(),
+                bus: "b".into(),
+                pattern: "{}".into(),
+                description: String::new(),
+                retention_days: 1,
+                created_ms: 2,
+            }))
+            .await
+            .is_err()
+    );
+    let (n, bytes) = store
+        .read(|c| c.archive_stats("week", 100, 300))
+        .await
+        .unwrap();
+    assert_eq!((n, bytes), (3, 21));
+    // Pages of 2 from the start of [100, 301): (100,#2) (200,#3), then (200,#4) (300,#1).
+    let first = store
+        .read(|c| c.archive_page("week", 100, 301, (i64::MIN, 0), 2))
+        .await
+        .unwrap();
+    let times: Vec<i64> = first.iter().map(|e| e.time_ms).collect();
+    assert_eq!(times, [100, 200]);
+    let after = (first[1].time_ms, first[1].id);
+    let second = store
+        .read(move |c| c.archive_page("week", 100, 301, after, 2))
+        .await
+        .unwrap();
+    let bodies: Vec<&str> = second.iter().map(|e| e.body.as_str()).collect();
+    assert_eq!(bodies, ["{\"n\":3}", "{\"n\":0}"]);
+
+    // Replays keep their progress.
+    let replay = Replay {
+        name: "r".into(),
+        archive: "week".into(),
+        bus: "default".into(),
+        rules: vec!["f/t".into()],
+        start_ms: 0,
+        end_ms: 1000,
+        state: "RUNNING".into(),
+        reason: String::new(),
+        total: 4,
+        done: 0,
+        cursor_time: i64::MIN,
+        cursor_id: 0,
+        created_ms: 5,
+        ended_ms: None,
+    };
+    let mut r = replay.clone();
+    store.write(move |c| c.insert_replay(&r)).await.unwrap();
+    r = replay.clone();
+    r.done = 4;
+    r.state = "COMPLETED".into();
+    r.ended_ms = Some(day);
+    let r2 = r.clone();
+    assert!(store.write(move |c| c.update_replay(&r2)).await.unwrap());
+    assert_eq!(store.read(|c| c.get_replay("r")).await.unwrap(), Some(r));
+    assert_eq!(store.read(|c| c.list_replays()).await.unwrap().len(), 1);
+
+    // Day 9: the week archive's day-0 events are past 7 days; the one archived on day 10 and
+    // every event of the archive kept for ever stay; the replay ended 8 days ago goes.
+    let keep = fnbridge_store::retention::Retention {
+        max_age_ms: 7 * day,
+        max_finished_tasks: 1000,
+    };
+    let p = store
+        .write(move |c| c.prune(&keep, 9 * day, 100))
+        .await
+        .unwrap();
+    assert_eq!((p.archived, p.replays), (3, 1));
+    assert_eq!(
+        store
+            .read(|c| c.archive_stats("week", i64::MIN, i64::MAX))
+            .await
+            .unwrap()
+            .0,
+        1
+    );
+    assert_eq!(
+        store
+            .read(|c| c.archive_stats("ever", i64::MIN, i64::MAX))
+            .await
+            .unwrap()
+            .0,
+        4
+    );
+    assert!(store.read(|c| c.get_replay("r")).await.unwrap().is_none());
+    assert!(store.write(|c| c.delete_archive("ever")).await.unwrap());
+    assert_eq!(
+        store
+            .read(|c| c.archive_stats("ever", i64::MIN, i64::MAX))
+            .await
+            .unwrap()
+            .0,
+        0
+    );
+}
+
 /// Access keys and roles: unique, listed, deleted; a migrated version 0 database has the tables.
 #[tokio::test]
 async fn access_keys_and_roles_are_stored_without_secrets() {
@@ -550,7 +680,7 @@ async fn inline_object_bytes_live_and_die_with_their_row() {
 /// A version-5 database (objects all in files) migrates to 6: its objects stay as they were and
 /// small objects can then be stored inline.
 #[tokio::test]
-async fn a_version_5_database_gains_inline_object_data() {
+async fn a_version_5_database_gains_inline_object_data_and_archives() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("db.sqlite");
     {
@@ -568,13 +698,17 @@ async fn a_version_5_database_gains_inline_object_data() {
         store.close();
     }
     {
-        // Back to what version 5 had: no object_data table.
+        // Back to what version 5 had: no object_data (6), archives or replays (7) tables.
         let c = rusqlite::Connection::open(&path).unwrap();
-        c.execute_batch("DROP TABLE object_data; PRAGMA user_version = 5;")
-            .unwrap();
+        c.execute_batch(
+            "DROP TABLE object_data; DROP TABLE archive_events; DROP TABLE archives; \
+             DROP TABLE replays; PRAGMA user_version = 5;",
+        )
+        .unwrap();
     }
     let store = Store::open(&path).unwrap();
-    assert_eq!(store.read(|c| c.schema_version()).await.unwrap(), 6);
+    assert_eq!(store.read(|c| c.schema_version()).await.unwrap(), 7);
+    assert!(store.read(|c| c.list_archives()).await.unwrap().is_empty());
     let old = store.read(|c| c.get_object("b", "old")).await.unwrap();
     assert_eq!(old.unwrap().data_id, "00ff00ff");
     store
@@ -588,5 +722,5 @@ async fn a_version_5_database_gains_inline_object_data() {
         store.read(|c| c.get_object_data("inline-x")).await.unwrap(),
         Some(b"abc".to_vec())
     );
-    assert_eq!(fnbridge_store::SCHEMA_VERSION, 6);
+    assert_eq!(fnbridge_store::SCHEMA_VERSION, 7);
 }

@@ -110,6 +110,10 @@ pub enum Command {
     Rm(RmArgs),
     /// The built-in CDN: domains, refresh, push, block, tasks and offline logs.
     Cdn(Client<CdnCmd>),
+    /// Archives: copies of a bus's events that match a pattern, kept for replay.
+    Archive(Client<ArchiveCmd>),
+    /// Replays: an archive's events of a time range published again on its bus.
+    Replay(Client<ReplayCmd>),
     /// Work with event patterns locally (no server needed).
     #[command(subcommand)]
     Pattern(PatternCmd),
@@ -806,6 +810,84 @@ pub enum RoleCmd {
     /// Delete a role; credentials issued for it stop working at once.
     Delete {
         /// Role name.
+        name: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ArchiveCmd {
+    /// Archive a bus's events that match a pattern.
+    Create {
+        /// Archive name: 1-127 letters, digits, '_', '.' or '-'.
+        name: String,
+        /// The event pattern (JSON) an event must match to be kept.
+        #[arg(long)]
+        pattern: String,
+        /// The bus whose events are archived.
+        #[arg(long, default_value = "default")]
+        bus: String,
+        /// Days an event is kept; 0 keeps it for ever.
+        #[arg(long, default_value_t = 0)]
+        retention_days: u32,
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+    /// List archives.
+    List,
+    /// Show an archive with its event count and size.
+    Get {
+        /// Archive name.
+        name: String,
+    },
+    /// Delete an archive and the events it kept.
+    Delete {
+        /// Archive name.
+        name: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ReplayCmd {
+    /// Replay an archive's events of [--start, --end) on its bus; waits for the end with a
+    /// progress bar on a terminal unless --no-wait.
+    Start {
+        /// Replay name: 1-127 letters, digits, '_', '.' or '-'.
+        name: String,
+        /// The archive to replay from.
+        #[arg(long)]
+        archive: String,
+        /// First event time replayed (RFC 3339, e.g. 2026-11-26T10:00:00Z).
+        #[arg(long)]
+        start: String,
+        /// End of the range, exclusive (RFC 3339).
+        #[arg(long)]
+        end: String,
+        /// Replay to this eventbridge trigger only (function/trigger); repeat for several
+        /// [default: every rule of the bus].
+        #[arg(long = "rule")]
+        rules: Vec<String>,
+        /// Return once the replay has started.
+        #[arg(long)]
+        no_wait: bool,
+        /// Never draw a progress bar.
+        #[arg(long)]
+        no_progress: bool,
+    },
+    /// Show a replay's state and progress; --wait follows it to the end.
+    Get {
+        /// Replay name.
+        name: String,
+        #[arg(long)]
+        wait: bool,
+        /// Never draw a progress bar.
+        #[arg(long)]
+        no_progress: bool,
+    },
+    /// List replays, newest first.
+    List,
+    /// Stop a running replay (what it published stays published).
+    Cancel {
+        /// Replay name.
         name: String,
     },
 }

@@ -441,14 +441,18 @@ fn sdk_signed_put_events_reach_a_custom_pattern_trigger() {
     assert_eq!(v["EntryList"][0]["EventId"], "sdk-1");
     let got = payloads(&s, "orders", 1);
     assert_eq!(got[0]["id"], "sdk-1");
-    // A replayed nonce and a wrong secret are refused.
-    expect_error(
-        send("nonce-1", &key.1),
-        403,
-        "SignatureNonceUsed",
-        "nonce-1",
-    );
-    expect_error(send("nonce-2", "wrong"), 403, "SignatureNotMatch", "");
+    // A replayed nonce and a wrong secret are refused, in EventBridge's lower-case error body.
+    let refused = |r: reqwest::blocking::Response, code: &str, needle: &str| {
+        assert_eq!(r.status(), 403);
+        let rid = r.headers()["x-fc-request-id"].to_str().unwrap().to_string();
+        let v: Value = r.json().unwrap();
+        assert_eq!(v["code"], code, "{v}");
+        assert!(v["message"].as_str().unwrap().contains(needle), "{v}");
+        assert_eq!(v["requestId"], rid.as_str());
+        assert!(v.get("Code").is_none(), "{v}");
+    };
+    refused(send("nonce-1", &key.1), "SignatureNonceUsed", "nonce-1");
+    refused(send("nonce-2", "wrong"), "SignatureNotMatch", "");
 }
 
 #[test]

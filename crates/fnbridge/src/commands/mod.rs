@@ -10,6 +10,7 @@
 //! - `logs`: `logs` and `--follow`.
 //! - `identity`: `key ...`, `role ...`.
 //! - `cdn`: `cdn ...`.
+//! - `archive`: `archive ...`, `replay ...` (with a progress bar while a replay runs).
 //! - `pattern`: `pattern test` (offline).
 
 use std::collections::BTreeMap;
@@ -23,13 +24,14 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::cli::{
-    AliasCmd, AsyncConfigCmd, CdnCmd, CdnDomainCmd, Command, DlqCmd, EventsCmd, FunctionCmd,
-    FunctionSpecArgs, Global, KeyCmd, LogsArgs, PatternCmd, PatternTestArgs, RoleCmd, TasksCmd,
-    TriggerCmd, VersionCmd,
+    AliasCmd, ArchiveCmd, AsyncConfigCmd, CdnCmd, CdnDomainCmd, Command, DlqCmd, EventsCmd,
+    FunctionCmd, FunctionSpecArgs, Global, KeyCmd, LogsArgs, PatternCmd, PatternTestArgs,
+    ReplayCmd, RoleCmd, TasksCmd, TriggerCmd, VersionCmd,
 };
 use crate::client::{Client, seg};
 use crate::output::{self, out, outln};
 
+mod archive;
 mod cdn;
 mod delivery;
 mod function;
@@ -39,6 +41,7 @@ mod pattern;
 mod trigger;
 mod versions;
 
+use archive::*;
 use cdn::*;
 use delivery::*;
 pub use function::*;
@@ -68,6 +71,8 @@ pub fn run(cmd: Command) -> anyhow::Result<i32> {
         Command::Ls(a) => crate::oss::ls(&a),
         Command::Rm(a) => crate::oss::rm(&a),
         Command::Cdn(a) => cdn(&Client::new(&a.global)?, &a.global, a.cmd),
+        Command::Archive(a) => archive(&Client::new(&a.global)?, &a.global, a.cmd),
+        Command::Replay(a) => replay(&Client::new(&a.global)?, &a.global, a.cmd),
         Command::Serve(_) | Command::Pattern(_) => unreachable!("handled in main"),
     }
 }
