@@ -829,6 +829,7 @@ pub enum ArchiveCmd {
         /// Days an event is kept; 0 keeps it for ever.
         #[arg(long, default_value_t = 0)]
         retention_days: u32,
+        /// Free text kept with the archive.
         #[arg(long, default_value = "")]
         description: String,
     },
@@ -877,6 +878,7 @@ pub enum ReplayCmd {
     Get {
         /// Replay name.
         name: String,
+        /// Follow the replay until it ends.
         #[arg(long)]
         wait: bool,
         /// Never draw a progress bar.
