@@ -161,6 +161,7 @@ async fn fetch(
                 body: Bytes::from(buf),
                 expires_ms: AtomicI64::new(now_ms() + cfg.default_ttl.as_millis() as i64),
                 header_values: Default::default(),
+                hit: std::sync::atomic::AtomicBool::new(false),
             })))
         }
         Origin::Http { host, port } => {
@@ -204,7 +205,11 @@ async fn fetch(
             if status == 200 && resp.content_length().is_some_and(|n| n > cfg.max_object) {
                 return Err(NotCached::Large);
             }
-            let mut body = Vec::new();
+            // Sized up front from Content-Length (within the bound): no regrowth while reading.
+            // The chunks are copied, not kept: they are slices of hyper's read buffer, which a
+            // cached entry would pin beyond the bytes the cache's weigher counts.
+            let cap = resp.content_length().unwrap_or(0).min(cfg.max_object);
+            let mut body = Vec::with_capacity(usize::try_from(cap).unwrap_or(0));
             while let Some(chunk) = resp
                 .chunk()
                 .await
@@ -227,6 +232,7 @@ async fn fetch(
                 body: Bytes::from(body),
                 expires_ms: AtomicI64::new(now_ms() + ttl.unwrap_or(0)),
                 header_values: Default::default(),
+                hit: std::sync::atomic::AtomicBool::new(false),
             });
             match (status, ttl) {
                 (200 | 203 | 204 | 206 | 300 | 301 | 404 | 410, Some(_)) if status == 200 => {
@@ -248,6 +254,7 @@ fn error_entry(status: u16, msg: &'static str) -> Arc<Cached> {
         body: Bytes::from_static(msg.as_bytes()),
         expires_ms: AtomicI64::new(0),
         header_values: Default::default(),
+        hit: std::sync::atomic::AtomicBool::new(false),
     })
 }
 
@@ -282,6 +289,7 @@ pub async fn fill(
                     body: e.body.clone(),
                     expires_ms: AtomicI64::new(now_ms() + ttl),
                     header_values: Default::default(),
+                    hit: std::sync::atomic::AtomicBool::new(true),
                 });
                 cache.insert(key, renewed.clone()).await;
                 Ok((renewed, false))
