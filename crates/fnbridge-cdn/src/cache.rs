@@ -25,8 +25,8 @@ pub struct Cached {
     /// The response headers above as `HeaderValue`s, built by the first response that needs
     /// them and cloned (reference counts, no copies) by every later one.
     pub header_values: std::sync::OnceLock<HeaderValues>,
-    /// Set when a request other than the one that fetched it found the entry: only such entries
-    /// are worth a file in the disk tier when the memory tier evicts them.
+    /// Set when a request other than the one that fetched it found the entry, or a push filled
+    /// it: only such entries are worth a file in the disk tier when the memory tier evicts them.
     pub hit: AtomicBool,
 }
 

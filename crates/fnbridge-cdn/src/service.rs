@@ -722,7 +722,8 @@ impl Cdn {
                 };
                 self.inner.cache.remove(&u.key()).await;
                 match crate::edge::fill(self, d, u).await {
-                    Ok(_) => {}
+                    // Pushed ahead of requests: worth the disk tier if memory evicts it first.
+                    Ok((e, _)) => e.hit.store(true, std::sync::atomic::Ordering::Relaxed),
                     // Too large to cache: the origin has it, and every request streams it.
                     Err(e) if matches!(*e, crate::edge::NotCached::Large) => {}
                     Err(e) => {
