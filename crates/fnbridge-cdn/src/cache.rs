@@ -1,12 +1,13 @@
 //! The edge's cache: a memory tier of entries weighed by their bytes in a size-bounded moka
 //! cache (TinyLFU admission, LRU eviction), an optional disk tier bounded the same way that
-//! takes what the memory tier evicts, and request coalescing: concurrent misses for one key
+//! takes what the memory tier evicts after it was hit at least once (an entry only ever missed
+//! is dropped: a stream of one-off misses costs no file each), and request coalescing: concurrent misses for one key
 //! share one origin fetch (`Entry::or_try_insert_with` runs a single initializer per key; the
 //! others wait for it).
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 
 use bytes::Bytes;
 
@@ -24,6 +25,9 @@ pub struct Cached {
     /// The response headers above as `HeaderValue`s, built by the first response that needs
     /// them and cloned (reference counts, no copies) by every later one.
     pub header_values: std::sync::OnceLock<HeaderValues>,
+    /// Set when a request other than the one that fetched it found the entry, or a push filled
+    /// it: only such entries are worth a file in the disk tier when the memory tier evicts them.
+    pub hit: AtomicBool,
 }
 
 /// `Content-Type`, `ETag`, `Last-Modified`, `Cache-Control` of an entry, ready to send.
@@ -143,7 +147,9 @@ impl Cache {
                 let d = d.clone();
                 let generation = d.generation.load(Ordering::SeqCst);
                 Box::pin(async move {
-                    if cause == moka::notification::RemovalCause::Size {
+                    if cause == moka::notification::RemovalCause::Size
+                        && v.hit.load(Ordering::Relaxed)
+                    {
                         d.spill(&k, &v, generation).await;
                     }
                 })
@@ -160,9 +166,11 @@ impl Cache {
         Cache::with_disk(max_bytes, None).unwrap_or_else(|_| unreachable!("no disk tier to open"))
     }
 
-    /// The entry for `key` from memory, else from the disk tier (moved back into memory).
+    /// The entry for `key` from memory, else from the disk tier (moved back into memory); either
+    /// way it is marked hit.
     pub async fn get(&self, key: &str) -> Option<Arc<Cached>> {
         if let Some(v) = self.inner.get(key).await {
+            v.hit.store(true, Ordering::Relaxed);
             return Some(v);
         }
         let d = self.disk.as_ref()?;
@@ -177,6 +185,7 @@ impl Cache {
             body: Bytes::from(body),
             expires_ms: AtomicI64::new(on.expires_ms.load(Ordering::Relaxed)),
             header_values: Default::default(),
+            hit: AtomicBool::new(true),
         });
         d.index.invalidate(key).await;
         self.inner.insert(key.to_string(), v.clone()).await;
@@ -200,7 +209,12 @@ impl Cache {
             .or_try_insert_with(fetch)
             .await?;
         let fresh = e.is_fresh();
-        Ok((e.into_value(), fresh))
+        let v = e.into_value();
+        if !fresh {
+            // Another request's fetch, shared: a hit of that entry.
+            v.hit.store(true, Ordering::Relaxed);
+        }
+        Ok((v, fresh))
     }
 
     pub async fn insert(&self, key: String, v: Arc<Cached>) {
@@ -340,6 +354,7 @@ mod tests {
             body: Bytes::from(vec![0u8; n]),
             expires_ms: AtomicI64::new(i64::MAX),
             header_values: Default::default(),
+            hit: AtomicBool::new(false),
         })
     }
 
@@ -383,6 +398,8 @@ mod tests {
             let mut e = entry(10_000);
             Arc::get_mut(&mut e).unwrap().body = Bytes::from(vec![i; 10_000]);
             c.insert(format!("h/{i}"), e).await;
+            // Hit once: worth a file when evicted.
+            assert!(c.get(&format!("h/{i}")).await.is_some());
             c.inner.run_pending_tasks().await;
         }
         c.inner.run_pending_tasks().await;
@@ -410,5 +427,29 @@ mod tests {
         // A purge removes from both tiers.
         c.remove_where(|_| true).await;
         assert_eq!(c.disk_size().await, 0);
+    }
+
+    #[tokio::test]
+    async fn entries_never_hit_are_not_written_to_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = Cache::with_disk(50_000, Some((dir.path().join("c"), 200_000))).unwrap();
+        for i in 0..100u8 {
+            c.insert(format!("h/{i}"), entry(10_000)).await;
+            c.inner.run_pending_tasks().await;
+        }
+        c.inner.run_pending_tasks().await;
+        assert!(c.weighted_size().await <= 50_000);
+        assert!(c.inner.entry_count() < 100, "the memory tier evicted");
+        // Listeners run in the background: give them a moment (they would write, not skip).
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        assert_eq!(c.disk_size().await, 0);
+        assert_eq!(std::fs::read_dir(dir.path().join("c")).unwrap().count(), 0);
+        // A coalesced waiter's share counts as a hit too.
+        let (v, fetched) = c
+            .get_or_fetch::<_, ()>("h/shared", async { Ok(entry(10)) })
+            .await
+            .unwrap();
+        assert!(fetched && !v.hit.load(Ordering::Relaxed));
+        assert!(c.get("h/shared").await.unwrap().hit.load(Ordering::Relaxed));
     }
 }

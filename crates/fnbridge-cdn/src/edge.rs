@@ -161,80 +161,131 @@ async fn fetch(
                 body: Bytes::from(buf),
                 expires_ms: AtomicI64::new(now_ms() + cfg.default_ttl.as_millis() as i64),
                 header_values: Default::default(),
+                hit: std::sync::atomic::AtomicBool::new(false),
             })))
         }
         Origin::Http { host, port } => {
-            let url = match &u.query {
+            let uri = match &u.query {
                 Some(q) => format!("http://{host}:{port}{}?{q}", u.path),
                 None => format!("http://{host}:{port}{}", u.path),
             };
-            let mut req = cdn.inner.http.get(&url).header("host", u.domain.as_str());
+            let mut req = Request::get(uri).header(header::HOST, u.domain.as_str());
             if let Some(v) = &v {
                 if let Some(e) = &v.etag {
-                    req = req.header("if-none-match", e.as_str());
+                    req = req.header(header::IF_NONE_MATCH, e.as_str());
                 }
                 if let Some(m) = &v.last_modified {
-                    req = req.header("if-modified-since", m.as_str());
+                    req = req.header(header::IF_MODIFIED_SINCE, m.as_str());
                 }
             }
-            let mut resp = req
-                .send()
-                .await
-                .map_err(|e| NotCached::Failed(e.to_string()))?;
-            if resp.status() == reqwest::StatusCode::NOT_MODIFIED && v.is_some() {
-                return Ok(Fetch::NotModified);
-            }
-            let h = |n: &str| {
-                resp.headers()
-                    .get(n)
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_owned)
-            };
-            let (ct, etag, lm, cc, exp) = (
-                h("content-type"),
-                h("etag"),
-                h("last-modified"),
-                h("cache-control"),
-                h("expires"),
-            );
-            let status = resp.status().as_u16();
-            // Too large to cache, and the origin said so up front: each request streams it
-            // (`pass_through_http`, with its Range). A body that only turns out too large
-            // while it is read fails below.
-            if status == 200 && resp.content_length().is_some_and(|n| n > cfg.max_object) {
-                return Err(NotCached::Large);
-            }
-            let mut body = Vec::new();
-            while let Some(chunk) = resp
-                .chunk()
-                .await
-                .map_err(|e| NotCached::Failed(e.to_string()))?
+            let req = req
+                .body(http_body_util::Empty::new())
+                .map_err(|e| NotCached::Failed(format!("origin request: {e}")))?;
+            // The whole exchange, body included, within the origin timeout (as reqwest's).
+            match tokio::time::timeout(cfg.origin_timeout, fetch_http(cdn, req, v.is_some())).await
             {
-                if (body.len() + chunk.len()) as u64 > cfg.max_object {
-                    return Err(NotCached::Failed(
-                        "the origin's object is larger than the edge serves".into(),
-                    ));
-                }
-                body.extend_from_slice(&chunk);
-            }
-            let ttl = ttl_ms(cc.as_deref(), exp.as_deref(), cfg.default_ttl);
-            let entry = Arc::new(Cached {
-                status,
-                content_type: ct,
-                etag,
-                last_modified: lm,
-                cache_control: cc,
-                body: Bytes::from(body),
-                expires_ms: AtomicI64::new(now_ms() + ttl.unwrap_or(0)),
-                header_values: Default::default(),
-            });
-            match (status, ttl) {
-                (200 | 203 | 204 | 206 | 300 | 301 | 404 | 410, Some(_)) if status == 200 => {
-                    Ok(Fetch::Fresh(entry))
-                }
-                _ => Err(NotCached::Response(entry)),
+                Ok(r) => r,
+                Err(_) => Err(NotCached::Failed("the origin timed out".into())),
             }
         }
+    }
+}
+
+/// The HTTP client of the miss path.
+pub(crate) type OriginClient = hyper_util::client::legacy::Client<
+    hyper_util::client::legacy::connect::HttpConnector,
+    http_body_util::Empty<Bytes>,
+>;
+
+/// A pooled keep-alive HTTP/1 client (no redirects followed, Nagle off), connecting within
+/// `timeout`.
+pub(crate) fn origin_client(timeout: Duration) -> OriginClient {
+    let mut c = hyper_util::client::legacy::connect::HttpConnector::new();
+    c.set_nodelay(true);
+    c.set_connect_timeout(Some(timeout));
+    hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .pool_timer(hyper_util::rt::TokioTimer::new())
+        .pool_idle_timeout(Duration::from_secs(90))
+        .build(c)
+}
+
+/// Sends a GET to an HTTP origin and reads its answer into an entry (`validating`: the
+/// request carries validators, so 304 means they hold).
+async fn fetch_http(
+    cdn: &Cdn,
+    req: Request<http_body_util::Empty<Bytes>>,
+    validating: bool,
+) -> Result<Fetch, NotCached> {
+    let cfg = &cdn.inner.cfg;
+    let resp = cdn
+        .inner
+        .origin
+        .request(req)
+        .await
+        .map_err(|e| NotCached::Failed(e.to_string()))?;
+    if resp.status() == StatusCode::NOT_MODIFIED && validating {
+        return Ok(Fetch::NotModified);
+    }
+    let h = |n: header::HeaderName| {
+        resp.headers()
+            .get(n)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let (ct, etag, lm, cc, exp) = (
+        h(header::CONTENT_TYPE),
+        h(header::ETAG),
+        h(header::LAST_MODIFIED),
+        h(header::CACHE_CONTROL),
+        h(header::EXPIRES),
+    );
+    let status = resp.status().as_u16();
+    let content_length = resp
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    // Too large to cache, and the origin said so up front: each request streams it
+    // (`pass_through_http`, with its Range). A body that only turns out too large
+    // while it is read fails below.
+    if status == 200 && content_length.is_some_and(|n| n > cfg.max_object) {
+        return Err(NotCached::Large);
+    }
+    // Sized up front from Content-Length (within the bound): no regrowth while reading.
+    // The chunks are copied, not kept: they are slices of hyper's read buffer, which a
+    // cached entry would pin beyond the bytes the cache's weigher counts.
+    let cap = content_length.unwrap_or(0).min(cfg.max_object);
+    let mut body = Vec::with_capacity(usize::try_from(cap).unwrap_or(0));
+    let mut incoming = resp.into_body();
+    while let Some(frame) = incoming.frame().await {
+        let frame = frame.map_err(|e| NotCached::Failed(e.to_string()))?;
+        let Ok(chunk) = frame.into_data() else {
+            continue;
+        };
+        if (body.len() + chunk.len()) as u64 > cfg.max_object {
+            return Err(NotCached::Failed(
+                "the origin's object is larger than the edge serves".into(),
+            ));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    let ttl = ttl_ms(cc.as_deref(), exp.as_deref(), cfg.default_ttl);
+    let entry = Arc::new(Cached {
+        status,
+        content_type: ct,
+        etag,
+        last_modified: lm,
+        cache_control: cc,
+        body: Bytes::from(body),
+        expires_ms: AtomicI64::new(now_ms() + ttl.unwrap_or(0)),
+        header_values: Default::default(),
+        hit: std::sync::atomic::AtomicBool::new(false),
+    });
+    match (status, ttl) {
+        (200 | 203 | 204 | 206 | 300 | 301 | 404 | 410, Some(_)) if status == 200 => {
+            Ok(Fetch::Fresh(entry))
+        }
+        _ => Err(NotCached::Response(entry)),
     }
 }
 
@@ -248,6 +299,7 @@ fn error_entry(status: u16, msg: &'static str) -> Arc<Cached> {
         body: Bytes::from_static(msg.as_bytes()),
         expires_ms: AtomicI64::new(0),
         header_values: Default::default(),
+        hit: std::sync::atomic::AtomicBool::new(false),
     })
 }
 
@@ -282,6 +334,7 @@ pub async fn fill(
                     body: e.body.clone(),
                     expires_ms: AtomicI64::new(now_ms() + ttl),
                     header_values: Default::default(),
+                    hit: std::sync::atomic::AtomicBool::new(true),
                 });
                 cache.insert(key, renewed.clone()).await;
                 Ok((renewed, false))

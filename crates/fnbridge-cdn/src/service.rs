@@ -211,6 +211,9 @@ pub(crate) struct Inner {
     write_lock: tokio::sync::Mutex<()>,
     pub(crate) cache: Cache,
     pub(crate) http: reqwest::Client,
+    /// The miss path's client to HTTP origins: hyper's pooled HTTP/1 client straight, without
+    /// reqwest's URL parsing (IDNA, `url`) and request wrapping on every miss.
+    pub(crate) origin: crate::edge::OriginClient,
     /// The offline-log writer and its settings, once started.
     pub(crate) logs: std::sync::OnceLock<(crate::logs::LogSender, crate::logs::LogConfig)>,
     add_domain_calls: CallWindow,
@@ -245,6 +248,7 @@ impl Cdn {
                 snapshot: ArcSwap::from_pointee(Snapshot::default()),
                 write_lock: tokio::sync::Mutex::new(()),
                 http,
+                origin: crate::edge::origin_client(cfg.origin_timeout),
                 logs: std::sync::OnceLock::new(),
                 add_domain_calls: CallWindow::new(
                     "AddCdnDomain",
@@ -723,7 +727,8 @@ impl Cdn {
                 };
                 self.inner.cache.remove(&u.key()).await;
                 match crate::edge::fill(self, d, u).await {
-                    Ok(_) => {}
+                    // Pushed ahead of requests: worth the disk tier if memory evicts it first.
+                    Ok((e, _)) => e.hit.store(true, std::sync::atomic::Ordering::Relaxed),
                     // Too large to cache: the origin has it, and every request streams it.
                     Err(e) if matches!(*e, crate::edge::NotCached::Large) => {}
                     Err(e) => {

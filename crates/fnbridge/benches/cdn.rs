@@ -18,7 +18,8 @@
 //! reported with the range, as the shared host's load moves figures by tens of percent),
 //! `CDN_BENCH_CONNS` (64) wrk's connections, `CDN_BENCH_THREADS` (1) its threads,
 //! `CDN_BENCH_CACHE_MB` (32) / `CDN_BENCH_DISK_MB` (128) the edges' memory and disk bounds
-//! (nginx gets `max_size` = the disk bound plus the memory bound).
+//! (nginx gets `max_size` = the disk bound plus the memory bound), `CDN_BENCH_ROWS` (all) runs
+//! only the rows whose name contains it (e.g. `miss`).
 //! Run: `nice -n 10 cargo bench -p fnbridge --bench cdn`.
 
 mod support;
@@ -284,12 +285,16 @@ fn main() {
         env_usize("CDN_BENCH_CONNS", 64),
         loadavg()
     );
-    let rows: [(&str, &str, bool); 4] = [
+    let only = std::env::var("CDN_BENCH_ROWS").unwrap_or_default();
+    let rows: Vec<(&str, &str, bool)> = [
         ("hit 1 KB", "/1k", false),
         ("hit 100 KB", "/100k", false),
         ("miss 1 KB", "/1k", true),
         ("miss 100 KB", "/100k", true),
-    ];
+    ]
+    .into_iter()
+    .filter(|(row, _, _)| row.contains(only.as_str()))
+    .collect();
     // results[row][target]: every round's figures.
     let mut results: Vec<Vec<Vec<Row>>> = rows
         .iter()
