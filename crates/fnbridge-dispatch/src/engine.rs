@@ -238,21 +238,22 @@ impl Dispatcher {
         // The registry is loaded whole; open tasks are not: the scheduler learns which functions
         // have some and refills its window from the store, so start-up does not grow with the
         // backlog.
-        let (functions, versions, aliases, triggers, configs, open, backlogged, blocks, archives) = store
-            .read(|c| {
-                Ok((
-                    c.list_functions("", "", usize::MAX >> 1)?,
-                    c.all_versions()?,
-                    c.all_aliases()?,
-                    c.all_triggers()?,
-                    c.all_async_configs()?,
-                    c.count_open()?,
-                    c.functions_with_open_tasks()?,
-                    c.all_blocks()?,
-                    c.list_archives()?,
-                ))
-            })
-            .await?;
+        let (functions, versions, aliases, triggers, configs, open, backlogged, blocks, archives) =
+            store
+                .read(|c| {
+                    Ok((
+                        c.list_functions("", "", usize::MAX >> 1)?,
+                        c.all_versions()?,
+                        c.all_aliases()?,
+                        c.all_triggers()?,
+                        c.all_async_configs()?,
+                        c.count_open()?,
+                        c.functions_with_open_tasks()?,
+                        c.all_blocks()?,
+                        c.list_archives()?,
+                    ))
+                })
+                .await?;
         // Blocked triggers stay blocked across a restart: their holders are open tasks.
         for b in blocks {
             d.inner

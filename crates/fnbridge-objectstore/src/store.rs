@@ -716,8 +716,15 @@ impl ObjectStore {
         };
         // A failed commit leaves the new bytes past the recorded length: unread, and cut by
         // the next append.
-        self.put_record(rec, Op::Append, Some(Some((c.data_id, len))), None, ctx, Vec::new())
-            .await
+        self.put_record(
+            rec,
+            Op::Append,
+            Some(Some((c.data_id, len))),
+            None,
+            ctx,
+            Vec::new(),
+        )
+        .await
     }
 
     /// The object an append at `position` extends (`None`: it creates it), or why it cannot.
