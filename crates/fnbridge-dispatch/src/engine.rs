@@ -1204,8 +1204,8 @@ pub(crate) fn plan_bus_events_for(
         let seq = c.append_event(&ev.id, ev.source.wire_name(), &ev.name, now, &body)?;
         let native = Bytes::from(ev.payload(&body));
         for (function_name, qualifier, trigger_name, shape) in tasks {
-            // OSS payloads are rebuilt from the event log; other shapes are kept
-            // with the task.
+            // OSS and CloudEvents payloads (the native shape) are rebuilt from the event log
+            // (the store's `TASK_COLS`); other shapes are kept with the task.
             let (stored, payload) = match (&ev.s3, shape) {
                 (_, Shape::RawData) => {
                     let p = ev.raw_data();
@@ -1217,7 +1217,9 @@ pub(crate) fn plan_bus_events_for(
                     );
                     (Some(p.clone().into_bytes()), Bytes::from(p))
                 }
-                _ if ev.source == EventSource::Oss => (None, native.clone()),
+                _ if matches!(ev.source, EventSource::Oss | EventSource::CloudEvent) => {
+                    (None, native.clone())
+                }
                 _ => (Some(native.to_vec()), native.clone()),
             };
             let t = NewTask {
