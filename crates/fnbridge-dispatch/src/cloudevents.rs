@@ -3,10 +3,11 @@
 //! before the answer, per-entry results naming the failed ones.
 
 use fnbridge_event::{BusEvent, EventSource};
+use fnbridge_pattern::Serialized;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::engine::{DispatchError, Dispatcher};
+use crate::engine::{DispatchError, Dispatcher, MatchedEvent};
 use crate::ids;
 
 /// The bus built-in sources publish to; it always exists.
@@ -31,8 +32,13 @@ pub struct EntryResult {
 /// Checks one CloudEvent for `bus`: the four required attributes as non-empty strings
 /// (`specversion` "1.0"), the optional ones strings, `data` and `data_base64` not both, the
 /// bus extension (when given) naming `bus`, the size bound. Returns the event with the bus and
-/// publish extensions set.
-pub fn check(event: Value, bus: &str, now_iso: &str) -> Result<Map<String, Value>, String> {
+/// publish extensions set, and its compact text (what is matched, stored and delivered), built
+/// once.
+pub fn check(
+    event: Value,
+    bus: &str,
+    now_iso: &str,
+) -> Result<(Map<String, Value>, Serialized), String> {
     let Value::Object(mut m) = event else {
         return Err("a CloudEvent must be a json object".into());
     };
@@ -76,34 +82,14 @@ pub fn check(event: Value, bus: &str, now_iso: &str) -> Result<Map<String, Value
     m.insert("aliyuneventbusname".into(), Value::String(bus.into()));
     m.entry("aliyunpublishtime")
         .or_insert_with(|| Value::String(now_iso.into()));
-    let out = m;
-    let size = serialized_len(&out);
+    let text = Serialized::from_map(&m);
+    let size = text.as_str().len();
     if size > MAX_EVENT_BYTES {
         return Err(format!(
             "the event is {size} bytes, more than {MAX_EVENT_BYTES}"
         ));
     }
-    Ok(out)
-}
-
-/// Bytes of `m` as compact JSON, counted without building the text.
-fn serialized_len(m: &Map<String, Value>) -> usize {
-    struct Count(usize);
-    impl std::io::Write for Count {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0 += buf.len();
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let mut c = Count(0);
-    match serde_json::to_writer(&mut c, m) {
-        Ok(()) => c.0,
-        // Cannot happen for a map of JSON values; counted as too large rather than accepted.
-        Err(_) => usize::MAX,
-    }
+    Ok((m, text))
 }
 
 impl Dispatcher {
@@ -138,18 +124,32 @@ impl Dispatcher {
                 .to_string();
             let trace_id = ids::request_id();
             match check(ev, bus, now_iso) {
-                Ok(body) => {
+                Ok((body, text)) => {
+                    // Serialized from a map, so it always reads; were it not to, the event is
+                    // still stored and archived, and matches no trigger (as a source's events).
+                    let matched =
+                        self.inner
+                            .matcher
+                            .matches_serialized(&text)
+                            .unwrap_or_else(|e| {
+                                tracing::error!(error = %e, "CloudEvent cannot be matched");
+                                Vec::new()
+                            });
                     let name = body
                         .get("type")
                         .and_then(Value::as_str)
                         .unwrap_or_default()
                         .to_string();
-                    accepted.push(BusEvent {
-                        source: EventSource::CloudEvent,
-                        id: event_id.clone(),
-                        name,
-                        body,
-                        s3: None,
+                    accepted.push(MatchedEvent {
+                        ev: BusEvent {
+                            source: EventSource::CloudEvent,
+                            id: event_id.clone(),
+                            name,
+                            body,
+                            s3: None,
+                        },
+                        body: text.into_string(),
+                        matched,
                     });
                     results.push(EntryResult {
                         event_id,
@@ -167,7 +167,7 @@ impl Dispatcher {
             }
         }
         if !accepted.is_empty() {
-            self.commit_with_events(move |_| Ok(((), accepted))).await?;
+            self.commit_matched(accepted).await?;
         }
         Ok(results)
     }
@@ -181,7 +181,7 @@ mod tests {
     #[test]
     fn required_attributes_and_bus() {
         let ok = json!({"id": "1", "source": "app", "specversion": "1.0", "type": "t", "data": {"a": 1}});
-        let m = check(ok.clone(), "default", "2026-11-26T00:00:00.000Z").unwrap();
+        let (m, _) = check(ok.clone(), "default", "2026-11-26T00:00:00.000Z").unwrap();
         assert_eq!(m["aliyuneventbusname"], "default");
         assert_eq!(m["aliyunpublishtime"], "2026-11-26T00:00:00.000Z");
         for key in ["id", "source", "specversion", "type"] {
@@ -210,7 +210,7 @@ mod tests {
         let big = json!({"id": "1", "source": "s", "specversion": "1.0", "type": "t",
                          "data": "x".repeat(MAX_EVENT_BYTES)});
         assert!(check(big, "default", "").unwrap_err().contains("more than"));
-        let m = check(ok, "default", "").unwrap();
-        assert_eq!(serialized_len(&m), serde_json::to_string(&m).unwrap().len());
+        let (m, text) = check(ok, "default", "").unwrap();
+        assert_eq!(text.as_str(), serde_json::to_string(&m).unwrap());
     }
 }

@@ -133,7 +133,7 @@ pub(crate) struct Inner {
     pub(crate) cfg: DispatchConfig,
     pub(crate) store: Store,
     pub(crate) runtime: Arc<Runtime>,
-    matcher: Matcher,
+    pub(crate) matcher: Matcher,
     registry: RwLock<Registry>,
     /// The window onto the store's open tasks (see `scheduler.rs`).
     pub(crate) sched: Scheduler,
@@ -945,6 +945,32 @@ impl Dispatcher {
         Ok(value)
     }
 
+    /// Records bus events that were serialized and matched before the write (PutEvents: the
+    /// CPU work stays off the store's writer), each with its tasks and archive copies, in one
+    /// durable commit; the tasks are then queued. A trigger created after the match fires for
+    /// later events, as with ingest.
+    pub(crate) async fn commit_matched(
+        &self,
+        events: Vec<MatchedEvent>,
+    ) -> Result<(), DispatchError> {
+        self.check_backlog(1)?;
+        let inner = self.inner.clone();
+        let jobs = self
+            .inner
+            .store
+            .write(move |c| {
+                let now = now_ms();
+                let mut jobs = Vec::new();
+                for m in events {
+                    plan_matched(&inner, c, m, &[], now, &mut jobs)?;
+                }
+                Ok(jobs)
+            })
+            .await?;
+        self.admit(jobs);
+        Ok(())
+    }
+
     /// Accepts an asynchronous invocation: durable when this returns.
     pub async fn enqueue(
         &self,
@@ -1144,98 +1170,130 @@ pub(crate) fn plan_bus_events_for(
             Vec::new()
         });
         let body = text.into_string();
-        if ev.source == EventSource::CloudEvent && !ev.body.contains_key("aliyunreplayname") {
-            archive_copy(inner, c, &ev, &body, now)?;
-        }
-        let mut tasks = Vec::new();
-        {
-            let reg = inner.registry.read().unwrap_or_else(|p| p.into_inner());
-            for id in matched {
-                let Some(t) = reg.triggers.get(&id) else {
-                    continue;
-                };
-                if !is_trigger_for(t.trigger_type, ev.source) {
-                    continue;
-                }
-                if !rules.is_empty()
-                    && !rules
-                        .iter()
-                        .any(|r| *r == format!("{}/{}", t.function_name, t.trigger_name))
-                {
-                    continue;
-                }
-                let shape = if t.trigger_type == TriggerType::EventBridge {
-                    let o = RunOptions::from_config(&t.trigger_config);
-                    // A trigger sees the events of its own bus only.
-                    let bus = ev
-                        .body
-                        .get("aliyuneventbusname")
-                        .and_then(|v| v.as_str())
-                        .unwrap_or("default");
-                    if !o.enabled || o.bus != bus {
-                        continue;
-                    }
-                    match o.schema {
-                        EventSchema::RawData => Shape::RawData,
-                        EventSchema::CloudEvents => Shape::Native,
-                    }
-                } else if t
-                    .trigger_config
-                    .get("payloadFormat")
-                    .and_then(|v| v.as_str())
-                    == Some("s3")
-                {
-                    Shape::S3
-                } else {
-                    Shape::Native
-                };
-                tasks.push((
-                    t.function_name.clone(),
-                    t.qualifier.clone(),
-                    t.trigger_name.clone(),
-                    shape,
-                ));
-            }
-        }
-        // OSS events are the bus's record of every change; a COS record is only
-        // stored when a trigger wants it.
-        if tasks.is_empty() && ev.source != EventSource::Oss {
-            continue;
-        }
-        let seq = c.append_event(&ev.id, ev.source.wire_name(), &ev.name, now, &body)?;
-        let native = Bytes::from(ev.payload(&body));
-        for (function_name, qualifier, trigger_name, shape) in tasks {
-            // OSS payloads are rebuilt from the event log; other shapes are kept
-            // with the task.
-            let (stored, payload) = match (&ev.s3, shape) {
-                (_, Shape::RawData) => {
-                    let p = ev.raw_data();
-                    (Some(p.clone().into_bytes()), Bytes::from(p))
-                }
-                (Some(rec), Shape::S3) => {
-                    let p = fnbridge_event::bus::records_payload(
-                        &serde_json::to_string(rec).unwrap_or_default(),
-                    );
-                    (Some(p.clone().into_bytes()), Bytes::from(p))
-                }
-                _ if ev.source == EventSource::Oss => (None, native.clone()),
-                _ => (Some(native.to_vec()), native.clone()),
-            };
-            let t = NewTask {
-                task_id: ids::request_id(),
-                function_name,
-                qualifier,
-                trigger_name: Some(trigger_name),
-                event_seq: Some(seq),
-                payload: stored,
-                created_ms: now,
-                hops: 0,
-            };
-            let row = c.insert_task(&t)?;
-            jobs.push(Job::new(row, t, payload));
-        }
+        plan_matched(
+            inner,
+            c,
+            MatchedEvent { ev, body, matched },
+            rules,
+            now,
+            &mut jobs,
+        )?;
     }
     Ok(jobs)
+}
+
+/// A bus event already serialized (its stored text) and matched against the triggers'
+/// patterns: PutEvents does both before its write, outside the store's writer.
+pub(crate) struct MatchedEvent {
+    pub ev: BusEvent,
+    pub body: String,
+    pub matched: Vec<u64>,
+}
+
+/// Inside a write transaction: one matched event's archive copies, its event-log entry and its
+/// tasks (see [`plan_bus_events_for`]); the tasks' jobs are pushed on `jobs`.
+pub(crate) fn plan_matched(
+    inner: &Inner,
+    c: &dyn Tx,
+    m: MatchedEvent,
+    rules: &[String],
+    now: i64,
+    jobs: &mut Vec<Job>,
+) -> Result<(), StoreError> {
+    let MatchedEvent { ev, body, matched } = m;
+    if ev.source == EventSource::CloudEvent && !ev.body.contains_key("aliyunreplayname") {
+        archive_copy(inner, c, &ev, &body, now)?;
+    }
+    let mut tasks = Vec::new();
+    {
+        let reg = inner.registry.read().unwrap_or_else(|p| p.into_inner());
+        for id in matched {
+            let Some(t) = reg.triggers.get(&id) else {
+                continue;
+            };
+            if !is_trigger_for(t.trigger_type, ev.source) {
+                continue;
+            }
+            if !rules.is_empty()
+                && !rules
+                    .iter()
+                    .any(|r| *r == format!("{}/{}", t.function_name, t.trigger_name))
+            {
+                continue;
+            }
+            let shape = if t.trigger_type == TriggerType::EventBridge {
+                let o = RunOptions::from_config(&t.trigger_config);
+                // A trigger sees the events of its own bus only.
+                let bus = ev
+                    .body
+                    .get("aliyuneventbusname")
+                    .and_then(|v| v.as_str())
+                    .unwrap_or("default");
+                if !o.enabled || o.bus != bus {
+                    continue;
+                }
+                match o.schema {
+                    EventSchema::RawData => Shape::RawData,
+                    EventSchema::CloudEvents => Shape::Native,
+                }
+            } else if t
+                .trigger_config
+                .get("payloadFormat")
+                .and_then(|v| v.as_str())
+                == Some("s3")
+            {
+                Shape::S3
+            } else {
+                Shape::Native
+            };
+            tasks.push((
+                t.function_name.clone(),
+                t.qualifier.clone(),
+                t.trigger_name.clone(),
+                shape,
+            ));
+        }
+    }
+    // OSS events are the bus's record of every change; a COS record is only
+    // stored when a trigger wants it.
+    if tasks.is_empty() && ev.source != EventSource::Oss {
+        return Ok(());
+    }
+    let seq = c.append_event(&ev.id, ev.source.wire_name(), &ev.name, now, &body)?;
+    let native = Bytes::from(ev.payload(&body));
+    for (function_name, qualifier, trigger_name, shape) in tasks {
+        // OSS and CloudEvents payloads (the native shape) are rebuilt from the event log
+        // (the store's `TASK_COLS`); other shapes are kept with the task.
+        let (stored, payload) = match (&ev.s3, shape) {
+            (_, Shape::RawData) => {
+                let p = ev.raw_data();
+                (Some(p.clone().into_bytes()), Bytes::from(p))
+            }
+            (Some(rec), Shape::S3) => {
+                let p = fnbridge_event::bus::records_payload(
+                    &serde_json::to_string(rec).unwrap_or_default(),
+                );
+                (Some(p.clone().into_bytes()), Bytes::from(p))
+            }
+            _ if matches!(ev.source, EventSource::Oss | EventSource::CloudEvent) => {
+                (None, native.clone())
+            }
+            _ => (Some(native.to_vec()), native.clone()),
+        };
+        let t = NewTask {
+            task_id: ids::request_id(),
+            function_name,
+            qualifier,
+            trigger_name: Some(trigger_name),
+            event_seq: Some(seq),
+            payload: stored,
+            created_ms: now,
+            hops: 0,
+        };
+        let row = c.insert_task(&t)?;
+        jobs.push(Job::new(row, t, payload));
+    }
+    Ok(())
 }
 
 /// Copies a committed CloudEvent into every archive of its bus whose pattern it matches.

@@ -186,10 +186,12 @@ pub(crate) fn insert_task(c: &Connection, t: &NewTask) -> Result<i64, StoreError
 const OPEN: &str = "t.status IN ('Enqueued','Retrying')";
 
 /// A task's columns, its payload rebuilt from the event log where it is not stored inline
-/// (the same text ingest delivered: `delivery_payload` of the stored event).
+/// (the same text first delivered: a CloudEvent as stored, any other event as
+/// `delivery_payload` of it, `{"events":[event]}`).
 const TASK_COLS: &str =
     "t.id, t.task_id, t.function_name, t.qualifier, t.trigger_name, t.event_seq,
-     COALESCE(t.payload, CAST('{\"events\":[' || e.body || ']}' AS BLOB), X''), t.status,
+     COALESCE(t.payload, CAST(CASE e.source WHEN 'cloudevents' THEN e.body
+         ELSE '{\"events\":[' || e.body || ']}' END AS BLOB), X''), t.status,
      t.attempts, t.created_ms, t.next_ms, t.ended_ms, t.last_error, t.return_payload, t.log,
      t.payload IS NULL, t.hops";
 const TASK_FROM: &str = "tasks t LEFT JOIN events e ON e.seq = t.event_seq";
@@ -451,7 +453,8 @@ fn dlq_row(r: &Row<'_>) -> rusqlite::Result<DlqEntry> {
 }
 
 const DLQ_COLS: &str = "d.id, d.task_id, d.function_name, d.qualifier, d.trigger_name, d.event_seq,
-     COALESCE(d.payload, CAST('{\"events\":[' || e.body || ']}' AS BLOB), X''), d.attempts,
+     COALESCE(d.payload, CAST(CASE e.source WHEN 'cloudevents' THEN e.body
+         ELSE '{\"events\":[' || e.body || ']}' END AS BLOB), X''), d.attempts,
      d.reason, d.last_error, d.created_ms";
 const DLQ_FROM: &str = "dlq d LEFT JOIN events e ON e.seq = d.event_seq";
 

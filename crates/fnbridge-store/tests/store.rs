@@ -203,6 +203,28 @@ async fn a_version_0_database_is_migrated() {
     let (t, _) = store.read(|c| c.get_task("new")).await.unwrap().unwrap();
     assert_eq!(t.payload, b"{\"events\":[{\"a\":1}]}");
     assert!(t.payload_from_event);
+    // A CloudEvent's task reads back the event itself, as PutEvents first delivered it, and
+    // so does its dead letter.
+    let ce = r#"{"id":"1","source":"app","specversion":"1.0","type":"t","data":{"a":1}}"#;
+    store
+        .write(move |c| {
+            let seq = c.append_event("1", "cloudevents", "t", 2, ce)?;
+            let mut t = new_task("ce");
+            t.event_seq = Some(seq);
+            t.payload = None;
+            c.insert_task(&t)?;
+            let task = c.get_task("ce")?.unwrap().0;
+            c.dead_letter(&task, 1, "RetriesExhausted", None, 3)?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+    let (t, _) = store.read(|c| c.get_task("ce")).await.unwrap().unwrap();
+    assert_eq!(t.payload, ce.as_bytes());
+    assert!(t.payload_from_event);
+    let dlq = store.read(|c| c.list_dlq(None, 0, 10)).await.unwrap();
+    let d = dlq.iter().find(|d| d.task_id == "ce").expect("dead letter");
+    assert_eq!(d.payload, ce.as_bytes());
     drop(store);
     // A schema newer than this build is refused, not guessed at.
     {
