@@ -325,7 +325,7 @@ async fn run_job(inner: &Arc<Inner>, mut job: Job) {
         .collect();
     let policy = d.policy(&job.function, &job.qualifier);
     // An `eventbridge` trigger's own retryStrategy replaces the function's async retries and
-    // age limit.
+    // age limit, unless its pushes are asynchronous (`asyncInvocationType`).
     let push = d.push_policy(&job.function, job.trigger.as_deref());
     let started = now_ms();
     let age = Duration::from_millis((started - job.created_ms).max(0) as u64);

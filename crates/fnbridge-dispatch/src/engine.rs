@@ -750,9 +750,11 @@ impl Dispatcher {
             .remove(&(function.to_string(), qualifier.to_string()));
     }
 
-    /// The push retry policy of the `eventbridge` trigger `trigger` of `function`, if it is one.
+    /// The run options of the `eventbridge` trigger `trigger` of `function` whose pushes are
+    /// synchronous (`asyncInvocationType` false, the default); `None` for any other task. An
+    /// asynchronous push is done once enqueued, so the function's async config governs it.
     /// Scans the triggers: asked only after a failed attempt.
-    pub(crate) fn push_policy(&self, function: &str, trigger: Option<&str>) -> Option<PushPolicy> {
+    fn push_options(&self, function: &str, trigger: Option<&str>) -> Option<RunOptions> {
         let trigger = trigger?;
         let reg = self
             .inner
@@ -766,25 +768,21 @@ impl Dispatcher {
                     && t.function_name == function
                     && t.trigger_name == trigger
             })
-            .map(|t| PushPolicy::from_options(&RunOptions::from_config(&t.trigger_config)))
+            .map(|t| RunOptions::from_config(&t.trigger_config))
+            .filter(|o| !o.asynchronous)
+    }
+
+    /// The push retry policy of the `eventbridge` trigger `trigger` of `function`, if it is one
+    /// with synchronous pushes (else the function's async config decides).
+    pub(crate) fn push_policy(&self, function: &str, trigger: Option<&str>) -> Option<PushPolicy> {
+        self.push_options(function, trigger)
+            .map(|o| PushPolicy::from_options(&o))
     }
 
     /// The bus the `eventbridge` trigger `trigger` of `function` dead-letters to, if any.
     pub(crate) fn dead_letter_bus(&self, function: &str, trigger: Option<&str>) -> Option<String> {
-        let trigger = trigger?;
-        let reg = self
-            .inner
-            .registry
-            .read()
-            .unwrap_or_else(|p| p.into_inner());
-        reg.triggers
-            .values()
-            .find(|t| {
-                t.trigger_type == TriggerType::EventBridge
-                    && t.function_name == function
-                    && t.trigger_name == trigger
-            })
-            .and_then(|t| RunOptions::from_config(&t.trigger_config).dead_letter_bus)
+        self.push_options(function, trigger)
+            .and_then(|o| o.dead_letter_bus)
     }
 
     pub(crate) fn policy(&self, function: &str, qualifier: &str) -> AsyncPolicy {

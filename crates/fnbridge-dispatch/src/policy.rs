@@ -429,6 +429,7 @@ mod tests {
             tolerate_all: true,
             bus: "default".into(),
             dead_letter_bus: None,
+            asynchronous: false,
             batch: None,
         });
         let (at, end) = run_push(&p, &mut || 0.5);

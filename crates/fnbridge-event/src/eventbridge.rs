@@ -57,6 +57,10 @@ pub struct RunOptions {
     /// `mode: event-streaming`: events are delivered in batches (a JSON array); `None` for
     /// `event-driven` (one event per invocation, `batchWindow` ignored).
     pub batch: Option<BatchWindow>,
+    /// `asyncInvocationType: true`: the push is an asynchronous invocation, done once enqueued;
+    /// the function's async config (retries, maximum age, destinations) then governs a failing
+    /// event, not `retryStrategy`/`errorsTolerance`/`deadLetterQueue` (delivery.md §3).
+    pub asynchronous: bool,
 }
 
 impl RunOptions {
@@ -91,6 +95,7 @@ impl RunOptions {
                     .as_u64()
                     .map_or(0, |n| n.min(15)),
             }),
+            asynchronous: c["asyncInvocationType"].as_bool().unwrap_or(false),
         }
     }
 }

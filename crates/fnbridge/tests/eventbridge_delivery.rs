@@ -2,7 +2,8 @@
 //! NONE` blocking a trigger on an event that ran out of retries and resuming it in order (the
 //! `Blocked` status in the API and CLI, across a restart, and after an update), and
 //! `event-streaming` batches cut by count or by time, retried whole (and blocking under NONE),
-//! with out-of-range windows refused; dead letters published on a bus with their error.
+//! with out-of-range windows refused; dead letters published on a bus with their error;
+//! asynchronous pushes (`asyncInvocationType`) governed by the function's async config.
 //! CloudEvents are posted to the real server; handlers report what they received
 //! through a file in a directory shared with the sandbox.
 
@@ -265,6 +266,60 @@ fn updating_a_blocked_trigger_retries_its_event_at_once_and_all_lets_it_go() {
     let stored: Value = serde_json::from_str(entries[0]["payload"].as_str().unwrap()).unwrap();
     assert_eq!(stored["id"], "e1");
     assert_eq!(entries[0]["attempts"], 2);
+    assert_eq!(trigger(&s, "ordered", "orders")["status"], "OK");
+}
+
+/// `asyncInvocationType: true`: the push is an asynchronous invocation, so the function's async
+/// config governs a failing event (delivery.md §3), not the trigger's retryStrategy or
+/// errorsTolerance: with `maxAsyncRetryAttempts: 1` the event is tried twice, goes to the
+/// dead-letter queue, and the trigger never blocks (here NONE with no push retries would block it
+/// at the first failure).
+#[test]
+fn asynchronous_pushes_follow_the_functions_async_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let shared = shared_dir();
+    let out = shared.path().join("delivered.txt");
+    let flag = shared.path().join("never");
+    let [mflag, mount] = mount_args(shared.path());
+    let s = Server::start_with(dir.path(), &["--retry-base-ms", "20", &mflag, &mount]);
+    ok_json(s.deploy(
+        "ordered",
+        &[("index.py", ORDERED)],
+        json!({"environmentVariables": {"OUT_FILE": out.to_str().unwrap(),
+                                        "FLAG_FILE": flag.to_str().unwrap()}}),
+    ));
+    ok_json(
+        s.req(
+            reqwest::Method::PUT,
+            "/2023-03-30/functions/ordered/async-invoke-config",
+        )
+        .json(&json!({"maxAsyncRetryAttempts": 1}))
+        .send()
+        .unwrap(),
+    );
+    let config = json!({"eventRuleFilterPattern": json!({"source": ["my.shop"]}).to_string(),
+        "asyncInvocationType": true,
+        "runOptions": {"errorsTolerance": "NONE", "retryStrategy":
+            {"PushRetryStrategy": "BACKOFF_RETRY", "MaximumRetryAttempts": 0}}});
+    ok_json(s.post(
+        "/2023-03-30/functions/ordered/triggers",
+        &json!({"triggerName": "orders", "triggerType": "eventbridge",
+                "triggerConfig": config.to_string()}),
+    ));
+    post_event(&s, "e1");
+    let entries = wait_for("e1 in the dead-letter queue", || {
+        let dlq = s.get("/dlq?functionName=ordered");
+        let e = dlq["entries"].as_array().cloned().unwrap_or_default();
+        (!e.is_empty()).then_some(e)
+    });
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    let stored: Value = serde_json::from_str(entries[0]["payload"].as_str().unwrap()).unwrap();
+    assert_eq!(stored["id"], "e1");
+    // One first try and the one retry the function's async config allows.
+    assert_eq!(entries[0]["attempts"], 2, "{entries:?}");
+    assert_eq!(trigger(&s, "ordered", "orders")["status"], "OK");
+    post_event(&s, "e2");
+    wait_for("e2", || (lines(&out) == ["e2"]).then_some(()));
     assert_eq!(trigger(&s, "ordered", "orders")["status"], "OK");
 }
 
