@@ -343,43 +343,13 @@ async fn run_job(inner: &Arc<Inner>, mut job: Job) {
             .iter()
             .map(|m| MemberRecord {
                 row: m.row,
-                record: AttemptOutcome {
-                    attempt: Attempt {
-                        n: m.attempts,
-                        started_ms: started,
-                        ended_ms: started,
-                        status: "Failed".into(),
-                        error_type: None,
-                        error_message: None,
-                        instance_id: None,
-                    },
-                    status: TaskStatus::Expired,
-                    next_ms: started,
-                    last_error: Some(msg.clone()),
-                    return_payload: None,
-                    log: None,
-                },
+                record: expired_outcome(m.attempts, started, &msg),
                 dead: Some((m.as_task(), "EventAgeExceeded")),
             })
             .collect();
         let w = Completion {
             row: job.row,
-            record: AttemptOutcome {
-                attempt: Attempt {
-                    n: job.attempts,
-                    started_ms: started,
-                    ended_ms: started,
-                    status: "Failed".into(),
-                    error_type: None,
-                    error_message: None,
-                    instance_id: None,
-                },
-                status: TaskStatus::Expired,
-                next_ms: started,
-                last_error: Some(msg.clone()),
-                return_payload: None,
-                log: None,
-            },
+            record: expired_outcome(job.attempts, started, &msg),
             function: job.function.to_string(),
             request_id: job.task_id.clone(),
             qualifier: job.qualifier.clone(),
@@ -648,6 +618,27 @@ async fn run_job(inner: &Arc<Inner>, mut job: Job) {
     }
     inner.wake.notify_one();
     finish(inner, &function, rows, w, final_outcome).await;
+}
+
+/// The record of a task that expired before attempt `n` could start: a failed attempt of no
+/// duration, `Expired`, with `msg` as its last error.
+fn expired_outcome(n: u32, at_ms: i64, msg: &str) -> AttemptOutcome {
+    AttemptOutcome {
+        attempt: Attempt {
+            n,
+            started_ms: at_ms,
+            ended_ms: at_ms,
+            status: "Failed".into(),
+            error_type: None,
+            error_message: None,
+            instance_id: None,
+        },
+        status: TaskStatus::Expired,
+        next_ms: at_ms,
+        last_error: Some(msg.to_string()),
+        return_payload: None,
+        log: None,
+    }
 }
 
 /// What an attempt delivers: the task's payload, or a batch's payloads as one JSON array.
