@@ -1,5 +1,5 @@
 //! Delivery guarantees end to end: retries per the async policy, dead-lettering with the error,
-//! redrive, and no acknowledged event lost across `kill -9`.
+//! redrive, expiry past the maximum event age, and no acknowledged event lost across `kill -9`.
 
 mod common;
 
@@ -285,4 +285,41 @@ fn kill_9_during_ingest_and_delivery_loses_no_acknowledged_event() {
     );
     assert!(acked.len() >= TOTAL / 3);
     assert_eq!(must.len() + unacked, TOTAL);
+}
+
+/// An event older than the function's `maxAsyncEventAgeInSeconds` when its next retry comes
+/// up is not tried again: the task ends `Expired` and goes to the dead-letter queue as
+/// `EventAgeExceeded`, although retries were left (the retry base of 1.5 s puts the first
+/// retry past the 1 s age limit).
+#[test]
+fn an_event_past_its_maximum_age_is_dead_lettered_instead_of_retried() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start_with(dir.path(), &["--retry-base-ms", "1500"]);
+    ok_json(s.deploy("aged", &[("index.py", FAILING)], json!({})));
+    ok_json(s.cdn_trigger("aged", "logs", "LogFileCreated", &["example.com"]));
+    ok_json(
+        s.req(
+            reqwest::Method::PUT,
+            "/2023-03-30/functions/aged/async-invoke-config",
+        )
+        .json(&json!({"maxAsyncRetryAttempts": 8, "maxAsyncEventAgeInSeconds": 1}))
+        .send()
+        .unwrap(),
+    );
+    let receipt = ok_json(s.post_raw("/events", example("events/LogFileCreated.json")));
+    let task_id = receipt["events"][0]["taskIds"][0]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let task = s.wait_task("aged", &task_id, Duration::from_secs(60));
+    assert_eq!(task["status"], "Expired", "{task}");
+    let dlq = s.get("/dlq?functionName=aged");
+    let entries = dlq["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 1, "{dlq}");
+    assert_eq!(entries[0]["taskId"], task_id.as_str());
+    assert_eq!(entries[0]["reason"], "EventAgeExceeded", "{dlq}");
+    assert_eq!(
+        entries[0]["attempts"], 1,
+        "one real attempt, then expiry: {dlq}"
+    );
 }
