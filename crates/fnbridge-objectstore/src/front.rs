@@ -285,6 +285,19 @@ fn now_s() -> i64 {
         .unwrap_or(0)
 }
 
+/// What `Endpoint::translate` needs of the request beside the response.
+struct Translation<'a> {
+    /// The request id, for the dialect's headers and error body.
+    rid: &'a str,
+    /// The request listed a bucket's objects (OSS wants a `Type` in each).
+    list: bool,
+    /// A multi-delete asked `encoding-type=url`: the deleted keys are answered URL-encoded.
+    url_deleted: bool,
+    /// For a ListBuckets, the host it was sent to (OSS answers each bucket's endpoints).
+    buckets_on: Option<&'a str>,
+    /// The resource a COS error body names.
+    resource: &'a str,
+}
 impl Endpoint {
     pub fn new(store: ObjectStore, secrets: Arc<dyn SecretLookup>, cfg: &FrontConfig) -> Endpoint {
         let domains = Arc::new(cfg.domains.clone());
@@ -548,16 +561,14 @@ impl Endpoint {
         // COS error bodies name the resource (`bucket-appid.cos.region.myqcloud.com/key`); its
         // SDK cannot read an error without it.
         let resource = format!("{host}{}", parts.uri.path());
-        self.translate(
-            d,
-            resp,
-            &rid,
+        let how = Translation {
+            rid: &rid,
             list,
             url_deleted,
-            buckets.then_some(host.as_str()),
-            &resource,
-        )
-        .await
+            buckets_on: buckets.then_some(host.as_str()),
+            resource: &resource,
+        };
+        self.translate(d, resp, how).await
     }
 
     /// An S3 response in the OSS or COS dialect.
@@ -565,12 +576,15 @@ impl Endpoint {
         &self,
         d: Dialect,
         resp: Response<Body>,
-        rid: &str,
-        list: bool,
-        url_deleted: bool,
-        buckets_on: Option<&str>,
-        resource: &str,
+        how: Translation<'_>,
     ) -> Response<Body> {
+        let Translation {
+            rid,
+            list,
+            url_deleted,
+            buckets_on,
+            resource,
+        } = how;
         let (mut parts, mut body) = resp.into_parts();
         let mut headers = HeaderMap::new();
         let prefix = if d == Dialect::Oss {
