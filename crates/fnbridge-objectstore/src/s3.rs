@@ -174,6 +174,33 @@ fn copy_source(cs: &CopySource) -> Result<(String, String), ObjError> {
     }
 }
 
+/// A listing page's objects and common prefixes as S3 lists them, keys and prefixes passed
+/// through `enc` (URL-encoding for `encoding-type=url`).
+fn listed(
+    objects: Vec<ObjectRecord>,
+    prefixes: Vec<String>,
+    enc: &dyn Fn(String) -> String,
+) -> (Vec<Object>, Vec<CommonPrefix>) {
+    let objects = objects
+        .into_iter()
+        .map(|o| Object {
+            key: Some(enc(o.key)),
+            e_tag: Some(etag(&o.etag)),
+            last_modified: Some(ts(o.modified_ms)),
+            size: Some(o.size as i64),
+            storage_class: Some(ObjectStorageClass::from_static("STANDARD")),
+            ..Default::default()
+        })
+        .collect();
+    let prefixes = prefixes
+        .into_iter()
+        .map(|p| CommonPrefix {
+            prefix: Some(enc(p)),
+        })
+        .collect();
+    (objects, prefixes)
+}
+
 fn url_encode(s: &str) -> String {
     percent_encoding::utf8_percent_encode(s, crate::sig::URI_ENCODE_SLASH_SAFE).to_string()
 }
@@ -560,6 +587,7 @@ impl S3 for S3Service {
             .as_ref()
             .is_some_and(|e| e.as_str() == "url");
         let enc = |s: String| if url { url_encode(&s) } else { s };
+        let (contents, common_prefixes) = listed(page.objects, page.common_prefixes, &enc);
         Ok(S3Response::new(ListObjectsOutput {
             name: Some(i.bucket.clone()),
             prefix: Some(enc(prefix)),
@@ -571,27 +599,8 @@ impl S3 for S3Service {
                 .truncated
                 .then(|| page.next_marker.clone().map(enc))
                 .flatten(),
-            contents: Some(
-                page.objects
-                    .iter()
-                    .map(|o| Object {
-                        key: Some(enc(o.key.clone())),
-                        e_tag: Some(etag(&o.etag)),
-                        last_modified: Some(ts(o.modified_ms)),
-                        size: Some(o.size as i64),
-                        storage_class: Some(ObjectStorageClass::from_static("STANDARD")),
-                        ..Default::default()
-                    })
-                    .collect(),
-            ),
-            common_prefixes: Some(
-                page.common_prefixes
-                    .into_iter()
-                    .map(|p| CommonPrefix {
-                        prefix: Some(enc(p)),
-                    })
-                    .collect(),
-            ),
+            contents: Some(contents),
+            common_prefixes: Some(common_prefixes),
             encoding_type: i.encoding_type.clone(),
             ..Default::default()
         }))
@@ -626,6 +635,7 @@ impl S3 for S3Service {
             .is_some_and(|e| e.as_str() == "url");
         let enc = |s: String| if url { url_encode(&s) } else { s };
         let count = page.objects.len() + page.common_prefixes.len();
+        let (contents, common_prefixes) = listed(page.objects, page.common_prefixes, &enc);
         Ok(S3Response::new(ListObjectsV2Output {
             name: Some(i.bucket.clone()),
             prefix: Some(enc(prefix)),
@@ -639,27 +649,8 @@ impl S3 for S3Service {
                 .then(|| page.next_marker.as_ref().map(hex::encode))
                 .flatten(),
             start_after: i.start_after.clone().map(enc),
-            contents: Some(
-                page.objects
-                    .iter()
-                    .map(|o| Object {
-                        key: Some(enc(o.key.clone())),
-                        e_tag: Some(etag(&o.etag)),
-                        last_modified: Some(ts(o.modified_ms)),
-                        size: Some(o.size as i64),
-                        storage_class: Some(ObjectStorageClass::from_static("STANDARD")),
-                        ..Default::default()
-                    })
-                    .collect(),
-            ),
-            common_prefixes: Some(
-                page.common_prefixes
-                    .into_iter()
-                    .map(|p| CommonPrefix {
-                        prefix: Some(enc(p)),
-                    })
-                    .collect(),
-            ),
+            contents: Some(contents),
+            common_prefixes: Some(common_prefixes),
             encoding_type: i.encoding_type.clone(),
             ..Default::default()
         }))
