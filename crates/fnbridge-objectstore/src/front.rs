@@ -330,6 +330,11 @@ impl Endpoint {
         let rid = request_id();
         let (parts, body) = req.into_parts();
         let dialect = dialect_of(&parts.headers, parts.uri.query().unwrap_or(""));
+        let has_body = parts.headers.contains_key(http::header::TRANSFER_ENCODING)
+            || parts
+                .headers
+                .get(http::header::CONTENT_LENGTH)
+                .is_some_and(|v| v.as_bytes() != b"0");
         let info = RequestInfo {
             request_id: rid.clone(),
             source_ip: remote.ip().to_string(),
@@ -352,7 +357,14 @@ impl Endpoint {
             }
             Dialect::Oss | Dialect::Cos => self.other(parts, body, info).await,
         };
+        let refused = resp.status().is_client_error() || resp.status().is_server_error();
         let h = resp.headers_mut();
+        // A request refused before its body was read (a signature or policy refusal, say)
+        // leaves that body on the connection, so hyper will not reuse it: say so, or a client
+        // pooling connections sends its next request into a closed socket.
+        if has_body && refused {
+            h.insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+        }
         let rid_v = HeaderValue::from_str(&rid).unwrap_or(HeaderValue::from_static("0"));
         match dialect {
             Dialect::S3 => {
