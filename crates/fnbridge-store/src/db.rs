@@ -292,10 +292,11 @@ impl Store {
             r.busy_timeout(std::time::Duration::from_secs(5))?;
             readers.push(r);
         }
+        let checkpoints = crate::checkpoint::start(&conn, path)?;
         let (tx, rx) = mpsc::channel();
         std::thread::Builder::new()
             .name("fnbridge-store-writer".into())
-            .spawn(move || writer::run(conn, rx))
+            .spawn(move || writer::run(conn, rx, checkpoints))
             .map_err(|e| StoreError::Corrupt(format!("cannot start writer thread: {e}")))?;
         Ok(Store {
             inner: Arc::new(Inner {

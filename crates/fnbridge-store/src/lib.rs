@@ -26,6 +26,7 @@ pub mod archives;
 pub mod blocks;
 pub mod buses;
 pub mod cdn;
+mod checkpoint;
 mod db;
 mod error;
 pub mod identity;

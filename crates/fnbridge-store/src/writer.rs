@@ -2,6 +2,8 @@
 //! them in one transaction (each inside its own savepoint, so one failing job does not undo the
 //! others), commits once, and only then answers each caller.
 //!
+//! Checkpoints are not run by commits: see `checkpoint`.
+//!
 //! Cancellation contract: a job that was taken off the queue always runs to the end of its
 //! batch; a caller that stops waiting does not undo a committed write.
 //!
@@ -17,6 +19,7 @@ use std::sync::mpsc;
 use rusqlite::Connection;
 
 use crate::StoreError;
+use crate::checkpoint::Waker;
 
 /// Runs inside the batch transaction (or is told the transaction could not begin); returns the
 /// callback that reports the outcome after the commit.
@@ -41,10 +44,10 @@ impl BatchError {
 /// Most jobs in one transaction; bounds latency of the first caller in a long queue.
 const MAX_BATCH: usize = 2048;
 
-pub(crate) fn run(conn: Connection, rx: mpsc::Receiver<Job>) {
+pub(crate) fn run(conn: Connection, rx: mpsc::Receiver<Job>, checkpoints: Waker) {
     let db = conn.path().unwrap_or("the database").to_owned();
     loop {
-        match panic::catch_unwind(AssertUnwindSafe(|| serve(&conn, &db, &rx))) {
+        match panic::catch_unwind(AssertUnwindSafe(|| serve(&conn, &db, &rx, &checkpoints))) {
             // Every sender is gone: the store was closed.
             Ok(()) => return,
             Err(p) => {
@@ -61,7 +64,7 @@ pub(crate) fn run(conn: Connection, rx: mpsc::Receiver<Job>) {
     }
 }
 
-fn serve(conn: &Connection, db: &str, rx: &mpsc::Receiver<Job>) {
+fn serve(conn: &Connection, db: &str, rx: &mpsc::Receiver<Job>, checkpoints: &Waker) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -96,6 +99,8 @@ fn serve(conn: &Connection, db: &str, rx: &mpsc::Receiver<Job>) {
         for d in done {
             d(outcome.as_ref().map(|_| ()));
         }
+        // After the answers: a checkpoint (inline only past its bound) never delays them.
+        checkpoints.after_commit(conn);
     }
 }
 
@@ -239,8 +244,9 @@ mod tests {
         let path = dir.path().join("db.sqlite");
         let conn = Connection::open(&path).unwrap();
         conn.execute_batch("CREATE TABLE t(x)").unwrap();
+        let checkpoints = crate::checkpoint::start(&conn, &path).unwrap();
         let (tx, rx) = mpsc::channel::<Job>();
-        let writer = std::thread::spawn(move || run(conn, rx));
+        let writer = std::thread::spawn(move || run(conn, rx, checkpoints));
         let (reply_tx, reply_rx) = std::sync::mpsc::channel();
         let first = reply_tx.clone();
         // A reply that panics unwinds through the writer's loop, after the commit.
