@@ -1,7 +1,8 @@
 //! Object bytes: small ones (up to the `inline` bound a write is given) handed back in memory
 //! for the metadata transaction to store inline, larger ones in files under
 //! `<data-dir>/objects/`, fdatasynced (with their directory) before any metadata names them,
-//! read back by id.
+//! read back by id. A file is written (and MD5-hashed) by a thread of the blocking pool while
+//! the request's task reads the next pieces of the body.
 //!
 //! A file is written straight under its final name: until a committed row names its id no
 //! reader can reach it, and the start-up sweep removes files no row names, so a crash mid-write
@@ -144,9 +145,204 @@ fn fresh_id() -> String {
     format!("{v:032x}")
 }
 
-/// Buffered bytes are written to the file in pieces of this size (each write is a hop to the
-/// blocking pool); it is above every inline bound, so an inline body never touches a file.
-const WRITE_CHUNK: usize = 256 * 1024;
+/// A file's bytes go to its writer in pieces of at least this size (fewer hand-offs between
+/// threads); it is above every inline bound, so an inline body never touches a file.
+const PIECE: usize = 128 * 1024;
+
+/// Pieces in flight to a `FileWriter`: bounds the memory one upload holds (about
+/// `PIECES_IN_FLIGHT + 1` pieces) while its file lags behind the network.
+const PIECES_IN_FLIGHT: usize = 4;
+
+/// Write-back of the file is started every this many bytes (`sync_file_range`), so the final
+/// fdatasync finds most of the data already on its way to the disk.
+const WRITEBACK_EVERY: u64 = 256 * 1024;
+
+/// A new data file written on the blocking pool: it takes the body's pieces in order, hashes
+/// them (MD5) and writes them; its directory entry is synced beside the writing, and the file
+/// itself once the last piece is in.
+///
+/// Dropped unsettled (the request was cancelled: its client went away), it still removes its
+/// file once the writer has stopped.
+struct FileWriter {
+    id: String,
+    path: PathBuf,
+    /// Pieces in order, then `None` for the end; closing without the end is an abort.
+    tx: Option<tokio::sync::mpsc::Sender<Option<Bytes>>>,
+    /// Taken by the first `join`.
+    task: Option<tokio::task::JoinHandle<io::Result<[u8; 16]>>>,
+    /// `finish` or `abort` ran to its end: nothing is left for `Drop` to do.
+    settled: bool,
+}
+
+impl Drop for FileWriter {
+    fn drop(&mut self) {
+        if self.settled {
+            return;
+        }
+        self.tx = None;
+        let path = std::mem::take(&mut self.path);
+        let task = self.task.take();
+        tokio::spawn(async move {
+            if let Some(task) = task {
+                let _ = task.await;
+            }
+            let _ = tokio::fs::remove_file(path).await;
+        });
+    }
+}
+
+impl FileWriter {
+    fn start(dir: &DataDir) -> FileWriter {
+        let id = fresh_id();
+        let path = dir.path(&id);
+        let root = dir.root.clone();
+        let (tx, rx) = tokio::sync::mpsc::channel(PIECES_IN_FLIGHT);
+        let rt = tokio::runtime::Handle::current();
+        let file = path.clone();
+        let task = tokio::task::spawn_blocking(move || write_file(&rt, &root, &file, rx));
+        FileWriter {
+            id,
+            path,
+            tx: Some(tx),
+            task: Some(task),
+            settled: false,
+        }
+    }
+
+    /// Hands a piece to the writer; an error means the writer failed (its error is told by
+    /// `finish` or, here, as a broken pipe if it is gone).
+    async fn send(&mut self, piece: Bytes) -> io::Result<()> {
+        let sent = match &self.tx {
+            Some(tx) => tx.send(Some(piece)).await.is_ok(),
+            None => false,
+        };
+        if sent {
+            return Ok(());
+        }
+        // The writer stopped early: its own error is the one to tell.
+        self.tx = None;
+        match self.join().await {
+            Err(e) => Err(e),
+            Ok(_) => Err(io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "the data file writer stopped",
+            )),
+        }
+    }
+
+    /// The writer's outcome, once; later calls (after a failed `send`) tell that it stopped.
+    async fn join(&mut self) -> io::Result<[u8; 16]> {
+        match self.task.take() {
+            Some(task) => task.await.unwrap_or_else(|e| Err(io::Error::other(e))),
+            None => Err(io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "the data file writer stopped",
+            )),
+        }
+    }
+
+    /// Ends the body with its `last` piece: waits for the file and its directory entry to be
+    /// synced. Returns the id and the MD5 of the bytes; on failure the file is removed.
+    async fn finish(mut self, dir: &DataDir, last: Bytes) -> io::Result<(String, [u8; 16])> {
+        // Cancelled anywhere in here, `Drop` removes the file.
+        let r = async {
+            if !last.is_empty() {
+                self.send(last).await?;
+            }
+            if let Some(tx) = self.tx.take() {
+                // A writer already gone tells its own error below.
+                let _ = tx.send(None).await;
+            }
+            self.join().await
+        }
+        .await;
+        self.settled = true;
+        match r {
+            Ok(md5) => Ok((std::mem::take(&mut self.id), md5)),
+            Err(e) => {
+                dir.remove(&self.id).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Drops a body that failed: the writer sees its channel close without the end and stops
+    /// (nothing synced), and the file goes.
+    async fn abort(mut self, dir: &DataDir) {
+        self.tx = None;
+        let _ = self.join().await;
+        self.settled = true;
+        dir.remove(&self.id).await;
+    }
+}
+
+/// The blocking side of `FileWriter`: creates `path` (and its shard directory if it went
+/// missing), syncs its directory on another blocking thread meanwhile, writes and MD5-hashes
+/// every piece, starting write-back as it goes, and fdatasyncs the file after the end (`None`).
+/// A channel closed before the end is an abort, whose caller removes the file.
+fn write_file(
+    rt: &tokio::runtime::Handle,
+    root: &Path,
+    path: &Path,
+    mut rx: tokio::sync::mpsc::Receiver<Option<Bytes>>,
+) -> io::Result<[u8; 16]> {
+    use std::io::Write;
+    let parent = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let mut f = match std::fs::File::create_new(path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(&parent)?;
+            std::fs::File::open(root)?.sync_all()?;
+            std::fs::File::create_new(path)?
+        }
+        r => r?,
+    };
+    // The entry exists now: its sync runs while the data is written.
+    let dir_synced = rt.spawn_blocking(move || std::fs::File::open(parent)?.sync_all());
+    let mut md5 = Md5::new();
+    let (mut written, mut flushed) = (0u64, 0u64);
+    loop {
+        let piece = match rx.blocking_recv() {
+            Some(Some(piece)) => piece,
+            Some(None) => break,
+            None => {
+                return Err(io::Error::new(
+                    io::ErrorKind::Interrupted,
+                    "the upload stopped before its end",
+                ));
+            }
+        };
+        md5.update(&piece);
+        f.write_all(&piece)?;
+        written += piece.len() as u64;
+        if written - flushed >= WRITEBACK_EVERY {
+            start_writeback(&f, flushed, written - flushed);
+            flushed = written;
+        }
+    }
+    f.sync_data()?;
+    rt.block_on(dir_synced).map_err(io::Error::other)??;
+    Ok(md5.finalize().into())
+}
+
+/// Asks the kernel to start writing `len` bytes at `offset` of `f` to disk without waiting for
+/// them (Linux `sync_file_range(SYNC_FILE_RANGE_WRITE)`); durability still comes from the
+/// fdatasync that follows. A failure is ignored: that fdatasync reports any real one.
+fn start_writeback(f: &std::fs::File, offset: u64, len: u64) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        let (Ok(offset), Ok(len)) = (i64::try_from(offset), i64::try_from(len)) else {
+            return;
+        };
+        // SAFETY: the descriptor is open for as long as `f` is borrowed; the call reads no
+        // memory of ours.
+        unsafe {
+            libc::sync_file_range(f.as_raw_fd(), offset, len, libc::SYNC_FILE_RANGE_WRITE);
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (f, offset, len);
+}
 
 impl DataDir {
     /// Creates `<root>`, its `tmp/` (left from older versions; swept) and the 256 shard
@@ -176,6 +372,10 @@ impl DataDir {
     /// its metadata transaction; a larger one goes to a new file and this returns only once
     /// the file and its directory entry are synced, so metadata written after this names
     /// complete, durable bytes.
+    ///
+    /// A file is written by a `FileWriter` on the blocking pool, which also computes the MD5:
+    /// the request's task reads, checks and CRCs the next pieces meanwhile, so a large PUT
+    /// costs the longer of the two instead of their sum.
     pub async fn write<S, E>(
         &self,
         body: S,
@@ -187,12 +387,11 @@ impl DataDir {
         S: Stream<Item = Result<Bytes, E>>,
         E: std::fmt::Display,
     {
-        let mut md5 = Md5::new();
         let mut crc = crate::checksum::crc64();
         let mut size = 0u64;
         let mut body = std::pin::pin!(body);
-        let mut buf: Vec<u8> = Vec::with_capacity(inline.min(WRITE_CHUNK as u64) as usize + 1);
-        let mut file: Option<(String, tokio::fs::File)> = None;
+        let mut buf: Vec<u8> = Vec::with_capacity(inline.min(PIECE as u64) as usize + 1);
+        let mut file: Option<FileWriter> = None;
         let r: Result<(), WriteError> = async {
             while let Some(chunk) = body.next().await {
                 let chunk = chunk.map_err(|e| WriteError::Body(e.to_string()))?;
@@ -200,66 +399,46 @@ impl DataDir {
                 if size > limit {
                     return Err(WriteError::TooLarge { limit });
                 }
-                md5.update(&chunk);
                 crc.update(&chunk);
                 hashes.update(&chunk);
                 buf.extend_from_slice(&chunk);
-                if buf.len() >= WRITE_CHUNK {
-                    if file.is_none() {
-                        file = Some(self.create().await?);
-                    }
-                    if let Some((_, f)) = &mut file {
-                        f.write_all(&buf).await?;
-                    }
-                    buf.clear();
+                if file.is_none() && size > inline {
+                    file = Some(FileWriter::start(self));
+                }
+                if let Some(w) = &mut file
+                    && buf.len() >= PIECE
+                {
+                    let piece = std::mem::replace(&mut buf, Vec::with_capacity(PIECE * 2));
+                    w.send(Bytes::from(piece)).await?;
                 }
             }
             Ok(())
         }
         .await;
         if let Err(e) = r {
-            if let Some((id, _)) = file {
-                self.remove(&id).await;
+            if let Some(w) = file {
+                w.abort(self).await;
             }
             return Err(e);
         }
-        let (md5, crc64): ([u8; 16], u64) = (md5.finalize().into(), crc.finalize());
+        let crc64 = crc.finalize();
         // `inline == 0` asks for a file whatever the size (parts, appendable objects), an
         // empty one included.
-        if file.is_none() && inline > 0 && size <= inline {
-            return Ok(Written {
-                data_id: format!("{}{}", fnbridge_store::objects::INLINE_PREFIX, fresh_id()),
-                inline: Some(Bytes::from(buf)),
-                size,
-                md5,
-                crc64,
-                hashes,
-            });
-        }
-        let (data_id, mut f) = match file {
-            Some(x) => x,
-            None => self.create().await?,
-        };
-        let synced = async {
-            if !buf.is_empty() {
-                f.write_all(&buf).await?;
+        let w = match file {
+            None if inline > 0 => {
+                return Ok(Written {
+                    data_id: format!("{}{}", fnbridge_store::objects::INLINE_PREFIX, fresh_id()),
+                    md5: Md5::digest(&buf).into(),
+                    inline: Some(Bytes::from(buf)),
+                    size,
+                    crc64,
+                    hashes,
+                });
             }
-            f.flush().await?;
-            // The data and the directory entry, synced side by side (two journal commits
-            // that the file system may merge).
-            let dir = self
-                .path(&data_id)
-                .parent()
-                .map(Path::to_path_buf)
-                .unwrap_or_default();
-            let (a, b) = tokio::join!(f.sync_data(), sync_dir(dir));
-            a.and(b)
-        }
-        .await;
-        if let Err(e) = synced {
-            self.remove(&data_id).await;
-            return Err(e.into());
-        }
+            None => FileWriter::start(self),
+            Some(w) => w,
+        };
+        let (data_id, md5) = w.finish(self, Bytes::from(buf)).await?;
         Ok(Written {
             data_id,
             inline: None,
@@ -305,7 +484,7 @@ impl DataDir {
             md5.update(&chunk);
             crc.update(&chunk);
             buf.extend_from_slice(&chunk);
-            if buf.len() >= WRITE_CHUNK {
+            if buf.len() >= 2 * PIECE {
                 f.write_all(&buf).await?;
                 buf.clear();
             }
@@ -320,22 +499,6 @@ impl DataDir {
             md5: md5.finalize().into(),
             crc64: crc.finalize(),
         })
-    }
-
-    /// Creates the file of a new data id (its shard directory is made if it went missing).
-    async fn create(&self) -> io::Result<(String, tokio::fs::File)> {
-        let id = fresh_id();
-        let path = self.path(&id);
-        let f = match tokio::fs::File::create_new(&path).await {
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-                tokio::fs::create_dir_all(&dir).await?;
-                sync_dir(self.root.clone()).await?;
-                tokio::fs::File::create_new(&path).await?
-            }
-            r => r?,
-        };
-        Ok((id, f))
     }
 
     /// Concatenates files (a completed multipart upload) into a new one, hashing it whole.
@@ -395,13 +558,6 @@ impl DataDir {
     }
 }
 
-/// fsyncs a directory so a rename into it survives a crash.
-async fn sync_dir(dir: PathBuf) -> io::Result<()> {
-    tokio::task::spawn_blocking(move || std::fs::File::open(dir)?.sync_all())
-        .await
-        .map_err(io::Error::other)?
-}
-
 /// A file as a stream of chunks (what tokio-util's `ReaderStream` does, without the crate).
 pub(crate) mod tokio_util_like {
     use bytes::{Bytes, BytesMut};
@@ -428,5 +584,131 @@ pub(crate) mod tokio_util_like {
         len: u64,
     ) -> impl Stream<Item = std::io::Result<Bytes>> + Send {
         reader_stream(r.take(len))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn files(root: &Path) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        for shard in std::fs::read_dir(root).unwrap().flatten() {
+            if shard.path().is_dir() {
+                out.extend(
+                    std::fs::read_dir(shard.path())
+                        .unwrap()
+                        .flatten()
+                        .map(|e| e.path()),
+                );
+            }
+        }
+        out
+    }
+
+    fn body(bytes: &[u8], piece: usize) -> Vec<Result<Bytes, io::Error>> {
+        bytes
+            .chunks(piece)
+            .map(|c| Ok(Bytes::copy_from_slice(c)))
+            .collect()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_large_body_is_written_whole_with_its_md5_and_crc() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = DataDir::open(tmp.path()).unwrap();
+        let bytes: Vec<u8> = (0..3_000_001u32).map(|i| (i * 31 + i / 7) as u8).collect();
+        let w = dir
+            .write(
+                futures::stream::iter(body(&bytes, 10_007)),
+                u64::MAX,
+                Hashers::default(),
+                64 * 1024,
+            )
+            .await
+            .unwrap();
+        assert!(w.inline.is_none());
+        assert_eq!(w.size, bytes.len() as u64);
+        assert_eq!(w.md5, <[u8; 16]>::from(Md5::digest(&bytes)));
+        let mut crc = crate::checksum::crc64();
+        crc.update(&bytes);
+        assert_eq!(w.crc64, crc.finalize());
+        assert_eq!(std::fs::read(dir.path(&w.data_id)).unwrap(), bytes);
+        // A small body stays in memory, with the same hashes.
+        let w = dir
+            .write(
+                futures::stream::iter(body(b"hello", 2)),
+                u64::MAX,
+                Hashers::default(),
+                64 * 1024,
+            )
+            .await
+            .unwrap();
+        assert_eq!(w.inline.as_deref(), Some(&b"hello"[..]));
+        assert_eq!(hex::encode(w.md5), "5d41402abc4b2a76b9719d911017c592");
+        assert_eq!(files(tmp.path()).len(), 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_body_that_fails_or_is_too_large_leaves_no_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = DataDir::open(tmp.path()).unwrap();
+        let mut parts = body(&vec![1u8; 600 * 1024], 50_000);
+        parts.push(Err(io::Error::other("connection reset")));
+        let r = dir
+            .write(
+                futures::stream::iter(parts),
+                u64::MAX,
+                Hashers::default(),
+                1024,
+            )
+            .await;
+        assert!(matches!(r, Err(WriteError::Body(m)) if m.contains("connection reset")));
+        let r = dir
+            .write(
+                futures::stream::iter(body(&vec![1u8; 600 * 1024], 50_000)),
+                500 * 1024,
+                Hashers::default(),
+                1024,
+            )
+            .await;
+        assert!(matches!(r, Err(WriteError::TooLarge { limit }) if limit == 500 * 1024));
+        assert_eq!(files(tmp.path()), Vec::<PathBuf>::new());
+    }
+
+    /// A request dropped mid-body (its client went away) still has its file removed.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_cancelled_write_removes_its_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = DataDir::open(tmp.path()).unwrap();
+        let (tx, rx) = futures::channel::mpsc::channel::<Result<Bytes, io::Error>>(4);
+        let first = Bytes::from(vec![9u8; 400 * 1024]);
+        let writing = {
+            let dir = dir.clone();
+            tokio::spawn(async move { dir.write(rx, u64::MAX, Hashers::default(), 1024).await })
+        };
+        let mut tx = tx;
+        futures::SinkExt::send(&mut tx, Ok(first)).await.unwrap();
+        // The file appears once the writer has the first piece.
+        let appears = async {
+            while files(tmp.path()).is_empty() {
+                tokio::task::yield_now().await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(20), appears)
+            .await
+            .expect("the writer never created its file");
+        writing.abort();
+        assert!(writing.await.unwrap_err().is_cancelled());
+        drop(tx);
+        let removed = async {
+            while !files(tmp.path()).is_empty() {
+                tokio::task::yield_now().await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(20), removed)
+            .await
+            .expect("the cancelled write left its file behind");
     }
 }
