@@ -121,7 +121,17 @@ impl Layers {
             .root
             .join(format!(".layer-3.{}.{}", it.minor, std::process::id()));
         let _ = std::fs::remove_dir_all(&staging);
-        run_pip(it, sandbox, &staging, None, &self.packages).await?;
+        // Background work: at a low priority, so a fresh server's first requests are not
+        // slowed by pip running for every interpreter at once.
+        run_pip(
+            it,
+            sandbox,
+            &staging,
+            None,
+            &self.packages,
+            Priority::Background,
+        )
+        .await?;
         std::fs::write(staging.join(".complete"), "").map_err(|e| e.to_string())?;
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::rename(&staging, &dir).map_err(|e| e.to_string())?;
@@ -155,6 +165,7 @@ pub(crate) async fn install_requirements(
                 "-r".to_owned(),
                 format!("{}/requirements.txt", crate::sandbox::CODE_DIR),
             ],
+            Priority::Normal,
         )
         .await?;
         move_into(&staging, code_dir)
@@ -199,6 +210,17 @@ fn check_requirements(text: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// How pip competes for the CPU: a deploy waits for its requirements (`Normal`); the layers
+/// are installed in the background (`Background`: nice 10, inherited by everything pip runs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Priority {
+    Normal,
+    Background,
+}
+
+/// The niceness of `Priority::Background`.
+const BACKGROUND_NICE: libc::c_int = 10;
+
 /// Runs `pip install --target <staging> args` in a sandbox (as the sandbox uid, with outside
 /// network), `code` bound read-only at /code.
 async fn run_pip(
@@ -207,6 +229,7 @@ async fn run_pip(
     staging: &Path,
     code: Option<&Path>,
     args: &[String],
+    priority: Priority,
 ) -> Result<(), String> {
     std::fs::create_dir_all(staging).map_err(|e| e.to_string())?;
     let mut pip_args: Vec<String> = [
@@ -284,6 +307,15 @@ async fn run_pip(
         }
     };
     let (ref mut command, _jail) = cmd;
+    if priority == Priority::Background {
+        // SAFETY: setpriority is async-signal-safe and touches only the child being started.
+        unsafe {
+            command.pre_exec(|| {
+                libc::setpriority(libc::PRIO_PROCESS, 0, BACKGROUND_NICE);
+                Ok(())
+            });
+        }
+    }
     let mut child = command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
