@@ -149,7 +149,7 @@ fn fresh_id() -> String {
 /// threads); it is above every inline bound, so an inline body never touches a file.
 const PIECE: usize = 128 * 1024;
 
-/// Pieces in flight to a `FileWriter`: bounds the memory one upload holds (about
+/// Pieces in flight to each consumer of a `FileWriter`: bounds the memory one upload holds (about
 /// `PIECES_IN_FLIGHT + 1` pieces) while its file lags behind the network.
 const PIECES_IN_FLIGHT: usize = 4;
 
@@ -157,19 +157,80 @@ const PIECES_IN_FLIGHT: usize = 4;
 /// fdatasync finds most of the data already on its way to the disk.
 const WRITEBACK_EVERY: u64 = 256 * 1024;
 
-/// A new data file written on the blocking pool: it takes the body's pieces in order, hashes
-/// them (MD5) and writes them; its directory entry is synced beside the writing, and the file
-/// itself once the last piece is in.
+/// A thread of the blocking pool fed a body's pieces in order over a bounded channel: `None`
+/// ends the body, a channel closed before it is an abort.
+struct Consumer<T> {
+    tx: Option<tokio::sync::mpsc::Sender<Option<Bytes>>>,
+    /// Taken by the first `join`.
+    task: Option<tokio::task::JoinHandle<io::Result<T>>>,
+}
+
+/// What a consumer's thread reads: the next piece, `Ok(None)` at the end, or an error if the
+/// producer went away first.
+fn next_piece(rx: &mut tokio::sync::mpsc::Receiver<Option<Bytes>>) -> io::Result<Option<Bytes>> {
+    match rx.blocking_recv() {
+        Some(piece) => Ok(piece),
+        None => Err(io::Error::new(
+            io::ErrorKind::Interrupted,
+            "the upload stopped before its end",
+        )),
+    }
+}
+
+impl<T: Send + 'static> Consumer<T> {
+    fn start(
+        f: impl FnOnce(tokio::sync::mpsc::Receiver<Option<Bytes>>) -> io::Result<T> + Send + 'static,
+    ) -> Consumer<T> {
+        let (tx, rx) = tokio::sync::mpsc::channel(PIECES_IN_FLIGHT);
+        Consumer {
+            tx: Some(tx),
+            task: Some(tokio::task::spawn_blocking(move || f(rx))),
+        }
+    }
+
+    /// Hands over a piece (`None`: the end); an error means the consumer stopped, with its own
+    /// error when it has one.
+    async fn send(&mut self, piece: Option<Bytes>) -> io::Result<()> {
+        let sent = match &self.tx {
+            Some(tx) => tx.send(piece).await.is_ok(),
+            None => false,
+        };
+        if sent {
+            return Ok(());
+        }
+        self.tx = None;
+        match self.join().await {
+            Err(e) => Err(e),
+            Ok(_) => Err(stopped()),
+        }
+    }
+
+    /// The consumer's outcome, once (closing its channel first); later calls tell it stopped.
+    async fn join(&mut self) -> io::Result<T> {
+        self.tx = None;
+        match self.task.take() {
+            Some(task) => task.await.unwrap_or_else(|e| Err(io::Error::other(e))),
+            None => Err(stopped()),
+        }
+    }
+}
+
+fn stopped() -> io::Error {
+    io::Error::new(io::ErrorKind::BrokenPipe, "the data file writer stopped")
+}
+
+/// A new data file written on the blocking pool by two consumers of the body's pieces: one
+/// writes the file (its directory entry synced beside the writing, the file itself once the
+/// last piece is in), the other computes the MD5, while the request's task reads and checks
+/// the next pieces.
 ///
 /// Dropped unsettled (the request was cancelled: its client went away), it still removes its
 /// file once the writer has stopped.
 struct FileWriter {
     id: String,
     path: PathBuf,
-    /// Pieces in order, then `None` for the end; closing without the end is an abort.
-    tx: Option<tokio::sync::mpsc::Sender<Option<Bytes>>>,
-    /// Taken by the first `join`.
-    task: Option<tokio::task::JoinHandle<io::Result<[u8; 16]>>>,
+    file: Consumer<()>,
+    md5: Consumer<[u8; 16]>,
     /// `finish` or `abort` ran to its end: nothing is left for `Drop` to do.
     settled: bool,
 }
@@ -179,9 +240,10 @@ impl Drop for FileWriter {
         if self.settled {
             return;
         }
-        self.tx = None;
+        self.md5.tx = None;
+        self.file.tx = None;
         let path = std::mem::take(&mut self.path);
-        let task = self.task.take();
+        let task = self.file.task.take();
         tokio::spawn(async move {
             if let Some(task) = task {
                 let _ = task.await;
@@ -196,49 +258,27 @@ impl FileWriter {
         let id = fresh_id();
         let path = dir.path(&id);
         let root = dir.root.clone();
-        let (tx, rx) = tokio::sync::mpsc::channel(PIECES_IN_FLIGHT);
         let rt = tokio::runtime::Handle::current();
         let file = path.clone();
-        let task = tokio::task::spawn_blocking(move || write_file(&rt, &root, &file, rx));
         FileWriter {
             id,
             path,
-            tx: Some(tx),
-            task: Some(task),
+            file: Consumer::start(move |rx| write_file(&rt, &root, &file, rx)),
+            md5: Consumer::start(|mut rx| {
+                let mut md5 = Md5::new();
+                while let Some(piece) = next_piece(&mut rx)? {
+                    md5.update(&piece);
+                }
+                Ok(md5.finalize().into())
+            }),
             settled: false,
         }
     }
 
-    /// Hands a piece to the writer; an error means the writer failed (its error is told by
-    /// `finish` or, here, as a broken pipe if it is gone).
+    /// Hands a piece to both consumers.
     async fn send(&mut self, piece: Bytes) -> io::Result<()> {
-        let sent = match &self.tx {
-            Some(tx) => tx.send(Some(piece)).await.is_ok(),
-            None => false,
-        };
-        if sent {
-            return Ok(());
-        }
-        // The writer stopped early: its own error is the one to tell.
-        self.tx = None;
-        match self.join().await {
-            Err(e) => Err(e),
-            Ok(_) => Err(io::Error::new(
-                io::ErrorKind::BrokenPipe,
-                "the data file writer stopped",
-            )),
-        }
-    }
-
-    /// The writer's outcome, once; later calls (after a failed `send`) tell that it stopped.
-    async fn join(&mut self) -> io::Result<[u8; 16]> {
-        match self.task.take() {
-            Some(task) => task.await.unwrap_or_else(|e| Err(io::Error::other(e))),
-            None => Err(io::Error::new(
-                io::ErrorKind::BrokenPipe,
-                "the data file writer stopped",
-            )),
-        }
+        self.md5.send(Some(piece.clone())).await?;
+        self.file.send(Some(piece)).await
     }
 
     /// Ends the body with its `last` piece: waits for the file and its directory entry to be
@@ -249,43 +289,44 @@ impl FileWriter {
             if !last.is_empty() {
                 self.send(last).await?;
             }
-            if let Some(tx) = self.tx.take() {
-                // A writer already gone tells its own error below.
-                let _ = tx.send(None).await;
-            }
-            self.join().await
+            self.md5.send(None).await?;
+            self.file.send(None).await?;
+            let (md5, file) = tokio::join!(self.md5.join(), self.file.join());
+            file.and(md5)
         }
         .await;
         self.settled = true;
         match r {
             Ok(md5) => Ok((std::mem::take(&mut self.id), md5)),
             Err(e) => {
+                self.md5.tx = None;
+                let _ = self.file.join().await;
                 dir.remove(&self.id).await;
                 Err(e)
             }
         }
     }
 
-    /// Drops a body that failed: the writer sees its channel close without the end and stops
-    /// (nothing synced), and the file goes.
+    /// Drops a body that failed: the consumers see their channels close without the end and
+    /// stop (nothing synced), and the file goes.
     async fn abort(mut self, dir: &DataDir) {
-        self.tx = None;
-        let _ = self.join().await;
+        self.md5.tx = None;
+        let _ = self.file.join().await;
         self.settled = true;
         dir.remove(&self.id).await;
     }
 }
 
-/// The blocking side of `FileWriter`: creates `path` (and its shard directory if it went
-/// missing), syncs its directory on another blocking thread meanwhile, writes and MD5-hashes
-/// every piece, starting write-back as it goes, and fdatasyncs the file after the end (`None`).
-/// A channel closed before the end is an abort, whose caller removes the file.
+/// The file consumer of `FileWriter`: creates `path` (and its shard directory if it went
+/// missing), syncs its directory on another blocking thread meanwhile, writes every piece,
+/// starting write-back as it goes, and fdatasyncs the file after the end. On an abort its
+/// caller removes the file.
 fn write_file(
     rt: &tokio::runtime::Handle,
     root: &Path,
     path: &Path,
     mut rx: tokio::sync::mpsc::Receiver<Option<Bytes>>,
-) -> io::Result<[u8; 16]> {
+) -> io::Result<()> {
     use std::io::Write;
     let parent = path.parent().map(Path::to_path_buf).unwrap_or_default();
     let mut f = match std::fs::File::create_new(path) {
@@ -298,20 +339,8 @@ fn write_file(
     };
     // The entry exists now: its sync runs while the data is written.
     let dir_synced = rt.spawn_blocking(move || std::fs::File::open(parent)?.sync_all());
-    let mut md5 = Md5::new();
     let (mut written, mut flushed) = (0u64, 0u64);
-    loop {
-        let piece = match rx.blocking_recv() {
-            Some(Some(piece)) => piece,
-            Some(None) => break,
-            None => {
-                return Err(io::Error::new(
-                    io::ErrorKind::Interrupted,
-                    "the upload stopped before its end",
-                ));
-            }
-        };
-        md5.update(&piece);
+    while let Some(piece) = next_piece(&mut rx)? {
         f.write_all(&piece)?;
         written += piece.len() as u64;
         if written - flushed >= WRITEBACK_EVERY {
@@ -321,7 +350,7 @@ fn write_file(
     }
     f.sync_data()?;
     rt.block_on(dir_synced).map_err(io::Error::other)??;
-    Ok(md5.finalize().into())
+    Ok(())
 }
 
 /// Asks the kernel to start writing `len` bytes at `offset` of `f` to disk without waiting for

@@ -5,7 +5,7 @@
 #   load OP SIZE PROCS SECONDS: PROCS processes PUT (new keys) or GET (one object) of SIZE bytes
 #     for SECONDS after a warm-up; prints ops, ops/s, MB/s, p50 and p99 in ms as JSON.
 #   ack N: N sequential PUTs 50 ms apart; prints each key's acknowledgement time (time.time()).
-#   presign KEY: a presigned GET URL valid for an hour.
+#   presign KEY [METHOD]: a presigned GET (or put_object, with PUT) URL valid for an hour.
 import sys, os, time, json, multiprocessing as mp
 import boto3
 from botocore.config import Config
@@ -86,4 +86,5 @@ elif mode == "ack":
         time.sleep(0.05)
     print(json.dumps(acks))
 elif mode == "presign":
-    print(client().generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": rest[0]}, ExpiresIn=3600))
+    op = "put_object" if rest[1:] == ["PUT"] else "get_object"
+    print(client().generate_presigned_url(op, Params={"Bucket": bucket, "Key": rest[0]}, ExpiresIn=3600))

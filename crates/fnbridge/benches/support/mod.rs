@@ -46,6 +46,12 @@ impl Server {
             .arg(data)
             .args(extra)
             .env("FNBRIDGE_LOG", "warn")
+            // The layer of FC's built-in modules, installed once and shared with the tests
+            // (else every run's fresh server spends its first seconds in pip).
+            .env(
+                "FNBRIDGE_LAYER_DIR",
+                concat!(env!("CARGO_TARGET_TMPDIR"), "/python-layers"),
+            )
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();
