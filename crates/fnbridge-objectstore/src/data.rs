@@ -153,6 +153,13 @@ const PIECE: usize = 128 * 1024;
 /// `PIECES_IN_FLIGHT + 1` pieces) while its file lags behind the network.
 const PIECES_IN_FLIGHT: usize = 4;
 
+/// Large bodies written at once; more wait for a turn. Each holds up to three threads of the
+/// blocking pool (file, MD5, the directory's sync), so this keeps them well under the pool's
+/// 512 even with every connection uploading, and none waits for a thread another one holds.
+const MAX_FILE_WRITERS: usize = 64;
+
+static FILE_WRITERS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(MAX_FILE_WRITERS);
+
 /// Write-back of the file is started every this many bytes (`sync_file_range`), so the final
 /// fdatasync finds most of the data already on its way to the disk.
 const WRITEBACK_EVERY: u64 = 256 * 1024;
@@ -231,6 +238,8 @@ struct FileWriter {
     path: PathBuf,
     file: Consumer<()>,
     md5: Consumer<[u8; 16]>,
+    /// This writer's turn (`MAX_FILE_WRITERS`), held until its consumers are done.
+    turn: Option<tokio::sync::SemaphorePermit<'static>>,
     /// `finish` or `abort` ran to its end: nothing is left for `Drop` to do.
     settled: bool,
 }
@@ -244,17 +253,21 @@ impl Drop for FileWriter {
         self.file.tx = None;
         let path = std::mem::take(&mut self.path);
         let task = self.file.task.take();
+        let turn = self.turn.take();
         tokio::spawn(async move {
             if let Some(task) = task {
                 let _ = task.await;
             }
             let _ = tokio::fs::remove_file(path).await;
+            drop(turn);
         });
     }
 }
 
 impl FileWriter {
-    fn start(dir: &DataDir) -> FileWriter {
+    async fn start(dir: &DataDir) -> FileWriter {
+        // Never closed, so `acquire` only waits.
+        let turn = FILE_WRITERS.acquire().await.ok();
         let id = fresh_id();
         let path = dir.path(&id);
         let root = dir.root.clone();
@@ -271,6 +284,7 @@ impl FileWriter {
                 }
                 Ok(md5.finalize().into())
             }),
+            turn,
             settled: false,
         }
     }
@@ -432,7 +446,7 @@ impl DataDir {
                 hashes.update(&chunk);
                 buf.extend_from_slice(&chunk);
                 if file.is_none() && size > inline {
-                    file = Some(FileWriter::start(self));
+                    file = Some(FileWriter::start(self).await);
                 }
                 if let Some(w) = &mut file
                     && buf.len() >= PIECE
@@ -464,7 +478,7 @@ impl DataDir {
                     hashes,
                 });
             }
-            None => FileWriter::start(self),
+            None => FileWriter::start(self).await,
             Some(w) => w,
         };
         let (data_id, md5) = w.finish(self, Bytes::from(buf)).await?;
@@ -704,6 +718,37 @@ mod tests {
             .await;
         assert!(matches!(r, Err(WriteError::TooLarge { limit }) if limit == 500 * 1024));
         assert_eq!(files(tmp.path()), Vec::<PathBuf>::new());
+    }
+
+    /// More concurrent large bodies than writers may run at once: the rest wait their turn,
+    /// and every one completes (no writer waits for a thread another holds).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn more_large_bodies_than_writers_all_complete() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = DataDir::open(tmp.path()).unwrap();
+        let n = MAX_FILE_WRITERS * 2 + 5;
+        let writes = (0..n).map(|i| {
+            let dir = dir.clone();
+            tokio::spawn(async move {
+                let bytes = vec![i as u8; 300 * 1024];
+                let w = dir
+                    .write(
+                        futures::stream::iter(body(&bytes, 64 * 1024)),
+                        u64::MAX,
+                        Hashers::default(),
+                        1024,
+                    )
+                    .await
+                    .unwrap();
+                assert_eq!(w.md5, <[u8; 16]>::from(Md5::digest(&bytes)));
+            })
+        });
+        let all = futures::future::join_all(writes);
+        let done = tokio::time::timeout(Duration::from_secs(120), all)
+            .await
+            .expect("concurrent writes did not finish");
+        assert!(done.iter().all(Result::is_ok));
+        assert_eq!(files(tmp.path()).len(), n);
     }
 
     /// A request dropped mid-body (its client went away) still has its file removed.
